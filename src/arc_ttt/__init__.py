@@ -1,0 +1,3 @@
+"""arc-ttt: test-time training for the ARC Prize, packaged for an offline Kaggle notebook."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""Augmented views of a task: D8 symmetry x colour permutation x train-example order.
+
+A `View` is a small frozen value. `apply` maps a whole task into the view, `invert` maps a
+grid produced in the view back to the original frame exactly. Its `key` is a short string
+for logs and journals (`View.from_key` reads it back).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .tasks import Pair, Task
+
+IDENTITY_COLORS = tuple(range(10))
+D8_NAMES = ("id", "r90", "r180", "r270", "t", "r90t", "r180t", "r270t")
+
+
+def d8(grid: np.ndarray, k: int) -> np.ndarray:
+    """Symmetry k of the dihedral group: k%4 quarter turns, then a transpose when k >= 4."""
+    g = np.rot90(grid, k % 4)
+    return np.ascontiguousarray(g.T if k >= 4 else g)
+
+
+def d8_inverse(grid: np.ndarray, k: int) -> np.ndarray:
+    g = grid.T if k >= 4 else grid
+    return np.ascontiguousarray(np.rot90(g, -(k % 4)))
+
+
+@dataclass(frozen=True)
+class View:
+    d8: int = 0
+    colors: tuple[int, ...] = IDENTITY_COLORS  # colors[c] is the new colour of colour c
+    order: tuple[int, ...] | None = None  # new train order as indices into the original; None = as is
+
+    def __post_init__(self):
+        if not 0 <= self.d8 < 8:
+            raise ValueError(f"d8 index {self.d8} not in 0..7")
+        if sorted(self.colors) != list(range(10)):
+            raise ValueError(f"colours {self.colors} are not a permutation of 0..9")
+        if self.order is not None and sorted(self.order) != list(range(len(self.order))):
+            raise ValueError(f"order {self.order} is not a permutation")
+
+    def apply_grid(self, grid: np.ndarray) -> np.ndarray:
+        return d8(np.asarray(self.colors, dtype=grid.dtype)[grid], self.d8)
+
+    def invert(self, grid: np.ndarray) -> np.ndarray:
+        inverse = np.argsort(self.colors).astype(grid.dtype)
+        return inverse[d8_inverse(grid, self.d8)]
+
+    def apply(self, task: Task) -> Task:
+        def pair(p: Pair) -> Pair:
+            return Pair(self.apply_grid(p.input), None if p.output is None else self.apply_grid(p.output))
+
+        train = task.train
+        if self.order is not None:
+            if len(self.order) != len(train):
+                raise ValueError(f"view order has {len(self.order)} entries, task {task.id} has {len(train)} train pairs")
+            train = tuple(train[i] for i in self.order)
+        return replace(task, train=tuple(pair(p) for p in train), test=tuple(pair(p) for p in task.test))
+
+    @property
+    def key(self) -> str:
+        """e.g. 'd5.c0918273645.o2-0-1' (identity parts omitted; 'id' for the identity view)."""
+        parts = []
+        if self.d8:
+            parts.append(f"d{self.d8}")
+        if self.colors != IDENTITY_COLORS:
+            parts.append("c" + "".join(map(str, self.colors)))
+        if self.order is not None and list(self.order) != sorted(self.order):
+            parts.append("o" + "-".join(map(str, self.order)))
+        return ".".join(parts) or "id"
+
+    @classmethod
+    def from_key(cls, key: str) -> "View":
+        kw: dict = {}
+        for part in key.split("."):
+            if part == "id":
+                continue
+            tag, body = part[0], part[1:]
+            if tag == "d":
+                kw["d8"] = int(body)
+            elif tag == "c":
+                kw["colors"] = tuple(int(c) for c in body)
+            elif tag == "o":
+                kw["order"] = tuple(int(i) for i in body.split("-"))
+            else:
+                raise ValueError(f"bad view key {key!r}")
+        return cls(**kw)
+
+
+IDENTITY = View()
+
+
+def sample_views(
+    task: Task,
+    n: int,
+    seed: int = 0,
+    *,
+    symmetries: bool = True,
+    colors: bool = True,
+    keep_background: bool = True,
+    shuffle_examples: bool = True,
+    include_identity: bool = True,
+) -> list[View]:
+    """n distinct views of `task`, the same for the same (task id, seed).
+
+    Symmetries are stratified: every D8 element is used once before any repeats, so 8 views
+    cover the whole group. With `keep_background`, colour 0 stays 0 (it is the background in
+    most ARC tasks).
+    """
+    rng = np.random.default_rng([seed, *task.id.encode()])
+    n_train = len(task.train)
+    views: list[View] = [IDENTITY] if include_identity and n > 0 else []
+    seen = {v.key for v in views}
+    ks = list(range(8)) if symmetries else [0]
+    attempts = 0
+    while len(views) < n and attempts < 100 * n + 100:
+        attempts += 1
+        k = ks[len(views) % len(ks)] if symmetries else 0
+        cols = IDENTITY_COLORS
+        if colors:
+            moving = np.arange(1 if keep_background else 0, 10)
+            perm = np.arange(10)
+            perm[moving] = rng.permutation(moving)
+            cols = tuple(int(c) for c in perm)
+        order = tuple(int(i) for i in rng.permutation(n_train)) if shuffle_examples and n_train > 1 else None
+        v = View(k, cols, order)
+        if v.key not in seen:
+            seen.add(v.key)
+            views.append(v)
+    return views
