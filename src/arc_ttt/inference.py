@@ -1,0 +1,340 @@
+"""Candidates for each test input: augmented views, grid-restricted decoding, greedy or DFS.
+
+For every test input the task is seen through N augmented views (augment.sample_views). Each view
+is encoded as a prompt (its demonstrations, then its test input), the model continues with an
+output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
+grid tokens that keep the text a legal grid (`GridGrammar`), so every finished candidate parses.
+
+- greedy: views decoded together in batches, left padded, with the KV cache.
+- dfs: per view, the prompt's KV cache is computed once, then a depth-first search keeps every
+  continuation whose cumulative probability stays >= threshold (the greedy path is always kept,
+  so greedy is the one-path special case), cropping the cache back on each backtrack.
+
+`predict_task` then merges identical grids and ranks them (selection module) into two attempts.
+Everything runs under inference mode; CUDA out-of-memory errors propagate unchanged so the caller
+can retry with a smaller batch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .augment import View, sample_views
+from .tasks import MAX_SIDE, Task
+from .textformat import GridCodec
+
+NEWLINE, END = 10, 11  # indices into codec.grid_token_ids: digits 0..9, then newline, then end
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    n_views: int = 8  # augmented views per test input (sample_views of augment.py)
+    decoding: str = "dfs"  # "greedy" | "dfs"
+    dfs_threshold: float = 0.1  # keep continuations with cumulative prob >= threshold
+    max_candidates: int = 8  # per view
+    batch_size: int = 8  # views decoded (and candidates scored) together
+    selection: str = "both"  # "vote" | "poe" | "both"
+    n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
+    max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
+    keep_background: bool = True  # passed to sample_views
+
+    def __post_init__(self):
+        if self.decoding not in ("greedy", "dfs"):
+            raise ValueError(f"decoding {self.decoding!r}: choose greedy or dfs")
+        if self.selection not in ("vote", "poe", "both"):
+            raise ValueError(f"selection {self.selection!r}: choose vote, poe or both")
+        if not 0.0 < self.dfs_threshold <= 1.0:
+            raise ValueError(f"dfs_threshold {self.dfs_threshold} not in (0, 1]")
+        if self.batch_size < 1 or self.max_candidates < 1:
+            raise ValueError("batch_size and max_candidates must be >= 1")
+
+
+@dataclass
+class Candidate:
+    grid: np.ndarray  # in the ORIGINAL frame (after the view's inverse)
+    views: list[str]  # keys of the views that produced it
+    logprobs: list[float]  # generation log-prob per producing view
+    score: float | None = None  # selection score (higher is better), filled by selection
+    poe_nll: float | None = None
+
+
+@dataclass
+class TaskPrediction:
+    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]  # per test input; None where nothing was found
+    candidates: list[list[Candidate]]  # per test input, ranked best first
+    seconds: float
+    stopped_by: str  # "done" | "time_cap"
+
+
+@dataclass
+class Deadline:
+    """A point in time on an injected clock; remembers whether anyone found it passed."""
+
+    clock: Callable[[], float] = time.monotonic
+    at: float | None = None
+    hit: bool = field(default=False, init=False)
+
+    def passed(self) -> bool:
+        if self.at is not None and self.clock() >= self.at:
+            self.hit = True
+        return self.hit
+
+    def share(self, parts: int) -> "Deadline":
+        """A deadline for the next of `parts` equal shares of the time left (same clock, shared `hit` is not)."""
+        if self.at is None:
+            return Deadline(self.clock, None)
+        now = self.clock()
+        return Deadline(self.clock, now + max(0.0, self.at - now) / max(1, parts))
+
+
+# --- the grid grammar -------------------------------------------------------------------------
+
+State = tuple[int, int, int]  # (finished rows, cells in the current row, row width; 0 = not fixed yet)
+
+
+@dataclass(frozen=True)
+class GridGrammar:
+    """Which grid token may come next so that the text stays a legal grid of at most max_side x max_side.
+
+    Rows must all have the first row's width, so every text that reaches the end marker parses, and
+    no text can be longer than `max_tokens`.
+    """
+
+    max_side: int = MAX_SIDE
+
+    start: State = (0, 0, 0)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.max_side * (self.max_side + 1) + 1
+
+    def allowed(self, state: State) -> np.ndarray:
+        rows, col, width = state
+        ok = np.zeros(12, dtype=bool)
+        ok[:10] = rows < self.max_side and col < (width or self.max_side)
+        ok[NEWLINE] = col > 0 and (width == 0 or col == width)
+        ok[END] = col == 0 and rows > 0
+        return ok
+
+    @staticmethod
+    def advance(state: State, k: int) -> State:
+        rows, col, width = state
+        if k == NEWLINE:
+            return rows + 1, 0, width or col
+        return rows, col + 1, width  # a digit (the end marker finishes the text; nothing follows)
+
+    def masks(self, tokens: Sequence[int]) -> np.ndarray:
+        """The allowed set before each token of a complete text (grid-token indices), shape (len, 12)."""
+        state, out = self.start, []
+        for k in tokens:
+            out.append(self.allowed(state))
+            state = self.advance(state, k)
+        return np.stack(out)
+
+
+def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
+    """A bound on the answer's side from the task's shapes: the largest demo output, or the query scaled
+    by the largest output/input growth seen in the demos, plus slack. D8 views swap rows and columns, so
+    one bound serves both."""
+    demos = [p for p in task.train if p.output is not None]
+    if not demos:
+        return MAX_SIDE
+    largest = max(max(p.output.shape) for p in demos)
+    growth = max(max(p.output.shape) / max(p.input.shape) for p in demos)
+    return min(MAX_SIDE, max(largest, math.ceil(growth * max(query.shape))) + slack)
+
+
+def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
+    """The view's prompt, dropping demonstrations from the end until it fits in `budget` tokens."""
+    demos = list(view_task.train)
+    query = view_task.test[test_index].input
+    ids = codec.encode_prompt(demos, query)
+    while len(ids) > budget and demos:
+        demos.pop()
+        ids = codec.encode_prompt(demos, query)
+    return ids
+
+
+# --- model calls ------------------------------------------------------------------------------
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def grid_ids_tensor(codec: GridCodec, device) -> torch.Tensor:
+    return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
+
+
+def restricted_logprobs(grid_logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the allowed grid tokens only (others -inf): decoding renormalises over legal moves."""
+    return torch.log_softmax(grid_logits.float().masked_fill(~allowed, float("-inf")), dim=-1)
+
+
+@dataclass
+class Path:
+    tokens: list[int]  # grid-token indices, end marker excluded
+    logprob: float
+
+
+@torch.inference_mode()
+def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar,
+                 deadline: Deadline) -> list[Path | None]:
+    """Greedy decoding of several prompts together: left padding, attention mask and position ids keep
+    each row identical to decoding it alone. None for a row still unfinished when time ran out."""
+    device = model_device(model)
+    grid_ids = grid_ids_tensor(codec, device)
+    n, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.full((n, width), codec.pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.from_numpy(p)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    cache, logits = out.past_key_values, out.logits[:, -1, grid_ids]
+    next_pos = pos[:, -1:] + 1
+
+    states = [grammar.start] * n
+    paths = [Path([], 0.0) for _ in range(n)]
+    done = [False] * n
+    for _ in range(grammar.max_tokens):
+        if deadline.passed():
+            break
+        allowed = torch.from_numpy(np.stack([grammar.allowed(s) if not d else np.ones(12, bool)
+                                             for s, d in zip(states, done)])).to(device)
+        logp = restricted_logprobs(logits, allowed)
+        best = logp.argmax(-1)
+        best_lp = logp.gather(-1, best[:, None])[:, 0].tolist()
+        for i, k in enumerate(best.tolist()):
+            if done[i]:
+                continue
+            paths[i].logprob += best_lp[i]
+            if k == END:
+                done[i] = True
+            else:
+                paths[i].tokens.append(k)
+                states[i] = grammar.advance(states[i], k)
+        if all(done):
+            break
+        mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+        out = model(input_ids=grid_ids[best][:, None], attention_mask=mask, position_ids=next_pos,
+                    past_key_values=cache, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, grid_ids]
+        next_pos = next_pos + 1
+    return [p if d else None for p, d in zip(paths, done)]
+
+
+@torch.inference_mode()
+def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, threshold: float,
+        max_candidates: int, deadline: Deadline, reuse_prefix: bool = True) -> list[Path]:
+    """Every finished text whose cumulative probability is >= threshold, plus the greedy path, best-first.
+
+    The prompt's KV cache is computed once; going down a branch appends one token, backtracking crops
+    the cache to the branch point. `reuse_prefix=False` recomputes prompt+path on every backtrack
+    instead (the benchmark's baseline; same search, same results).
+    """
+    device = model_device(model)
+    grid_ids = grid_ids_tensor(codec, device)
+    prompt_t = torch.from_numpy(prompt)[None].to(device)
+    out = model(input_ids=prompt_t, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    log_thr = math.log(threshold)
+    # stack entries: (path so far, its state, next token, cumulative logprob with it, on the greedy path)
+    stack: list[tuple[tuple[int, ...], State, int, float, bool]] = []
+
+    def push_children(path: tuple[int, ...], state: State, lp: float, greedy: bool, grid_logits: torch.Tensor):
+        allowed = grammar.allowed(state)
+        logp = restricted_logprobs(grid_logits, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
+        order = [k for k in np.argsort(-logp, kind="stable") if allowed[k]]
+        kids = [(path, state, int(k), lp + float(logp[k]), greedy and rank == 0) for rank, k in enumerate(order)]
+        stack.extend(reversed([c for c in kids if c[3] >= log_thr or c[4]]))
+
+    push_children((), grammar.start, 0.0, True, out.logits[0, -1, grid_ids])
+    found: list[Path] = []
+    in_cache = 0  # path tokens after the prompt currently held in the cache
+    while stack and len(found) < max_candidates and not deadline.passed():
+        path, state, k, lp, greedy = stack.pop()
+        if k == END:
+            found.append(Path(list(path), lp))
+            continue
+        token = grid_ids[k].view(1, 1)
+        if in_cache == len(path):  # going straight down: one more token on the cache
+            out = model(input_ids=token, past_key_values=cache, use_cache=True)
+        elif reuse_prefix:
+            cache.crop(len(path) - in_cache)
+            out = model(input_ids=token, past_key_values=cache, use_cache=True)
+        else:
+            tail = grid_ids[torch.tensor(path, dtype=torch.long, device=device)].view(1, -1)
+            out = model(input_ids=torch.cat([prompt_t, tail, token], dim=1), use_cache=True, logits_to_keep=1)
+        cache, in_cache = out.past_key_values, len(path) + 1
+        push_children(path + (k,), grammar.advance(state, k), lp, greedy, out.logits[0, -1, grid_ids])
+    return found
+
+
+# --- candidates and the task-level entry point ----------------------------------------------
+
+def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
+    grid = codec.decode([codec.grid_token_ids[k] for k in path.tokens])
+    return None if grid is None else view.invert(grid)
+
+
+def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
+                        cfg: InferenceConfig, deadline: Deadline) -> list[Candidate]:
+    """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here."""
+    grammar = GridGrammar(output_side_limit(task, task.test[test_index].input))
+    budget = cfg.max_len - grammar.max_tokens
+    jobs = [(v, build_prompt(codec, v.apply(task), test_index, budget)) for v in views]
+    out: list[Candidate] = []
+
+    def add(view: View, path: Path | None):
+        grid = None if path is None else path_to_grid(codec, path, view)
+        if grid is not None:  # the grammar makes this always true for a finished path
+            out.append(Candidate(grid, [view.key], [path.logprob]))
+
+    if cfg.decoding == "greedy":
+        jobs.sort(key=lambda j: len(j[1]))  # similar lengths together: less padding
+        for i in range(0, len(jobs), cfg.batch_size):
+            if deadline.passed():
+                break
+            chunk = jobs[i:i + cfg.batch_size]
+            for (view, _), path in zip(chunk, greedy_batch(model, codec, [p for _, p in chunk], grammar, deadline)):
+                add(view, path)
+    else:
+        for view, prompt in jobs:
+            if deadline.passed():
+                break
+            for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline):
+                add(view, path)
+    return out
+
+
+def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
+                 time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 seed: int = 0) -> TaskPrediction:
+    """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
+
+    The time left is shared equally among the test inputs still to answer. When it runs out, the
+    candidates found so far are ranked (by vote alone if there is no time to re-score them).
+    """
+    from .selection import select  # selection builds on this module's prompts and grammar
+
+    start = clock()
+    deadline = Deadline(clock, None if time_cap is None else start + time_cap)
+    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=cfg.keep_background)
+    model.eval()
+    attempts, ranked_all = [], []
+    with torch.inference_mode():
+        for ti in range(task.n_test):
+            share = deadline.share(task.n_test - ti)
+            ranked = select(model, codec, task, ti, generate_candidates(model, codec, task, ti, views, cfg, share),
+                            cfg, share, seed=seed)
+            deadline.hit |= share.hit
+            ranked_all.append(ranked)
+            attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
+    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done")

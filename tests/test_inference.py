@@ -1,0 +1,290 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import DynamicCache
+
+from arc_ttt.augment import IDENTITY_COLORS, View, sample_views
+from arc_ttt.inference import (END, Deadline, GridGrammar, InferenceConfig, Path, build_prompt, dfs,
+                               generate_candidates, greedy_batch, output_side_limit, path_to_grid, predict_task)
+from arc_ttt.model import tiny_llama
+from arc_ttt.tasks import Pair, Task
+from arc_ttt.textformat import GridCodec
+
+
+class OracleLM(torch.nn.Module):
+    """A fake causal LM that answers the query it is shown with a known grid.
+
+    It keeps the token history in the KV cache it is handed (ids stored as keys), so cache copies,
+    crops and batch repeats behave as with a real model. After the last output marker it puts all
+    its mass on the next token of the answer registered for the query input it reads back from the
+    prompt (i.e. in the view's frame); elsewhere its logits are flat.
+    """
+
+    def __init__(self, codec: GridCodec, vocab: int):
+        super().__init__()
+        self.codec, self.vocab = codec, vocab
+        self.answers: dict[tuple, list[int]] = {}
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # device and dtype for the caller
+        self.calls = 0
+
+    def teach(self, view: View, query: np.ndarray, answer: np.ndarray) -> None:
+        """In `view`, the query input `query` (original frame) is answered with `answer` (original frame)."""
+        q = view.apply_grid(query)
+        key = (q.shape, q.tobytes())
+        tokens = [*self.codec.encode_grid(view.apply_grid(answer)), self.codec.end_id]
+        if self.answers.get(key, tokens) != tokens:
+            raise ValueError("two views show the same query but want different answers")
+        self.answers[key] = tokens
+
+    def answer_for(self, seq: list[int], t: int) -> int | None:
+        """The token the oracle emits after seq[:t+1], if t is inside an answer it knows."""
+        c = self.codec
+        m = max((i for i in range(t + 1) if seq[i] == c.output_id), default=None)
+        if m is None:
+            return None
+        i = max((j for j in range(m) if seq[j] == c.input_id), default=None)
+        grid = None if i is None else c.decode(seq[i + 1:m])
+        tokens = None if grid is None else self.answers.get((grid.shape, grid.tobytes()))
+        offset = t - m
+        return tokens[offset] if tokens is not None and offset < len(tokens) else None
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True,
+                logits_to_keep=0, **kw):
+        self.calls += 1
+        cache = past_key_values if past_key_values is not None else DynamicCache()
+        ids = input_ids[:, None, :, None].float()
+        history = cache.update(ids, ids, 0)[0][:, 0, :, 0].long()
+        n, new = input_ids.shape
+        keep = new if not logits_to_keep else min(logits_to_keep, new)
+        logits = torch.zeros((n, keep, self.vocab))
+        total = history.shape[1]
+        for b in range(n):
+            seq = history[b].tolist()
+            for j, t in enumerate(range(total - keep, total)):
+                tok = self.answer_for(seq, t)
+                if tok is not None:
+                    logits[b, j, tok] = 12.0
+        return type("Out", (), {"logits": logits, "past_key_values": cache})()
+
+
+def random_task(rng, n_train=3, shape=(3, 4)) -> Task:
+    """A task whose answer is a fixed recolouring of the transposed input (all grids asymmetric)."""
+    lut = np.array([0, 2, 3, 4, 5, 6, 7, 8, 9, 1], dtype=np.uint8)
+
+    def pair(with_output=True):
+        x = rng.integers(0, 10, shape).astype(np.uint8)
+        return Pair(x, lut[x.T] if with_output else None)
+
+    test = pair()
+    return Task("synthetic", tuple(pair() for _ in range(n_train)), (Pair(test.input, None),)), test.output
+
+
+@pytest.fixture(scope="module")
+def codec(tokenizer):
+    return GridCodec.from_tokenizer(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def peaky_model(tokenizer):
+    """The tiny random Llama with sharpened logits, so that a DFS on short grids branches."""
+    model = tiny_llama(tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(4.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def short_task():
+    rng = np.random.default_rng(0)
+    g = lambda h, w: rng.integers(0, 10, (h, w)).astype(np.uint8)  # noqa: E731
+    return Task("short", tuple(Pair(g(2, 2), g(1, 2)) for _ in range(3)), (Pair(g(2, 2), None),))
+
+
+def all_views(n_train: int, rng) -> list[View]:
+    """Every D8 symmetry, each with the identity colours, a background-keeping and a full permutation."""
+    views = []
+    for k in range(8):
+        for colors in (IDENTITY_COLORS, (0, *(1 + rng.permutation(9))), tuple(rng.permutation(10))):
+            views.append(View(k, tuple(int(c) for c in colors), tuple(int(i) for i in rng.permutation(n_train))))
+    return views
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "dfs"])
+def test_oracle_answer_recovered_through_every_symmetry_and_colour_permutation(codec, tokenizer, decoding):
+    rng = np.random.default_rng(1)
+    task, truth = random_task(rng)
+    views = all_views(len(task.train), rng)
+    oracle = OracleLM(codec, len(tokenizer))
+    for v in views:
+        oracle.teach(v, task.test[0].input, truth)
+    cfg = InferenceConfig(decoding=decoding, batch_size=5, dfs_threshold=0.1)
+    cands = generate_candidates(oracle, codec, task, 0, views, cfg, Deadline())
+    assert sorted(c.views[0] for c in cands) == sorted(v.key for v in views)
+    assert len(cands) == len(views)  # one confident path per view, even for DFS
+    for c in cands:
+        np.testing.assert_array_equal(c.grid, truth)
+        assert c.logprobs[0] > math.log(0.9)
+
+
+def test_grammar_walks_always_parse(codec):
+    rng = np.random.default_rng(0)
+    grammar = GridGrammar(max_side=5)
+    for _ in range(300):
+        state, toks = grammar.start, []
+        for _ in range(grammar.max_tokens):
+            k = int(rng.choice(np.flatnonzero(grammar.allowed(state))))
+            if k == END:
+                break
+            toks.append(k)
+            state = grammar.advance(state, k)
+        else:
+            pytest.fail("the grammar let a text run past max_tokens")
+        grid = codec.decode([codec.grid_token_ids[k] for k in toks])
+        assert grid is not None and max(grid.shape) <= 5
+
+
+def test_restricted_decoding_always_parses(tiny_model, codec, small_tasks):
+    for task in small_tasks[:4]:
+        views = sample_views(task, 4, seed=0)
+        grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+        prompts = [build_prompt(codec, v.apply(task), 0, 8192) for v in views]
+        paths = greedy_batch(tiny_model, codec, prompts, grammar, Deadline())
+        paths += dfs(tiny_model, codec, prompts[0], grammar, 0.01, 8, Deadline())
+        for path in paths:
+            grid = codec.decode([codec.grid_token_ids[k] for k in path.tokens])
+            assert grid is not None and max(grid.shape) <= grammar.max_side
+
+
+def test_batched_greedy_equals_one_view_at_a_time(tiny_model, codec, small_tasks):
+    task = small_tasks[1]
+    views = sample_views(task, 6, seed=3)
+    grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+    prompts = [build_prompt(codec, v.apply(task), 0, 8192) for v in views]
+    prompts[2] = prompts[2][:-40]  # break it off mid-grid: rows of very different lengths share a batch
+    prompts[2][-1] = codec.output_id
+    assert len({len(p) for p in prompts}) > 1
+    batched = greedy_batch(tiny_model, codec, prompts, grammar, Deadline())
+    for prompt, together in zip(prompts, batched):
+        alone = greedy_batch(tiny_model, codec, [prompt], grammar, Deadline())[0]
+        assert together.tokens == alone.tokens
+        assert together.logprob == pytest.approx(alone.logprob, abs=1e-3)
+
+
+def test_dfs_with_threshold_near_one_is_greedy(tiny_model, codec, small_tasks):
+    for task in small_tasks[:3]:
+        grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+        prompt = build_prompt(codec, task, 0, 8192)
+        (greedy,) = greedy_batch(tiny_model, codec, [prompt], grammar, Deadline())
+        found = dfs(tiny_model, codec, prompt, grammar, 0.99, 8, Deadline())
+        assert len(found) == 1
+        assert found[0].tokens == greedy.tokens
+        assert found[0].logprob == pytest.approx(greedy.logprob, abs=1e-3)
+
+
+def test_lower_threshold_never_loses_a_candidate(peaky_model, codec, short_task):
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    prompt = build_prompt(codec, short_task, 0, 8192)
+    found = {}
+    for thr in (0.5, 0.01, 0.003, 0.001):
+        paths = dfs(peaky_model, codec, prompt, grammar, thr, 10_000, Deadline())
+        found[thr] = {tuple(p.tokens) for p in paths}
+        assert all(p.logprob >= math.log(thr) for p in paths[1:])  # the first is the greedy path
+        assert all(math.isfinite(p.logprob) for p in paths)
+    sizes = [len(found[t]) for t in (0.5, 0.01, 0.003, 0.001)]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0] + 10  # the search really widens
+    assert found[0.5] <= found[0.01] <= found[0.003] <= found[0.001]
+
+
+def test_dfs_prefix_reuse_gives_the_same_search(peaky_model, codec, short_task):
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    prompt = build_prompt(codec, short_task, 0, 8192)
+    reuse = dfs(peaky_model, codec, prompt, grammar, 0.003, 100, Deadline())
+    fresh = dfs(peaky_model, codec, prompt, grammar, 0.003, 100, Deadline(), reuse_prefix=False)
+    assert len(reuse) > 3
+    assert [p.tokens for p in reuse] == [p.tokens for p in fresh]
+    np.testing.assert_allclose([p.logprob for p in reuse], [p.logprob for p in fresh], atol=1e-4)
+
+
+def test_dfs_stops_at_max_candidates(peaky_model, codec, short_task):
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    prompt = build_prompt(codec, short_task, 0, 8192)
+    assert len(dfs(peaky_model, codec, prompt, grammar, 0.001, 5, Deadline())) == 5
+
+
+def test_candidates_map_back_with_their_view_and_logprob(codec):
+    view = View(5, (0, 3, 1, 2, 4, 5, 6, 7, 8, 9))
+    grid = np.array([[1, 2, 3], [0, 0, 1]], dtype=np.uint8)
+    in_view = view.apply_grid(grid)
+    toks = [k for row in in_view for k in (*row.tolist(), 10)]
+    np.testing.assert_array_equal(path_to_grid(codec, Path(toks, -0.5), view), grid)
+
+
+class FakeClock:
+    def __init__(self, step: float = 1.0):
+        self.t, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "dfs"])
+def test_time_cap_returns_what_it_has(tiny_model, codec, small_tasks, decoding):
+    task = small_tasks[0]
+    cfg = InferenceConfig(decoding=decoding, batch_size=2, n_views=8)
+    full = predict_task(tiny_model, codec, task, cfg)
+    assert full.stopped_by == "done"
+    capped = predict_task(tiny_model, codec, task, cfg, time_cap=100.0, clock=FakeClock())
+    assert capped.stopped_by == "time_cap"
+    assert capped.seconds <= 105.0  # a few clock reads of bookkeeping past the cap
+    assert len(capped.attempts) == task.n_test
+    found = sum(len(c.views) for c in capped.candidates[0])
+    assert 0 < found < sum(len(c.views) for c in full.candidates[0])
+    nothing = predict_task(tiny_model, codec, task, cfg, time_cap=0.0, clock=FakeClock())
+    assert nothing.attempts == [(None, None)] * task.n_test and nothing.stopped_by == "time_cap"
+
+
+def test_out_of_memory_propagates(tiny_model, codec, small_tasks):
+    class Exploding(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, **kw):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        predict_task(Exploding(tiny_model), codec, small_tasks[0], InferenceConfig(decoding="greedy"))
+
+
+def test_model_left_in_eval_mode_and_prompt_fits_max_len(tokenizer, codec, small_tasks):
+    model = tiny_llama(tokenizer).train()
+    task = small_tasks[2]
+    grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+    full = build_prompt(codec, task, 0, 10**6)
+    budget = len(full) - 1
+    short = build_prompt(codec, task, 0, budget)
+    assert len(short) <= budget and short[-1] == codec.output_id and len(short) < len(full)
+    cfg = InferenceConfig(decoding="greedy", n_views=2, max_len=budget + grammar.max_tokens)
+    pred = predict_task(model, codec, task, cfg)
+    assert not model.training
+    assert pred.attempts[0][0] is not None
+
+
+def test_output_side_limit_follows_the_task_shapes():
+    x = lambda h, w: np.zeros((h, w), np.uint8)  # noqa: E731
+    same = Task("s", (Pair(x(3, 3), x(3, 3)), Pair(x(5, 4), x(5, 4))), (Pair(x(7, 2)),))
+    assert output_side_limit(same, same.test[0].input, slack=0) == 7
+    double = Task("d", (Pair(x(2, 2), x(4, 4)),), (Pair(x(10, 3)),))
+    assert output_side_limit(double, double.test[0].input, slack=0) == 20
+    assert output_side_limit(double, x(20, 20)) == 30
+
+
+def test_predict_task_with_a_peft_model(tokenizer, codec, small_tasks):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_llama(tokenizer), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    pred = predict_task(model, codec, small_tasks[0], InferenceConfig(n_views=2, n_score_views=2))
+    assert pred.stopped_by == "done" and pred.attempts[0][0] is not None
