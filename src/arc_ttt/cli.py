@@ -39,6 +39,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from .model import prepare_model
+
+    dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype)
+    print(f"model folder ready: {dst}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arc-ttt", description="ARC Prize test-time-training kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submission")
     p.add_argument("solutions")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
+    p.add_argument("src", help="a Hugging Face model folder or a .gguf file")
+    p.add_argument("dst")
+    p.add_argument("--shrink-vocab", action="store_true", help="keep only the grid format's tokens (digits, newline, markers, specials)")
+    p.add_argument("--dtype", default="bfloat16", choices=["auto", "bfloat16", "float16", "float32"])
+    p.set_defaults(func=cmd_prepare_model)
     return parser
 
 

@@ -99,6 +99,28 @@ def embedded_gguf_path() -> str:
     return path
 
 
+def mark_dequantised(model) -> None:
+    """transformers marks a GGUF-loaded model as quantised and then refuses to cast or save it as plain weights."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def save_model(model, tokenizer, dst: str) -> str:
+    """Write a plain HF folder atomically: a killed write never leaves a half-written model folder."""
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
+    mark_dequantised(model)
+    tmp = dst.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return dst
+
+
 def convert_gguf(gguf_path: str, dst: str, dtype: torch.dtype = torch.bfloat16) -> str:
     """GGUF -> a Hugging Face folder (safetensors + tokenizer). Dequantises once; later loads are fast."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -106,19 +128,9 @@ def convert_gguf(gguf_path: str, dst: str, dtype: torch.dtype = torch.bfloat16) 
     folder, name = os.path.split(os.path.abspath(gguf_path))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True)
-    # transformers marks a GGUF-loaded model as quantised and then refuses to save it as plain weights.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    mark_dequantised(model)
     model.to(dtype)
-    tmp = dst.rstrip("/") + ".tmp"  # a killed conversion never leaves a half-written model folder
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
-    return dst
+    return save_model(model, tok, dst)
 
 
 def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
@@ -140,3 +152,107 @@ def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, 
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     return LlamaForCausalLM(cfg).eval()
+
+
+# ---------------------------------------------------------------------------- vocabulary shrinking
+
+def format_keep_ids(tokenizer, fmt=None) -> list[int]:
+    """Old ids of the tokens the grid format needs: one per format symbol, plus bos/eos/pad/unk."""
+    from .textformat import GridFormat, TokenizerFormatError
+
+    fmt = fmt or GridFormat()
+    keep = set()
+    for name, sym in fmt.symbols().items():
+        ids = tokenizer.encode(sym, add_special_tokens=False)
+        if len(ids) != 1:
+            raise TokenizerFormatError(f"the {name} {sym!r} is {len(ids)} tokens {ids} on its own; "
+                                       f"shrinking needs one token per format symbol")
+        keep.add(ids[0])
+    keep |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                         tokenizer.unk_token_id) if i is not None}
+    return sorted(keep)
+
+
+def _char_tokenizer(texts: list[str], special: set[str], roles: dict[str, str | None]):
+    """A fast WordLevel tokenizer: one token per character, special tokens matched whole, text decoded by fusing."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(texts)}
+    unk = roles.get("unk_token") or roles.get("eos_token") or texts[0]
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in texts if t in special])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **{k: v for k, v in roles.items() if v is not None})
+
+
+def _remap_token_ids(cfg, remap: dict[int, int]) -> None:
+    for attr in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "decoder_start_token_id"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, int):
+            setattr(cfg, attr, remap.get(value))
+        elif isinstance(value, (list, tuple)):
+            setattr(cfg, attr, [remap[v] for v in value if v in remap] or None)
+
+
+@torch.no_grad()
+def shrink_vocab(model, tokenizer, keep_ids: list[int] | None = None):
+    """(model, tokenizer) cut to `keep_ids` (default: the grid format's tokens), in place on the model.
+
+    Embedding and lm_head keep only those rows (a tied lm_head stays tied), so the shrunk model's
+    logits are exactly the original logits on the kept tokens. New ids follow the old id order; the
+    new tokenizer maps each format character, and each kept special token, to its new id.
+    """
+    from torch import nn
+
+    keep = sorted(set(keep_ids)) if keep_ids is not None else format_keep_ids(tokenizer)
+    remap = {old: new for new, old in enumerate(keep)}
+    special = {tokenizer.convert_ids_to_tokens(i) for i in tokenizer.all_special_ids if i in remap}
+    texts = []
+    for i in keep:
+        token = tokenizer.convert_ids_to_tokens(i)
+        texts.append(token if token in special else tokenizer.decode([i]))
+    if len(set(texts)) != len(texts):
+        raise ValueError(f"kept tokens do not have distinct texts: {texts}")
+    roles = {role: getattr(tokenizer, role) for role in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    roles = {role: (t if t in special else None) for role, t in roles.items()}
+
+    index = torch.tensor(keep, dtype=torch.long)
+    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head is not None and head.weight is emb.weight
+    emb.weight = nn.Parameter(emb.weight[index.to(emb.weight.device)].clone(), requires_grad=emb.weight.requires_grad)
+    emb.num_embeddings = len(keep)
+    if getattr(emb, "padding_idx", None) is not None:
+        emb.padding_idx = remap.get(emb.padding_idx)
+    if head is not None:
+        if tied:
+            head.weight = emb.weight
+        else:
+            head.weight = nn.Parameter(head.weight[index.to(head.weight.device)].clone(),
+                                       requires_grad=head.weight.requires_grad)
+        if getattr(head, "bias", None) is not None:
+            head.bias = nn.Parameter(head.bias[index.to(head.bias.device)].clone())
+        head.out_features = len(keep)
+    configs = [model.config, getattr(model.config, "get_text_config", lambda: None)()]
+    for cfg in {id(c): c for c in configs if c is not None}.values():
+        cfg.vocab_size = len(keep)
+        _remap_token_ids(cfg, remap)
+    if getattr(model, "generation_config", None) is not None:
+        _remap_token_ids(model.generation_config, remap)
+    return model, _char_tokenizer(texts, special, roles)
+
+
+_shrink = shrink_vocab  # prepare_model's argument of the same name shadows it
+
+
+def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "bfloat16") -> str:
+    """A model folder ready to upload: from a HF folder or a .gguf file, optionally vocabulary-shrunk."""
+    from .textformat import GridCodec
+
+    folder, gguf = (os.path.split(os.path.abspath(src)) if src.endswith(".gguf") else (src, None))
+    model, tok = load_model(ModelConfig(path=folder, gguf_file=gguf, dtype=dtype, device="cpu"))
+    if shrink_vocab:
+        model, tok = _shrink(model, tok)
+        GridCodec.from_tokenizer(tok)  # the shrunk folder must speak the grid format one token per symbol
+    return save_model(model, tok, dst)

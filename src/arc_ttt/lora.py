@@ -1,0 +1,133 @@
+"""LoRA adapters for test-time training, with an in-memory per-task reset.
+
+`attach` wraps any Hugging Face causal LM in a peft LoRA model. With `target_modules="auto"` it
+finds the attention and MLP projections itself (Linear layers in Llama/Qwen/Mistral/Gemma-style
+models, Conv1D in GPT-2), and it refuses to train zero parameters. `snapshot`/`restore` keep the
+freshly initialised adapter in memory so every task starts from the same weights without
+reloading the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Leaf names of the attention and MLP projections across common decoder families.
+PROJECTION_NAMES = frozenset({
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",  # Llama/Qwen/Mistral/Gemma
+    "qkv_proj", "gate_up_proj",  # Phi-3
+    "c_attn", "c_proj", "c_fc",  # GPT-2 (Conv1D)
+    "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h",  # GPT-NeoX / Falcon
+    "fc1", "fc2", "out_proj", "Wqkv", "w1", "w2", "w3",
+})
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Adapter hyper-parameters (named so as not to clash with peft.LoraConfig)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    use_rslora: bool = True  # scale alpha/sqrt(r): keeps the update size stable across ranks
+    target_modules: str | list[str] = "auto"
+    train_embeddings: bool = False
+    train_lm_head: bool = False
+
+
+def _is_projection(module: nn.Module) -> bool:
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(module, (nn.Linear, Conv1D)):
+        return True
+    # bitsandbytes 4-bit/8-bit layers subclass nn.Linear, but check by name in case they do not.
+    return type(module).__name__ in {"Linear4bit", "Linear8bitLt"}
+
+
+def _module_name(model: nn.Module, target: nn.Module | None) -> str | None:
+    if target is None:
+        return None
+    for name, module in model.named_modules():
+        if module is target:
+            return name
+    return None
+
+
+def find_targets(model: nn.Module, targets: str | list[str] = "auto") -> list[str]:
+    """Leaf names of the layers to adapt; ValueError listing what exists when nothing matches."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    leaves = {name.rsplit(".", 1)[-1]: module for name, module in model.named_modules()
+              if _is_projection(module) and module is not head}
+    if targets == "auto":
+        found = sorted(n for n in leaves if n in PROJECTION_NAMES)
+    else:
+        wanted = [targets] if isinstance(targets, str) else list(targets)
+        found = sorted(n for n in wanted if n in leaves)
+    if not found:
+        layers = sorted(leaves) or "none"
+        raise ValueError(
+            f"no LoRA target module matched {targets!r} in {type(model).__name__}; its Linear/Conv1D layers are "
+            f"named: {layers}. Pass LoraSettings(target_modules=[...]) with some of these names.")
+    return found
+
+
+def attach(model: nn.Module, settings: LoraSettings = LoraSettings()):
+    """`model` wrapped as a peft.PeftModel with fresh LoRA adapters; only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = find_targets(model, settings.target_modules)
+    extra = []
+    if settings.train_embeddings:
+        extra.append(_module_name(model, model.get_input_embeddings()))
+    if settings.train_lm_head:
+        extra.append(_module_name(model, model.get_output_embeddings()))
+    if None in extra:
+        raise ValueError("could not locate the embedding or lm_head module to adapt")
+    from transformers.pytorch_utils import Conv1D
+
+    conv1d = any(isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets for n, m in model.named_modules())
+    config = LoraConfig(
+        fan_in_fan_out=conv1d,  # GPT-2's Conv1D stores its weight transposed
+        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, use_rslora=settings.use_rslora,
+        target_modules=targets + [e.rsplit(".", 1)[-1] for e in extra], bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    n = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    if n == 0:  # cannot happen after find_targets, but never train nothing silently
+        raise ValueError(f"LoRA on {targets} left no trainable parameters")
+    return peft_model
+
+
+@dataclass
+class AdapterSnapshot:
+    """Copies of every trainable tensor, by parameter name."""
+
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def numel(self) -> int:
+        return sum(t.numel() for t in self.tensors.values())
+
+
+def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def snapshot(model: nn.Module) -> AdapterSnapshot:
+    """The current adapter state (take it right after `attach`: the initial one)."""
+    params = trainable_parameters(model)
+    if not params:
+        raise ValueError("the model has no trainable parameters to snapshot; call lora.attach first")
+    return AdapterSnapshot({name: p.detach().clone() for name, p in params.items()})
+
+
+@torch.no_grad()
+def restore(model: nn.Module, snap: AdapterSnapshot) -> None:
+    """Copy the snapshot back into the live parameters in place (no reload, no new tensors)."""
+    params = trainable_parameters(model)
+    if params.keys() != snap.tensors.keys():
+        missing = sorted(set(snap.tensors) ^ set(params))[:5]
+        raise ValueError(f"snapshot does not match the model's trainable parameters (e.g. {missing})")
+    for name, p in params.items():
+        p.copy_(snap.tensors[name])
+        p.grad = None

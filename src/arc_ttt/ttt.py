@@ -1,0 +1,291 @@
+"""Test-time training on one task's own demonstrations.
+
+`build_sequences` turns a task's train pairs into token sequences over augmented views (whole-task
+sequences and, optionally, leave-one-out ones), dropping demos that would exceed the length cap.
+`train` runs AdamW with a warmup+cosine schedule over length-grouped batches and computes logits
+only where the loss needs them. It stops at a step budget or a wall-clock cap (checked between
+steps with an injectable clock) and always leaves the model in eval mode. CUDA out-of-memory is
+never caught here: the caller retries with a smaller batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from .augment import sample_views
+from .tasks import Pair, Task
+from .textformat import Encoded, GridCodec
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class TTTConfig:
+    n_sequences: int = 32  # whole-task training sequences over sampled views (D8 x colours x example order)
+    leave_one_out: bool = False  # add n_sequences more, each with one demo in turn as the query
+    whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
+    loss_on: str = "all_outputs"
+    max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
+    lr: float = 1e-4
+    warmup: float = 0.1  # fraction of the steps
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    batch_size: int = 1
+    grad_accum: int = 1
+    epochs: float = 1.0
+    grad_checkpointing: bool = False
+    autocast: str = "auto"  # auto (bf16 where supported) | bf16 | fp16 | off
+    seed: int = 0  # batch order
+
+
+@dataclass
+class TTTData:
+    sequences: list[Encoded]
+    inference_only: bool
+    dropped_demos: int
+    note: str
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int  # non-padding tokens processed
+    losses: list[float]  # mean loss per target token, one per optimizer step
+    seconds: float
+    stopped_by: str  # "done" | "max_steps" | "time_cap"
+
+
+# ---------------------------------------------------------------------------- data
+
+def pair_cost(pair: Pair) -> int:
+    """Tokens the pair takes in any D8 orientation: cells + one newline per row of the longer side, + 3 markers."""
+    def grid(g: np.ndarray) -> int:
+        return g.size + max(g.shape)
+    return grid(pair.input) + grid(pair.output) + 3
+
+
+def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1) -> tuple[Pair, ...]:
+    """The demos kept under the cap, in their order: the costliest are dropped first."""
+    keep = list(range(len(demos)))
+    total = overhead + sum(pair_cost(p) for p in demos)
+    for i in sorted(keep, key=lambda i: -pair_cost(demos[i])):
+        if total <= max_len:
+            break
+        keep.remove(i)
+        total -= pair_cost(demos[i])
+    return tuple(demos[i] for i in keep) if total <= max_len else ()
+
+
+def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), seed: int = 0) -> TTTData:
+    """Training sequences from the task's train pairs over sampled augmented views."""
+    overhead = 0 if codec.bos_id is None else 1
+    demos = fit_demos(task.train, cfg.max_len, overhead)
+    dropped = len(task.train) - len(demos)
+    if not demos:
+        return TTTData([], True, dropped, f"no train pair fits in {cfg.max_len} tokens: inference only")
+    sub = replace(task, train=demos)
+    n = cfg.n_sequences
+    views = sample_views(sub, n, seed) if n > 0 else []
+    views = [views[i % len(views)] for i in range(n)] if views else []  # a tiny task has few distinct views
+    sequences: list[Encoded] = []
+    if cfg.whole_task:
+        sequences += [codec.encode_pairs(v.apply(sub).train, cfg.loss_on) for v in views]
+    if cfg.leave_one_out and len(demos) > 1:
+        for j, v in enumerate(views):
+            pairs = v.apply(sub).train
+            q = j % len(pairs)  # every demo takes its turn as the query
+            sequences.append(codec.encode_pairs(pairs[:q] + pairs[q + 1:] + pairs[q:q + 1], cfg.loss_on))
+    note = f"{len(sequences)} sequences over {len(views)} views"
+    if dropped:
+        note += f"; dropped {dropped} demo(s) over the {cfg.max_len}-token cap"
+    return TTTData(sequences, False, dropped, note)
+
+
+def make_batches(lengths: list[int], batch_size: int, epochs: float = 1.0, seed: int = 0) -> list[list[int]]:
+    """Index batches over `epochs` passes: each pass sorted by length and cut into batches (so padding is
+    minimal), the batch order then shuffled. A fractional epoch takes a random subset in the last pass."""
+    rng = np.random.default_rng(seed)
+    n = len(lengths)
+    total = round(epochs * n)
+    batches: list[list[int]] = []
+    while total > 0:
+        take = rng.permutation(n)[:min(n, total)]
+        total -= len(take)
+        take = sorted(take.tolist(), key=lambda i: lengths[i])
+        chunk = [take[i:i + batch_size] for i in range(0, len(take), batch_size)]
+        batches += [chunk[i] for i in rng.permutation(len(chunk))]
+    return batches
+
+
+def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    real = sum(lengths[i] for b in batches for i in b)
+    return 1 - real / padded if padded else 0.0
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # (B, T) right-padded
+    attention: torch.Tensor  # (B, T) 1 on real tokens
+    labels: torch.Tensor  # (B, T) the next token where it is a target, else IGNORE
+    n_tokens: int
+    n_targets: int
+
+
+def collate(seqs: list[Encoded], pad_id: int, device: torch.device) -> Batch:
+    T = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), T), pad_id, dtype=np.int64)
+    att = np.zeros((len(seqs), T), dtype=np.int64)
+    labels = np.full((len(seqs), T), IGNORE, dtype=np.int64)
+    for b, s in enumerate(seqs):
+        n = len(s)
+        ids[b, :n] = s.ids
+        att[b, :n] = 1
+        labels[b, :n - 1] = np.where(s.loss_mask[1:], s.ids[1:], IGNORE)  # position t predicts token t+1
+    n_targets = int((labels != IGNORE).sum())
+    return Batch(torch.from_numpy(ids).to(device), torch.from_numpy(att).to(device),
+                 torch.from_numpy(labels).to(device), int(att.sum()), n_targets)
+
+
+# ---------------------------------------------------------------------------- model plumbing
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pad_id(model) -> int:
+    """Padding positions are masked out of attention and loss, so any valid id will do."""
+    pad = getattr(model.config, "pad_token_id", None)
+    if isinstance(pad, (list, tuple)):
+        pad = pad[0] if pad else None
+    return 0 if pad is None else int(pad)
+
+
+def _accepts_logits_to_keep(model) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def autocast_context(mode: str, device: torch.device):
+    """bf16 autocast where the hardware does bf16 fast; a no-op context otherwise."""
+    from .model import resolve_dtype
+
+    if mode == "off":
+        return contextlib.nullcontext()
+    if mode == "auto":
+        dtype = resolve_dtype("auto", device)
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+    else:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def batch_loss(model, batch: Batch) -> torch.Tensor:
+    """Summed next-token NLL over the target tokens; lm_head runs only at positions that predict a target."""
+    keep = (batch.labels != IGNORE).any(dim=0).nonzero().squeeze(1)
+    kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {}
+    out = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False, **kwargs)
+    labels = batch.labels[:, keep] if kwargs else batch.labels
+    logits = out.logits.float()
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=IGNORE, reduction="sum")
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warmup (the first step already moves) then cosine decay towards zero."""
+    w = math.ceil(warmup * total)
+    if step < w:
+        return (step + 1) / w
+    return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+
+
+# ---------------------------------------------------------------------------- training
+
+def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, max_steps: int | None = None,
+          time_cap: float | None = None, clock=time.monotonic, progress: bool = False) -> TrainResult:
+    """Train the model's trainable parameters (the LoRA adapters) on the sequences."""
+    seqs = data.sequences if isinstance(data, TTTData) else list(data)
+    start = clock()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: attach LoRA adapters first (arc_ttt.lora.attach)")
+    if not seqs:
+        return TrainResult(0, 0, [], 0.0, "done")
+    pad_id = _pad_id(model)
+    batches = make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    total = math.ceil(len(batches) / cfg.grad_accum)
+    if max_steps is not None and max_steps < total:
+        total, finished = max_steps, "max_steps"
+    else:
+        finished = "done"
+    device = model_device(model)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
+    checkpointing = cfg.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable")
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    steps, tokens, losses, stopped_by = 0, 0, [], finished
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc="ttt", leave=False)
+    model.train()
+    try:
+        for step in range(total):
+            if time_cap is not None and clock() - start >= time_cap:
+                stopped_by = "time_cap"
+                break
+            micro = [collate([seqs[i] for i in b], pad_id, device)
+                     for b in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]]
+            n_targets = max(1, sum(m.n_targets for m in micro))
+            step_loss = 0.0
+            for m in micro:
+                with autocast_context(cfg.autocast, device):
+                    loss = batch_loss(model, m)
+                (loss / n_targets).backward()
+                step_loss += loss.item()
+                tokens += m.n_tokens
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            steps += 1
+            losses.append(step_loss / n_targets)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    finally:  # also on CUDA OOM, which propagates to the caller
+        for p in params:
+            p.grad = None
+        if checkpointing:
+            model.gradient_checkpointing_disable()
+        if bar is not None:
+            bar.close()
+        model.eval()
+    return TrainResult(steps, tokens, losses, clock() - start, stopped_by)
+
+
+@torch.no_grad()
+def mean_output_nll(model, sequences: list[Encoded], batch_size: int = 4, *, autocast: str = "auto") -> float:
+    """Mean NLL per loss-masked token over the sequences (the model's mode is left as it was)."""
+    if not sequences:
+        return float("nan")
+    device = model_device(model)
+    pad_id = _pad_id(model)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    total, count = 0.0, 0
+    for k in range(0, len(order), batch_size):
+        batch = collate([sequences[i] for i in order[k:k + batch_size]], pad_id, device)
+        with autocast_context(autocast, device):
+            total += batch_loss(model, batch).item()
+        count += batch.n_targets
+    return total / max(1, count)
+

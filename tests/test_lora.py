@@ -1,0 +1,117 @@
+import pytest
+import torch
+from torch import nn
+
+from arc_ttt import lora, ttt
+from arc_ttt.model import tiny_llama
+from arc_ttt.textformat import GridCodec
+
+LLAMA_PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+
+
+@pytest.fixture
+def fresh_model(tokenizer):
+    """A private tiny Llama: attaching LoRA mutates the model, so never use the shared session fixture."""
+    return tiny_llama(tokenizer)
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_auto_targets_llama(fresh_model):
+    assert lora.find_targets(fresh_model) == LLAMA_PROJECTIONS
+    model = lora.attach(fresh_model, lora.LoraSettings(r=4, alpha=8))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable}
+    assert adapted == set(LLAMA_PROJECTIONS)
+    # 2 layers x 7 projections x (A, B)
+    assert len(trainable) == 2 * 7 * 2
+
+
+def test_auto_targets_gpt2_conv1d(tokenizer, small_tasks):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = GPT2LMHeadModel(cfg).eval()
+    assert lora.find_targets(model) == ["c_attn", "c_fc", "c_proj"]
+    model = lora.attach(model, lora.LoraSettings(r=4))
+    ids = torch.tensor([[1, 5, 6, 7, 14]])
+    before = model(input_ids=ids).logits
+    # LoRA B starts at zero: the adapted model is the base model until it trains.
+    with model.disable_adapter():
+        assert torch.allclose(model(input_ids=ids).logits, before)
+    before = adapter_state(model)
+    result = _train_on(model, small_tasks[0], tokenizer)
+    assert result.steps == 4 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters() if "lora_B" in n)
+
+
+def test_nothing_matches_lists_module_names(fresh_model):
+    with pytest.raises(ValueError, match="q_proj") as err:
+        lora.attach(fresh_model, lora.LoraSettings(target_modules=["query", "value"]))
+    assert "down_proj" in str(err.value)
+
+
+def test_auto_on_unknown_architecture_fails_clearly():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mixer = nn.Linear(4, 4)
+            self.readout = nn.Linear(4, 4)
+
+    with pytest.raises(ValueError, match=r"mixer.*readout|readout.*mixer"):
+        lora.find_targets(Odd())
+
+
+def test_embeddings_and_lm_head_targets(fresh_model):
+    model = lora.attach(fresh_model, lora.LoraSettings(r=4, train_embeddings=True, train_lm_head=True))
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("embed_tokens.lora_embedding_A" in n for n in names)
+    assert any("lm_head.lora_A" in n for n in names)
+
+
+def _train_on(model, task, tokenizer, seed=0):
+    codec = GridCodec.from_tokenizer(tokenizer)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=4), seed=seed)
+    return ttt.train(model, data, ttt.TTTConfig(lr=1e-2, warmup=0.0, autocast="off"))
+
+
+def test_restore_brings_back_initial_weights_in_place(fresh_model, small_tasks, tokenizer):
+    model = lora.attach(fresh_model, lora.LoraSettings(r=4))
+    initial = adapter_state(model)
+    snap = lora.snapshot(model)
+    ptrs = {n: p.data_ptr() for n, p in model.named_parameters() if p.requires_grad}
+    _train_on(model, small_tasks[0], tokenizer)
+    assert any(not torch.equal(initial[n], p) for n, p in model.named_parameters() if p.requires_grad)
+    lora.restore(model, snap)
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, initial[n]), n
+            assert p.data_ptr() == ptrs[n]  # restored in place: optimisers and hooks keep working
+
+
+def test_task_b_unaffected_by_task_a(fresh_model, small_tasks, tokenizer):
+    model = lora.attach(fresh_model, lora.LoraSettings(r=4))
+    snap = lora.snapshot(model)
+    task_a, task_b = small_tasks[1], small_tasks[2]
+    fresh = _train_on(model, task_b, tokenizer)
+    fresh_b = adapter_state(model)
+
+    lora.restore(model, snap)
+    _train_on(model, task_a, tokenizer)
+    lora.restore(model, snap)
+    after_a = _train_on(model, task_b, tokenizer)
+    assert after_a.losses == fresh.losses
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, fresh_b[n]), n
+
+
+def test_restore_rejects_foreign_snapshot(tokenizer):
+    a = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=4))
+    b = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=4, train_lm_head=True))
+    with pytest.raises(ValueError, match="snapshot does not match"):
+        lora.restore(a, lora.snapshot(b))

@@ -1,0 +1,270 @@
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from arc_ttt import lora, ttt
+from arc_ttt.model import tiny_llama
+from arc_ttt.tasks import Pair
+from arc_ttt.textformat import Encoded, GridCodec
+
+EXACT = ttt.TTTConfig(autocast="off", warmup=0.0)
+
+
+@pytest.fixture
+def codec(tokenizer):
+    return GridCodec.from_tokenizer(tokenizer)
+
+
+@pytest.fixture
+def model(tokenizer):
+    """A private tiny Llama with fresh adapters (attaching mutates the model: never the shared fixture)."""
+    return lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=8, alpha=16))
+
+
+def grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def loss_grads(model, seqs: list[Encoded], pad_id: int) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = ttt.batch_loss(model, ttt.collate(seqs, pad_id, torch.device("cpu")))
+    loss.backward()
+    return loss.item(), grads(model)
+
+
+# ---------------------------------------------------------------------------- data
+
+def test_whole_task_sequences_cover_views(small_tasks, codec):
+    task = small_tasks[0]
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8), seed=3)
+    assert not data.inference_only and data.dropped_demos == 0
+    assert len(data.sequences) == 8
+    assert len({s.ids.tobytes() for s in data.sequences}) > 1  # views differ
+    for s in data.sequences:
+        assert s.ids[0] == codec.bos_id
+        # the targets are every demo's output (cells, a newline per row, end marker), whatever the orientation
+        n = int(s.loss_mask.sum())
+        assert sum(p.output.size + min(p.output.shape) + 1 for p in task.train) <= n
+        assert n <= sum(p.output.size + max(p.output.shape) + 1 for p in task.train)
+        targets = s.ids[s.loss_mask]
+        assert set(targets.tolist()) <= set(codec.grid_token_ids)
+        assert (targets == codec.end_id).sum() == len(task.train)
+    assert ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8), seed=3).sequences[5].ids.tolist() == \
+        data.sequences[5].ids.tolist()  # deterministic
+
+
+def test_leave_one_out_sequences(small_tasks, codec):
+    task = next(t for t in small_tasks if len(t.train) >= 3)
+    cfg = ttt.TTTConfig(n_sequences=6, leave_one_out=True, whole_task=False, loss_on="last")
+    data = ttt.build_sequences(task, codec, cfg)
+    assert len(data.sequences) == 6
+    for s in data.sequences:
+        # loss only on the query (the held-out demo), which comes last and is complete
+        targets = np.flatnonzero(s.loss_mask)
+        assert s.ids[targets[-1]] == codec.end_id and targets[-1] == len(s) - 1
+        assert (s.ids[s.loss_mask] == codec.end_id).sum() == 1
+    both = ttt.build_sequences(task, codec, replace(cfg, whole_task=True))
+    assert len(both.sequences) == 12
+
+
+def test_length_cap_drops_demos(small_tasks, codec):
+    task = max(small_tasks, key=lambda t: len(t.train))
+    costs = sorted(ttt.pair_cost(p) for p in task.train)
+    cap = 1 + sum(costs[:-1])  # everything but the costliest pair fits
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=16, max_len=cap))
+    assert data.dropped_demos == 1 and not data.inference_only and "dropped 1" in data.note
+    assert data.sequences and all(len(s) <= cap for s in data.sequences)  # under every D8 orientation
+    assert all((s.ids == codec.end_id).sum() == len(task.train) - 1 for s in data.sequences)
+
+
+def test_length_cap_under_transposes():
+    """A wide, flat grid costs more tokens once transposed: the cap must hold for every view."""
+    wide = Pair(np.zeros((1, 12), np.uint8), np.zeros((1, 12), np.uint8))
+    from arc_ttt.tasks import Task
+    from conftest import char_tokenizer
+
+    codec = GridCodec.from_tokenizer(char_tokenizer())
+    task = Task("wide", (wide, wide), (Pair(wide.input, None),))
+    cap = 1 + 2 * ttt.pair_cost(wide)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8, max_len=cap))
+    assert max(len(s) for s in data.sequences) == cap  # transposed views hit the cap exactly
+    assert data.dropped_demos == 0
+
+
+def test_nothing_fits_is_inference_only(small_tasks, codec, model):
+    task = small_tasks[0]
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=min(ttt.pair_cost(p) for p in task.train)))
+    assert data.inference_only and data.sequences == [] and data.dropped_demos == len(task.train)
+    result = ttt.train(model, data, EXACT)
+    assert result.steps == 0 and result.stopped_by == "done"
+
+
+def test_length_grouped_batches():
+    rng = np.random.default_rng(0)
+    lengths = rng.choice(np.arange(50, 900), size=64, replace=False).tolist()  # distinct
+    batches = ttt.make_batches(lengths, batch_size=4, epochs=1.0, seed=0)
+    assert sorted(itertools.chain(*batches)) == list(range(64))  # one epoch: every sequence once
+    order = sorted(lengths)
+    for b in batches:  # each batch is a run of neighbours in length order
+        ls = sorted(lengths[i] for i in b)
+        start = order.index(ls[0])
+        assert ls == order[start:start + len(ls)]
+    shuffled = [list(c) for c in np.array_split(rng.permutation(64), 16)]
+    assert ttt.padding_fraction(lengths, batches) < 0.1 < ttt.padding_fraction(lengths, shuffled)
+    assert len({tuple(b) for b in batches}) == len(batches)
+    two_and_half = ttt.make_batches(lengths, batch_size=1, epochs=2.5, seed=1)
+    counts = np.bincount(list(itertools.chain(*two_and_half)), minlength=64)
+    assert len(two_and_half) == 160 and set(counts.tolist()) <= {2, 3}
+
+
+# ---------------------------------------------------------------------------- the loss and its mask
+
+def test_loss_matches_reference_masked_cross_entropy(model, small_tasks, codec):
+    seqs = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=3)).sequences
+    loss, got = loss_grads(model, seqs, codec.pad_id)
+    model.zero_grad(set_to_none=True)
+    total = 0.0
+    for s in seqs:  # independent reference: full logits, log-softmax, pick the targets by the mask
+        ids = torch.from_numpy(s.ids)[None]
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        nll = -logp.gather(1, ids[0, 1:, None])[:, 0]
+        total = total + nll[torch.from_numpy(s.loss_mask[1:])].sum()
+    total.backward()
+    assert loss == pytest.approx(total.item(), rel=1e-5)
+    for n, g in grads(model).items():
+        torch.testing.assert_close(got[n], g, rtol=1e-4, atol=1e-7)
+
+
+def test_tokens_outside_the_mask_contribute_no_gradient(model, small_tasks, codec):
+    """Append non-target tokens (a junk query) and flip masked-out tokens: the gradient must not move."""
+    s = ttt.build_sequences(small_tasks[2], codec, ttt.TTTConfig(n_sequences=1)).sequences[0]
+    _, base = loss_grads(model, [s], codec.pad_id)
+
+    def assert_same(a, b):  # equal up to float rounding (a longer sequence changes the kernels' blocking)
+        for n in b:
+            assert (a[n] - b[n]).abs().max() <= 1e-4 * b[n].abs().max() + 1e-9, n
+
+    junk = np.array([codec.input_id, *codec.digit_ids[:5], codec.newline_id, codec.output_id, codec.digit_ids[7]])
+    longer = Encoded(np.concatenate([s.ids, junk]), np.concatenate([s.loss_mask, np.zeros(len(junk), bool)]))
+    _, with_junk = loss_grads(model, [longer], codec.pad_id)
+    assert_same(with_junk, base)
+    # padding next to a shorter sequence in the same batch must not leak into its gradient either
+    short = Encoded(s.ids[:40], s.loss_mask[:40])
+    _, alone = loss_grads(model, [short], codec.pad_id)
+    _, pair = loss_grads(model, [short, longer], codec.pad_id)
+    _, other = loss_grads(model, [longer], codec.pad_id)
+    assert_same(pair, {n: alone[n] + other[n] for n in alone})
+    # and making a target a non-target changes the gradient (the check above can fail)
+    fewer = Encoded(s.ids, s.loss_mask & (np.arange(len(s)) < len(s) - 5))
+    _, changed = loss_grads(model, [fewer], codec.pad_id)
+    with pytest.raises(AssertionError):
+        assert_same(changed, base)
+
+
+def test_mean_output_nll_independent_of_batching(model, small_tasks, codec):
+    seqs = ttt.build_sequences(small_tasks[3], codec, ttt.TTTConfig(n_sequences=6)).sequences
+    seqs += ttt.build_sequences(small_tasks[4], codec, ttt.TTTConfig(n_sequences=3)).sequences
+    one = ttt.mean_output_nll(model, seqs, batch_size=1, autocast="off")
+    four = ttt.mean_output_nll(model, seqs, batch_size=4, autocast="off")
+    assert one == pytest.approx(four, rel=1e-5)
+    assert np.log(20) * 0.5 < one < np.log(20) * 2  # a random model is near-uniform over 20 tokens
+
+
+# ---------------------------------------------------------------------------- the loop
+
+def test_loss_falls_on_a_real_task(tokenizer, small_tasks, codec):
+    # a random base model learns mostly through the output layer, so adapt lm_head too
+    model = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=8, alpha=16, train_lm_head=True))
+    task = small_tasks[5]
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=16))
+    before = ttt.mean_output_nll(model, data.sequences)
+    cfg = ttt.TTTConfig(lr=3e-3, epochs=3, batch_size=2)
+    result = ttt.train(model, data, cfg)
+    after = ttt.mean_output_nll(model, data.sequences)
+    assert result.steps == 24 and result.stopped_by == "done" and len(result.losses) == 24
+    assert result.tokens == 3 * sum(len(s) for s in data.sequences)
+    assert after < 0.8 * before
+    assert np.mean(result.losses[-4:]) < np.mean(result.losses[:4])
+    assert not model.training
+
+
+def test_time_cap_stops_early_with_fake_clock(model, small_tasks, codec):
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=20))
+    ticks = itertools.count()
+    result = ttt.train(model, data, EXACT, time_cap=5.0, clock=lambda: float(next(ticks)))
+    # the clock is read once at the start and once before each step: steps at t=1..4 run, t=5 stops
+    assert result.stopped_by == "time_cap" and result.steps == 4 and len(result.losses) == 4
+    assert not model.training
+
+
+def test_max_steps_budget(model, small_tasks, codec):
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=10))
+    assert ttt.train(model, data, EXACT, max_steps=3).stopped_by == "max_steps"
+    result = ttt.train(model, data.sequences, EXACT, max_steps=100)
+    assert result.steps == 10 and result.stopped_by == "done"
+
+
+def test_gradient_accumulation_equals_bigger_batch(tokenizer, small_tasks, codec):
+    seqs = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2)).sequences
+    assert len(seqs[0]) == len(seqs[1])  # same length: no padding, so both batchings see the same tokens
+    states = []
+    for bs, ga in [(2, 1), (1, 2)]:
+        m = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=8))
+        torch.manual_seed(0)
+        for p in m.parameters():  # make lora_B non-zero so every adapter tensor gets a gradient
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.02)
+        r = ttt.train(m, seqs, replace(EXACT, batch_size=bs, grad_accum=ga, lr=1e-2))
+        assert r.steps == 1
+        states.append({n: p.detach().clone() for n, p in m.named_parameters() if p.requires_grad})
+    for n in states[0]:
+        torch.testing.assert_close(states[0][n], states[1][n], rtol=1e-4, atol=1e-6)
+
+
+def test_checkpointing_and_bf16_autocast_run(model, small_tasks, codec):
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    snap = lora.snapshot(model)
+    plain = ttt.train(model, data, EXACT)
+    lora.restore(model, snap)
+    ckpt = ttt.train(model, data, replace(EXACT, grad_checkpointing=True))
+    assert ckpt.losses == pytest.approx(plain.losses, rel=1e-5)
+    assert not model.base_model.model.is_gradient_checkpointing
+    lora.restore(model, snap)
+    bf16 = ttt.train(model, data, replace(EXACT, autocast="bf16"))
+    assert bf16.losses == pytest.approx(plain.losses, rel=0.05)
+
+
+def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec):
+    """The orchestrator catches CUDA OOM and retries smaller: simulate one mid-step on CPU."""
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=4))
+    calls = itertools.count()
+
+    def explode(module, args, output):
+        if next(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    handle = model.base_model.model.model.layers[0].register_forward_hook(explode)
+    try:
+        with pytest.raises(torch.OutOfMemoryError):
+            ttt.train(model, data, EXACT)
+    finally:
+        handle.remove()
+    assert not model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_train_refuses_zero_trainable_parameters(tokenizer, small_tasks, codec):
+    frozen = tiny_llama(tokenizer).requires_grad_(False)
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    with pytest.raises(ValueError, match="attach LoRA"):
+        ttt.train(frozen, data, EXACT)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    f = [ttt.lr_factor(s, 10, 0.2) for s in range(10)]
+    assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[1:], f[2:])) and f[-1] < 0.05
+    assert ttt.lr_factor(0, 1, 0.1) == 1.0  # a single step still learns
