@@ -34,5 +34,33 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
 
+# --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
+.PHONY: notebook wheels wheels-verify kernel kernel-push
+KERNEL_CONFIG ?= configs/kaggle.yaml
+KERNEL_MODEL  ?= $(MODEL_DIR)
+KERNEL_OUT    ?= build/kaggle
+KERNEL_ARGS   ?=
+
+notebook: $(STAMP)
+	$(PY) notebooks/build_notebook.py
+
+# Wheels for the Kaggle image (CPython 3.12, manylinux x86_64), closure-checked, sha256 manifest.
+wheels: $(STAMP)
+	$(PY) -m arc_ttt.wheelhouse build --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
+
+# The same requirements for this machine's Python, installed offline into a clean venv, then imported.
+wheels-verify: $(STAMP)
+	$(PY) -m arc_ttt.wheelhouse verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
+
+kernel: $(STAMP) wheels
+ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
+	$(PY) -c "from arc_ttt.model import ensure_default_model; ensure_default_model('$(MODEL_DIR)')"
+endif
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+
+kernel-push: kernel
+	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then put your API token in ~/.kaggle/kaggle.json"; exit 1; }
+	sh $(KERNEL_OUT)/publish.sh
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .submission import score_submission, validate_submission
@@ -39,6 +40,31 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kernel_build(args: argparse.Namespace) -> int:
+    from .kernel import BundleSpec, MetadataError, build_bundle
+
+    spec = BundleSpec(config=args.config, model=args.model, out=args.out, owner=args.owner, prefix=args.prefix,
+                      competition=args.competition, wheelhouse=args.wheelhouse, model_source=args.model_source,
+                      prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
+                      private=not args.public)
+    try:
+        bundle = build_bundle(spec)
+    except (MetadataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"bundle {bundle.root} (commit {bundle.commit}), metadata valid:")
+    for key, folder in bundle.folders.items():
+        print(f"  {key:<7} {bundle.ids[key]:<40} {folder}")
+    if bundle.commit.endswith("+dirty"):
+        print("note: src/, configs/ or notebooks/ differ from the commit: commit first for a traceable bundle")
+    if args.owner == "your-kaggle-username":
+        print("note: owner is a placeholder: pass --owner or set KAGGLE_USERNAME before publishing")
+    print("publish with (also in publish.sh):")
+    for cmd in bundle.commands:
+        print(f"  {cmd}")
+    return 0
+
+
 def cmd_prepare_model(args: argparse.Namespace) -> int:
     from .model import prepare_model
 
@@ -68,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shrink-vocab", action="store_true", help="keep only the grid format's tokens (digits, newline, markers, specials)")
     p.add_argument("--dtype", default="bfloat16", choices=["auto", "bfloat16", "float16", "float32"])
     p.set_defaults(func=cmd_prepare_model)
+    p = sub.add_parser("kernel", help="the Kaggle submission bundle")
+    ksub = p.add_subparsers(dest="kernel_command", required=True)
+    k = ksub.add_parser("build", help="code, wheels and model datasets + the kernel folder, metadata validated")
+    k.add_argument("--config", default="configs/kaggle.yaml", help="the config the kernel runs with")
+    k.add_argument("--model", help="model folder to ship as a dataset")
+    k.add_argument("--model-source", help="or a Kaggle model: owner/model/framework/variation/version")
+    k.add_argument("--out", default="build/kaggle")
+    k.add_argument("--owner", default=os.environ.get("KAGGLE_USERNAME", "your-kaggle-username"))
+    k.add_argument("--prefix", default="arc-ttt", help="slug prefix of the datasets and the kernel")
+    k.add_argument("--competition", default="arc-prize-2025")
+    k.add_argument("--wheelhouse", default="wheels/wheelhouse", help="built by `make wheels`")
+    k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
+    k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
+    k.add_argument("--machine-shape", help="e.g. NvidiaL4, NvidiaTeslaT4")
+    k.add_argument("--public", action="store_true", help="a public kernel (default private)")
+    k.set_defaults(func=cmd_kernel_build)
     return parser
 
 
