@@ -14,8 +14,9 @@ from arc_ttt.tasks import to_kaggle
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_submission.ipynb")
 HAVE_PIPELINE = importlib.util.find_spec("arc_ttt.pipeline") is not None and \
-    importlib.util.find_spec("arc_ttt.config") is not None
-needs_pipeline = pytest.mark.skipif(not HAVE_PIPELINE, reason="arc_ttt.pipeline (the orchestrator's run) not importable yet")
+    importlib.util.find_spec("arc_ttt.config") is not None and os.path.exists(os.path.join(ROOT, "configs", "local.yaml"))
+needs_pipeline = pytest.mark.skipif(not HAVE_PIPELINE, reason="arc_ttt.pipeline / arc_ttt.config / configs/ "
+                                    "(the orchestrator's run) not there yet")
 
 # Fast settings for the tiny random model: the point is that every cell runs, not the score.
 FAST = ["model.device=cpu", "model.dtype=float32", "model.load_in_4bit=false", "ttt.n_sequences=4",
@@ -119,6 +120,7 @@ def test_parameters_cell_declares_what_papermill_overrides():
     assert namespace["OVERRIDES"] == [] and namespace["INPUT_ROOT"] == "/kaggle/input"
 
 
+@needs_pipeline
 def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kernel):
     with pytest.raises(pytest.fail.Exception) as e:
         execute(NOTEBOOK, str(tmp_path / "out.ipynb"), {"CONFIG": "no-such-config"}, tmp_path)
