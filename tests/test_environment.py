@@ -113,11 +113,9 @@ def test_find_model_errors(tmp_path):
     assert E.find_model_dir(str(tmp_path), prefer="b") == str(tmp_path / "b")
 
 
-def test_find_package_and_wheelhouse(tmp_path):
-    code = tmp_path / "datasets" / "me" / "arc-ttt-code" / "src"
-    touch(code / "arc_ttt" / "__init__.py", "")
+def test_find_wheelhouse(tmp_path):
+    touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "configs" / "x.json")
     touch(tmp_path / "arc-ttt-wheels" / "manifest.json")
-    assert E.find_package(str(tmp_path)) == str(code)
     assert E.find_wheelhouse(str(tmp_path)) == str(tmp_path / "arc-ttt-wheels")
 
 
@@ -144,7 +142,7 @@ def test_resolve_config(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nope"):
         E.resolve_config("nope")
     assert E.default_config_name(E.Environment("kaggle", False, "/kaggle/input", "/kaggle/working")) == "kaggle"
-    assert E.default_config_name(E.Environment("local", False, None, "runs")) == "local"
+    assert E.default_config_name(E.Environment("local", False, None, None)) == "local"
 
 
 def test_install_wheelhouse_runs_pip_offline(tmp_path):

@@ -37,7 +37,7 @@ class Environment:
     kind: str  # "kaggle" | "colab" | "local"
     competition_rerun: bool  # Kaggle's scoring rerun on the hidden test file
     input_root: str | None  # where attached data is mounted (Kaggle only)
-    working_dir: str  # where outputs go
+    working_dir: str | None  # default output folder (Kaggle's /kaggle/working); None: as the config says
 
     @property
     def on_kaggle(self) -> bool:
@@ -70,8 +70,8 @@ def detect(env: Mapping[str, str] | None = None, input_root: str = KAGGLE_INPUT,
     if is_kaggle(env, input_root):
         return Environment("kaggle", is_competition_rerun(env), input_root, KAGGLE_WORKING)
     if is_colab(modules):
-        return Environment("colab", False, None, "/content/arc-ttt")
-    return Environment("local", False, None, os.path.join("runs", "notebook"))
+        return Environment("colab", False, None, None)
+    return Environment("local", False, None, None)
 
 
 def solve_limit(environment: Environment, commit_run: str, quick_tasks: int) -> int | None:
@@ -173,16 +173,6 @@ def find_model_dir(root: str = KAGGLE_INPUT, prefer: str | None = None) -> str:
             f"with config.json and {'/'.join(MODEL_WEIGHTS[:2])} weights, or a .gguf file. "
             f"Attach the model dataset or Kaggle model, or pass its path explicitly.")
     return _pick("model folder", matches, prefer, root)
-
-
-def find_package(root: str = KAGGLE_INPUT, package: str = "arc_ttt") -> str:
-    """The folder to put on sys.path so that the vendored `package` imports (the code dataset's src/)."""
-    matches = [d for d, dirs, _ in _walk(root) if package in dirs
-               and os.path.exists(os.path.join(d, package, "__init__.py"))]
-    if not matches:
-        raise InputNotFound(f"no {package} package found: searched {_searched(root)} for {package}/__init__.py. "
-                            f"Attach the code dataset built by `arc-ttt kernel build`.")
-    return _pick(f"{package} package", matches, None, root)
 
 
 def find_wheelhouse(root: str = KAGGLE_INPUT) -> str:
