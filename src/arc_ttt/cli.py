@@ -40,6 +40,34 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+    from .pipeline import run
+
+    overrides = list(args.set or [])
+    if args.output:
+        overrides.append(f"output.dir={args.output}")
+    if args.resume:
+        overrides.append("output.resume=true")
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = run(cfg, progress=not args.quiet)
+    print(f"submission: {result.submission_path}")
+    print(f"log:        {result.log_path}")
+    if result.report_path:
+        print(f"report:     {result.report_path}")
+    status = {}
+    for r in result.records:
+        status[r.status] = status.get(r.status, 0) + 1
+    print(f"tasks: {len(result.records)} {status}; {result.seconds:.0f} s of {cfg.budget.seconds:.0f} s budget")
+    if result.score is not None:
+        print(f"score: {result.score:.4f} (mean over test outputs); mean over tasks: {result.task_score:.4f}")
+    return 0
+
+
 def cmd_kernel_build(args: argparse.Namespace) -> int:
     from .kernel import BundleSpec, MetadataError, build_bundle
 
@@ -76,6 +104,14 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arc-ttt", description="ARC Prize test-time-training kit")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the whole job: tasks + model + config -> submission.json, log, report")
+    p.add_argument("--config", help="YAML config (configs/local.yaml, configs/kaggle.yaml, ...)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. budget.seconds=600 (repeatable)")
+    p.add_argument("--output", help="output folder (= output.dir)")
+    p.add_argument("--resume", action="store_true", help="skip tasks already in the output folder's journal")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a submission.json against the Kaggle rules")
     p.add_argument("challenges")

@@ -1,0 +1,229 @@
+"""The deadline planner: how much TTT and inference each task gets, from measured throughput.
+
+Before each task the planner solves one small problem: given the time left and the tasks left,
+pick a common step scale `base` so that   sum_j cost_j(base * w_j steps, V views) = time left,
+where w_j is task j's difficulty weight (1 everywhere when effort is uniform) and cost_j comes
+from a prior cost model multiplied by calibration factors measured on the tasks done so far.
+When even the minimum does not fit, it degrades in order: fewer views, inference without TTT,
+fallback. All times come from an injected clock, so the whole planner runs in tests without sleeping.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODES = ("full", "fewer_views", "no_ttt", "fallback")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    seconds: float = 7200.0  # wall-clock budget of the whole run
+    safety_margin: float = 0.05  # fraction of `seconds` kept free at the end ...
+    min_margin_seconds: float = 60.0  # ... and at least this many seconds
+    max_task_seconds: float | None = None  # hard per-task cap (NVARC used 1200 s)
+    max_steps: int = 64  # TTT steps at most per task
+    min_steps: int = 4  # fewer than this is not worth training: go without TTT
+    min_views: int = 2  # fewest views before dropping TTT
+    adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos
+    weight_range: tuple[float, float] = (0.25, 2.0)
+    difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
+    cap_slack: float = 1.25  # per-phase caps = plan x slack
+    # Prior cost model (seconds), replaced by measurement as soon as tasks finish.
+    train_seconds_per_token: float = 2e-4
+    prefill_seconds_per_token: float = 2e-5
+    decode_seconds_per_token: float = 2e-3
+    task_overhead_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    """What the planner needs to know about one task (all measured on the task's text, no model)."""
+
+    id: str
+    train_tokens_per_step: int  # tokens in one TTT step (batch x sequence length)
+    prompt_tokens: int  # prompt of one view of one test input
+    answer_tokens: int  # expected answer length (largest demo output)
+    n_test: int = 1
+    difficulty: float | None = None  # base model's NLL per output token on its own demos
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    mode: str  # one of MODES
+    steps: int
+    views: int
+    train_cap: float  # seconds; train() stops there
+    infer_cap: float  # seconds; predict_task() stops there
+    weight: float
+    seconds_left: float
+    reason: str = ""
+
+
+@dataclass
+class Calibration:
+    """actual / predicted seconds, as running ratios of sums (stable, and exact after one task)."""
+
+    actual: float = 0.0
+    predicted: float = 0.0
+
+    @property
+    def factor(self) -> float:
+        return self.actual / self.predicted if self.predicted > 0 else 1.0
+
+    def add(self, actual: float, predicted: float) -> None:
+        if predicted > 0 and actual >= 0:
+            self.actual += actual
+            self.predicted += predicted
+
+
+def difficulty_weights(difficulties: dict[str, float | None], lo: float, hi: float) -> dict[str, float]:
+    """Weights proportional to NLL relative to the median task, clipped to [lo, hi], then mean 1.
+
+    The median keeps one very confusing task from making every other task look easy.
+    """
+    known = {k: v for k, v in difficulties.items() if v is not None and math.isfinite(v)}
+    if not known:
+        return {k: 1.0 for k in difficulties}
+    values = sorted(known.values())
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    weights = {k: (min(hi, max(lo, v / median)) if median > 0 else 1.0) for k, v in known.items()}
+    norm = sum(weights.values()) / len(weights)
+    return {k: (weights[k] / norm if k in weights else 1.0) for k in difficulties}
+
+
+@dataclass
+class Planner:
+    cfg: BudgetConfig
+    tasks: list[TaskCost]  # the tasks still to run, in order
+    start: float  # clock value when the run started
+    clock: object = None  # callable -> seconds; injected
+    default_views: int = 8
+    infer_batch: int = 8  # views decoded together
+    train: Calibration = field(default_factory=Calibration)
+    infer: Calibration = field(default_factory=Calibration)
+    weights: dict[str, float] = field(default_factory=dict)
+    _done: set = field(default_factory=set)
+
+    def __post_init__(self):
+        if self.clock is None:
+            import time
+
+            self.clock = time.monotonic
+        self.set_difficulties({t.id: t.difficulty for t in self.tasks})
+
+    @property
+    def deadline(self) -> float:
+        margin = max(self.cfg.min_margin_seconds, self.cfg.safety_margin * self.cfg.seconds)
+        return self.start + max(0.0, self.cfg.seconds - margin)
+
+    def time_left(self) -> float:
+        return self.deadline - self.clock()
+
+    def set_difficulties(self, difficulties: dict[str, float | None]) -> None:
+        lo, hi = self.cfg.weight_range
+        if self.cfg.adaptive:
+            self.weights = difficulty_weights({t.id: difficulties.get(t.id) for t in self.tasks}, lo, hi)
+        else:
+            self.weights = {t.id: 1.0 for t in self.tasks}
+
+    # ---- the cost model -------------------------------------------------------------------
+    def train_seconds(self, t: TaskCost, steps: float) -> float:
+        return self.train.factor * steps * t.train_tokens_per_step * self.cfg.train_seconds_per_token
+
+    def infer_seconds(self, t: TaskCost, views: int) -> float:
+        """Prefill grows with the views; decoding is batched, so it grows with the number of batches."""
+        batches = math.ceil(views / max(1, self.infer_batch))
+        per_test = (views * t.prompt_tokens * self.cfg.prefill_seconds_per_token
+                    + batches * t.answer_tokens * self.cfg.decode_seconds_per_token)
+        return self.infer.factor * t.n_test * per_test
+
+    def _totals(self, remaining: list[TaskCost], views: int):
+        """total(base): seconds all remaining tasks need at step scale `base` (vectorised over tasks)."""
+        per_step = np.array([self.train_seconds(t, 1) for t in remaining])
+        fixed = sum(self.cfg.task_overhead_seconds + self.infer_seconds(t, views) for t in remaining)
+        w = np.array([self.weights.get(t.id, 1.0) for t in remaining])
+        return lambda base: fixed + float(per_step @ np.minimum(self.cfg.max_steps, base * w)), float(w.min())
+
+    def _solve_base(self, remaining: list[TaskCost], views: int, budget: float) -> float:
+        """Largest step scale whose total cost fits `budget` (bisection; cost is monotone in base)."""
+        total, w_min = self._totals(remaining, views)
+        hi = self.cfg.max_steps / w_min
+        if total(hi) <= budget:
+            return hi
+        if total(0.0) > budget:
+            return 0.0
+        lo = 0.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if total(mid) <= budget else (lo, mid)
+        return lo
+
+    def _within_task_cap(self, t: TaskCost, steps: int, views: int) -> int:
+        if self.cfg.max_task_seconds is None:
+            return steps
+        spare = self.cfg.max_task_seconds - self.cfg.task_overhead_seconds - self.infer_seconds(t, views)
+        per_step = self.train_seconds(t, 1)
+        return max(0, min(steps, int(spare / per_step))) if per_step > 0 else steps
+
+    # ---- the decisions ----------------------------------------------------------------------
+    def plan(self, task_id: str) -> TaskPlan:
+        remaining = [t for t in self.tasks if t.id not in self._done]
+        t = next(x for x in remaining if x.id == task_id)
+        left = self.time_left()
+        w = self.weights.get(task_id, 1.0)
+        share = left / len(remaining) if remaining else 0.0
+        if self.cfg.max_task_seconds is not None:
+            share = min(share, self.cfg.max_task_seconds)
+
+        def make(mode, steps, views, reason):
+            train_s = self.train_seconds(t, steps)
+            infer_s = self.infer_seconds(t, views)
+            slack = self.cfg.cap_slack
+            task_cap = max(0.0, left) if self.cfg.max_task_seconds is None else min(left, self.cfg.max_task_seconds)
+            train_cap = min(train_s * slack, task_cap)
+            infer_cap = min(infer_s * slack + self.cfg.task_overhead_seconds, max(0.0, task_cap - train_cap))
+            return TaskPlan(mode, steps, views, train_cap, infer_cap, w, left, reason)
+
+        if left <= 0:
+            return make("fallback", 0, 0, "deadline reached")
+        # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
+        for views in range(self.default_views, self.cfg.min_views - 1, -1):
+            base = self._solve_base(remaining, views, left)
+            steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
+            if steps >= self.cfg.min_steps:
+                mode = "full" if views == self.default_views else "fewer_views"
+                return make(mode, steps, views, f"step scale {base:.1f} x weight {w:.2f}")
+        # 3. inference without TTT, with as many views as the remaining tasks can all afford ...
+        for views in range(self.default_views, 0, -1):
+            if self._totals(remaining, views)[0](0.0) <= left:
+                return make("no_ttt", 0, views, "no time for the minimum TTT steps")
+        # ... or one view if this task's fair share pays for it; 4. else the fallback answer.
+        if self.cfg.task_overhead_seconds + self.infer_seconds(t, 1) <= share:
+            return make("no_ttt", 0, 1, "one view within this task's share")
+        return make("fallback", 0, 0, "not even one view fits the time left")
+
+    def calibrate_forward(self, seconds: float, tokens: int) -> None:
+        """Seed both calibrations from a measured forward pass (the difficulty pass), before any task runs.
+
+        Without it the first task is planned on the prior alone, which can be off by orders of
+        magnitude on unknown hardware; one step that is too long cannot be interrupted.
+        """
+        predicted = tokens * self.cfg.prefill_seconds_per_token
+        if seconds > 0 and predicted > 0:
+            for cal in (self.train, self.infer):
+                if cal.predicted == 0:
+                    cal.add(seconds, predicted)
+
+    def record(self, task_id: str, plan: TaskPlan, *, train_seconds: float, steps_done: int,
+               infer_seconds: float, views_done: int) -> None:
+        """Feed back what the task really cost, so later plans use measured throughput."""
+        t = next(x for x in self.tasks if x.id == task_id)
+        self._done.add(task_id)
+        if steps_done > 0:
+            self.train.add(train_seconds, steps_done * t.train_tokens_per_step * self.cfg.train_seconds_per_token)
+        if views_done > 0:
+            infer_prior = self.infer_seconds(t, views_done) / self.infer.factor
+            self.infer.add(infer_seconds, infer_prior)

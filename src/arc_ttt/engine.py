@@ -1,0 +1,84 @@
+"""The real engine behind a run: one model with a LoRA adapter, reset in memory before each task."""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import inference, lora, ttt
+from .budget import TaskCost
+from .config import RunConfig
+from .model import load_model
+from .pipeline import PredictOutcome, TrainOutcome
+from .tasks import Task
+from .textformat import GridCodec, LossOn
+
+TOP_CANDIDATES = 5  # kept per test input in the log
+
+
+@dataclass
+class ModelEngine:
+    model: torch.nn.Module
+    codec: GridCodec
+    cfg: RunConfig
+    initial: lora.AdapterSnapshot
+    clock: object = time.monotonic
+
+    @classmethod
+    def load(cls, cfg: RunConfig) -> "ModelEngine":
+        model, tokenizer = load_model(cfg.model)
+        codec = GridCodec.from_tokenizer(tokenizer)
+        model = lora.attach(model, cfg.lora)
+        return cls(model, codec, cfg, lora.snapshot(model))
+
+    def reset(self) -> None:
+        lora.restore(self.model, self.initial)
+
+    def cost(self, task: Task) -> TaskCost:
+        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len)
+        seq = min(self.cfg.ttt.max_len, sum(ttt.pair_cost(p) for p in demos) + 1)
+        prompt = min(self.cfg.inference.max_len, len(self.codec.encode_prompt(task.train, task.test[0].input)))
+        answer = max(p.output.shape[0] * (p.output.shape[1] + 1) for p in task.train) + 1
+        return TaskCost(task.id, train_tokens_per_step=seq * self.cfg.ttt.batch_size * self.cfg.ttt.grad_accum,
+                        prompt_tokens=prompt, answer_tokens=answer, n_test=task.n_test)
+
+    def difficulty(self, task: Task) -> float:
+        """Base model NLL per output token on the task's own demos (the first output is not predictable)."""
+        self.reset()
+        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len)
+        loss_on = LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS
+        return ttt.mean_output_nll(self.model, [self.codec.encode_pairs(demos, loss_on)], autocast=self.cfg.ttt.autocast)
+
+    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome:
+        self.reset()
+        c = self.cfg.ttt
+        if shrink:  # the retry after an out-of-memory error
+            c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75),
+                                    grad_checkpointing=True)
+        # The planner decides the steps; sample as many views as those steps consume, one epoch.
+        c = dataclasses.replace(c, n_sequences=max(1, steps * c.batch_size * c.grad_accum), epochs=1.0)
+        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed)
+        if data.inference_only:
+            return TrainOutcome(stopped_by="inference_only", note=data.note)
+        r = ttt.train(self.model, data, c, max_steps=steps, time_cap=time_cap, clock=self.clock)
+        return TrainOutcome(r.steps, r.tokens, r.seconds, r.losses, r.stopped_by, data.note)
+
+    def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome:
+        c = self.cfg.inference
+        if shrink:
+            c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75))
+        p = inference.predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap,
+                                   clock=self.clock, seed=self.cfg.seed)
+        candidates = [[{"grid": cand.grid.tolist(), "votes": len(cand.views), "score": cand.score,
+                        "poe_nll": cand.poe_nll} for cand in per_test[:TOP_CANDIDATES]]
+                      for per_test in p.candidates]
+        return PredictOutcome(p.attempts, candidates, views=getattr(p, "views_done", views),
+                              seconds=p.seconds, stopped_by=p.stopped_by)
+
+    def free_memory(self) -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

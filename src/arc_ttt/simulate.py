@@ -1,0 +1,92 @@
+"""A simulated engine and clock: the run's real loop without a model.
+
+Used by the tests (deadline, isolation, resume) and by benchmarks/budget.py. Costs follow the
+planner's own cost model times a per-task "true" factor the planner does not know, so the
+planner has to learn throughput from what it measures, as on real hardware.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .budget import BudgetConfig, TaskCost
+from .pipeline import PredictOutcome, TrainOutcome
+from .tasks import Task
+
+
+@dataclass
+class FakeClock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class SimEngine:
+    clock: FakeClock
+    cfg: BudgetConfig = field(default_factory=BudgetConfig)
+    speed: float = 1.0  # true seconds = prior model x speed x per-task noise
+    noise: float = 0.0  # sigma of the log-normal per-task factor
+    solve: bool = True  # return the true answer (when the task has it) as attempt 1
+    fail: dict = field(default_factory=dict)  # task id -> exception to raise in train (once per entry)
+    seed: int = 0
+    batch_size: int = 8  # views decoded together, as the planner assumes
+    difficulties: dict = field(default_factory=dict)
+    calls: list = field(default_factory=list)
+
+    def _factor(self, task_id: str) -> float:
+        rng = np.random.default_rng([self.seed, *task_id.encode()])
+        return self.speed * float(np.exp(rng.normal(0, self.noise))) if self.noise else self.speed
+
+    def reset(self) -> None:
+        self.calls.append(("reset",))
+
+    def cost(self, task: Task) -> TaskCost:
+        seq = sum(p.input.size + p.input.shape[0] + p.output.size + p.output.shape[0] + 3 for p in task.train) + 1
+        answer = max(p.output.shape[0] * (p.output.shape[1] + 1) for p in task.train) + 1
+        prompt = seq + task.test[0].input.size + task.test[0].input.shape[0] + 2
+        return TaskCost(task.id, seq, prompt, answer, task.n_test)
+
+    def difficulty(self, task: Task) -> float:
+        self.clock.advance(self.cost(task).train_tokens_per_step * self.cfg.prefill_seconds_per_token
+                           * self._factor(task.id))
+        if task.id in self.difficulties:
+            return self.difficulties[task.id]
+        return float(np.random.default_rng([self.seed, 1, *task.id.encode()]).uniform(0.2, 2.0))
+
+    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome:
+        self.calls.append(("train", task.id, steps, time_cap, shrink))
+        if task.id in self.fail:
+            raise self.fail.pop(task.id)
+        per_step = self.cost(task).train_tokens_per_step * self.cfg.train_seconds_per_token * self._factor(task.id)
+        start, done = self.clock(), 0
+        while done < steps and self.clock() - start < time_cap:  # the cap is checked between steps, like ttt.train
+            self.clock.advance(per_step)
+            done += 1
+        return TrainOutcome(done, done * self.cost(task).train_tokens_per_step, self.clock() - start,
+                            [1.0] * done, "done" if done == steps else "time_cap")
+
+    def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome:
+        self.calls.append(("predict", task.id, views, time_cap, shrink))
+        c = self.cost(task)
+        start, done = self.clock(), 0
+        while done < views and self.clock() - start < time_cap:  # checked between batches of views
+            batch = min(self.batch_size, views - done)
+            self.clock.advance((batch * c.prompt_tokens * self.cfg.prefill_seconds_per_token
+                                + c.answer_tokens * self.cfg.decode_seconds_per_token) * c.n_test
+                               * self._factor(task.id))
+            done += batch
+        if self.solve and done and task.has_solutions:
+            attempts = [(p.output, None) for p in task.test]
+        else:
+            attempts = [(None, None) for _ in task.test]
+        return PredictOutcome(attempts, [[] for _ in task.test], done, self.clock() - start,
+                              "done" if done == views else "time_cap")
+
+    def free_memory(self) -> None:
+        self.calls.append(("free",))

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from arc_ttt.budget import BudgetConfig, Planner, TaskCost, difficulty_weights
+from arc_ttt.simulate import FakeClock
+
+
+def costs(n, tokens=1000, answer=100):
+    return [TaskCost(f"t{i}", tokens, tokens, answer) for i in range(n)]
+
+
+def planner(cfg, tasks, clock=None, views=8, infer_batch=1):
+    return Planner(cfg, tasks, start=0.0, clock=clock or FakeClock(), default_views=views, infer_batch=infer_batch)
+
+
+def test_deadline_keeps_the_safety_margin():
+    p = planner(BudgetConfig(seconds=1000, safety_margin=0.1, min_margin_seconds=30), costs(1))
+    assert p.deadline == 900
+    p = planner(BudgetConfig(seconds=100, safety_margin=0.1, min_margin_seconds=30), costs(1))
+    assert p.deadline == 70
+
+
+def test_plenty_of_time_gives_max_steps_and_all_views():
+    p = planner(BudgetConfig(seconds=1e6, adaptive=False, max_steps=48), costs(3))
+    plan = p.plan("t0")
+    assert (plan.mode, plan.steps, plan.views) == ("full", 48, 8)
+    assert plan.train_cap > 0 and plan.infer_cap > 0
+
+
+def test_plan_fits_the_remaining_tasks_and_splits_evenly():
+    cfg = BudgetConfig(seconds=600, safety_margin=0, min_margin_seconds=0, adaptive=False, max_steps=1000,
+                       task_overhead_seconds=0)
+    p = planner(cfg, costs(10))
+    plan = p.plan("t0")
+    expected_total = 10 * (p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views))
+    assert expected_total <= 600
+    assert 10 * (p.train_seconds(p.tasks[0], plan.steps + 1) + p.infer_seconds(p.tasks[0], 8)) > 600
+
+
+@pytest.mark.parametrize("seconds, mode", [(600, "full"), (20, "fewer_views"), (8, "no_ttt"), (1, "fallback")])
+def test_degrades_in_order_as_time_shrinks(seconds, mode):
+    cfg = BudgetConfig(seconds=seconds, safety_margin=0, min_margin_seconds=0, adaptive=False,
+                       task_overhead_seconds=0, min_steps=4)
+    # per task: a step costs 0.2 s, a view 0.22 s
+    p = planner(cfg, costs(10))
+    assert p.plan("t0").mode == mode
+
+
+def test_batched_decoding_makes_views_cheaper():
+    one = planner(BudgetConfig(), costs(1), infer_batch=1)
+    eight = planner(BudgetConfig(), costs(1), infer_batch=8)
+    t = one.tasks[0]
+    assert eight.infer_seconds(t, 8) < one.infer_seconds(t, 8)
+    assert eight.infer_seconds(t, 1) == one.infer_seconds(t, 1)
+    assert eight.infer_seconds(t, 9) > eight.infer_seconds(t, 8)  # a second batch
+
+
+def test_fallback_once_the_deadline_has_passed():
+    clock = FakeClock()
+    p = planner(BudgetConfig(seconds=100, min_margin_seconds=0, safety_margin=0), costs(2), clock)
+    clock.advance(101)
+    plan = p.plan("t0")
+    assert plan.mode == "fallback" and plan.train_cap == 0 and plan.infer_cap == 0
+
+
+def test_caps_never_exceed_time_left_or_task_cap():
+    clock = FakeClock()
+    cfg = BudgetConfig(seconds=1000, safety_margin=0, min_margin_seconds=0, max_task_seconds=20, adaptive=False)
+    p = planner(cfg, costs(2, tokens=5000), clock)
+    plan = p.plan("t0")
+    assert plan.train_cap + plan.infer_cap <= 20 + 1e-9
+    assert p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views) <= 20
+
+
+def test_measured_slowness_lowers_later_plans():
+    clock = FakeClock()
+    cfg = BudgetConfig(seconds=2000, safety_margin=0, min_margin_seconds=0, adaptive=False, max_steps=10_000)
+    p = planner(cfg, costs(4), clock)
+    first = p.plan("t0")
+    predicted = p.train_seconds(p.tasks[0], first.steps)
+    clock.advance(3 * predicted)  # the hardware is 3x slower than the prior
+    p.record("t0", first, train_seconds=3 * predicted, steps_done=first.steps, infer_seconds=0, views_done=0)
+    assert p.train.factor == pytest.approx(3.0)
+    second = p.plan("t1")
+    assert second.steps < first.steps
+
+
+def test_adaptive_gives_more_steps_to_harder_tasks():
+    tasks = [TaskCost("easy", 1000, 1000, 50, difficulty=0.2), TaskCost("hard", 1000, 1000, 50, difficulty=1.8)]
+    cfg = BudgetConfig(seconds=300, safety_margin=0, min_margin_seconds=0, adaptive=True, max_steps=10_000)
+    p = planner(cfg, tasks)
+    assert p.weights["hard"] > p.weights["easy"]
+    assert p.plan("hard").steps > p.plan("easy").steps
+    uniform = planner(BudgetConfig(seconds=300, safety_margin=0, min_margin_seconds=0, adaptive=False,
+                                   max_steps=10_000), tasks)
+    assert uniform.plan("hard").steps == uniform.plan("easy").steps
+
+
+def test_difficulty_weights_are_clipped_and_mean_one():
+    w = difficulty_weights({"a": 0.01, "b": 1.0, "c": 100.0, "d": None}, 0.25, 2.0)
+    known = [w["a"], w["b"], w["c"]]
+    assert np.mean(known) == pytest.approx(1.0)
+    assert w["d"] == 1.0 and w["a"] < w["b"] < w["c"]
+    assert difficulty_weights({"a": None}, 0.25, 2.0) == {"a": 1.0}

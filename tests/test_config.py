@@ -1,0 +1,64 @@
+import glob
+import os
+
+import pytest
+
+from arc_ttt.config import ConfigError, RunConfig, load_config
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["budget.seconds=120", "data.max_tasks=3", "lora.target_modules=[q_proj, v_proj]",
+                             "model.load_in_4bit=true", "data.challenges=/x/c.json", "seed=7"])
+    assert isinstance(cfg, RunConfig)
+    assert cfg.budget.seconds == 120.0 and isinstance(cfg.budget.seconds, float)
+    assert cfg.data.max_tasks == 3 and cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.model.load_in_4bit is True and cfg.data.challenges == "/x/c.json" and cfg.seed == 7
+
+
+def test_yaml_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget:\n  seconds: 50\ninference:\n  n_views: 4\n")
+    cfg = load_config(path, ["inference.n_views=2"])
+    assert cfg.budget.seconds == 50 and cfg.inference.n_views == 2
+
+
+@pytest.mark.parametrize("text, words", [
+    ("budget:\n  secs: 5\n", r"c.yaml.budget: unknown key\(s\) secs; known: .*seconds"),
+    ("nonsense: 1\n", r"unknown key\(s\) nonsense"),
+    ("budget:\n  seconds: fast\n", r"c.yaml.budget.seconds: expected a number, got 'fast'"),
+    ("budget:\n  adaptive: 3\n", r"budget.adaptive: expected true/false, got 3"),
+    ("data:\n  max_tasks: 1.5\n", r"data.max_tasks: expected an integer"),
+    ("budget: 5\n", r"budget: expected a mapping"),
+    ("- 1\n", r"top level must be a mapping"),
+    ("a: [\n", r"not valid YAML"),
+])
+def test_bad_config_names_the_file_and_key(tmp_path, text, words):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        load_config(path)
+
+
+def test_bad_override():
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_config(None, ["budget.seconds"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, ["budget.nope=1"])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.budget.seconds > 0
+
+
+def test_the_four_configs_exist():
+    names = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "configs", "*.yaml"))}
+    assert {"local.yaml", "kaggle.yaml", "kaggle-4xL4-12h.yaml", "colab.yaml"} <= names

