@@ -31,8 +31,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
+# The embedded default: real ARC-AGI-1 tasks + SmolLM2-135M on this CPU (see configs/local.yaml).
+run: $(STAMP) model
+	$(PY) -m arc_ttt run --config configs/local.yaml $(RUN_ARGS)
+
+model: $(STAMP)
+	$(PY) -c "from arc_ttt.model import ensure_default_model; print(ensure_default_model('$(MODEL_DIR)'))"
+
 bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
+	$(PY) benchmarks/ttt_train.py
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push

@@ -31,6 +31,7 @@ def test_yaml_file_then_overrides(tmp_path):
     ("budget:\n  adaptive: 3\n", r"budget.adaptive: expected true/false, got 3"),
     ("data:\n  max_tasks: 1.5\n", r"data.max_tasks: expected an integer"),
     ("budget: 5\n", r"budget: expected a mapping"),
+    ("ttt:\n  autocast: off\n", r"ttt.autocast: expected a string, got false \(YAML reads off"),
     ("- 1\n", r"top level must be a mapping"),
     ("a: [\n", r"not valid YAML"),
 ])

@@ -183,3 +183,20 @@ def test_complete_fills_missing_attempts(small_tasks):
     np.testing.assert_array_equal(out[0][0], t.test[0].input)
     out = _complete(t, [(None, g)])
     np.testing.assert_array_equal(out[0][0], g)
+
+
+def test_warm_up_of_the_first_forward_pass_does_not_skew_the_plan(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.adaptive=true", "budget.difficulty_share=0.5")
+
+    class SlowFirst(SimEngine):
+        def difficulty(self, task):
+            if not any(call[0] == "warm" for call in self.calls):
+                self.calls.append(("warm",))
+                self.clock.advance(30.0)  # one-time start-up cost (kernels, allocator, caches)
+            return super().difficulty(task)
+
+    clock = FakeClock()
+    engine = SlowFirst(clock, cfg.budget)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    assert all(r.mode == "full" for r in result.records)

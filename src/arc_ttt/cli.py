@@ -41,7 +41,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
+    from .config import load_config
     from .pipeline import run
 
     overrides = list(args.set or [])
@@ -49,11 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"output.dir={args.output}")
     if args.resume:
         overrides.append("output.resume=true")
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides)
     result = run(cfg, progress=not args.quiet)
     print(f"submission: {result.submission_path}")
     print(f"log:        {result.log_path}")
@@ -156,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     except TaskFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        config = sys.modules.get("arc_ttt.config")  # loaded only by the sub-commands that need torch
+        if config is not None and isinstance(e, config.ConfigError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {str(value).lower()} "
+                              "(YAML reads off/on/no/yes as booleans: quote the word, e.g. \"off\")")
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value

