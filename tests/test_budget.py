@@ -20,6 +20,12 @@ def test_deadline_keeps_the_safety_margin():
     assert p.deadline == 70
 
 
+def measured(p):
+    """As if a task had run exactly as the priors predict."""
+    p.train.add(1.0, 1.0)
+    p.infer.add(1.0, 1.0)
+
+
 def test_plenty_of_time_gives_max_steps_and_all_views():
     p = planner(BudgetConfig(seconds=1e6, adaptive=False, max_steps=48), costs(3))
     plan = p.plan("t0")
@@ -43,6 +49,7 @@ def test_degrades_in_order_as_time_shrinks(seconds, mode):
                        task_overhead_seconds=0, min_steps=4)
     # per task: a step costs 0.2 s, a view 0.22 s
     p = planner(cfg, costs(10))
+    measured(p)
     assert p.plan("t0").mode == mode
 
 
@@ -102,3 +109,16 @@ def test_difficulty_weights_are_clipped_and_mean_one():
     assert np.mean(known) == pytest.approx(1.0)
     assert w["d"] == 1.0 and w["a"] < w["b"] < w["c"]
     assert difficulty_weights({"a": None}, 0.25, 2.0) == {"a": 1.0}
+
+
+def test_an_unmeasured_estimate_never_gives_up_a_task_without_trying():
+    clock = FakeClock()
+    cfg = BudgetConfig(seconds=100, safety_margin=0, min_margin_seconds=0, adaptive=False, min_steps=2, min_views=2)
+    p = planner(cfg, costs(4), clock)
+    p.calibrate_forward(seconds=0.1, tokens=100)  # a slow (noisy) forward pass: 50x the prior
+    plan = p.plan("t0")
+    assert plan.mode == "probe" and plan.steps == 2 and plan.views == 2
+    assert plan.train_cap + plan.infer_cap == pytest.approx(100 / 4)  # at most the fair share
+    p.record("t0", plan, train_seconds=1.0, steps_done=2, infer_seconds=1.0, views_done=2)
+    assert p.train.samples == 1 and p.infer.samples == 1
+    assert p.plan("t1").mode != "probe"  # measured now: the estimates are trusted again

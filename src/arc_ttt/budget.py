@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MODES = ("full", "fewer_views", "no_ttt", "fallback")
+MODES = ("full", "fewer_views", "no_ttt", "fallback", "probe")
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,17 @@ class Calibration:
 
     actual: float = 0.0
     predicted: float = 0.0
+    samples: int = 0  # tasks really measured (a seed from the difficulty pass does not count)
 
     @property
     def factor(self) -> float:
         return self.actual / self.predicted if self.predicted > 0 else 1.0
 
-    def add(self, actual: float, predicted: float) -> None:
+    def add(self, actual: float, predicted: float, sample: bool = True) -> None:
         if predicted > 0 and actual >= 0:
             self.actual += actual
             self.predicted += predicted
+            self.samples += sample
 
 
 def difficulty_weights(difficulties: dict[str, float | None], lo: float, hi: float) -> dict[str, float]:
@@ -172,6 +174,27 @@ class Planner:
     # ---- the decisions ----------------------------------------------------------------------
     def plan(self, task_id: str, remaining: list[str] | None = None) -> TaskPlan:
         """Plan `task_id`; `remaining`: ids nobody has taken yet (this one included), when workers share them."""
+        plan = self._plan(task_id, remaining)
+        # Until a task has really trained and predicted, costs are priors and one noisy forward pass:
+        # rather than give up a task on their word alone, spend at most its fair share measuring,
+        # as long as a single step (which cannot be cut short) fits in that share.
+        if plan.mode not in ("no_ttt", "fallback") or plan.seconds_left <= 0:
+            return plan
+        t = next(x for x in self.tasks if x.id == task_id)
+        n_left = len(remaining) if remaining is not None else len(self.tasks) - len(self._done)
+        share = plan.seconds_left * self.workers / max(1, n_left)
+        if self.cfg.max_task_seconds is not None:
+            share = min(share, self.cfg.max_task_seconds)
+        steps = self.cfg.min_steps if not self.train.samples and self.train_seconds(t, 1) <= share / 2 else 0
+        prefill = self.infer.factor * t.prompt_tokens * self.cfg.prefill_seconds_per_token
+        views = min(self.cfg.min_views, self.default_views) if prefill <= share / 2 else 0
+        if (steps and plan.mode in ("no_ttt", "fallback")) or (views and plan.mode == "fallback" and not self.infer.samples):
+            train_cap = share / 2 if steps else 0.0
+            return TaskPlan("probe", steps, max(views, plan.views), train_cap, share - train_cap, plan.weight,
+                            plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})")
+        return plan
+
+    def _plan(self, task_id: str, remaining: list[str] | None) -> TaskPlan:
         by_id = {t.id: t for t in self.tasks}
         if remaining is None:
             remaining_costs = [t for t in self.tasks if t.id not in self._done]
@@ -225,7 +248,7 @@ class Planner:
         if seconds > 0 and predicted > 0:
             for cal in (self.train, self.infer):
                 if cal.predicted == 0:
-                    cal.add(seconds, predicted)
+                    cal.add(seconds, predicted, sample=False)
 
     def record(self, task_id: str, plan: TaskPlan, *, train_seconds: float, steps_done: int,
                infer_seconds: float, views_done: int) -> None:

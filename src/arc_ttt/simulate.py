@@ -74,13 +74,19 @@ class SimEngine:
     def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome:
         self.calls.append(("predict", task.id, views, time_cap, shrink))
         c = self.cost(task)
+        factor = c.n_test * self._factor(task.id)
         start, done = self.clock(), 0
-        while done < views and self.clock() - start < time_cap:  # checked between batches of views
+        while done < views and self.clock() - start < time_cap:
             batch = min(self.batch_size, views - done)
-            self.clock.advance((batch * c.prompt_tokens * self.cfg.prefill_seconds_per_token
-                                + c.answer_tokens * self.cfg.decode_seconds_per_token) * c.n_test
-                               * self._factor(task.id))
-            done += batch
+            self.clock.advance(batch * c.prompt_tokens * self.cfg.prefill_seconds_per_token * factor)
+            for _ in range(c.answer_tokens):  # decoding checks the cap at every token, like inference.py
+                if self.clock() - start >= time_cap:
+                    break
+                self.clock.advance(self.cfg.decode_seconds_per_token * factor)
+            else:
+                done += batch
+                continue
+            break
         if self.solve and done and task.has_solutions:
             attempts = [(p.output, None) for p in task.test]
         else:
