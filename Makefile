@@ -41,6 +41,7 @@ model: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
 	$(PY) benchmarks/ttt_train.py
+	$(PY) benchmarks/inference.py
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push

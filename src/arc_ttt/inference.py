@@ -203,26 +203,30 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
     states = [grammar.start] * n
     paths = [Path([], 0.0) for _ in range(n)]
     done = [False] * n
+    active = list(range(n))  # rows still decoding, in cache order; finished rows leave the batch
     for _ in range(grammar.max_tokens):
         if deadline.passed():
             break
-        allowed = torch.from_numpy(np.stack([grammar.allowed(s) if not d else np.ones(12, bool)
-                                             for s, d in zip(states, done)])).to(device)
+        allowed = torch.from_numpy(np.stack([grammar.allowed(states[i]) for i in active])).to(device)
         logp = restricted_logprobs(logits, allowed)
         best = logp.argmax(-1)
         best_lp = logp.gather(-1, best[:, None])[:, 0].tolist()
-        for i, k in enumerate(best.tolist()):
-            if done[i]:
-                continue
-            paths[i].logprob += best_lp[i]
+        for row, (i, k) in enumerate(zip(active, best.tolist())):
+            paths[i].logprob += best_lp[row]
             if k == END:
                 done[i] = True
             else:
                 paths[i].tokens.append(k)
                 states[i] = grammar.advance(states[i], k)
-        if all(done):
+        keep = [row for row, i in enumerate(active) if not done[i]]
+        if not keep:
             break
-        mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+        if len(keep) < len(active):
+            rows = torch.tensor(keep, device=device)
+            cache.batch_select_indices(rows)
+            best, mask, next_pos = best[rows], mask[rows], next_pos[rows]
+            active = [active[row] for row in keep]
+        mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], dim=1)
         out = model(input_ids=grid_ids[best][:, None], attention_mask=mask, position_ids=next_pos,
                     past_key_values=cache, use_cache=True)
         cache, logits = out.past_key_values, out.logits[:, -1, grid_ids]
