@@ -288,3 +288,23 @@ def test_predict_task_with_a_peft_model(tokenizer, codec, small_tasks):
     model = get_peft_model(tiny_llama(tokenizer), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     pred = predict_task(model, codec, small_tasks[0], InferenceConfig(n_views=2, n_score_views=2))
     assert pred.stopped_by == "done" and pred.attempts[0][0] is not None
+
+
+@pytest.mark.slow
+def test_smollm2_batched_greedy_matches_unbatched_in_float32(small_tasks):
+    """Left padding, masks and position ids on the real model (float32, so rounding cannot split the texts)."""
+    from arc_ttt.model import ModelConfig, ensure_default_model, load_model
+
+    model, tok = load_model(ModelConfig(ensure_default_model(), dtype="float32", device="cpu"))
+    codec = GridCodec.from_tokenizer(tok)
+    task = small_tasks[0]
+    grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+    views = sample_views(task, 2, seed=0)
+    prompts = [build_prompt(codec, v.apply(task), 0, 8192) for v in views]
+    prompts[1] = build_prompt(codec, views[1].apply(task), 0, len(prompts[1]) - 1)  # one demo fewer: shorter
+    assert len(prompts[1]) < len(prompts[0])
+    batched = greedy_batch(model, codec, prompts, grammar, Deadline())
+    for prompt, together in zip(prompts, batched):
+        alone = greedy_batch(model, codec, [prompt], grammar, Deadline())[0]
+        assert together.tokens == alone.tokens
+        assert together.logprob == pytest.approx(alone.logprob, abs=1e-3)

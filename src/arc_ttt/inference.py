@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class InferenceConfig:
     decoding: str = "dfs"  # "greedy" | "dfs"
     dfs_threshold: float = 0.1  # keep continuations with cumulative prob >= threshold
     max_candidates: int = 8  # per view
-    batch_size: int = 8  # views decoded (and candidates scored) together
+    batch_size: int = 8  # views decoded together by greedy, candidates scored together by PoE (DFS: one view at a time)
     selection: str = "both"  # "vote" | "poe" | "both"
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
     max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
@@ -106,8 +106,7 @@ class GridGrammar:
     """
 
     max_side: int = MAX_SIDE
-
-    start: State = (0, 0, 0)
+    start: ClassVar[State] = (0, 0, 0)
 
     @property
     def max_tokens(self) -> int:

@@ -27,6 +27,7 @@ from .inference import (Candidate, Deadline, GridGrammar, InferenceConfig, build
 from .tasks import Task
 from .textformat import GridCodec
 
+END_PAD = 11  # padding target positions with the end marker keeps the grid-id lookup in range
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
 
 
@@ -87,9 +88,6 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
     return nll
 
 
-END_PAD = 11  # padding target positions with the end marker keeps the grid-id lookup in range
-
-
 def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
             deadline: Deadline | None = None) -> tuple[np.ndarray, int]:
@@ -128,6 +126,7 @@ def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[C
     """Merged, scored and ranked candidates for one test input (best first)."""
     candidates = merge_candidates(raw)
     if cfg.selection != "vote" and candidates and not (deadline is not None and deadline.passed()):
+        # same seed as generation: the experts include the views that proposed the candidates
         views = sample_views(task, cfg.n_score_views, seed, keep_background=cfg.keep_background)
         total, scored = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,
                                 max_len=cfg.max_len, batch_size=cfg.batch_size, deadline=deadline)
