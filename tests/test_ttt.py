@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from arc_ttt import lora, ttt
+from arc_ttt.augment import sample_views
 from arc_ttt.model import tiny_llama
 from arc_ttt.tasks import Pair
 from arc_ttt.textformat import Encoded, GridCodec
@@ -66,6 +67,11 @@ def test_leave_one_out_sequences(small_tasks, codec):
         targets = np.flatnonzero(s.loss_mask)
         assert s.ids[targets[-1]] == codec.end_id and targets[-1] == len(s) - 1
         assert (s.ids[s.loss_mask] == codec.end_id).sum() == 1
+    # the query of sequence j is original demo j % k, seen through view j
+    views = sample_views(task, 6, seed=0)
+    for j, (s, v) in enumerate(zip(data.sequences, views)):
+        want = codec.encode_grid(v.apply_grid(task.train[j % len(task.train)].output)) + [codec.end_id]
+        assert s.ids[-len(want):].tolist() == want
     both = ttt.build_sequences(task, codec, replace(cfg, whole_task=True))
     assert len(both.sequences) == 12
 
@@ -224,7 +230,7 @@ def test_gradient_accumulation_equals_bigger_batch(tokenizer, small_tasks, codec
         torch.testing.assert_close(states[0][n], states[1][n], rtol=1e-4, atol=1e-6)
 
 
-def test_checkpointing_and_bf16_autocast_run(model, small_tasks, codec):
+def test_checkpointing_and_half_precision_autocast_run(model, small_tasks, codec):
     data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
     snap = lora.snapshot(model)
     plain = ttt.train(model, data, EXACT)
@@ -235,6 +241,10 @@ def test_checkpointing_and_bf16_autocast_run(model, small_tasks, codec):
     lora.restore(model, snap)
     bf16 = ttt.train(model, data, replace(EXACT, autocast="bf16"))
     assert bf16.losses == pytest.approx(plain.losses, rel=0.05)
+    lora.restore(model, snap)
+    fp16 = ttt.train(model, data, replace(EXACT, autocast="fp16"))  # with loss scaling
+    assert fp16.losses == pytest.approx(plain.losses, rel=0.05)
+    assert any(not torch.equal(p, snap.tensors[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
 def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec):

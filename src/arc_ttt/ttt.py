@@ -99,7 +99,8 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
     if cfg.leave_one_out and len(demos) > 1:
         for j, v in enumerate(views):
             pairs = v.apply(sub).train
-            q = j % len(pairs)  # every demo takes its turn as the query
+            held = j % len(pairs)  # every original demo takes its turn as the query
+            q = v.order.index(held) if v.order is not None else held  # where the view put it
             sequences.append(codec.encode_pairs(pairs[:q] + pairs[q + 1:] + pairs[q:q + 1], cfg.loss_on))
     note = f"{len(sequences)} sequences over {len(views)} views"
     if dropped:
@@ -227,6 +228,8 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
         finished = "done"
     device = model_device(model)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op).
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.autocast == "fp16")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
     checkpointing = cfg.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable")
     if checkpointing:
@@ -249,12 +252,14 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
             for m in micro:
                 with autocast_context(cfg.autocast, device):
                     loss = batch_loss(model, m)
-                (loss / n_targets).backward()
+                scaler.scale(loss / n_targets).backward()
                 step_loss += loss.item()
                 tokens += m.n_tokens
             if cfg.max_grad_norm is not None:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             opt.zero_grad(set_to_none=True)
             steps += 1
