@@ -242,6 +242,7 @@ def test_time_cap_returns_what_it_has(tiny_model, codec, small_tasks, decoding):
     assert len(capped.attempts) == task.n_test
     found = sum(len(c.views) for c in capped.candidates[0])
     assert 0 < found < sum(len(c.views) for c in full.candidates[0])
+    assert full.views_done == 8 and 0 < capped.views_done < 8
     nothing = predict_task(tiny_model, codec, task, cfg, time_cap=0.0, clock=FakeClock())
     assert nothing.attempts == [(None, None)] * task.n_test and nothing.stopped_by == "time_cap"
 

@@ -69,6 +69,7 @@ class TaskPrediction:
     candidates: list[list[Candidate]]  # per test input, ranked best first
     seconds: float
     stopped_by: str  # "done" | "time_cap"
+    views_done: int = 0  # fewest views, over the test inputs, that produced a candidate (throughput for planning)
 
 
 @dataclass
@@ -236,7 +237,8 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
 @torch.inference_mode()
 def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, threshold: float,
         max_candidates: int, deadline: Deadline, reuse_prefix: bool = True) -> list[Path]:
-    """Every finished text whose cumulative probability is >= threshold, plus the greedy path, best-first.
+    """Every finished text whose cumulative probability is >= threshold, plus the greedy path (found first;
+    children are visited likeliest first).
 
     The prompt's KV cache is computed once; going down a branch appends one token, backtracking crops
     the cache to the branch point. `reuse_prefix=False` recomputes prompt+path on every backtrack
@@ -340,4 +342,5 @@ def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n
             deadline.hit |= share.hit
             ranked_all.append(ranked)
             attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
-    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done")
+    views_done = min(len({k for c in ranked for k in c.views}) for ranked in ranked_all) if ranked_all else 0
+    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done", views_done)
