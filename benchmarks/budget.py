@@ -47,8 +47,11 @@ def scenario(name, tasks, speed, adaptive, tmp):
     modes = {}
     for r in recs:
         modes[r.mode] = modes.get(r.mode, 0) + 1
+    # Not budget-bound: every task got full effort (max_steps or its per-task cap, all views) and the
+    # run still finished early; there the planner has no reason to spend the rest.
+    capped = all(r.mode == "full" for r in recs) and clock() < 0.9 * cfg.budget.seconds
     return {
-        "scenario": name, "tasks": len(recs), "speed_vs_prior": speed, "adaptive": adaptive,
+        "scenario": name, "budget_bound": not capped, "tasks": len(recs), "speed_vs_prior": speed, "adaptive": adaptive,
         "budget_s": cfg.budget.seconds, "finish_s": round(clock(), 1),
         "over_budget": clock() > cfg.budget.seconds,
         "productive_share": round(productive / cfg.budget.seconds, 4),
@@ -70,7 +73,7 @@ def main() -> int:
                 for adaptive in (False, True):
                     rows.append(scenario(f"{name}-x{speed}-{'adaptive' if adaptive else 'uniform'}", tasks, speed,
                                          adaptive, tmp))
-    cols = ["scenario", "finish_s", "productive_share", "total_steps", "mean_steps_easiest_third",
+    cols = ["scenario", "budget_bound", "finish_s", "productive_share", "total_steps", "mean_steps_easiest_third",
             "mean_steps_hardest_third", "modes"]
     print(" | ".join(cols))
     for r in rows:
@@ -80,8 +83,11 @@ def main() -> int:
         json.dump({"budget_s": rows[0]["budget_s"], "rows": rows}, f, indent=2)
     print(f"wrote {OUT}")
     never_over = not any(r["over_budget"] for r in rows)
-    share = min(r["productive_share"] for r in rows)
-    print(f"never over budget: {never_over}; lowest productive share: {share:.1%} (target >= 90%)")
+    bound = [r for r in rows if r["budget_bound"]]
+    share = min(r["productive_share"] for r in bound)
+    print(f"never over budget: {never_over}; lowest productive share where the budget binds "
+          f"({len(bound)} of {len(rows)} scenarios): {share:.1%} (target >= 90%); the others give every task "
+          f"full effort within the per-task limits and finish early")
     return 0 if never_over else 1
 
 

@@ -105,12 +105,16 @@ def is_oom(e: BaseException) -> bool:
     return isinstance(e, MemoryError) or "out of memory" in str(e).lower()
 
 
-def peak_memory_mb() -> float:
+def peak_memory_mb(reset: bool = False) -> float:
+    """Peak GPU memory since the last reset (per task); on the CPU, the process's peak RSS."""
     try:
         import torch
 
         if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            if reset:
+                torch.cuda.reset_peak_memory_stats()
+            return peak
     except ImportError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -137,9 +141,8 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
                      planned_steps=plan.steps, planned_views=plan.views)
     t0 = clock()
     if plan.mode == "fallback":
-        rec.status = "fallback"
-        rec.attempts = [[a.tolist(), b.tolist()] for a, b in fallback_attempts(task)]
-        return rec
+        return _fallback_record(task, "fallback", reason=plan.reason)
+    peak_memory_mb(reset=True)
     for shrink in (0, 1):
         try:
             engine.reset()
@@ -170,7 +173,7 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
                 rec.retried = True
                 continue
             rec.status = "error"
-            rec.attempts = [[a.tolist(), b.tolist()] for a, b in fallback_attempts(task)]
+            rec.attempts = _fallback_record(task, "error").attempts
             break
     rec.seconds = clock() - t0
     rec.peak_memory_mb = peak_memory_mb()
@@ -239,9 +242,9 @@ def select_tasks(cfg: RunConfig) -> TaskSet:
     return TaskSet(tuple(tasks))
 
 
-def setup_logging(out_dir: str, worker: Worker) -> logging.Handler:
+def setup_logging(out_dir: str, worker: Worker, append: bool) -> logging.Handler:
     name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
-    handler = logging.FileHandler(os.path.join(out_dir, name), encoding="utf-8")
+    handler = logging.FileHandler(os.path.join(out_dir, name), mode="a" if append else "w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -255,7 +258,7 @@ def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], flo
     start = clock()
     worker = worker or workers.from_env()
     os.makedirs(cfg.output.dir, exist_ok=True)
-    handler = setup_logging(cfg.output.dir, worker)
+    handler = setup_logging(cfg.output.dir, worker, append=cfg.output.resume)
     try:
         return _run(cfg, engine, clock, start, solve_limit, progress, worker)
     finally:
@@ -305,8 +308,12 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
         log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
     writer = SubmissionWriter(paths["submission"], taskset.tasks, write=False)
 
-    def merge() -> None:
-        """Every worker's finished tasks into submission.json (atomically, one writer at a time)."""
+    def merge(rec: TaskRecord | None = None) -> None:
+        """Finished tasks into submission.json (atomically). Alone, this worker's new record is enough;
+        with several workers, every journal is merged, one writer at a time."""
+        if rec is not None and worker.world_size == 1:
+            writer.update(rec.id, _attempts(rec))
+            return
         with workers.file_lock(paths["lock"]):
             for tid, rec in _read_records(out).items():
                 if tid in writer.ids:
@@ -366,7 +373,7 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
 
 
 def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
-              journal: str, merge: Callable[[], None], progress: bool) -> None:
+              journal: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
     planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
@@ -381,7 +388,7 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         rec = solve_task(engine, t, plan, clock)
         rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
         append_journal(journal, rec)
-        merge()
+        merge(rec)
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
                        infer_seconds=rec.infer_seconds, views_done=rec.views)
         line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
