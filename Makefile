@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
 	$(PY) benchmarks/ttt_train.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/budget.py
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push
