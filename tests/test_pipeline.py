@@ -197,3 +197,28 @@ def test_warm_up_of_the_first_forward_pass_does_not_skew_the_plan(tmp_path, chal
     engine = SlowFirst(clock, cfg.budget)
     result = run(cfg, engine=engine, clock=clock, progress=False)
     assert all(r.mode == "full" for r in result.records)
+
+
+def test_an_out_of_memory_retry_shares_the_task_time_instead_of_adding_to_it(tmp_path, challenge_files):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.adaptive=false")
+    tid = list(challenges)[0]
+
+    class SlowOOM(SimEngine):
+        def train(self, task, steps, time_cap, shrink):
+            if task.id == tid and shrink == 0:
+                self.calls.append(("train", task.id, steps, time_cap, shrink))
+                self.clock.advance(time_cap * 0.8)  # most of the training time is gone when it fails
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return super().train(task, steps, time_cap, shrink)
+
+    clock = FakeClock()
+    engine = SlowOOM(clock, cfg.budget)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    first, second = [call for call in engine.calls if call[0] == "train" and call[1] == tid]
+    predict = next(call for call in engine.calls if call[0] == "predict" and call[1] == tid)
+    rec = {r.id: r for r in result.records}[tid]
+    assert rec.retried and rec.status == "ok"
+    assert second[3] <= first[3] * 0.2 + 1e-9  # the retry trains within what is left of the first cap
+    assert predict[3] > 0  # inference still gets its time
+    assert rec.views == cfg.inference.n_views

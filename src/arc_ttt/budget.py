@@ -172,44 +172,39 @@ class Planner:
         return max(0, min(steps, int(spare / per_step))) if per_step > 0 else steps
 
     # ---- the decisions ----------------------------------------------------------------------
+    def _share(self, capacity: float, n_remaining: int) -> float:
+        """One task's fair part of the worker-seconds left."""
+        share = capacity / max(1, n_remaining)
+        return share if self.cfg.max_task_seconds is None else min(share, self.cfg.max_task_seconds)
+
     def plan(self, task_id: str, remaining: list[str] | None = None) -> TaskPlan:
         """Plan `task_id`; `remaining`: ids nobody has taken yet (this one included), when workers share them."""
-        plan = self._plan(task_id, remaining)
+        by_id = {t.id: t for t in self.tasks}
+        ids = remaining if remaining is not None else [t.id for t in self.tasks if t.id not in self._done]
+        costs = [by_id[i] for i in dict.fromkeys([*ids, task_id])]
+        t = by_id[task_id]
+        plan = self._plan(t, costs)
+        if plan.mode not in ("no_ttt", "fallback") or plan.seconds_left <= 0:
+            return plan
         # Until a task has really trained and predicted, costs are priors and one noisy forward pass:
         # rather than give up a task on their word alone, spend at most its fair share measuring,
         # as long as a single step (which cannot be cut short) fits in that share.
-        if plan.mode not in ("no_ttt", "fallback") or plan.seconds_left <= 0:
-            return plan
-        t = next(x for x in self.tasks if x.id == task_id)
-        n_left = len(remaining) if remaining is not None else len(self.tasks) - len(self._done)
-        share = plan.seconds_left * self.workers / max(1, n_left)
-        if self.cfg.max_task_seconds is not None:
-            share = min(share, self.cfg.max_task_seconds)
+        share = self._share(plan.seconds_left * self.workers, len(costs))
         steps = self.cfg.min_steps if not self.train.samples and self.train_seconds(t, 1) <= share / 2 else 0
         prefill = self.infer.factor * t.prompt_tokens * self.cfg.prefill_seconds_per_token
         views = min(self.cfg.min_views, self.default_views) if prefill <= share / 2 else 0
-        if (steps and plan.mode in ("no_ttt", "fallback")) or (views and plan.mode == "fallback" and not self.infer.samples):
+        if steps or (views and plan.mode == "fallback" and not self.infer.samples):
             train_cap = share / 2 if steps else 0.0
             return TaskPlan("probe", steps, max(views, plan.views), train_cap, share - train_cap, plan.weight,
                             plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})")
         return plan
 
-    def _plan(self, task_id: str, remaining: list[str] | None) -> TaskPlan:
-        by_id = {t.id: t for t in self.tasks}
-        if remaining is None:
-            remaining_costs = [t for t in self.tasks if t.id not in self._done]
-        else:
-            remaining_costs = [by_id[i] for i in remaining]
-        t = by_id[task_id]
-        if t not in remaining_costs:
-            remaining_costs.append(t)
-        remaining = remaining_costs
+    def _plan(self, t: TaskCost, remaining: list[TaskCost]) -> TaskPlan:
+        """The degradation ladder on the current estimates."""
         left = self.time_left()
         capacity = left * self.workers  # worker-seconds left for the remaining tasks
-        w = self.weights.get(task_id, 1.0)
-        share = capacity / len(remaining)
-        if self.cfg.max_task_seconds is not None:
-            share = min(share, self.cfg.max_task_seconds)
+        w = self.weights.get(t.id, 1.0)
+        share = self._share(capacity, len(remaining))
 
         def make(mode, steps, views, reason):
             train_s = self.train_seconds(t, steps)

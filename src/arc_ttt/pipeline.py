@@ -143,17 +143,19 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
     if plan.mode == "fallback":
         return _fallback_record(task, "fallback", reason=plan.reason)
     peak_memory_mb(reset=True)
+    task_deadline = t0 + plan.train_cap + plan.infer_cap  # a retry shares the same time, never adds to it
     for shrink in (0, 1):
         try:
             engine.reset()
-            start = clock()
-            tr = engine.train(task, plan.steps, plan.train_cap, shrink) if plan.steps > 0 else TrainOutcome()
+            # A retry trains in what is left of the training time; inference keeps its planned share.
+            train_cap = max(0.0, min(plan.train_cap, task_deadline - clock() - plan.infer_cap))
+            tr = engine.train(task, plan.steps, train_cap, shrink) if plan.steps > 0 else TrainOutcome()
             rec.steps, rec.tokens, rec.train_seconds = tr.steps, tr.tokens, tr.seconds
             rec.train_stopped_by = tr.stopped_by + (f" ({tr.note})" if tr.note else "")
             if tr.losses:
                 rec.loss_first, rec.loss_last = tr.losses[0], tr.losses[-1]
-            used = clock() - start
-            pred = engine.predict(task, plan.views, max(0.0, plan.infer_cap + max(0.0, plan.train_cap - used)), shrink)
+            # Inference gets the rest of the task's time, including what training did not use.
+            pred = engine.predict(task, plan.views, max(0.0, task_deadline - clock()), shrink)
             rec.views, rec.infer_seconds, rec.candidates = pred.views, pred.seconds, pred.candidates
             attempts = _complete(task, pred.attempts)
             rec.status = "ok" if any(a[0] is not None for a in pred.attempts) else "fallback"
