@@ -75,3 +75,22 @@ def tiny_model(tokenizer):
     from arc_ttt.model import tiny_llama
 
     return tiny_llama(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """A fresh tiny model and its tokenizer saved as a Hugging Face folder, for runs that load from disk."""
+    from arc_ttt.model import tiny_llama
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_llama(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def challenges(tmp_path_factory, arc1_eval):
+    """Four small real tasks as Kaggle files: (challenges path, solutions path, challenges object)."""
+    tasks = [arc1_eval[i] for i in ("66e6c45b", "be03b35f", "4cd1b7b2", "ca8de6ea")]
+    c, s, raw, _ = write_kaggle_files(tmp_path_factory.mktemp("data"), tasks)
+    return c, s, raw

