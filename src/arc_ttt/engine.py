@@ -14,7 +14,7 @@ from .config import RunConfig
 from .model import load_model
 from .pipeline import PredictOutcome, TrainOutcome
 from .tasks import Task
-from .textformat import GridCodec, LossOn
+from .textformat import GridCodec, LossOn, answer_tokens
 
 TOP_CANDIDATES = 5  # kept per test input in the log
 
@@ -41,7 +41,7 @@ class ModelEngine:
         demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len)
         seq = min(self.cfg.ttt.max_len, sum(ttt.pair_cost(p) for p in demos) + 1)
         prompt = min(self.cfg.inference.max_len, len(self.codec.encode_prompt(task.train, task.test[0].input)))
-        answer = max(p.output.shape[0] * (p.output.shape[1] + 1) for p in task.train) + 1
+        answer = answer_tokens(task.train)
         return TaskCost(task.id, train_tokens_per_step=seq * self.cfg.ttt.batch_size * self.cfg.ttt.grad_accum,
                         prompt_tokens=prompt, answer_tokens=answer, n_test=task.n_test)
 

@@ -310,14 +310,14 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
         log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
     writer = SubmissionWriter(paths["submission"], taskset.tasks, write=False)
 
-    def merge(rec: TaskRecord | None = None) -> None:
+    def merge(rec: TaskRecord | None = None, journaled: dict[str, TaskRecord] | None = None) -> None:
         """Finished tasks into submission.json (atomically). Alone, this worker's new record is enough;
-        with several workers, every journal is merged, one writer at a time."""
+        with several workers, every journal is merged (or `journaled`, already read), one writer at a time."""
         if rec is not None and worker.world_size == 1:
             writer.update(rec.id, _attempts(rec))
             return
         with workers.file_lock(paths["lock"]):
-            for tid, rec in _read_records(out).items():
+            for tid, rec in (journaled if journaled is not None else _read_records(out)).items():
                 if tid in writer.ids:
                     writer.update(tid, _attempts(rec), flush=False)
             writer.flush()
@@ -348,8 +348,9 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
     if worker.rank != 0:  # worker 0 writes the log and the report for everyone
         return RunResult(paths["submission"], paths["log"], None, [], clock() - start)
 
-    merge()
-    records = {**fixed, **_read_records(out)}
+    journaled = _read_records(out)  # every worker has finished: read the journals once
+    merge(journaled=journaled)
+    records = {**fixed, **journaled}
     for tid in done:
         if records[tid].status == "ok":
             records[tid].status = "resumed"
@@ -357,7 +358,7 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
     result = RunResult(paths["submission"], paths["log"], None, ordered, clock() - start)
     known = {t.id: [p.output for p in t.test] for t in valid if t.has_solutions}
     if known:
-        score = score_submission({k: [g.tolist() for g in v] for k, v in known.items()}, writer.as_dict())
+        score = score_submission(known, writer.as_dict())
         for r in ordered:
             r.correct = score.per_task.get(r.id)
         result.score, result.task_score = score.output_mean, score.task_mean

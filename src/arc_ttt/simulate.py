@@ -13,6 +13,7 @@ import numpy as np
 from .budget import BudgetConfig, TaskCost
 from .pipeline import PredictOutcome, TrainOutcome
 from .tasks import Task
+from .textformat import answer_tokens
 
 
 @dataclass
@@ -48,7 +49,7 @@ class SimEngine:
 
     def cost(self, task: Task) -> TaskCost:
         seq = sum(p.input.size + p.input.shape[0] + p.output.size + p.output.shape[0] + 3 for p in task.train) + 1
-        answer = max(p.output.shape[0] * (p.output.shape[1] + 1) for p in task.train) + 1
+        answer = answer_tokens(task.train)
         prompt = seq + task.test[0].input.size + task.test[0].input.shape[0] + 2
         return TaskCost(task.id, seq, prompt, answer, task.n_test)
 

@@ -79,6 +79,11 @@ def _rows_to_grid(rows: list, cells) -> np.ndarray | None:
     return np.array(parsed, dtype=GRID_DTYPE)
 
 
+def answer_tokens(demos: Sequence[Pair]) -> int:
+    """Expected length of a generated answer: the largest demo output's H*W+H tokens, plus the end marker."""
+    return max(p.output.shape[0] * (p.output.shape[1] + 1) for p in demos) + 1
+
+
 def parse_grid_text(text: str, fmt: GridFormat = GridFormat()) -> np.ndarray | None:
     return fmt.parse(text)
 
