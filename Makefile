@@ -36,7 +36,7 @@ run: $(STAMP) model
 	$(PY) -m arc_ttt run --config configs/local.yaml $(RUN_ARGS)
 
 model: $(STAMP)
-	$(PY) -c "from arc_ttt.model import ensure_default_model; print(ensure_default_model('$(MODEL_DIR)'))"
+	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; print(ensure_default_model('$(MODEL_DIR)'))"
 
 bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
@@ -56,15 +56,15 @@ notebook: $(STAMP)
 
 # Wheels for the Kaggle image (CPython 3.12, manylinux x86_64), closure-checked, sha256 manifest.
 wheels: $(STAMP)
-	$(PY) -m arc_ttt.wheelhouse build --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
+	$(PY) -m arc_ttt.delivery.wheelhouse build --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
 
 # The same requirements for this machine's Python, installed offline into a clean venv, then imported.
 wheels-verify: $(STAMP)
-	$(PY) -m arc_ttt.wheelhouse verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
+	$(PY) -m arc_ttt.delivery.wheelhouse verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
 
 kernel: $(STAMP) wheels
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
-	$(PY) -c "from arc_ttt.model import ensure_default_model; ensure_default_model('$(MODEL_DIR)')"
+	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; ensure_default_model('$(MODEL_DIR)')"
 endif
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
 

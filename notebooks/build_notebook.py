@@ -65,7 +65,7 @@ elif importlib.util.find_spec("arc_ttt") is None:  # Colab, or a fresh machine w
     importlib.invalidate_caches()
 
 import arc_ttt
-from arc_ttt import environment
+from arc_ttt.delivery import environment
 
 print("arc_ttt", arc_ttt.__version__, "from", os.path.dirname(arc_ttt.__file__))
 print("python", sys.executable)"""
@@ -80,8 +80,8 @@ if env.on_kaggle:  # internet is off: what the image lacks comes from the wheels
     importlib.invalidate_caches()"""
 
 CONFIGURE = """\
-from arc_ttt.config import load_config
-from arc_ttt.model import DEFAULT_MODEL_DIR, ensure_default_model
+from arc_ttt.core.config import load_config
+from arc_ttt.modeling.loading import DEFAULT_MODEL_DIR, ensure_default_model
 
 config_path = environment.resolve_config(CONFIG or environment.default_config_name(env))
 overrides = environment.run_overrides(
@@ -98,7 +98,7 @@ if limit is not None:
     print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")"""
 
 RUN = """\
-from arc_ttt.pipeline import run
+from arc_ttt.runner.pipeline import run
 
 result = run(cfg, solve_limit=limit)
 print("submission:", result.submission_path)

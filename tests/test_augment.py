@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from arc_ttt.augment import IDENTITY, View, d8, d8_inverse, sample_views
-from arc_ttt.tasks import Pair, Task
+from arc_ttt.core.views import IDENTITY, View, d8, d8_inverse, sample_views
+from arc_ttt.core.tasks import Pair, Task
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))

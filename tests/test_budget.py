@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from arc_ttt.budget import BudgetConfig, Planner, TaskCost, difficulty_weights
-from arc_ttt.simulate import FakeClock
+from arc_ttt.core.planner import BudgetConfig, Planner, TaskCost, difficulty_weights
+from arc_ttt.runner.simulate import FakeClock
 
 
 def costs(n, tokens=1000, answer=100):
@@ -30,7 +30,7 @@ def test_plenty_of_time_gives_max_steps_and_all_views():
     p = planner(BudgetConfig(seconds=1e6, adaptive=False, max_steps=48), costs(3))
     plan = p.plan("t0")
     assert (plan.mode, plan.steps, plan.views) == ("full", 48, 8)
-    assert plan.train_cap > 0 and plan.infer_cap > 0
+    assert plan.train_cap > 0 and plan.infer_reserve > 0
 
 
 def test_plan_fits_the_remaining_tasks_and_splits_evenly():
@@ -67,7 +67,7 @@ def test_fallback_once_the_deadline_has_passed():
     p = planner(BudgetConfig(seconds=100, min_margin_seconds=0, safety_margin=0), costs(2), clock)
     clock.advance(101)
     plan = p.plan("t0")
-    assert plan.mode == "fallback" and plan.train_cap == 0 and plan.infer_cap == 0
+    assert plan.mode == "fallback" and plan.task_cap == 0
 
 
 def test_caps_never_exceed_time_left_or_task_cap():
@@ -75,7 +75,7 @@ def test_caps_never_exceed_time_left_or_task_cap():
     cfg = BudgetConfig(seconds=1000, safety_margin=0, min_margin_seconds=0, max_task_seconds=20, adaptive=False)
     p = planner(cfg, costs(2, tokens=5000), clock)
     plan = p.plan("t0")
-    assert plan.train_cap + plan.infer_cap <= 20 + 1e-9
+    assert plan.task_cap <= 20 + 1e-9
     assert p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views) <= 20
 
 
@@ -118,7 +118,7 @@ def test_an_unmeasured_estimate_never_gives_up_a_task_without_trying():
     p.calibrate_forward(seconds=0.1, tokens=100)  # a slow (noisy) forward pass: 50x the prior
     plan = p.plan("t0")
     assert plan.mode == "probe" and plan.steps == 2 and plan.views == 2
-    assert plan.train_cap + plan.infer_cap == pytest.approx(100 / 4)  # at most the fair share
+    assert plan.task_cap == pytest.approx(100 / 4)  # at most the fair share
     p.record("t0", plan, train_seconds=1.0, steps_done=2, infer_seconds=1.0, views_done=2)
     assert p.train.samples == 1 and p.infer.samples == 1
     assert p.plan("t1").mode != "probe"  # measured now: the estimates are trusted again

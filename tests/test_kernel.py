@@ -7,9 +7,9 @@ import shutil
 import nbformat
 import pytest
 
-from arc_ttt import kernel as K
-from arc_ttt import wheelhouse as W
-from arc_ttt.submission import validate_submission
+from arc_ttt.delivery import bundle as K
+from arc_ttt.delivery import wheelhouse as W
+from arc_ttt.core.submission import validate_submission
 from test_notebook import FAST, execute, needs_pipeline, stream_text, tiny_model_dir, two_tasks, venv_kernel  # noqa: F401
 from test_wheels import fake_wheel
 
@@ -98,7 +98,7 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     # code: the package vendored, every config, the commit
     code = bundle.folders["code"]
     assert os.path.exists(os.path.join(code, "src", "arc_ttt", "__init__.py"))
-    assert os.path.exists(os.path.join(code, "src", "arc_ttt", "environment.py"))
+    assert os.path.exists(os.path.join(code, "src", "arc_ttt", "delivery", "environment.py"))
     assert not [d for d, _, _ in os.walk(code) if d.endswith("__pycache__")]
     assert sorted(os.listdir(os.path.join(code, "configs"))) == sorted(
         f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".yaml"))

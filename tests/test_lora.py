@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from arc_ttt import lora, ttt
-from arc_ttt.model import tiny_llama
-from arc_ttt.textformat import GridCodec
+from arc_ttt.modeling import lora, ttt
+from arc_ttt.modeling.loading import tiny_llama
+from arc_ttt.core.textformat import GridCodec
 
 LLAMA_PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 

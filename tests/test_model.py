@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from arc_ttt import lora, ttt
-from arc_ttt.augment import sample_views
+from arc_ttt.modeling import lora, ttt
+from arc_ttt.core.views import sample_views
 from arc_ttt.cli import main as cli_main
-from arc_ttt.model import ModelConfig, format_keep_ids, load_model, prepare_model, shrink_vocab, tiny_llama
-from arc_ttt.textformat import GridCodec
+from arc_ttt.modeling.loading import ModelConfig, format_keep_ids, load_model, prepare_model, shrink_vocab, tiny_llama
+from arc_ttt.core.textformat import GridCodec
 
 
 def tied_tiny_llama(tokenizer, seed=1):

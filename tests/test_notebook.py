@@ -8,14 +8,14 @@ import sys
 import nbformat
 import pytest
 
-from arc_ttt.submission import validate_submission
-from arc_ttt.tasks import to_kaggle
+from arc_ttt.core.submission import validate_submission
+from arc_ttt.core.tasks import to_kaggle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_submission.ipynb")
-HAVE_PIPELINE = importlib.util.find_spec("arc_ttt.pipeline") is not None and \
-    importlib.util.find_spec("arc_ttt.config") is not None and os.path.exists(os.path.join(ROOT, "configs", "local.yaml"))
-needs_pipeline = pytest.mark.skipif(not HAVE_PIPELINE, reason="arc_ttt.pipeline / arc_ttt.config / configs/ "
+HAVE_PIPELINE = importlib.util.find_spec("arc_ttt.runner.pipeline") is not None and \
+    importlib.util.find_spec("arc_ttt.core.config") is not None and os.path.exists(os.path.join(ROOT, "configs", "local.yaml"))
+needs_pipeline = pytest.mark.skipif(not HAVE_PIPELINE, reason="arc_ttt.runner.pipeline / arc_ttt.core.config / configs/ "
                                     "(the orchestrator's run) not there yet")
 
 # Fast settings for the tiny random model: the point is that every cell runs, not the score.
@@ -54,7 +54,7 @@ def venv_kernel(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """The random 2-layer Llama on the character tokenizer, saved as a Hugging Face folder."""
-    from arc_ttt.model import tiny_llama
+    from arc_ttt.modeling.loading import tiny_llama
 
     d = tmp_path_factory.mktemp("tiny-model")
     tiny_llama(tokenizer).save_pretrained(d)

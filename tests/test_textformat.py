@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from arc_ttt.tasks import Pair
-from arc_ttt.textformat import GridCodec, GridFormat, LossOn, TokenizerFormatError, check_tokenizer, parse_grid_text
+from arc_ttt.core.tasks import Pair
+from arc_ttt.core.textformat import GridCodec, GridFormat, LossOn, TokenizerFormatError, check_tokenizer, parse_grid_text
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))

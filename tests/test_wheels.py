@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from arc_ttt import wheelhouse as W
+from arc_ttt.delivery import wheelhouse as W
 
 
 def fake_wheel(folder, name, version, requires=(), tag="py3-none-any"):

@@ -7,8 +7,9 @@ import threading
 
 from torch.distributed import HashStore
 
-from arc_ttt.submission import validate_submission
-from arc_ttt.workers import Worker, from_env
+from arc_ttt.core.submission import validate_submission
+from arc_ttt.core.journal import journal_name
+from arc_ttt.runner.workers import Worker, from_env
 from test_run_e2e import FAST, ROOT
 
 
@@ -16,7 +17,7 @@ def test_single_process_is_worker_zero_of_one():
     w = from_env({})
     assert (w.rank, w.world_size, w.store) == (0, 1, None)
     assert [w.next_index() for _ in range(3)] == [0, 1, 2]
-    assert w.journal_name == "journal.jsonl" and w.device("auto") == "auto"
+    assert journal_name(w.rank) == "journal.jsonl" and w.device("auto") == "auto"
     w.barrier("x")  # no-op, returns at once
 
 
@@ -36,7 +37,7 @@ def test_workers_never_take_the_same_task():
         t.join()
     flat = sorted(i for part in taken for i in part)
     assert flat == list(range(300))
-    assert Worker(1, 3, 1, store).journal_name == "journal.rank1.jsonl"
+    assert journal_name(Worker(1, 3, 1, store).rank) == "journal.rank1.jsonl"
 
 
 def test_barrier_waits_for_everyone():

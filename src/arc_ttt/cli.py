@@ -5,8 +5,11 @@ import argparse
 import os
 import sys
 
-from .submission import score_submission, validate_submission
-from .tasks import TaskFileError, read_json_object
+from .core.config import ConfigError, load_config
+from .core.submission import score_submission, validate_submission
+from .core.tasks import TaskFileError, read_json_object
+from .delivery.bundle import BundleSpec, MetadataError, build_bundle
+from .runner.pipeline import run
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -41,9 +44,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .pipeline import run
-
     overrides = list(args.set or [])
     if args.output:
         overrides.append(f"output.dir={args.output}")
@@ -65,8 +65,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_kernel_build(args: argparse.Namespace) -> int:
-    from .kernel import BundleSpec, MetadataError, build_bundle
-
     spec = BundleSpec(config=args.config, model=args.model, out=args.out, owner=args.owner, prefix=args.prefix,
                       competition=args.competition, wheelhouse=args.wheelhouse, model_source=args.model_source,
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
@@ -90,7 +88,7 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
-    from .model import prepare_model
+    from .modeling.loading import prepare_model  # loads torch: only for this sub-command
 
     dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype)
     print(f"model folder ready: {dst}")
@@ -149,15 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except TaskFileError as e:
+    except (TaskFileError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:
-        config = sys.modules.get("arc_ttt.config")  # loaded only by the sub-commands that need torch
-        if config is not None and isinstance(e, config.ConfigError):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

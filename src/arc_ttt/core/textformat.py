@@ -18,6 +18,8 @@ import numpy as np
 from .tasks import MAX_SIDE, GRID_DTYPE, Pair
 
 DIGITS = "0123456789"
+# A generated answer as indices into `GridCodec.grid_token_ids`: digits 0-9, then newline, then end.
+NEWLINE, END = 10, 11
 
 
 class LossOn(str, enum.Enum):
@@ -50,12 +52,6 @@ class GridFormat:
     def grid_text(self, grid: np.ndarray) -> str:
         return "".join("".join(DIGITS[v] for v in row) + self.newline for row in np.asarray(grid))
 
-    def pair_text(self, pair: Pair) -> str:
-        text = self.input_marker + self.grid_text(pair.input) + self.output_marker
-        if pair.output is not None:
-            text += self.grid_text(pair.output) + self.end_marker
-        return text
-
     def parse(self, text: str) -> np.ndarray | None:
         """Generated text -> grid, or None for anything that is not a legal ARC grid."""
         text = text.split(self.end_marker, 1)[0]
@@ -82,6 +78,13 @@ def _rows_to_grid(rows: list, cells) -> np.ndarray | None:
 def answer_tokens(demos: Sequence[Pair]) -> int:
     """Expected length of a generated answer: the largest demo output's H*W+H tokens, plus the end marker."""
     return max(p.output.shape[0] * (p.output.shape[1] + 1) for p in demos) + 1
+
+
+def grid_symbols(grid: np.ndarray) -> list[int]:
+    """A grid as the answer the model writes, in grid-token indices (digits, newline per row, end)."""
+    h, _ = grid.shape
+    rows = np.concatenate([np.asarray(grid, dtype=np.int64), np.full((h, 1), NEWLINE)], axis=1)
+    return [*rows.reshape(-1).tolist(), END]
 
 
 def parse_grid_text(text: str, fmt: GridFormat = GridFormat()) -> np.ndarray | None:

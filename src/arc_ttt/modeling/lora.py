@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from peft import LoraConfig, get_peft_model
+from transformers.pytorch_utils import Conv1D
+
+from ..core.config import LoraSettings
 
 # Leaf names of the attention and MLP projections across common decoder families.
 PROJECTION_NAMES = frozenset({
@@ -23,22 +27,7 @@ PROJECTION_NAMES = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class LoraSettings:
-    """Adapter hyper-parameters (named so as not to clash with peft.LoraConfig)."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    use_rslora: bool = True  # scale alpha/sqrt(r): keeps the update size stable across ranks
-    target_modules: str | list[str] = "auto"
-    train_embeddings: bool = False
-    train_lm_head: bool = False
-
-
 def _is_projection(module: nn.Module) -> bool:
-    from transformers.pytorch_utils import Conv1D
-
     if isinstance(module, (nn.Linear, Conv1D)):
         return True
     # bitsandbytes 4-bit/8-bit layers subclass nn.Linear, but check by name in case they do not.
@@ -74,8 +63,6 @@ def find_targets(model: nn.Module, targets: str | list[str] = "auto") -> list[st
 
 def attach(model: nn.Module, settings: LoraSettings = LoraSettings()):
     """`model` wrapped as a peft.PeftModel with fresh LoRA adapters; only the adapters train."""
-    from peft import LoraConfig, get_peft_model
-
     targets = find_targets(model, settings.target_modules)
     extra = []
     if settings.train_embeddings:
@@ -84,8 +71,6 @@ def attach(model: nn.Module, settings: LoraSettings = LoraSettings()):
         extra.append(_module_name(model, model.get_output_embeddings()))
     if None in extra:
         raise ValueError("could not locate the embedding or lm_head module to adapt")
-    from transformers.pytorch_utils import Conv1D
-
     conv1d = any(isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets for n, m in model.named_modules())
     config = LoraConfig(
         fan_in_fan_out=conv1d,  # GPT-2's Conv1D stores its weight transposed

@@ -1,6 +1,6 @@
 """Candidates for each test input: augmented views, grid-restricted decoding, greedy or DFS.
 
-For every test input the task is seen through N augmented views (augment.sample_views). Each view
+For every test input the task is seen through N augmented views (core.views.sample_views). Each view
 is encoded as a prompt (its demonstrations, then its test input), the model continues with an
 output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
 grid tokens that keep the text a legal grid (`GridGrammar`), so every finished candidate parses.
@@ -24,34 +24,11 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
-from .augment import View, sample_views
-from .tasks import MAX_SIDE, Task
-from .textformat import GridCodec
-
-NEWLINE, END = 10, 11  # indices into codec.grid_token_ids: digits 0..9, then newline, then end
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    n_views: int = 8  # augmented views per test input (sample_views of augment.py)
-    decoding: str = "dfs"  # "greedy" | "dfs"
-    dfs_threshold: float = 0.1  # keep continuations with cumulative prob >= threshold
-    max_candidates: int = 8  # per view
-    batch_size: int = 8  # views decoded together by greedy, candidates scored together by PoE (DFS: one view at a time)
-    selection: str = "both"  # "vote" | "poe" | "both"
-    n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
-    max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
-    keep_background: bool = True  # passed to sample_views
-
-    def __post_init__(self):
-        if self.decoding not in ("greedy", "dfs"):
-            raise ValueError(f"decoding {self.decoding!r}: choose greedy or dfs")
-        if self.selection not in ("vote", "poe", "both"):
-            raise ValueError(f"selection {self.selection!r}: choose vote, poe or both")
-        if not 0.0 < self.dfs_threshold <= 1.0:
-            raise ValueError(f"dfs_threshold {self.dfs_threshold} not in (0, 1]")
-        if self.batch_size < 1 or self.max_candidates < 1:
-            raise ValueError("batch_size and max_candidates must be >= 1")
+from ..core.config import InferenceConfig
+from ..core.tasks import MAX_SIDE, Task
+from ..core.textformat import END, NEWLINE, GridCodec
+from ..core.views import View
+from .loading import model_device
 
 
 @dataclass
@@ -161,10 +138,6 @@ def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int
 
 
 # --- model calls ------------------------------------------------------------------------------
-
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
-
 
 def grid_ids_tensor(codec: GridCodec, device) -> torch.Tensor:
     return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
@@ -317,30 +290,3 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
             for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline):
                 add(view, path)
     return out
-
-
-def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
-                 time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 seed: int = 0) -> TaskPrediction:
-    """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
-
-    The time left is shared equally among the test inputs still to answer. When it runs out, the
-    candidates found so far are ranked (by vote alone if there is no time to re-score them).
-    """
-    from .selection import select  # selection builds on this module's prompts and grammar
-
-    start = clock()
-    deadline = Deadline(clock, None if time_cap is None else start + time_cap)
-    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=cfg.keep_background)
-    model.eval()
-    attempts, ranked_all = [], []
-    with torch.inference_mode():
-        for ti in range(task.n_test):
-            share = deadline.share(task.n_test - ti)
-            ranked = select(model, codec, task, ti, generate_candidates(model, codec, task, ti, views, cfg, share),
-                            cfg, share, seed=seed)
-            deadline.hit |= share.hit
-            ranked_all.append(ranked)
-            attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
-    views_done = min(len({k for c in ranked for k in c.views}) for ranked in ranked_all) if ranked_all else 0
-    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done", views_done)

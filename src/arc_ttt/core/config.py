@@ -1,6 +1,9 @@
-"""Run configuration: YAML files mapped onto typed dataclasses, plus `section.key=value` overrides.
+"""Run configuration: every section as a typed dataclass, YAML files mapped onto them, plus
+`section.key=value` overrides.
 
-An unknown key or a value of the wrong type is an error that names the key and the file.
+This module is a leaf (no torch, nothing of the package above it), so reading a config is cheap and
+any layer may import it. An unknown key, a value of the wrong type or a choice outside its `Literal`
+is an error that names the key and the file.
 """
 from __future__ import annotations
 
@@ -9,19 +12,112 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from .budget import BudgetConfig
-from .inference import InferenceConfig
-from .lora import LoraSettings
-from .model import ModelConfig
-from .ttt import TTTConfig
+DEFAULT_MODEL_DIR = "models/smollm2-135m"
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = DEFAULT_MODEL_DIR  # a Hugging Face model folder, or a folder holding `gguf_file`
+    gguf_file: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    load_in_4bit: bool = False  # nf4 through bitsandbytes, for QLoRA
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Adapter hyper-parameters (named so as not to clash with peft.LoraConfig)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    use_rslora: bool = True  # scale alpha/sqrt(r): keeps the update size stable across ranks
+    target_modules: str | list[str] = "auto"
+    train_embeddings: bool = False
+    train_lm_head: bool = False
+
+
+@dataclass(frozen=True)
+class TTTConfig:
+    n_sequences: int = 32  # whole-task training sequences over sampled views (D8 x colours x example order)
+    leave_one_out: bool = False  # add n_sequences more, each with one demo in turn as the query
+    whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
+    loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
+    max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
+    lr: float = 1e-4
+    warmup: float = 0.1  # fraction of the steps
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    batch_size: int = 1
+    grad_accum: int = 1
+    epochs: float = 1.0
+    grad_checkpointing: bool = False
+    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 where supported
+    seed: int = 0  # batch order
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    n_views: int = 8  # augmented views per test input (core.views.sample_views)
+    decoding: Literal["greedy", "dfs"] = "dfs"
+    dfs_threshold: float = 0.1  # keep continuations with cumulative prob >= threshold
+    max_candidates: int = 8  # per view
+    batch_size: int = 8  # views decoded together by greedy, candidates scored together by PoE (DFS: one view at a time)
+    selection: Literal["vote", "poe", "both"] = "both"
+    n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
+    max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
+    keep_background: bool = True  # passed to sample_views
+
+    def __post_init__(self):
+        if self.decoding not in ("greedy", "dfs"):
+            raise ValueError(f"decoding {self.decoding!r}: choose greedy or dfs")
+        if self.selection not in ("vote", "poe", "both"):
+            raise ValueError(f"selection {self.selection!r}: choose vote, poe or both")
+        if not 0.0 < self.dfs_threshold <= 1.0:
+            raise ValueError(f"dfs_threshold {self.dfs_threshold} not in (0, 1]")
+        if self.batch_size < 1 or self.max_candidates < 1:
+            raise ValueError("batch_size and max_candidates must be >= 1")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    seconds: float = 7200.0  # wall-clock budget of the whole run
+    safety_margin: float = 0.05  # fraction of `seconds` kept free at the end ...
+    min_margin_seconds: float = 60.0  # ... and at least this many seconds
+    max_task_seconds: float | None = None  # hard per-task cap (NVARC used 1200 s)
+    max_steps: int = 64  # TTT steps at most per task
+    min_steps: int = 4  # fewer than this is not worth training: go without TTT
+    min_views: int = 2  # fewest views before dropping TTT
+    adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos
+    weight_range: tuple[float, float] = (0.25, 2.0)
+    difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
+    # Prior cost model (seconds), replaced by measurement as soon as tasks finish.
+    train_seconds_per_token: float = 2e-4
+    prefill_seconds_per_token: float = 2e-5
+    decode_seconds_per_token: float = 2e-3
+    task_overhead_seconds: float = 0.5
+
+    @property
+    def margin(self) -> float:
+        return max(self.min_margin_seconds, self.safety_margin * self.seconds)
+
+    def __post_init__(self):
+        if self.seconds <= self.margin:
+            raise ValueError(
+                f"seconds={self.seconds:g} leaves no time after the safety margin of {self.margin:g} s "
+                f"(max(min_margin_seconds={self.min_margin_seconds:g}, safety_margin={self.safety_margin:g} x "
+                "seconds)): every task would be answered by fallback. Raise budget.seconds or lower "
+                "budget.min_margin_seconds")
+
+
 
 
 @dataclass(frozen=True)
@@ -43,7 +139,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class KaggleConfig:
-    commit_run: str = "full"  # what the (non-scoring) commit run does: "full" | "quick"
+    commit_run: Literal["full", "quick"] = "full"  # what the (non-scoring) commit run does
     quick_tasks: int = 2
 
 
@@ -76,6 +172,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
+            return _coerce(value, str, where)  # the YAML off/on hint
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -119,6 +222,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {tp}")
 
 
+def _admits_none(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
 def build(cls: type, values: dict, where: str = "config") -> Any:
     """A dataclass from a mapping, recursively; unknown keys and bad types raise ConfigError."""
     hints = typing.get_type_hints(cls)
@@ -126,7 +233,9 @@ def build(cls: type, values: dict, where: str = "config") -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    # null clears a field: None where the type admits it, else the field's default
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()
+              if v is not None or _admits_none(hints[k])}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:

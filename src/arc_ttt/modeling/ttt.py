@@ -18,37 +18,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .augment import sample_views
-from .tasks import Pair, Task
-from .textformat import Encoded, GridCodec
+from ..core.config import TTTConfig
+from ..core.tasks import Pair, Task
+from ..core.textformat import Encoded, GridCodec
+from ..core.views import sample_views
+from .loading import model_device, resolve_dtype
 
 IGNORE = -100
-
-
-@dataclass(frozen=True)
-class TTTConfig:
-    n_sequences: int = 32  # whole-task training sequences over sampled views (D8 x colours x example order)
-    leave_one_out: bool = False  # add n_sequences more, each with one demo in turn as the query
-    whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
-    loss_on: str = "all_outputs"
-    max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
-    lr: float = 1e-4
-    warmup: float = 0.1  # fraction of the steps
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    batch_size: int = 1
-    grad_accum: int = 1
-    epochs: float = 1.0
-    grad_checkpointing: bool = False
-    autocast: str = "auto"  # auto (bf16 where supported) | bf16 | fp16 | off
-    seed: int = 0  # batch order
 
 
 @dataclass
 class TTTData:
     sequences: list[Encoded]
     inference_only: bool
-    dropped_demos: int
     note: str
 
 
@@ -88,7 +70,7 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
     demos = fit_demos(task.train, cfg.max_len, overhead)
     dropped = len(task.train) - len(demos)
     if not demos:
-        return TTTData([], True, dropped, f"no train pair fits in {cfg.max_len} tokens: inference only")
+        return TTTData([], True, f"no train pair fits in {cfg.max_len} tokens: inference only")
     sub = replace(task, train=demos)
     n = cfg.n_sequences
     views = sample_views(sub, n, seed) if n > 0 else []
@@ -105,7 +87,7 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
     note = f"{len(sequences)} sequences over {len(views)} views"
     if dropped:
         note += f"; dropped {dropped} demo(s) over the {cfg.max_len}-token cap"
-    return TTTData(sequences, False, dropped, note)
+    return TTTData(sequences, False, note)
 
 
 def make_batches(lengths: list[int], batch_size: int, epochs: float = 1.0, seed: int = 0) -> list[list[int]]:
@@ -156,10 +138,6 @@ def collate(seqs: list[Encoded], pad_id: int, device: torch.device) -> Batch:
 
 # ---------------------------------------------------------------------------- model plumbing
 
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _pad_id(model) -> int:
     """Padding positions are masked out of attention and loss, so any valid id will do."""
     pad = getattr(model.config, "pad_token_id", None)
@@ -175,8 +153,6 @@ def _accepts_logits_to_keep(model) -> bool:
 
 def autocast_context(mode: str, device: torch.device):
     """bf16 autocast where the hardware does bf16 fast; a no-op context otherwise."""
-    from .model import resolve_dtype
-
     if mode == "off":
         return contextlib.nullcontext()
     if mode == "auto":
@@ -210,7 +186,7 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
 # ---------------------------------------------------------------------------- training
 
 def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, max_steps: int | None = None,
-          time_cap: float | None = None, clock=time.monotonic, progress: bool = False) -> TrainResult:
+          time_cap: float | None = None, clock=time.monotonic) -> TrainResult:
     """Train the model's trainable parameters (the LoRA adapters) on the sequences."""
     seqs = data.sequences if isinstance(data, TTTData) else list(data)
     start = clock()
@@ -235,10 +211,6 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     steps, tokens, losses, stopped_by = 0, 0, [], finished
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, desc="ttt", leave=False)
     model.train()
     try:
         for step in range(total):
@@ -264,16 +236,11 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
             opt.zero_grad(set_to_none=True)
             steps += 1
             losses.append(step_loss / n_targets)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
     finally:  # also on CUDA OOM, which propagates to the caller
         for p in params:
             p.grad = None
         if checkpointing:
             model.gradient_checkpointing_disable()
-        if bar is not None:
-            bar.close()
         model.eval()
     return TrainResult(steps, tokens, losses, clock() - start, stopped_by)
 

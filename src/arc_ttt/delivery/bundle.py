@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from . import environment, wheelhouse
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
 REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
 NOTEBOOK = os.path.join(REPO_DIR, "notebooks", "arc_ttt_submission.ipynb")
 DATASET_META = "dataset-metadata.json"
@@ -200,7 +200,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def write_model(spec: BundleSpec, dst: str) -> None:
     if spec.prepare or spec.shrink_vocab:
-        from .model import prepare_model
+        from ..modeling.loading import prepare_model  # loads torch: only when asked to re-save the weights
 
         prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab)
         return

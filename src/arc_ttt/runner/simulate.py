@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .budget import BudgetConfig, TaskCost
-from .pipeline import PredictOutcome, TrainOutcome
-from .tasks import Task
-from .textformat import answer_tokens
+from ..core.config import BudgetConfig
+from ..core.planner import TaskCost
+from ..core.records import PredictOutcome, TrainOutcome
+from ..core.tasks import Task
+from ..core.textformat import answer_tokens
 
 
 @dataclass
@@ -92,8 +93,7 @@ class SimEngine:
             attempts = [(p.output, None) for p in task.test]
         else:
             attempts = [(None, None) for _ in task.test]
-        return PredictOutcome(attempts, [[] for _ in task.test], done, self.clock() - start,
-                              "done" if done == views else "time_cap")
+        return PredictOutcome(attempts, [[] for _ in task.test], done, self.clock() - start)
 
     def free_memory(self) -> None:
         self.calls.append(("free",))

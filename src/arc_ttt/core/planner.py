@@ -10,31 +10,12 @@ fallback. All times come from an injected clock, so the whole planner runs in te
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MODES = ("full", "fewer_views", "no_ttt", "fallback", "probe")
-
-
-@dataclass(frozen=True)
-class BudgetConfig:
-    seconds: float = 7200.0  # wall-clock budget of the whole run
-    safety_margin: float = 0.05  # fraction of `seconds` kept free at the end ...
-    min_margin_seconds: float = 60.0  # ... and at least this many seconds
-    max_task_seconds: float | None = None  # hard per-task cap (NVARC used 1200 s)
-    max_steps: int = 64  # TTT steps at most per task
-    min_steps: int = 4  # fewer than this is not worth training: go without TTT
-    min_views: int = 2  # fewest views before dropping TTT
-    adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos
-    weight_range: tuple[float, float] = (0.25, 2.0)
-    difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
-    cap_slack: float = 1.25  # per-phase caps = plan x slack
-    # Prior cost model (seconds), replaced by measurement as soon as tasks finish.
-    train_seconds_per_token: float = 2e-4
-    prefill_seconds_per_token: float = 2e-5
-    decode_seconds_per_token: float = 2e-3
-    task_overhead_seconds: float = 0.5
+from .config import BudgetConfig
 
 
 @dataclass(frozen=True)
@@ -51,14 +32,18 @@ class TaskCost:
 
 @dataclass(frozen=True)
 class TaskPlan:
-    mode: str  # one of MODES
+    mode: str  # full | fewer_views | no_ttt | probe | fallback
     steps: int
     views: int
-    train_cap: float  # seconds; train() stops there
-    infer_cap: float  # seconds; predict_task() stops there
+    task_cap: float  # seconds for the whole task: its planned cost plus the run's unreserved time
+    infer_reserve: float  # seconds of task_cap that training must leave to inference
     weight: float
     seconds_left: float
     reason: str = ""
+
+    @property
+    def train_cap(self) -> float:
+        return max(0.0, self.task_cap - self.infer_reserve)
 
 
 @dataclass
@@ -112,15 +97,12 @@ class Planner:
 
     def __post_init__(self):
         if self.clock is None:
-            import time
-
             self.clock = time.monotonic
         self.set_difficulties({t.id: t.difficulty for t in self.tasks})
 
     @property
     def deadline(self) -> float:
-        margin = max(self.cfg.min_margin_seconds, self.cfg.safety_margin * self.cfg.seconds)
-        return self.start + max(0.0, self.cfg.seconds - margin)
+        return self.start + max(0.0, self.cfg.seconds - self.cfg.margin)
 
     def time_left(self) -> float:
         return self.deadline - self.clock()
@@ -194,8 +176,7 @@ class Planner:
         prefill = self.infer.factor * t.prompt_tokens * self.cfg.prefill_seconds_per_token
         views = min(self.cfg.min_views, self.default_views) if prefill <= share / 2 else 0
         if steps or (views and plan.mode == "fallback" and not self.infer.samples):
-            train_cap = share / 2 if steps else 0.0
-            return TaskPlan("probe", steps, max(views, plan.views), train_cap, share - train_cap, plan.weight,
+            return TaskPlan("probe", steps, max(views, plan.views), share, share / 2 if steps else share, plan.weight,
                             plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})")
         return plan
 
@@ -206,32 +187,33 @@ class Planner:
         w = self.weights.get(t.id, 1.0)
         share = self._share(capacity, len(remaining))
 
-        def make(mode, steps, views, reason):
-            train_s = self.train_seconds(t, steps)
-            infer_s = self.infer_seconds(t, views)
-            slack = self.cfg.cap_slack
-            task_cap = max(0.0, left) if self.cfg.max_task_seconds is None else min(left, self.cfg.max_task_seconds)
-            train_cap = min(train_s * slack, task_cap)
-            infer_cap = min(infer_s * slack + self.cfg.task_overhead_seconds, max(0.0, task_cap - train_cap))
-            return TaskPlan(mode, steps, views, train_cap, infer_cap, w, left, reason)
+        others = [r for r in remaining if r.id != t.id]
+
+        def make(mode, steps, views, reason, base=None):
+            """Caps protect the deadline, not the estimate: the task may run into whatever the others'
+            planned work (at step scale `base`) leaves unreserved; without a `base`, its fair share."""
+            cap = share if base is None else capacity - (self._totals(others, views)[0](base) if others else 0.0)
+            cap = max(0.0, min(cap, left, self.cfg.max_task_seconds or math.inf))
+            reserve = min(cap, self.infer_seconds(t, views) + self.cfg.task_overhead_seconds) if views else 0.0
+            return TaskPlan(mode, steps, views, cap, reserve, w, left, reason)
 
         if left <= 0:
-            return make("fallback", 0, 0, "deadline reached")
+            return make("fallback", 0, 0, "deadline reached", base=math.inf)
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
         for views in range(self.default_views, self.cfg.min_views - 1, -1):
             base = self._solve_base(remaining, views, capacity)
             steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
             if steps >= self.cfg.min_steps:
                 mode = "full" if views == self.default_views else "fewer_views"
-                return make(mode, steps, views, f"step scale {base:.1f} x weight {w:.2f}")
+                return make(mode, steps, views, f"step scale {base:.1f} x weight {w:.2f}", base)
         # 3. inference without TTT, with as many views as the remaining tasks can all afford ...
         for views in range(self.default_views, 0, -1):
             if self._totals(remaining, views)[0](0.0) <= capacity:
-                return make("no_ttt", 0, views, "no time for the minimum TTT steps")
+                return make("no_ttt", 0, views, "no time for the minimum TTT steps", 0.0)
         # ... or one view if this task's fair share pays for it; 4. else the fallback answer.
         if self.cfg.task_overhead_seconds + self.infer_seconds(t, 1) <= share:
             return make("no_ttt", 0, 1, "one view within this task's share")
-        return make("fallback", 0, 0, "not even one view fits the time left")
+        return make("fallback", 0, 0, "not even one view fits the time left", base=math.inf)
 
     def calibrate_forward(self, seconds: float, tokens: int) -> None:
         """Seed both calibrations from a measured forward pass (the difficulty pass), before any task runs.

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import email.parser
+import fnmatch
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from dataclasses import asdict, dataclass, field
 
@@ -60,8 +62,6 @@ KAGGLE = Target()
 
 def this_machine() -> Target:
     """The target for `wheels-verify`: the running interpreter on this machine's platform."""
-    import sysconfig
-
     v = f"{sys.version_info.major}.{sys.version_info.minor}"
     plat = sysconfig.get_platform().replace("-", "_").replace(".", "_")
     return Target(python_version=v, platforms=(*KAGGLE.platforms, plat))
@@ -138,8 +138,6 @@ def read_image_packages(path: str = IMAGE_PACKAGES) -> dict[str, str | None]:
 
 
 def is_forbidden(name: str) -> bool:
-    import fnmatch
-
     return any(fnmatch.fnmatch(canonicalize_name(name), pattern) for pattern in FORBIDDEN)
 
 

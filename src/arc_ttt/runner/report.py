@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .tasks import Task, TaskSet
+from ..core.config import RunConfig
+from ..core.tasks import Task, TaskSet
 
 # The usual ARC colours 0..9: black, blue, red, green, yellow, grey, magenta, orange, azure, maroon.
 PALETTE = np.array([
@@ -38,10 +39,10 @@ def grid_image(grid: np.ndarray, cell: int = 12) -> np.ndarray:
 
 
 def png_data_uri(img: np.ndarray) -> str:
-    import matplotlib
+    import matplotlib  # only when a picture is drawn: the report works without it
 
     matplotlib.use("Agg", force=False)
-    from matplotlib import image as mpimg
+    from matplotlib import image as mpimg  # (same)
 
     buf = io.BytesIO()
     mpimg.imsave(buf, img, format="png")
@@ -117,3 +118,22 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(parts))
     return path
+
+
+def summarize(records: Sequence, cfg: RunConfig, seconds: float, score: float | None,
+              task_score: float | None) -> dict:
+    """The run in a few numbers: the `summary` of log.json and the head of the report."""
+    by_status: dict[str, int] = {}
+    for r in records:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    return {
+        "tasks": len(records),
+        "status": by_status,
+        "score": score,
+        "task_score": task_score,
+        "seconds": round(seconds, 2),
+        "budget_seconds": cfg.budget.seconds,
+        "train_steps": sum(r.steps for r in records),
+        "train_seconds": round(sum(r.train_seconds for r in records), 2),
+        "infer_seconds": round(sum(r.infer_seconds for r in records), 2),
+    }

@@ -11,10 +11,8 @@ process (no torchrun) is simply worker 0 of 1 with a local counter.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -47,14 +45,10 @@ class Worker:
         while self.add(name, 0) < self.world_size and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    @property
-    def journal_name(self) -> str:
-        return "journal.jsonl" if self.rank == 0 else f"journal.rank{self.rank}.jsonl"
-
     def device(self, configured: str) -> str:
         """Worker k uses cuda:k when the config says auto and there are GPUs."""
         if self.world_size > 1 and configured == "auto":
-            import torch
+            import torch  # only with several workers: the simulated runs stay torch-free
 
             if torch.cuda.is_available():
                 return f"cuda:{self.local_rank % torch.cuda.device_count()}"
@@ -66,7 +60,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Worker:
     world = int(env.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Worker()
-    from torch.distributed import PrefixStore, TCPStore
+    from torch.distributed import PrefixStore, TCPStore  # only under torchrun
 
     rank = int(env["RANK"])
     use_agent = env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
@@ -75,14 +69,3 @@ def from_env(env: Mapping[str, str] = os.environ) -> Worker:
                     wait_for_workers=False)
     run_id = f"arc_ttt/{env.get('TORCHELASTIC_RUN_ID', 'run')}/{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"
     return Worker(rank, world, int(env.get("LOCAL_RANK", rank)), PrefixStore(run_id, base))
-
-
-@contextmanager
-def file_lock(path: str):
-    """An exclusive lock between the workers of one machine (they share the output folder)."""
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -21,13 +21,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .augment import View, sample_views
-from .inference import (Candidate, Deadline, GridGrammar, InferenceConfig, build_prompt, grid_ids_tensor,
-                        model_device, restricted_logprobs)
-from .tasks import Task
-from .textformat import GridCodec
+from ..core.config import InferenceConfig
+from ..core.tasks import Task
+from ..core.textformat import END, GridCodec, grid_symbols
+from ..core.views import View, sample_views
+from .decoding import Candidate, Deadline, GridGrammar, build_prompt, grid_ids_tensor, restricted_logprobs
+from .loading import model_device
 
-END_PAD = 11  # padding target positions with the end marker keeps the grid-id lookup in range
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
 
 
@@ -43,13 +43,6 @@ def merge_candidates(raw: Sequence[Candidate]) -> list[Candidate]:
         m.views += c.views
         m.logprobs += c.logprobs
     return list(merged.values())
-
-
-def target_tokens(codec: GridCodec, grid: np.ndarray) -> list[int]:
-    """A grid as grid-token indices (digits, newlines, end marker)."""
-    h, w = grid.shape
-    rows = np.concatenate([grid.astype(np.int64), np.full((h, 1), 10)], axis=1)
-    return [*rows.reshape(-1).tolist(), 11]
 
 
 @torch.inference_mode()
@@ -68,7 +61,7 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
         n = max(1, min(batch_size, LOGIT_BUDGET // (longest * vocab)))
         chunk = targets[i:i + n]
         length = max(len(t) for t in chunk)
-        toks = torch.full((len(chunk), length), END_PAD, dtype=torch.long)
+        toks = torch.full((len(chunk), length), END, dtype=torch.long)  # padding with the end marker keeps the grid-id lookup in range
         allowed = torch.ones((len(chunk), length, 12), dtype=torch.bool)
         for j, t in enumerate(chunk):
             toks[j, :len(t)] = torch.tensor(t)
@@ -99,7 +92,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
     for view in views:
         if deadline is not None and deadline.passed():
             break
-        targets = [target_tokens(codec, view.apply_grid(g)) for g in grids]
+        targets = [grid_symbols(view.apply_grid(g)) for g in grids]
         prompt = build_prompt(codec, view.apply(task), test_index, max_len - max(len(t) for t in targets))
         total += view_nll(model, codec, prompt, targets, batch_size)
         scored += 1

@@ -1,0 +1,76 @@
+"""What a task produced, and what the run needs from a model: the types shared by the engine below
+the run and the run itself (so neither imports the other)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .planner import TaskCost
+from .tasks import Task
+
+
+@dataclass
+class TrainOutcome:
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    stopped_by: str = "skipped"
+    note: str = ""
+
+
+@dataclass
+class PredictOutcome:
+    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]
+    candidates: list[list[dict]]  # per test input: {"grid", "votes", "score", ...} best first
+    views: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class TaskRecord:
+    """One line of the journal and one row of log.json."""
+
+    id: str
+    status: str = "pending"  # ok | fallback | invalid | error | resumed
+    mode: str = ""  # the planner's mode
+    reason: str = ""
+    weight: float = 1.0
+    difficulty: float | None = None
+    steps: int = 0
+    planned_steps: int = 0
+    tokens: int = 0
+    loss_first: float | None = None
+    loss_last: float | None = None
+    train_seconds: float = 0.0
+    train_stopped_by: str = ""
+    views: int = 0
+    planned_views: int = 0
+    infer_seconds: float = 0.0
+    seconds: float = 0.0
+    retried: bool = False
+    peak_memory_mb: float = 0.0
+    worker: int = 0
+    candidates: list[list[dict]] = field(default_factory=list)
+    attempts: list[list[Any]] = field(default_factory=list)  # per test input: [attempt_1, attempt_2]
+    correct: list[bool] | None = None
+    error: str = ""
+
+    @classmethod
+    def from_dict(cls, item: dict) -> "TaskRecord":
+        """From a journal line, ignoring keys an older or newer version wrote."""
+        return cls(**{k: v for k, v in item.items() if k in cls.__dataclass_fields__})
+
+
+class Engine(Protocol):
+    """What the run needs from a model; `modeling.engine.ModelEngine` is the real one,
+    `runner.simulate.SimEngine` a simulated one."""
+
+    def reset(self) -> None: ...  # back to the initial adapter
+    def cost(self, task: Task) -> TaskCost: ...
+    def difficulty(self, task: Task) -> float: ...
+    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome: ...
+    def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome: ...
+    def free_memory(self) -> None: ...

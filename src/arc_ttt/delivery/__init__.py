@@ -1,0 +1,2 @@
+"""The edges that ship the kit: environment detection (Kaggle, Colab, local), the Kaggle bundle and
+the offline wheelhouse. Nothing below imports them."""

@@ -1,0 +1,39 @@
+"""One task's prediction: candidates from augmented views (decoding), ranked into two attempts (selection)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+from ..core.config import InferenceConfig
+from ..core.tasks import Task
+from ..core.textformat import GridCodec
+from ..core.views import sample_views
+from .decoding import Deadline, TaskPrediction, generate_candidates
+from .selection import select
+
+
+def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
+                 time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 seed: int = 0) -> TaskPrediction:
+    """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
+
+    The time left is shared equally among the test inputs still to answer. When it runs out, the
+    candidates found so far are ranked (by vote alone if there is no time to re-score them).
+    """
+    start = clock()
+    deadline = Deadline(clock, None if time_cap is None else start + time_cap)
+    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=cfg.keep_background)
+    model.eval()
+    attempts, ranked_all = [], []
+    with torch.inference_mode():
+        for ti in range(task.n_test):
+            share = deadline.share(task.n_test - ti)
+            ranked = select(model, codec, task, ti, generate_candidates(model, codec, task, ti, views, cfg, share),
+                            cfg, share, seed=seed)
+            deadline.hit |= share.hit
+            ranked_all.append(ranked)
+            attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
+    views_done = min(len({k for c in ranked for k in c.views}) for ranked in ranked_all) if ranked_all else 0
+    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done", views_done)
