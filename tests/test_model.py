@@ -1,10 +1,13 @@
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
+from arc_ttt.modeling import loading as model_mod
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.cli import main as cli_main
@@ -134,3 +137,33 @@ def test_4bit_nf4_loading_and_lora_step_on_cpu(tiny_src, small_tasks):
     assert result.steps == 2 and all(np.isfinite(result.losses))
     moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert moved and all("lora_" in n for n in moved)
+
+
+def test_thread_count_uses_the_usable_cpus_unless_omp_num_threads_is_set(monkeypatch):
+    monkeypatch.setattr(model_mod.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert model_mod.thread_count({}) == 3  # the affinity mask, not the machine's core count
+    assert model_mod.thread_count({"OMP_NUM_THREADS": "1"}) == 1
+    assert model_mod.thread_count({"OMP_NUM_THREADS": "4,2"}) == 4  # a nesting list: the outer level
+    assert model_mod.thread_count({"OMP_NUM_THREADS": ""}) == 3  # empty or invalid: ignored
+    assert model_mod.thread_count({"OMP_NUM_THREADS": "0"}) == 3
+    monkeypatch.setattr(model_mod.os, "sched_getaffinity", lambda pid: set(), raising=False)
+    assert model_mod.thread_count({}) == 1
+
+
+def test_configure_threads_sets_torch(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert model_mod.configure_threads({"OMP_NUM_THREADS": "1"}) == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    code = "import os, arc_ttt; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

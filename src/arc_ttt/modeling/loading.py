@@ -5,6 +5,7 @@ Nothing here ever reaches a model hub: `local_files_only=True` and HF_HUB_OFFLIN
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 
@@ -56,6 +57,30 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise ValueError(f"unknown dtype {dtype!r}: choose auto, bfloat16, float16 or float32") from None
 
 
+def thread_count(env=os.environ) -> int:
+    """Torch's intra-op threads: OMP_NUM_THREADS when it is set, else the CPUs this process may run on.
+
+    Never more threads than usable cores: OpenMP threads spin at every barrier, and one that shares
+    a core with another process turns a sub-second TTT step into tens of seconds.
+    """
+    omp = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2" is a nesting list: take the outer level
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # taskset / cgroup cpusets, not the machine's core count
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(env=os.environ) -> int:
+    """Set torch's intra-op thread count by `thread_count`; returns it. Call before any torch work."""
+    n = thread_count(env)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    logging.getLogger(__name__).info("torch threads: %d (OMP_NUM_THREADS=%s)", n, env.get("OMP_NUM_THREADS", "unset"))
+    return n
+
+
 def load_tokenizer(cfg: ModelConfig):
     kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     return AutoTokenizer.from_pretrained(cfg.path, local_files_only=True, **kw)
@@ -65,6 +90,7 @@ def load_model(cfg: ModelConfig):
     """(model, tokenizer) from local files, on the resolved device and dtype."""
     if not os.path.isdir(cfg.path):
         raise FileNotFoundError(f"model folder {cfg.path} does not exist")
+    configure_threads()
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     kw: dict = {"local_files_only": True, "dtype": dtype}
