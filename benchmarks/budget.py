@@ -42,7 +42,7 @@ def scenario(name, tasks, speed, adaptive, tmp):
                       [f"data.challenges={c}", f"data.solutions={s}", f"output.dir={os.path.join(tmp, name)}",
                        f"budget.adaptive={str(adaptive).lower()}", "output.pictures=false"])
     clock = FakeClock()
-    engine = SimEngine(clock, cfg.budget, speed=speed, noise=0.5, solve=False, seed=1)
+    engine = SimEngine(clock, cfg.budget, speed=speed, noise=0.5, seed=1)
     result = run(cfg, engine=engine, clock=clock, progress=False)
     finish = clock()  # before engine.difficulty() below advances the simulated clock
     recs = result.records

@@ -157,14 +157,15 @@ def main() -> int:
 
     grids = list({g.tobytes(): g for g in (v.invert(codec.decode([codec.grid_token_ids[k] for k in p.tokens]))
                                              for v, p in zip(views, batched))}.values())
-    (_, scored), t_poe = timed(lambda: poe_nll(model, codec, task, 0, grids, views[:8], batch_size=8))
+    nll, t_poe = timed(lambda: poe_nll(model, codec, task, 0, grids, views[:8], batch_size=8))
+    scored = nll.shape[1]
     results["poe"] = {"distinct_candidates": len(grids), "views": scored, "seconds": t_poe}
     rows.append((f"PoE re-scoring, {len(grids)} distinct x {scored} views", t_poe, len(grids), ""))
 
     cfg = InferenceConfig(n_views=N_VIEWS, decoding="greedy", batch_size=N_VIEWS, selection="both")
     pred, t_task = timed(lambda: predict_task(model, codec, task, cfg))
     results["predict_task_greedy_both"] = {"seconds": t_task, "distinct_candidates": len(pred.candidates[0]),
-                                           "top_votes": len(pred.candidates[0][0].views)}
+                                           "top_votes": pred.candidates[0][0].votes}
     rows.append((f"predict_task: {N_VIEWS} views greedy + PoE(8)", t_task, len(pred.candidates[0]), "distinct"))
 
     print(f"SmolLM2-135M {model.dtype} on CPU ({torch.get_num_threads()} threads), task {TASK_ID}, "

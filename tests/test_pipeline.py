@@ -24,9 +24,14 @@ def config(tmp_path, c, s, *extra):
                               "inference.n_views=4", *extra])
 
 
-def sim(cfg, **kw):
+def sim(cfg, solve=True, **kw):
+    """A simulated engine on a fake clock; with `solve`, it is told the true answers of the config's tasks."""
     clock = FakeClock()
-    return clock, SimEngine(clock, cfg.budget, **kw)
+    truth = {}
+    if solve and cfg.data.solutions:
+        truth = {tid: [np.array(g, dtype=np.uint8) for g in grids]
+                 for tid, grids in json.loads(open(cfg.data.solutions).read()).items()}
+    return clock, SimEngine(clock, cfg.budget, truth=truth, **kw)
 
 
 def test_a_full_run_writes_a_valid_scored_submission_log_and_report(tmp_path, challenge_files):
@@ -261,3 +266,18 @@ def test_a_good_task_after_a_damaged_one_is_not_starved(tmp_path, tiny_model_dir
     status = {r.id: r for r in result.records}
     assert status["00000bad"].status == "invalid"
     assert (status["0000good"].status, status["0000good"].views) == ("ok", 1), status["0000good"]
+
+
+def test_the_engine_never_sees_test_solutions(tmp_path, challenge_files):
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    seen = []
+    for name in ("cost", "difficulty", "train", "predict"):
+        def spy(task, *args, _real=getattr(engine, name)):
+            seen.append(task)
+            return _real(task, *args)
+        setattr(engine, name, spy)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    assert seen and all(p.output is None for task in seen for p in task.test)
+    assert result.score == 1.0  # scored against the solutions all the same

@@ -40,6 +40,14 @@ def test_cli_run_writes_valid_submission_log_and_report(tiny_model_dir, challeng
     assert sum(t["status"] == "ok" for t in log["tasks"]) >= 2
     assert all(t["steps"] >= 1 and t["views"] >= 1 and t["loss_first"] is not None for t in log["tasks"])
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
+    # the evidence a selection rule needs is kept, so the log re-ranks without the model
+    cand = next(c for t in log["tasks"] for per_test in t["candidates"] for c in per_test)
+    assert {"grid", "views", "logprobs", "votes", "view_nlls", "score"} <= set(cand)
+    assert cand["views"] and len(cand["view_nlls"]) == 2  # inference.n_score_views=2
+    proc = arc_ttt("rescore", str(tmp_path / "out" / "log.json"), "--solutions", str(s))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["vote", "poe", "both"]
 
 
 def test_kill_9_mid_run_leaves_a_valid_file_and_resume_finishes(tiny_model_dir, challenges, tmp_path):

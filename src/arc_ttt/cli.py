@@ -6,6 +6,7 @@ import os
 import sys
 
 from .core.config import ConfigError, load_config
+from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, read_json_object
 from .delivery.bundle import BundleSpec, MetadataError, build_bundle
@@ -40,6 +41,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"{tid:<{width}}  {sum(hits)}/{len(hits)}  {marks}")
     print(f"score: {score.output_mean:.4f} ({score.n_correct}/{score.n_outputs} test outputs); "
           f"mean over tasks: {score.task_mean:.4f} ({len(score.per_task)} tasks)")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    logged = read_json_object(args.log, "run log")
+    solutions = read_json_object(args.solutions, "solutions")
+    tasks = logged.get("tasks")
+    if not isinstance(tasks, list):
+        raise TaskFileError(f"{args.log}: no `tasks` list: not a log.json written by `arc-ttt run`")
+    rules = args.rules.split(",")
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        print(f"error: unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}", file=sys.stderr)
+        return 2
+    rows = [r.row() for r in rescore(tasks, solutions, rules)]
+    print(f"{'rule':<6} {'top2':>6} {'top1':>6} {'oracle':>7} {'mean rank':>10}  ({rows[0]['outputs']} test outputs)")
+    for r in rows:
+        mean_rank = "-" if r["mean_rank"] is None else f"{r['mean_rank']:.2f}"
+        print(f"{r['rule']:<6} {r['top2']:>6.3f} {r['top1']:>6.3f} {r['oracle']:>7.3f} {mean_rank:>10}")
     return 0
 
 
@@ -117,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submission")
     p.add_argument("solutions")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("rescore", help="re-rank a run's logged candidates under each selection rule, no model")
+    p.add_argument("log", help="log.json of a run")
+    p.add_argument("--solutions", required=True, help="a Kaggle solutions file")
+    p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
+    p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
     p.add_argument("src", help="a Hugging Face model folder or a .gguf file")

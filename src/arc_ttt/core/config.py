@@ -68,13 +68,12 @@ class TTTConfig:
 class InferenceConfig:
     n_views: int = 8  # augmented views per test input (core.views.sample_views)
     decoding: Literal["greedy", "dfs"] = "dfs"
-    dfs_threshold: float = 0.1  # keep continuations with cumulative prob >= threshold
+    dfs_threshold: float = 0.1  # DFS keeps paths with probability >= this; only such paths count as votes
     max_candidates: int = 8  # per view
     batch_size: int = 8  # views decoded together by greedy, candidates scored together by PoE (DFS: one view at a time)
     selection: Literal["vote", "poe", "both"] = "both"
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
     max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
-    keep_background: bool = True  # passed to sample_views
 
     def __post_init__(self):
         if self.decoding not in ("greedy", "dfs"):
@@ -85,6 +84,14 @@ class InferenceConfig:
             raise ValueError(f"dfs_threshold {self.dfs_threshold} not in (0, 1]")
         if self.batch_size < 1 or self.max_candidates < 1:
             raise ValueError("batch_size and max_candidates must be >= 1")
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    """How a task is augmented, the same for training and inference (a model trained on one kind of
+    view should be asked through the same kind)."""
+
+    keep_background: bool = True  # colour 0 stays 0 under colour permutations
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
     ttt: TTTConfig = field(default_factory=TTTConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)

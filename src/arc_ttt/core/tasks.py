@@ -49,6 +49,10 @@ class Task:
     def has_solutions(self) -> bool:
         return all(p.output is not None for p in self.test)
 
+    def blind(self) -> "Task":
+        """The task without its test outputs: what a model may see, even when solutions were loaded."""
+        return Task(self.id, self.train, tuple(Pair(p.input, None) for p in self.test))
+
 
 @dataclass(frozen=True)
 class InvalidTask:

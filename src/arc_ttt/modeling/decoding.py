@@ -25,19 +25,11 @@ import numpy as np
 import torch
 
 from ..core.config import InferenceConfig
+from ..core.ranking import Candidate
 from ..core.tasks import MAX_SIDE, Task
 from ..core.textformat import END, NEWLINE, GridCodec
 from ..core.views import View
 from .loading import model_device
-
-
-@dataclass
-class Candidate:
-    grid: np.ndarray  # in the ORIGINAL frame (after the view's inverse)
-    views: list[str]  # keys of the views that produced it
-    logprobs: list[float]  # generation log-prob per producing view
-    score: float | None = None  # selection score (higher is better), filled by selection
-    poe_nll: float | None = None
 
 
 @dataclass
@@ -115,15 +107,22 @@ class GridGrammar:
 
 
 def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
-    """A bound on the answer's side from the task's shapes: the largest demo output, or the query scaled
+    """The answer's expected side from the task's shapes: the largest demo output, or the query scaled
     by the largest output/input growth seen in the demos, plus slack. D8 views swap rows and columns, so
-    one bound serves both."""
+    one bound serves both. For budgeting the prompt only: decoding stays within the ARC limit (30), since
+    some true answers are larger than anything the demos show (e.g. ccd554ac, 67e490f4)."""
     demos = [p for p in task.train if p.output is not None]
     if not demos:
         return MAX_SIDE
     largest = max(max(p.output.shape) for p in demos)
     growth = max(max(p.output.shape) / max(p.input.shape) for p in demos)
     return min(MAX_SIDE, max(largest, math.ceil(growth * max(query.shape))) + slack)
+
+
+def grammar_for(task: Task, test_index: int) -> GridGrammar:
+    """What the decoder may write for a test input: any grid within the ARC limit. Not the demos' shapes:
+    5 of 419 ARC-AGI-1 and 10 of 167 ARC-AGI-2 evaluation answers are larger than those suggest."""
+    return GridGrammar(MAX_SIDE)
 
 
 def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
@@ -143,9 +142,11 @@ def grid_ids_tensor(codec: GridCodec, device) -> torch.Tensor:
     return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
 
 
-def restricted_logprobs(grid_logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the allowed grid tokens only (others -inf): decoding renormalises over legal moves."""
-    return torch.log_softmax(grid_logits.float().masked_fill(~allowed, float("-inf")), dim=-1)
+def grid_logprobs(logits: torch.Tensor, grid_ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the grid tokens under the model's whole vocabulary; what the grammar forbids
+    gets -inf. Nothing is renormalised: mass the model puts elsewhere (an illegal token, a row of the
+    wrong width) counts against the path, so a forced newline still carries the row-width evidence."""
+    return torch.log_softmax(logits.float(), dim=-1)[..., grid_ids].masked_fill(~allowed, float("-inf"))
 
 
 @dataclass
@@ -170,7 +171,7 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    cache, logits = out.past_key_values, out.logits[:, -1, grid_ids]
+    cache, logits = out.past_key_values, out.logits[:, -1]
     next_pos = pos[:, -1:] + 1
 
     states = [grammar.start] * n
@@ -181,7 +182,7 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
         if deadline.passed():
             break
         allowed = torch.from_numpy(np.stack([grammar.allowed(states[i]) for i in active])).to(device)
-        logp = restricted_logprobs(logits, allowed)
+        logp = grid_logprobs(logits, grid_ids, allowed)
         best = logp.argmax(-1)
         best_lp = logp.gather(-1, best[:, None])[:, 0].tolist()
         for row, (i, k) in enumerate(zip(active, best.tolist())):
@@ -202,7 +203,7 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
         mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], dim=1)
         out = model(input_ids=grid_ids[best][:, None], attention_mask=mask, position_ids=next_pos,
                     past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, grid_ids]
+        cache, logits = out.past_key_values, out.logits[:, -1]
         next_pos = next_pos + 1
     return [p if d else None for p, d in zip(paths, done)]
 
@@ -226,14 +227,14 @@ def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, thres
     # stack entries: (path so far, its state, next token, cumulative logprob with it, on the greedy path)
     stack: list[tuple[tuple[int, ...], State, int, float, bool]] = []
 
-    def push_children(path: tuple[int, ...], state: State, lp: float, greedy: bool, grid_logits: torch.Tensor):
+    def push_children(path: tuple[int, ...], state: State, lp: float, greedy: bool, logits: torch.Tensor):
         allowed = grammar.allowed(state)
-        logp = restricted_logprobs(grid_logits, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
+        logp = grid_logprobs(logits, grid_ids, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
         order = [k for k in np.argsort(-logp, kind="stable") if allowed[k]]
         kids = [(path, state, int(k), lp + float(logp[k]), greedy and rank == 0) for rank, k in enumerate(order)]
         stack.extend(reversed([c for c in kids if c[3] >= log_thr or c[4]]))
 
-    push_children((), grammar.start, 0.0, True, out.logits[0, -1, grid_ids])
+    push_children((), grammar.start, 0.0, True, out.logits[0, -1])
     found: list[Path] = []
     in_cache = 0  # path tokens after the prompt currently held in the cache
     while stack and len(found) < max_candidates and not deadline.passed():
@@ -251,7 +252,7 @@ def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, thres
             tail = grid_ids[torch.tensor(path, dtype=torch.long, device=device)].view(1, -1)
             out = model(input_ids=torch.cat([prompt_t, tail, token], dim=1), use_cache=True, logits_to_keep=1)
         cache, in_cache = out.past_key_values, len(path) + 1
-        push_children(path + (k,), grammar.advance(state, k), lp, greedy, out.logits[0, -1, grid_ids])
+        push_children(path + (k,), grammar.advance(state, k), lp, greedy, out.logits[0, -1])
     return found
 
 
@@ -265,8 +266,9 @@ def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
 def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
                         cfg: InferenceConfig, deadline: Deadline) -> list[Candidate]:
     """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here."""
-    grammar = GridGrammar(output_side_limit(task, task.test[test_index].input))
-    budget = cfg.max_len - grammar.max_tokens
+    grammar = grammar_for(task, test_index)
+    expected = GridGrammar(output_side_limit(task, task.test[test_index].input)).max_tokens
+    budget = cfg.max_len - expected
     jobs = [(v, build_prompt(codec, v.apply(task), test_index, budget)) for v in views]
     out: list[Candidate] = []
 

@@ -17,8 +17,6 @@ from . import lora, ttt
 from .loading import load_model
 from .predict import predict_task
 
-TOP_CANDIDATES = 5  # kept per test input in the log
-
 
 @dataclass
 class ModelEngine:
@@ -61,7 +59,7 @@ class ModelEngine:
                                     grad_checkpointing=True)
         # The planner decides the steps; sample as many views as those steps consume, one epoch.
         c = dataclasses.replace(c, n_sequences=max(1, steps * c.batch_size * c.grad_accum), epochs=1.0)
-        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed)
+        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
         if data.inference_only:
             return TrainOutcome(stopped_by="inference_only", note=data.note)
         r = ttt.train(self.model, data, c, max_steps=steps, time_cap=time_cap, clock=self.clock)
@@ -71,11 +69,9 @@ class ModelEngine:
         c = self.cfg.inference
         if shrink:
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75))
-        p = predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap,
-                                   clock=self.clock, seed=self.cfg.seed)
-        candidates = [[{"grid": cand.grid.tolist(), "votes": len(cand.views), "score": cand.score,
-                        "poe_nll": cand.poe_nll} for cand in per_test[:TOP_CANDIDATES]]
-                      for per_test in p.candidates]
+        p = predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap, clock=self.clock,
+                         seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
+        candidates = [[cand.to_dict() for cand in per_test] for per_test in p.candidates]
         return PredictOutcome(p.attempts, candidates, views=p.views_done, seconds=p.seconds)
 
     def free_memory(self) -> None:

@@ -16,7 +16,7 @@ from .selection import select
 
 def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
                  time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 seed: int = 0) -> TaskPrediction:
+                 seed: int = 0, keep_background: bool = True) -> TaskPrediction:
     """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
 
     The time left is shared equally among the test inputs still to answer. When it runs out, the
@@ -24,14 +24,14 @@ def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n
     """
     start = clock()
     deadline = Deadline(clock, None if time_cap is None else start + time_cap)
-    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=cfg.keep_background)
+    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=keep_background)
     model.eval()
     attempts, ranked_all = [], []
     with torch.inference_mode():
         for ti in range(task.n_test):
             share = deadline.share(task.n_test - ti)
             ranked = select(model, codec, task, ti, generate_candidates(model, codec, task, ti, views, cfg, share),
-                            cfg, share, seed=seed)
+                            cfg, share, seed=seed, keep_background=keep_background)
             deadline.hit |= share.hit
             ranked_all.append(ranked)
             attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))

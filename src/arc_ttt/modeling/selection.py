@@ -1,17 +1,10 @@
 """Choosing the two attempts: merge identical candidates, re-score them under augmented views, rank.
 
-Product of experts: a candidate's score is its summed negative log-likelihood under K augmented
-views of the task. Each view is one expert; the candidate is transformed into the view and scored
-by a forward pass over the view's prompt followed by the candidate's tokens (no generation). A
-correct answer tends to be likely under every view, a lucky one only under the view that made it.
-Per view the prompt's KV cache is computed once and all candidates are scored on top of it.
-
-Scores (higher is better):
-    vote:  number of views that produced the candidate
-    poe:   -(summed NLL over the K views)
-    both:  votes - mean NLL over the K views   (a vote is worth one nat per view)
-Ties break on votes, then the best generation log-prob, then the grid itself, so the order is
-deterministic.
+Product of experts: each candidate is transformed into K augmented views of the task (drawn fresh,
+not the views that generated it) and scored by one forward pass over the view's prompt followed by
+the candidate's tokens (no generation). A correct answer tends to be likely under every view, a
+lucky one only under the view that made it. Per view the prompt's KV cache is computed once and all
+candidates are scored on top of it. The ranking rules themselves live in `core.ranking`.
 """
 from __future__ import annotations
 
@@ -22,27 +15,15 @@ import numpy as np
 import torch
 
 from ..core.config import InferenceConfig
+from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
 from ..core.textformat import END, GridCodec, grid_symbols
 from ..core.views import View, sample_views
-from .decoding import Candidate, Deadline, GridGrammar, build_prompt, grid_ids_tensor, restricted_logprobs
+from .decoding import Deadline, GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
-
-
-def grid_key(grid: np.ndarray) -> tuple:
-    return grid.shape, np.ascontiguousarray(grid, dtype=np.uint8).tobytes()
-
-
-def merge_candidates(raw: Sequence[Candidate]) -> list[Candidate]:
-    """One Candidate per distinct grid, collecting the views and log-probs of every copy (first-seen order)."""
-    merged: dict[tuple, Candidate] = {}
-    for c in raw:
-        m = merged.setdefault(grid_key(c.grid), Candidate(c.grid, [], []))
-        m.views += c.views
-        m.logprobs += c.logprobs
-    return list(merged.values())
+SCORING_SEED = 1_000_003  # scoring views come from another stream than the generation views
 
 
 @torch.inference_mode()
@@ -50,9 +31,9 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
     """NLL of each target continuing `prompt`: the prompt's cache once, targets batched on copies of it."""
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = GridGrammar()  # the legal-grid renormalisation used when decoding, at the widest bound
+    grammar = GridGrammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     out = model(input_ids=torch.from_numpy(prompt)[None].to(device), use_cache=True, logits_to_keep=1)
-    prefix, first = out.past_key_values, out.logits[:, -1:, grid_ids]
+    prefix, first = out.past_key_values, out.logits[:, -1:]
     vocab = out.logits.shape[-1]
     nll = np.zeros(len(targets))
     i = 0
@@ -72,9 +53,9 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
             cache = copy.deepcopy(prefix)
             cache.batch_repeat_interleave(len(chunk))
             fed = grid_ids[toks[:, :-1]]
-            rest = model(input_ids=fed, past_key_values=cache, use_cache=True).logits[..., grid_ids]
+            rest = model(input_ids=fed, past_key_values=cache, use_cache=True).logits
             logits = torch.cat([logits, rest], dim=1)
-        logp = restricted_logprobs(logits, allowed).gather(-1, toks[..., None])[..., 0]
+        logp = grid_logprobs(logits, grid_ids, allowed).gather(-1, toks[..., None])[..., 0]
         real = torch.arange(length, device=device)[None] < torch.tensor([len(t) for t in chunk], device=device)[:, None]
         nll[i:i + len(chunk)] = (-(logp.masked_fill(~real, 0.0)).sum(-1)).double().cpu().numpy()
         i += len(chunk)
@@ -83,47 +64,28 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
 
 def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
-            deadline: Deadline | None = None) -> tuple[np.ndarray, int]:
-    """(summed NLL of each grid over the views, number of views scored). Stops between views when the
-    deadline passes; every grid is always scored on the same views, so partial sums stay comparable."""
-    total, scored = np.zeros(len(grids)), 0
-    if not grids:
-        return total, 0
+            deadline: Deadline | None = None) -> np.ndarray:
+    """NLL of each grid under each view, shape (grids, views scored). Stops between views when the deadline
+    passes; every grid is always scored on the same views, so their means stay comparable."""
+    columns = []
     for view in views:
-        if deadline is not None and deadline.passed():
+        if not grids or (deadline is not None and deadline.passed()):
             break
         targets = [grid_symbols(view.apply_grid(g)) for g in grids]
         prompt = build_prompt(codec, view.apply(task), test_index, max_len - max(len(t) for t in targets))
-        total += view_nll(model, codec, prompt, targets, batch_size)
-        scored += 1
-    return total, scored
-
-
-def rank(candidates: Sequence[Candidate], mode: str, n_score_views: int = 1) -> list[Candidate]:
-    """Fill `score` from votes and `poe_nll` (summed over `n_score_views` views), best first, deterministically.
-    Without a PoE score (no time to compute it) the vote decides."""
-    for c in candidates:
-        votes = float(len(c.views))
-        if mode == "vote" or c.poe_nll is None:
-            c.score = votes
-        elif mode == "poe":
-            c.score = -c.poe_nll
-        else:
-            c.score = votes - c.poe_nll / n_score_views
-    return sorted(candidates, key=lambda c: (-c.score, -len(c.views), -max(c.logprobs, default=-np.inf),
-                                            grid_key(c.grid)))
+        columns.append(view_nll(model, codec, prompt, targets, batch_size))
+    return np.stack(columns, axis=1) if columns else np.zeros((len(grids), 0))
 
 
 def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
-           deadline: Deadline | None = None, *, seed: int = 0) -> list[Candidate]:
+           deadline: Deadline | None = None, *, seed: int = 0, keep_background: bool = True) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
-    candidates = merge_candidates(raw)
+    candidates = merge(raw, cfg.dfs_threshold)
     if cfg.selection != "vote" and candidates and not (deadline is not None and deadline.passed()):
-        # same seed as generation: the experts include the views that proposed the candidates
-        views = sample_views(task, cfg.n_score_views, seed, keep_background=cfg.keep_background)
-        total, scored = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,
-                                max_len=cfg.max_len, batch_size=cfg.batch_size, deadline=deadline)
-        if scored:
-            for c, nll in zip(candidates, total / scored):  # extrapolated to K views if time cut it short
-                c.poe_nll = float(nll * len(views))
-    return rank(candidates, cfg.selection, cfg.n_score_views)
+        views = sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)
+        nll = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,
+                      max_len=cfg.max_len, batch_size=cfg.batch_size, deadline=deadline)
+        if nll.shape[1]:
+            for c, row in zip(candidates, nll):
+                c.view_nlls = row.tolist()
+    return rank(candidates, cfg.selection)

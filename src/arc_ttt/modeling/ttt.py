@@ -64,8 +64,10 @@ def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1) -> tuple
     return tuple(demos[i] for i in keep) if total <= max_len else ()
 
 
-def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), seed: int = 0) -> TTTData:
-    """Training sequences from the task's train pairs over sampled augmented views."""
+def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), seed: int = 0,
+                    keep_background: bool = True) -> TTTData:
+    """Training sequences from the task's train pairs over sampled augmented views (the same kind of
+    views as inference: `keep_background` is one setting for both)."""
     overhead = 0 if codec.bos_id is None else 1
     demos = fit_demos(task.train, cfg.max_len, overhead)
     dropped = len(task.train) - len(demos)
@@ -73,7 +75,7 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
         return TTTData([], True, f"no train pair fits in {cfg.max_len} tokens: inference only")
     sub = replace(task, train=demos)
     n = cfg.n_sequences
-    views = sample_views(sub, n, seed) if n > 0 else []
+    views = sample_views(sub, n, seed, keep_background=keep_background) if n > 0 else []
     views = [views[i % len(views)] for i in range(n)] if views else []  # a tiny task has few distinct views
     sequences: list[Encoded] = []
     if cfg.whole_task:

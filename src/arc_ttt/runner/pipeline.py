@@ -287,6 +287,7 @@ def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], w
 def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
               journal_path: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
+    todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
     planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
                       workers=worker.world_size)
