@@ -164,6 +164,27 @@ def autocast_context(mode: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def embedding_adapter_parameters(model) -> list[torch.nn.Parameter]:
+    """Trainable parameters of the input-embedding and lm_head modules (peft's lora_embedding_A/B and the head's
+    lora_A/B), found through the modules themselves so any architecture's naming works. A tied pair is two
+    modules sharing one frozen base weight: each has its own adapter, both are returned (each once)."""
+    found: dict[int, torch.nn.Parameter] = {}
+    for getter in ("get_input_embeddings", "get_output_embeddings"):
+        module = getattr(model, getter, lambda: None)()
+        if module is not None:
+            found.update({id(p): p for p in module.parameters() if p.requires_grad})
+    return list(found.values())
+
+
+def param_groups(model, cfg: TTTConfig) -> list[dict]:
+    """AdamW groups: the adapters at `lr`, the embedding/lm_head adapters at `embedding_lr` when it is set."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    special = {id(p) for p in embedding_adapter_parameters(model)} if cfg.embedding_lr is not None else set()
+    groups = [{"params": [p for p in params if id(p) not in special], "lr": cfg.lr},
+              {"params": [p for p in params if id(p) in special], "lr": cfg.embedding_lr}]
+    return [g for g in groups if g["params"]]
+
+
 def batch_loss(model, batch: Batch) -> torch.Tensor:
     """Summed next-token NLL over the target tokens; lm_head runs only at positions that predict a target."""
     keep = (batch.labels != IGNORE).any(dim=0).nonzero().squeeze(1)
@@ -203,7 +224,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     else:
         finished = "done"
     device = model_device(model)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op).
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.autocast == "fp16")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
