@@ -63,7 +63,9 @@ class TTTConfig:
     grad_accum: int = 1
     epochs: float = 1.0
     grad_checkpointing: bool = False
-    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 where supported
+    # auto: the model's compute dtype (bf16 on CUDA capability >= 8.0 and bf16 CPUs, fp16 on T4/P100, else none).
+    # fp16 compute, from autocast or from fp16 weights, always trains with loss scaling (ttt.needs_loss_scaling).
+    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
     seed: int = 0  # batch order
 
 
