@@ -73,14 +73,77 @@ def test_embeddings_and_lm_head_targets(fresh_model):
     assert any("lm_head.lora_A" in n for n in names)
 
 
+EMBED_ADAPTERS = ["embed_tokens.lora_embedding_A", "embed_tokens.lora_embedding_B", "lm_head.lora_A", "lm_head.lora_B"]
+
+
+def embed_adapter_names(model) -> list[str]:
+    """Which of EMBED_ADAPTERS (peft's names) ttt.embedding_adapter_parameters found, one entry per parameter."""
+    ids = {id(p) for p in ttt.embedding_adapter_parameters(model)}
+    names = [n for n, p in model.named_parameters() if id(p) in ids]
+    return sorted(k for n in names for k in EMBED_ADAPTERS if f".{k}." in n)
+
+
+def tied(model):
+    """The tiny Llama with lm_head sharing the input embedding's weight (SmolLM2, Qwen3-4B do this)."""
+    model.lm_head.weight = model.model.embed_tokens.weight
+    model.config.tie_word_embeddings = True
+    return model
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_embedding_lr_param_groups(tokenizer, tie):
+    base = tied(tiny_llama(tokenizer)) if tie else tiny_llama(tokenizer)
+    model = lora.attach(base, lora.LoraSettings(r=4, train_embeddings=True, train_lm_head=True))
+    assert embed_adapter_names(model) == EMBED_ADAPTERS  # tied or not: two adapters over the frozen base
+    groups = ttt.param_groups(model, ttt.TTTConfig(lr=1e-4, embedding_lr=1e-5))
+    assert [g["lr"] for g in groups] == [1e-4, 1e-5]
+    special = {id(p) for p in ttt.embedding_adapter_parameters(model)}
+    assert {id(p) for p in groups[1]["params"]} == special
+    assert all("_proj.lora_" in n for n, p in model.named_parameters() if p.requires_grad and id(p) not in special)
+    assert sum(len(g["params"]) for g in groups) == len(lora.trainable_parameters(model))
+    assert [g["lr"] for g in ttt.param_groups(model, ttt.TTTConfig(lr=1e-4))] == [1e-4]  # unset: one lr
+    plain = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=4))  # no embedding adapters: no empty group
+    assert [g["lr"] for g in ttt.param_groups(plain, ttt.TTTConfig(lr=1e-4, embedding_lr=1e-5))] == [1e-4]
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_embedding_and_lm_head_adapters_train_at_their_own_lr(tokenizer, small_tasks, tie):
+    """lr=0 for the projections, embedding_lr>0: only the embedding and lm_head adapters move, all four."""
+    base = tied(tiny_llama(tokenizer)) if tie else tiny_llama(tokenizer)
+    frozen = base.model.embed_tokens.weight.detach().clone()
+    model = lora.attach(base, lora.LoraSettings(r=4, train_embeddings=True, train_lm_head=True))
+    special = {id(p) for p in ttt.embedding_adapter_parameters(model)}
+    codec = GridCodec.from_tokenizer(tokenizer)
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=4))
+    model.zero_grad(set_to_none=True)
+    ttt.batch_loss(model, ttt.collate(data.sequences[:1], 0, torch.device("cpu"))).backward()
+    # at init lora_embedding_A and lm_head's lora_B are zero, so only their partners get a gradient at first
+    assert all(p.grad is not None for p in ttt.embedding_adapter_parameters(model))
+    assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "embed_tokens.lora_" in n)
+    assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lm_head.lora_" in n)
+    model.zero_grad(set_to_none=True)
+    before = adapter_state(model)
+    result = ttt.train(model, data, ttt.TTTConfig(lr=0.0, embedding_lr=1e-2, warmup=0.0, autocast="off"))
+    assert result.steps == 4
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, before[n]) != (id(p) in special), n
+    assert torch.equal(model.get_input_embeddings().weight, frozen)  # the (shared) base weight never trains
+    if tie:
+        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+
+
 def _train_on(model, task, tokenizer, seed=0):
     codec = GridCodec.from_tokenizer(tokenizer)
     data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=4), seed=seed)
     return ttt.train(model, data, ttt.TTTConfig(lr=1e-2, warmup=0.0, autocast="off"))
 
 
-def test_restore_brings_back_initial_weights_in_place(fresh_model, small_tasks, tokenizer):
-    model = lora.attach(fresh_model, lora.LoraSettings(r=4))
+@pytest.mark.parametrize("settings", [lora.LoraSettings(r=4),
+                                      lora.LoraSettings(r=4, train_embeddings=True, train_lm_head=True)],
+                         ids=["projections", "with-embeddings-and-lm-head"])
+def test_restore_brings_back_initial_weights_in_place(fresh_model, small_tasks, tokenizer, settings):
+    model = lora.attach(fresh_model, settings)
     initial = adapter_state(model)
     snap = lora.snapshot(model)
     ptrs = {n: p.data_ptr() for n, p in model.named_parameters() if p.requires_grad}

@@ -11,7 +11,8 @@ from arc_ttt.modeling import loading as model_mod
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.cli import main as cli_main
-from arc_ttt.modeling.loading import ModelConfig, format_keep_ids, load_model, prepare_model, shrink_vocab, tiny_llama
+from arc_ttt.modeling.loading import (ModelConfig, cuda_compute_dtype, format_keep_ids, load_model, prepare_model,
+                                     resolve_dtype, shrink_vocab, tiny_llama)
 from arc_ttt.core.textformat import GridCodec
 
 
@@ -167,3 +168,16 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.parametrize("capability, dtype", [((6, 0), torch.float16), ((7, 5), torch.float16),
+                                               ((8, 0), torch.bfloat16), ((8, 9), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16)],
+                         ids=["P100", "T4", "A100", "L4", "H100"])
+def test_auto_dtype_on_cuda_by_compute_capability(monkeypatch, capability, dtype):
+    """bf16 only on real bf16 hardware (>= 8.0); a T4 reports is_bf16_supported() True by emulation: fp16."""
+    assert cuda_compute_dtype(capability) == dtype
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_dtype("auto", torch.device("cuda")) == dtype
+    assert resolve_dtype("float32", torch.device("cuda")) == torch.float32  # an explicit dtype is kept

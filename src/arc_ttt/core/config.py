@@ -53,6 +53,9 @@ class TTTConfig:
     loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
     max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
     lr: float = 1e-4
+    # lr of the embedding and lm_head adapters (lora.train_embeddings/train_lm_head); None = lr.
+    # ARChitects trained those at 1e-5 and everything else at 1e-4.
+    embedding_lr: float | None = None
     warmup: float = 0.1  # fraction of the steps
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
@@ -60,7 +63,9 @@ class TTTConfig:
     grad_accum: int = 1
     epochs: float = 1.0
     grad_checkpointing: bool = False
-    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 where supported
+    # auto: the model's compute dtype (bf16 on CUDA capability >= 8.0 and bf16 CPUs, fp16 on T4/P100, else none).
+    # fp16 compute, from autocast or from fp16 weights, always trains with loss scaling (ttt.needs_loss_scaling).
+    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
     seed: int = 0  # batch order
 
 

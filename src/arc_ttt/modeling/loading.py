@@ -45,10 +45,19 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def cuda_compute_dtype(capability: tuple[int, int]) -> torch.dtype:
+    """bf16 only with native bf16 tensor cores (compute capability >= 8.0: A100, L4, H100). A T4 (7.5) reports
+    torch.cuda.is_bf16_supported() True but emulates bf16 slowly; it and the P100 (6.0) get fp16 instead."""
+    return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """The weight dtype. "auto" on a pre-Ampere GPU is fp16 weights (not fp32 + fp16 autocast): the frozen base
+    then takes half the memory, which a 4B model on a 16 GB T4 needs, while peft keeps the trainable adapters in
+    fp32 (the master weights) and ttt.train turns loss scaling on."""
     if dtype == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+            return cuda_compute_dtype(torch.cuda.get_device_capability(device))
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     try:
         return {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,

@@ -8,6 +8,7 @@ reloading the model.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +77,11 @@ def attach(model: nn.Module, settings: LoraSettings = LoraSettings()):
         fan_in_fan_out=conv1d,  # GPT-2's Conv1D stores its weight transposed
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, use_rslora=settings.use_rslora,
         target_modules=targets + [e.rsplit(".", 1)[-1] for e in extra], bias="none", task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # A tied embedding/lm_head gets two independent adapters over the shared, frozen base weight. peft warns
+        # that merging such adapters is awkward; we never merge or save them (they live for one task in memory).
+        warnings.filterwarnings("ignore", message="Model has `tie_word_embeddings=True`")
+        peft_model = get_peft_model(model, config)
     n = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     if n == 0:  # cannot happen after find_targets, but never train nothing silently
         raise ValueError(f"LoRA on {targets} left no trainable parameters")

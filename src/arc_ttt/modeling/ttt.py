@@ -153,17 +153,55 @@ def _accepts_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def autocast_context(mode: str, device: torch.device):
-    """bf16 autocast where the hardware does bf16 fast; a no-op context otherwise."""
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The dtype autocast computes in, or None for no autocast. "auto" follows loading.resolve_dtype("auto")."""
     if mode == "off":
-        return contextlib.nullcontext()
+        return None
     if mode == "auto":
         dtype = resolve_dtype("auto", device)
-        if dtype == torch.float32:
-            return contextlib.nullcontext()
-    else:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
-    return torch.autocast(device_type=device.type, dtype=dtype)
+        return None if dtype == torch.float32 else dtype
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
+def autocast_context(mode: str, device: torch.device):
+    """Half-precision autocast in the dtype of `autocast_dtype`; a no-op context without one."""
+    dtype = autocast_dtype(mode, device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def weight_dtype(model) -> torch.dtype:
+    """The dtype of the frozen base weights (peft keeps the adapters in fp32 over an fp16 or bf16 base)."""
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point():
+            return p.dtype
+    return next(model.parameters()).dtype
+
+
+def needs_loss_scaling(autocast_mode: str, model_dtype: torch.dtype, device: torch.device) -> bool:
+    """fp16 gradients underflow without loss scaling, whether fp16 comes from autocast or from fp16 weights
+    (e.g. dtype float16 with autocast off); bf16 and fp32 have fp32's exponent range and need none."""
+    return torch.float16 in (autocast_dtype(autocast_mode, device), model_dtype)
+
+
+def embedding_adapter_parameters(model) -> list[torch.nn.Parameter]:
+    """Trainable parameters of the input-embedding and lm_head modules (peft's lora_embedding_A/B and the head's
+    lora_A/B), found through the modules themselves so any architecture's naming works. A tied pair is two
+    modules sharing one frozen base weight: each has its own adapter, both are returned (each once)."""
+    found: dict[int, torch.nn.Parameter] = {}
+    for getter in ("get_input_embeddings", "get_output_embeddings"):
+        module = getattr(model, getter, lambda: None)()
+        if module is not None:
+            found.update({id(p): p for p in module.parameters() if p.requires_grad})
+    return list(found.values())
+
+
+def param_groups(model, cfg: TTTConfig) -> list[dict]:
+    """AdamW groups: the adapters at `lr`, the embedding/lm_head adapters at `embedding_lr` when it is set."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    special = {id(p) for p in embedding_adapter_parameters(model)} if cfg.embedding_lr is not None else set()
+    groups = [{"params": [p for p in params if id(p) not in special], "lr": cfg.lr},
+              {"params": [p for p in params if id(p) in special], "lr": cfg.embedding_lr}]
+    return [g for g in groups if g["params"]]
 
 
 def batch_loss(model, batch: Batch) -> torch.Tensor:
@@ -205,9 +243,8 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     else:
         finished = "done"
     device = model_device(model)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op).
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.autocast == "fp16")
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(cfg.autocast, weight_dtype(model), device))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
     checkpointing = cfg.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable")
     if checkpointing:
