@@ -213,7 +213,8 @@ CHECK = """\
 # (120 and 240 tasks) from the speed measured here, with this GPU and this config.
 environment.check_commit_run(env, records, limit)
 if limit is not None:
-    for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers)):
+    where = f"{n_workers} x {gpu.name or 'CPU'}, {os.path.basename(config_path)}"
+    for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers), where):
         print(line)"""
 
 

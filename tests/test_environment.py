@@ -275,7 +275,8 @@ def test_projection_for_the_scoring_rerun_from_measured_speed():
     assert (rows[1]["steps"], rows[1]["views"]) == (6, 8)
     # a four times faster GPU (or four workers) affords more steps
     assert E.project_rerun(records, cfg, workers=4)[1]["steps"] > rows[1]["steps"]
-    text = "\n".join(E.projection_lines(rows))
+    text = "\n".join(E.projection_lines(rows, "1 x NVIDIA L4, kaggle.yaml"))
+    assert text.startswith("projection for the scoring rerun on 1 x NVIDIA L4, kaggle.yaml (measured 2.0 s/step")
     assert " 120 tasks:" in text and " 240 tasks:" in text and "fits" in text
     assert E.project_rerun([{"id": "a", "status": "error", "steps": 0, "views": 0}], cfg) == []
     assert "nothing was measured" in E.projection_lines([])[0]

@@ -430,12 +430,13 @@ def project_rerun(records: Sequence, cfg: RunConfig, task_counts: Sequence[int] 
     return rows
 
 
-def projection_lines(rows: Sequence[dict]) -> list[str]:
+def projection_lines(rows: Sequence[dict], where: str = "") -> list[str]:
+    """The projection as printed by the commit run; `where` names the GPU and config it was measured with."""
     if not rows:
         return ["projection: nothing was measured (no task trained or predicted): the rerun would answer by fallback"]
     r0 = rows[0]
-    out = [f"projection for the scoring rerun (measured {r0['seconds_per_step']} s/step, {r0['seconds_per_view']} s/view; "
-           f"budget {r0['budget_seconds']:.0f} s):"]
+    out = [f"projection for the scoring rerun{' on ' + where if where else ''} (measured {r0['seconds_per_step']} s/step, "
+           f"{r0['seconds_per_view']} s/view; budget {r0['budget_seconds']:.0f} s):"]
     for r in rows:
         out.append(f"  {r['tasks']:>4} tasks: {r['mode']:<11} {r['steps']:>3} steps x {r['views']:>2} views per task, "
                    f"~{r['seconds_per_task']:.0f} s each -> done after ~{r['expected_seconds'] / 60:.0f} min "
