@@ -345,3 +345,51 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 def _mkdir(path):
     os.makedirs(path, exist_ok=True)
     return path
+
+
+SIMULATED_P100 = '''
+# A P100 as torch would see it on today's Kaggle image (CUDA 12.8 build, no sm_60 kernels).
+import torch
+
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
+torch.cuda.get_device_name = lambda device=None: "Tesla P100-PCIE-16GB"
+torch.cuda.get_device_capability = lambda device=None: (6, 0)
+torch.cuda.get_arch_list = lambda: ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+'''
+
+
+@pytest.mark.slow
+@needs_config
+@needs_pipeline
+def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, monkeypatch, bundle, two_tasks,  # noqa: F811
+                                                                      venv_kernel):
+    """The kernel's notebook on a fake /kaggle/input with a simulated P100 (compute capability 6.0, an arch
+    list without sm_60): the commit run stops in the accelerator cell, loudly, with a valid fallback file."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    challenges_path, _, challenges = two_tasks
+    inputs = tmp_path / "input"
+    shutil.copy(challenges_path, _mkdir(inputs / "arc-prize-2025") / "arc-agi_test_challenges.json")  # older layout
+    for key in ("code", "wheels", "model"):
+        shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
+    site = _mkdir(tmp_path / "site")
+    (site / "sitecustomize.py").write_text(SIMULATED_P100)
+    working = _mkdir(tmp_path / "working")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the simulation only: the package still comes from the dataset
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(working),
+                                   progress_bar=False, execution_timeout=600, parameters={
+                                       "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working)})
+    assert e.value.ename == "AcceleratorUnusable" and "sm_60" in e.value.evalue and "machine_shape" in e.value.evalue
+    nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    failed = [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert failed == ["accelerator"]
+    assert "Tesla P100-PCIE-16GB, compute capability 6.0" in stream_text(nb)
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []  # written before the check
+    assert not os.path.exists(working / "log.json")  # the run never started
