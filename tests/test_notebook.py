@@ -103,7 +103,8 @@ def test_committed_notebook_is_the_generators_output():
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].metadata.tags == ["parameters"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
-    assert [c.id for c in nb.cells] == ["title", "parameters", "bootstrap", "environment", "configure", "run", "report"]
+    assert [c.id for c in nb.cells] == ["title", "parameters", "bootstrap", "environment", "configure", "accelerator",
+                                        "run", "report", "check"]
     assert nb.metadata.kernelspec.name == "python3" and nb.metadata.language_info.name == "python"
 
 
@@ -118,6 +119,30 @@ def test_parameters_cell_declares_what_papermill_overrides():
     assert [p.name for p in PythonTranslator.inspect(nb.cells[1])] == assigned
     assert {"CONFIG", "CHALLENGES", "MODEL", "BUDGET_SECONDS", "MAX_TASKS", "OVERRIDES", "INPUT_ROOT"} <= set(assigned)
     assert namespace["OVERRIDES"] == [] and namespace["INPUT_ROOT"] == "/kaggle/input"
+    assert namespace["REPO"] is None  # no placeholder URL that fails at run time: Colab asks for it
+
+
+def test_build_sets_parameters_from_a_dict():
+    generator = load_generator()
+    nb = generator.build({"CONFIG": "kaggle-4xL4-12h", "COMPETITION": "arc-prize-2025", "OVERRIDES": ["seed=1"]},
+                         note="Built from commit `abc`.")
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert (namespace["CONFIG"], namespace["COMPETITION"], namespace["OVERRIDES"]) == (
+        "kaggle-4xL4-12h", "arc-prize-2025", ["seed=1"])
+    assert namespace["MODEL"] is None and nb.cells[0].source.endswith("Built from commit `abc`.")
+    assert nb.cells[2:] == generator.build().cells[2:]  # only the parameters (and the title) change
+    with pytest.raises(KeyError, match="CONFIGG"):
+        generator.build({"CONFIGG": "x"})
+
+
+def test_the_valid_file_comes_before_anything_that_can_fail_on_kaggle():
+    """In the environment cell, the fallback submission.json is written before the wheel install; and the
+    Kaggle branch of the bootstrap needs nothing but the code dataset."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    env_cell = nb.cells[3].source
+    assert env_cell.index("write_fallback_submission") < env_cell.index("install_wheelhouse")
+    assert "find_challenges(INPUT_ROOT, competition=COMPETITION)" in env_cell
 
 
 @needs_pipeline

@@ -124,3 +124,41 @@ def test_repo_requirements_never_ship_torch_and_image_list_parses():
     assert not any(W.is_forbidden(r.name) for r in reqs)
     image = W.read_image_packages(os.path.join(root, W.IMAGE_PACKAGES))
     assert "torch" in image and "bitsandbytes" not in image
+
+
+def test_is_current_only_when_built_from_these_requirements(house, tmp_path):
+    req = str(tmp_path / "req.txt")
+    assert not W.is_current(house, req)  # no manifest yet
+    W.write_manifest(house, req)
+    assert W.is_current(house, req)
+    (tmp_path / "req.txt").write_text("bitsandbytes==0.50.2\ngguf==0.20.0\n")  # a new pin: download again
+    assert not W.is_current(house, req)
+    W.write_manifest(house, req)
+    fake_wheel(house, "intruder", "1.0")  # a wheel the manifest does not list
+    assert not W.is_current(house, req)
+
+
+def test_read_manifest_errors_name_the_file(tmp_path):
+    with pytest.raises(W.WheelhouseError, match=f"{tmp_path}.*arc-ttt-wheels-manifest.json missing"):
+        W.read_manifest(str(tmp_path))
+    (tmp_path / W.MANIFEST).write_text("{not json")
+    with pytest.raises(W.WheelhouseError, match="not valid JSON"):
+        W.read_manifest(str(tmp_path))
+
+
+def test_cli_wheels_check_and_build_skip(house, tmp_path, capsys):
+    from arc_ttt.cli import main
+
+    req = str(tmp_path / "req.txt")
+    W.write_manifest(house, req)
+    assert main(["wheels", "check", house]) == 0
+    assert f"{house}: ok" in capsys.readouterr().out
+    # up to date: no download (no network needed), says so
+    assert main(["wheels", "build", "--requirements", req, "--dest", house]) == 0
+    assert "up to date" in capsys.readouterr().out
+    fake_wheel(house, "intruder", "1.0")
+    assert main(["wheels", "check", house]) == 2
+    assert "intruder" in capsys.readouterr().out
+    assert main(["wheels", "check", str(tmp_path / "nowhere")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not hasattr(W, "main")  # one CLI: arc-ttt wheels

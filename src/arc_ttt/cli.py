@@ -9,7 +9,8 @@ from .core.config import ConfigError, load_config
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, read_json_object
-from .delivery.bundle import BundleSpec, MetadataError, build_bundle
+from .delivery import wheelhouse
+from .delivery.bundle import DEFAULT_OUT, BundleSpec, MetadataError, build_bundle
 from .runner.pipeline import run
 
 
@@ -70,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         overrides.append("output.resume=true")
     cfg = load_config(args.config, overrides)
-    result = run(cfg, progress=not args.quiet)
+    result = run(cfg, progress=not args.quiet, solve_limit=args.solve_limit)
     print(f"submission: {result.submission_path}")
     print(f"log:        {result.log_path}")
     if result.report_path:
@@ -88,10 +89,10 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
     spec = BundleSpec(config=args.config, model=args.model, out=args.out, owner=args.owner, prefix=args.prefix,
                       competition=args.competition, wheelhouse=args.wheelhouse, model_source=args.model_source,
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
-                      private=not args.public)
+                      model_license=args.model_license, private=not args.public)
     try:
         bundle = build_bundle(spec)
-    except (MetadataError, FileNotFoundError, ValueError) as e:
+    except (MetadataError, FileNotFoundError, ValueError, wheelhouse.WheelhouseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"bundle {bundle.root} (commit {bundle.commit}), metadata valid:")
@@ -99,12 +100,43 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
         print(f"  {key:<7} {bundle.ids[key]:<40} {folder}")
     if bundle.commit.endswith("+dirty"):
         print("note: src/, configs/ or notebooks/ differ from the commit: commit first for a traceable bundle")
-    if args.owner == "your-kaggle-username":
-        print("note: owner is a placeholder: pass --owner or set KAGGLE_USERNAME before publishing")
-    print("publish with (also in publish.sh):")
-    for cmd in bundle.commands:
-        print(f"  {cmd}")
+    print(f"accelerator: {bundle.machine_shape}")
+    print(f"publish with: sh {os.path.join(bundle.root, 'publish.sh')}  (creates each dataset the first time, "
+          f"versions it after, waits until it is ready, then pushes the kernel)")
     return 0
+
+
+def cmd_wheels(args: argparse.Namespace) -> int:
+    try:
+        if args.wheels_command == "build":
+            if not args.force and wheelhouse.is_current(args.dest, args.requirements):
+                print(f"{args.dest}: up to date with {args.requirements} (manifest matches; --force to download again)")
+                return 0
+            report = wheelhouse.build(args.requirements, args.dest, args.image)
+            for line in report.lines():
+                print(line)
+            if not report.ok:
+                print(f"error: {args.dest}: closure check failed, no manifest written", file=sys.stderr)
+                return 2
+            wheels = wheelhouse.read_wheelhouse(args.dest)
+            print(f"{args.dest}: {len(wheels)} wheels, closure ok, {wheelhouse.MANIFEST} written")
+            for w in wheels:
+                print(f"  {w.file}  {w.sha256[:12]}")
+            return 0
+        if args.wheels_command == "check":
+            reqs = wheelhouse.read_requirements(os.path.join(args.folder, wheelhouse.REQUIREMENTS))
+            report = wheelhouse.check_closure(wheelhouse.read_wheelhouse(args.folder),
+                                              wheelhouse.read_image_packages(args.image), reqs)
+            problems = report.lines() + wheelhouse.verify_manifest(args.folder)
+            for line in problems:
+                print(line)
+            print(f"{args.folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+            return 2 if problems else 0
+        wheelhouse.verify(args.requirements, args.dest, args.pins)
+        return 0
+    except (wheelhouse.WheelhouseError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
@@ -125,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder (= output.dir)")
     p.add_argument("--resume", action="store_true", help="skip tasks already in the output folder's journal")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--solve-limit", type=int, help="solve only the first N tasks; the rest keep fallback answers "
+                   "(the Kaggle commit run's quick mode)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a submission.json against the Kaggle rules")
@@ -156,16 +190,35 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--config", default="configs/kaggle.yaml", help="the config the kernel runs with")
     k.add_argument("--model", help="model folder to ship as a dataset")
     k.add_argument("--model-source", help="or a Kaggle model: owner/model/framework/variation/version")
-    k.add_argument("--out", default="build/kaggle")
-    k.add_argument("--owner", default=os.environ.get("KAGGLE_USERNAME", "your-kaggle-username"))
+    k.add_argument("--out", default=DEFAULT_OUT)
+    k.add_argument("--owner", default=None, help="Kaggle user name; default: KAGGLE_USERNAME or ~/.kaggle/kaggle.json")
     k.add_argument("--prefix", default="arc-ttt", help="slug prefix of the datasets and the kernel")
     k.add_argument("--competition", default="arc-prize-2025")
     k.add_argument("--wheelhouse", default="wheels/wheelhouse", help="built by `make wheels`")
     k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
-    k.add_argument("--machine-shape", help="e.g. NvidiaL4, NvidiaTeslaT4")
+    k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape): "
+                   "NvidiaTeslaT4, NvidiaL4, NvidiaL4X1 or NvidiaH100")
+    k.add_argument("--model-license", default="apache-2.0", help="licence of the weights dataset (the model's own)")
     k.add_argument("--public", action="store_true", help="a public kernel (default private)")
     k.set_defaults(func=cmd_kernel_build)
+
+    p = sub.add_parser("wheels", help="the offline wheelhouse for the Kaggle image")
+    wsub = p.add_subparsers(dest="wheels_command", required=True)
+    w = wsub.add_parser("build", help="download for Kaggle, check the closure, write the manifest")
+    w.add_argument("--requirements", default="wheels/requirements-kaggle.txt")
+    w.add_argument("--dest", default="wheels/wheelhouse")
+    w.add_argument("--image", default=wheelhouse.IMAGE_PACKAGES)
+    w.add_argument("--force", action="store_true", help="download even when the manifest matches the requirements")
+    w = wsub.add_parser("check", help="closure and manifest check of an existing wheelhouse")
+    w.add_argument("folder")
+    w.add_argument("--image", default=wheelhouse.IMAGE_PACKAGES)
+    w = wsub.add_parser("verify", help="offline install into a clean venv for this machine, then import")
+    w.add_argument("--requirements", default="wheels/requirements-kaggle.txt")
+    w.add_argument("--dest", default="build/wheels-verify")
+    w.add_argument("--pins", default="requirements.txt", help="versions for the image stand-ins (torch, numpy, ...)")
+    for w in wsub.choices.values():
+        w.set_defaults(func=cmd_wheels)
     return parser
 
 

@@ -153,6 +153,7 @@ class OutputConfig:
 class KaggleConfig:
     commit_run: Literal["full", "quick"] = "full"  # what the (non-scoring) commit run does
     quick_tasks: int = 2
+    machine_shape: str | None = None  # the kernel's accelerator (kernel-metadata.json), e.g. NvidiaL4
 
 
 @dataclass(frozen=True)

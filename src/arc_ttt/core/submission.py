@@ -43,6 +43,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
             json.dump(obj, f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; outputs are for others to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

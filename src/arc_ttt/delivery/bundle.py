@@ -1,58 +1,74 @@
 """The Kaggle submission bundle: four folders ready for the `kaggle` CLI, with validated metadata.
 
-    build/kaggle/
+The metadata comes from the templates in kaggle_kernel/templates/ (titles, slugs, licences, the
+kernel's fixed fields); the builder fills in the owner, sources and accelerator, and writes:
+
+    kaggle_kernel/build/
       code/     dataset: src/arc_ttt (vendored) + configs/ + BUILD.json     -> kaggle datasets ... -r tar
-      wheels/   dataset: the offline wheelhouse, flat, with manifest.json   -> kaggle datasets ...
+      wheels/   dataset: the offline wheelhouse, flat, with its manifest    -> kaggle datasets ... -r tar
       model/    dataset: the model folder (optionally prepared/shrunk)      -> kaggle datasets ... -r tar
       kernel/   the notebook + kernel-metadata.json (internet off, GPU on)  -> kaggle kernels push
-      publish.sh  the commands, in order
+      publish.sh  create-or-version each dataset, wait until ready (bounded), push the kernel
 
-Kaggle's CLI turns internet ON when `enable_internet` is absent and skips sub-folders of a
-dataset unless `-r tar`/`-r zip` is given; both mistakes fail silently on the platform, so the
-builder writes every field explicitly and refuses metadata it would not accept itself.
+Kaggle's CLI turns internet ON when `enable_internet` is absent, skips sub-folders of a dataset
+unless `-r tar`/`-r zip` is given, and without `machine_shape` gives a P100 that today's torch
+cannot use; all three fail silently on the platform, so the builder writes every field explicitly
+and refuses metadata it would not accept itself.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, field
 
+from ..core.config import load_config
 from . import environment, wheelhouse
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
 REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
-NOTEBOOK = os.path.join(REPO_DIR, "notebooks", "arc_ttt_submission.ipynb")
+NOTEBOOK_SOURCE = os.path.join(REPO_DIR, "notebooks", "build_notebook.py")  # build(parameters) -> the notebook
+CODE_FILE = "arc_ttt_submission.ipynb"
+TEMPLATES = os.path.join(REPO_DIR, "kaggle_kernel", "templates")
+DEFAULT_OUT = os.path.join("kaggle_kernel", "build")
 DATASET_META = "dataset-metadata.json"
 KERNEL_META = "kernel-metadata.json"
+PLACEHOLDER_OWNER = "your-kaggle-username"
 OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")  # 3-50 characters
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+DATASET_SLUG_LEN = (6, 50)  # what the kaggle CLI 2.2.x accepts
+KERNEL_SLUG_LEN = (5, 50)
 
 
 @dataclass(frozen=True)
 class BundleSpec:
     config: str  # e.g. configs/kaggle.yaml; the kernel's notebook defaults to it
     model: str | None  # a model folder to ship as a dataset; None with model_source
-    out: str = "build/kaggle"
-    owner: str = "your-kaggle-username"
+    out: str = DEFAULT_OUT
+    owner: str | None = None  # None: KAGGLE_USERNAME or the username in the kaggle CLI's kaggle.json
     prefix: str = "arc-ttt"  # slugs: <prefix>-code, <prefix>-wheels, <prefix>-model, <prefix>-submission
     competition: str = "arc-prize-2025"
     wheelhouse: str = "wheels/wheelhouse"
     model_source: str | None = None  # a Kaggle model instead: owner/model/framework/variation/version
     prepare: bool = False  # run arc_ttt.model.prepare_model on the weights
     shrink_vocab: bool = False
-    machine_shape: str | None = None  # e.g. NvidiaL4, NvidiaTeslaT4; None: Kaggle's default GPU
+    machine_shape: str | None = None  # overrides the config's kaggle.machine_shape
+    model_license: str = "apache-2.0"  # the weights' own licence (SmolLM2: Apache-2.0)
     private: bool = True
-    notebook: str = NOTEBOOK
+    notebook_source: str = NOTEBOOK_SOURCE
+    templates: str = TEMPLATES
 
 
 @dataclass
 class Bundle:
     root: str
     commit: str
+    machine_shape: str = ""
     folders: dict[str, str] = field(default_factory=dict)  # code/wheels/model/kernel -> path
     ids: dict[str, str] = field(default_factory=dict)  # same keys -> Kaggle id
     commands: list[str] = field(default_factory=list)
@@ -69,26 +85,50 @@ def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def _check_id(value: object, what: str) -> list[str]:
+def kaggle_owner(env: dict | None = None, home: str | None = None) -> str | None:
+    """The Kaggle user name: KAGGLE_USERNAME, else the `username` in the kaggle CLI's kaggle.json."""
+    env = os.environ if env is None else env
+    if env.get("KAGGLE_USERNAME"):
+        return env["KAGGLE_USERNAME"]
+    home = os.path.expanduser("~") if home is None else home
+    folders = [env.get("KAGGLE_CONFIG_DIR"), os.path.join(home, ".kaggle"), os.path.join(home, ".config", "kaggle")]
+    for folder in filter(None, folders):
+        path = os.path.join(folder, "kaggle.json")
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    name = json.load(f).get("username")
+            except (OSError, ValueError, AttributeError) as e:
+                raise MetadataError(f"{path}: cannot read the username ({e})") from None
+            if name:
+                return name
+    return None
+
+
+def _check_id(value: object, what: str, slug_len: tuple[int, int]) -> list[str]:
     if not isinstance(value, str) or value.count("/") != 1:
         return [f"{what}: id {value!r} is not 'owner/slug'"]
     owner, slug = value.split("/")
     problems = []
-    if not OWNER_RE.match(owner):
+    if owner == PLACEHOLDER_OWNER:
+        problems.append(f"{what}: owner {owner!r} is the placeholder: pass --owner or set KAGGLE_USERNAME")
+    elif not OWNER_RE.match(owner):
         problems.append(f"{what}: owner {owner!r} has characters Kaggle does not allow")
-    if not SLUG_RE.match(slug):
-        problems.append(f"{what}: slug {slug!r} must be 3-50 characters of a-z, 0-9 and '-'")
+    lo, hi = slug_len
+    if not (SLUG_RE.match(slug) and lo <= len(slug) <= hi):
+        problems.append(f"{what}: slug {slug!r} must be {lo}-{hi} characters of a-z, 0-9 and '-'")
     return problems
 
 
 def validate_dataset_metadata(meta: dict, folder: str) -> list[str]:
-    problems = _check_id(meta.get("id"), DATASET_META)
+    problems = _check_id(meta.get("id"), DATASET_META, DATASET_SLUG_LEN)
     title = meta.get("title")
     if not isinstance(title, str) or not 6 <= len(title) <= 50:
         problems.append(f"{DATASET_META}: title {title!r} must be 6-50 characters")
     licenses = meta.get("licenses")
-    if not (isinstance(licenses, list) and licenses and all(isinstance(x, dict) and x.get("name") for x in licenses)):
-        problems.append(f"{DATASET_META}: licenses must be a non-empty list of {{'name': ...}}")
+    name = licenses[0].get("name") if isinstance(licenses, list) and len(licenses) == 1 and isinstance(licenses[0], dict) else None
+    if not (isinstance(name, str) and name.strip() and "{" not in name):
+        problems.append(f"{DATASET_META}: licenses must hold exactly one {{'name': ...}}, got {licenses!r}")
     files = [f for f in os.listdir(folder) if f != DATASET_META]
     if not files:
         problems.append(f"{folder}: the dataset has no files")
@@ -96,7 +136,7 @@ def validate_dataset_metadata(meta: dict, folder: str) -> list[str]:
 
 
 def validate_kernel_metadata(meta: dict, folder: str) -> list[str]:
-    problems = _check_id(meta.get("id"), KERNEL_META)
+    problems = _check_id(meta.get("id"), KERNEL_META, KERNEL_SLUG_LEN)
     required = ("id", "title", "code_file", "language", "kernel_type", "is_private", "enable_gpu", "enable_tpu",
                 "enable_internet", "dataset_sources", "competition_sources", "kernel_sources", "model_sources")
     problems += [f"{KERNEL_META}: {k} missing" for k in required if k not in meta]
@@ -118,12 +158,22 @@ def validate_kernel_metadata(meta: dict, folder: str) -> list[str]:
         if not isinstance(meta.get(key, []), list):
             problems.append(f"{KERNEL_META}: {key} must be a list")
     for ds in meta.get("dataset_sources", []):
-        problems += _check_id(ds, f"{KERNEL_META} dataset_sources")
+        problems += _check_id(ds, f"{KERNEL_META} dataset_sources", DATASET_SLUG_LEN)
     for ms in meta.get("model_sources", []):
-        if not isinstance(ms, str) or len(ms.split("/")) != 5:
+        parts = ms.split("/") if isinstance(ms, str) else []
+        if len(parts) != 5 or not all(parts):
             problems.append(f"{KERNEL_META}: model source {ms!r} is not owner/model/framework/variation/version")
+        elif not parts[4].isdigit():
+            problems.append(f"{KERNEL_META}: model source {ms!r}: the version {parts[4]!r} must be an integer")
     if not meta.get("competition_sources"):
         problems.append(f"{KERNEL_META}: no competition attached")
+    if meta.get("enable_gpu"):
+        shape = meta.get("machine_shape")
+        if shape is None:
+            problems.append(f"{KERNEL_META}: enable_gpu without machine_shape gets Kaggle's default GPU (a P100, "
+                            f"which today's torch cannot use): set one of {', '.join(environment.MACHINE_SHAPES)}")
+        elif shape not in environment.MACHINE_SHAPES:
+            problems.append(f"{KERNEL_META}: machine_shape {shape!r} is not one of {', '.join(environment.MACHINE_SHAPES)}")
     return problems
 
 
@@ -143,8 +193,32 @@ def _write_json(path: str, obj: dict) -> None:
         f.write("\n")
 
 
-def dataset_metadata(owner: str, slug: str, title: str) -> dict:
-    return {"title": title, "id": f"{owner}/{slug}", "licenses": [{"name": "CC0-1.0"}]}
+def read_template(templates: str, name: str, **values: str) -> dict:
+    """A JSON template from kaggle_kernel/templates/, with the {placeholders} in its strings filled in."""
+    path = os.path.join(templates, name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise MetadataError(f"template {path}: {e}") from None
+
+    def fill(x):
+        if isinstance(x, str):
+            return x.format(**values)
+        if isinstance(x, list):
+            return [fill(v) for v in x]
+        if isinstance(x, dict):
+            return {k: fill(v) for k, v in x.items()}
+        return x
+
+    try:
+        return fill(meta)
+    except KeyError as e:
+        raise MetadataError(f"template {path}: unknown placeholder {e}") from None
+
+
+def dataset_metadata(owner: str, slug: str, title: str, license_name: str = "apache-2.0") -> dict:
+    return {"title": title, "id": f"{owner}/{slug}", "licenses": [{"name": license_name}]}
 
 
 # --- the four folders ---------------------------------------------------------------------------
@@ -181,7 +255,7 @@ def write_wheels(spec: BundleSpec, dst: str) -> None:
     """The wheelhouse, flat, after checking it still matches its manifest."""
     manifest = os.path.join(spec.wheelhouse, wheelhouse.MANIFEST)
     if not os.path.exists(manifest):
-        raise FileNotFoundError(f"{manifest} missing: run `make wheels` first")
+        raise FileNotFoundError(f"{manifest} missing: run `make wheels` (arc-ttt wheels build) first")
     problems = wheelhouse.verify_manifest(spec.wheelhouse)
     if problems:
         raise MetadataError(f"{spec.wheelhouse}: " + "; ".join(problems))
@@ -192,10 +266,15 @@ def write_wheels(spec: BundleSpec, dst: str) -> None:
 
 
 def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)  # weights are big: a hard link when on the same file system
-    except OSError:
-        shutil.copy2(src, dst)
+    """Weights are big: a hard link when on the same file system and already world-readable (a link shares
+    the mode, and the bundle's files are made 0644), else a copy."""
+    if os.stat(src).st_mode & 0o044 == 0o044:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
 
 
 def write_model(spec: BundleSpec, dst: str) -> None:
@@ -210,60 +289,90 @@ def write_model(spec: BundleSpec, dst: str) -> None:
                     ignore=shutil.ignore_patterns(".cache", DATASET_META))
 
 
-def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str) -> None:
-    """The notebook with CONFIG defaulting to the bundle's config, and its metadata."""
-    with open(spec.notebook, encoding="utf-8") as f:
-        nb = json.load(f)
+def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
+    """notebooks/build_notebook.py as a module: its build(parameters, note) renders the notebook."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"notebook source {path} not found")
+    spec = importlib.util.spec_from_file_location("arc_ttt_build_notebook", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str) -> None:
+    """The notebook with CONFIG and COMPETITION set through its parameters cell, and its metadata."""
+    import nbformat  # reason: a build-time dependency only; nothing at run time needs it
+
+    builder = load_notebook_builder(spec.notebook_source)
     config_name = os.path.splitext(os.path.basename(spec.config))[0]
-    for cell in nb["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = "".join(cell["source"])
-            source, n = re.subn(r"^CONFIG = None", f"CONFIG = {config_name!r}", source, count=1, flags=re.M)
-            if n != 1:
-                raise MetadataError(f"{spec.notebook}: the parameters cell has no `CONFIG = None` line")
-            cell["source"] = source
-        elif cell["cell_type"] == "markdown" and cell.get("id") == "title":
-            cell["source"] = "".join(cell["source"]) + f"\n\nBuilt from arc-ttt-kit commit `{commit}`."
+    nb = builder.build({"CONFIG": config_name, "COMPETITION": spec.competition},
+                       note=f"Built from arc-ttt-kit commit `{commit}`.")
     os.makedirs(dst)
-    code_file = os.path.basename(spec.notebook)
-    with open(os.path.join(dst, code_file), "w", encoding="utf-8") as f:
-        json.dump(nb, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    title = f"{spec.prefix} submission"
-    meta = {
-        "id": f"{spec.owner}/{slugify(title)}",
-        "title": title,
-        "code_file": code_file,
-        "language": "python",
-        "kernel_type": "notebook",
+    with open(os.path.join(dst, CODE_FILE), "w", encoding="utf-8") as f:
+        f.write(nbformat.writes(nb) + "\n")
+    meta = read_template(spec.templates, KERNEL_META, prefix=spec.prefix)
+    meta.update({
+        "id": f"{owner}/{slugify(meta.get('title', ''))}",
+        "code_file": CODE_FILE,
         "is_private": spec.private,
-        "enable_gpu": True,
-        "enable_tpu": False,
-        "enable_internet": False,
+        "enable_internet": False,  # whatever the template says: the CLI turns internet on when absent
         "dataset_sources": [ids[k] for k in ("code", "wheels", "model") if k in ids],
         "competition_sources": [spec.competition],
-        "kernel_sources": [],
         "model_sources": [spec.model_source] if spec.model_source else [],
-    }
-    if spec.machine_shape:
-        meta["machine_shape"] = spec.machine_shape
+        "machine_shape": machine_shape,
+    })
     _write_json(os.path.join(dst, KERNEL_META), meta)
 
 
-def publish_commands(bundle: Bundle) -> list[str]:
-    """The kaggle CLI calls, in order: datasets first (new version, or create the first time), then the kernel."""
+def publish_script(bundle: Bundle, wait_seconds: int = 1800) -> str:
+    """publish.sh: each dataset created on first publish and versioned after (one upload each), then a
+    bounded wait until Kaggle has processed it (stopping on an error status), then the kernel."""
     message = shlex.quote(f"arc-ttt-kit {bundle.commit}")
-    cmds = []
-    for key in ("code", "wheels", "model"):
-        if key not in bundle.folders:
-            continue
-        p = shlex.quote(bundle.folders[key])
-        cmds.append(f"kaggle datasets version -p {p} -r tar -m {message} || kaggle datasets create -p {p} -r tar")
-    for key in ("code", "wheels", "model"):
-        if key in bundle.ids:  # the kernel can only attach a dataset version that finished processing
-            cmds.append(f"until kaggle datasets status {bundle.ids[key]} | grep -q ready; do sleep 10; done")
-    cmds.append(f"kaggle kernels push -p {shlex.quote(bundle.folders['kernel'])}")
-    return cmds
+    lines = [
+        "#!/bin/sh",
+        "# Publish the bundle with the kaggle CLI (API token in ~/.kaggle/kaggle.json). Written by arc-ttt kernel build.",
+        "set -eu",
+        f"WAIT_SECONDS=${{WAIT_SECONDS:-{wait_seconds}}}",
+        "publish() {  # folder id: create the dataset the first time, add a version after",
+        "  if kaggle datasets status \"$2\" >/dev/null 2>&1; then",
+        f"    kaggle datasets version -p \"$1\" -r tar -m {message}",
+        "  else",
+        "    kaggle datasets create -p \"$1\" -r tar",
+        "  fi",
+        "}",
+        "wait_ready() {  # id: until Kaggle has processed the upload; stop on an error or after WAIT_SECONDS",
+        "  waited=0",
+        "  while :; do",
+        "    status=$(kaggle datasets status \"$1\" 2>&1 || true)",
+        "    case \"$status\" in",
+        "      *ready*) echo \"$1: ready\"; return 0 ;;",
+        "      *rror*|*ailed*) echo \"$1: processing failed: $status\" >&2; exit 1 ;;",
+        "    esac",
+        "    if [ \"$waited\" -ge \"$WAIT_SECONDS\" ]; then",
+        "      echo \"$1: not ready after $WAIT_SECONDS s (last status: $status)\" >&2; exit 1",
+        "    fi",
+        "    sleep 10; waited=$((waited + 10))",
+        "  done",
+        "}",
+    ]
+    keys = [k for k in ("code", "wheels", "model") if k in bundle.folders]
+    lines += [f"publish {shlex.quote(bundle.folders[k])} {bundle.ids[k]}" for k in keys]
+    lines += [f"wait_ready {bundle.ids[k]}" for k in keys]  # the kernel can only attach processed versions
+    lines.append(f"kaggle kernels push -p {shlex.quote(bundle.folders['kernel'])}")
+    lines.append(f"echo \"pushed: kaggle kernels status {bundle.ids['kernel']}\"")
+    return "\n".join(lines) + "\n"
+
+
+def _make_readable(root: str) -> None:
+    """Every file readable by all (0644 at least; a copy keeps a private 0600 mode), folders 0755.
+    Hard-linked weights are already readable (see _link_or_copy), so their source is never touched."""
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o444 != 0o444:
+                os.chmod(path, mode | 0o644)
 
 
 def build_bundle(spec: BundleSpec) -> Bundle:
@@ -272,12 +381,21 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         raise ValueError("give exactly one of a model folder (--model) or a Kaggle model (--model-source)")
     if not os.path.isfile(spec.config):
         raise FileNotFoundError(f"config {spec.config} not found")
+    owner = spec.owner or kaggle_owner()
+    if not owner or owner == PLACEHOLDER_OWNER:
+        raise MetadataError("no Kaggle owner: pass --owner, set KAGGLE_USERNAME, or keep the kaggle CLI's "
+                            "kaggle.json (with your username) in ~/.kaggle/")
+    machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
+    if machine_shape is None:
+        raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
+                            f"its default GPU (a P100, which today's torch cannot use). Use one of "
+                            f"{', '.join(environment.MACHINE_SHAPES)}")
+    environment.check_machine_shape(machine_shape)
     commit = git_commit()
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
-    bundle = Bundle(root=root, commit=commit)
-    titles = {"code": "ARC TTT kit code", "wheels": "ARC TTT kit wheels", "model": "ARC TTT kit model"}
+    bundle = Bundle(root=root, commit=commit, machine_shape=machine_shape)
     writers = {"code": lambda d: write_code(spec, d, commit), "wheels": lambda d: write_wheels(spec, d),
                "model": lambda d: write_model(spec, d)}
     for key in ("code", "wheels", "model"):
@@ -285,20 +403,22 @@ def build_bundle(spec: BundleSpec) -> Bundle:
             continue
         folder = os.path.join(root, key)
         writers[key](folder)
-        slug = f"{spec.prefix}-{key}"
-        _write_json(os.path.join(folder, DATASET_META), dataset_metadata(spec.owner, slug, titles[key]))
-        bundle.folders[key], bundle.ids[key] = folder, f"{spec.owner}/{slug}"
+        t = read_template(spec.templates, f"dataset-{key}.json", prefix=spec.prefix, model_license=spec.model_license)
+        meta = {"title": t.get("title"), "id": f"{owner}/{t.get('slug')}", "licenses": t.get("licenses")}
+        _write_json(os.path.join(folder, DATASET_META), meta)
+        bundle.folders[key], bundle.ids[key] = folder, meta["id"]
     bundle.folders["kernel"] = os.path.join(root, "kernel")
-    write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit)
+    write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit, owner, machine_shape)
     with open(os.path.join(bundle.folders["kernel"], KERNEL_META), encoding="utf-8") as f:
         bundle.ids["kernel"] = json.load(f)["id"]
 
     problems = [p for folder in bundle.folders.values() for p in validate_folder(folder)]
     if problems:
         raise MetadataError("invalid bundle:\n  " + "\n  ".join(problems))
-    bundle.commands = publish_commands(bundle)
+    script = publish_script(bundle)
+    bundle.commands = [line for line in script.splitlines() if line.startswith(("publish ", "wait_ready ", "kaggle "))]
     with open(os.path.join(root, "publish.sh"), "w", encoding="utf-8") as f:
-        f.write("#!/bin/sh\n# Publish the bundle with the kaggle CLI (needs ~/.kaggle/kaggle.json).\nset -e\n")
-        f.write("\n".join(bundle.commands) + "\n")
+        f.write(script)
+    _make_readable(root)
     os.chmod(os.path.join(root, "publish.sh"), 0o755)
     return bundle

@@ -6,13 +6,14 @@ manylinux x86_64) so that torch and CUDA never come along; the closure check the
 every `Requires-Dist` of every wheel is met by the wheelhouse itself or by a package the Kaggle
 image already has (wheels/kaggle-image-packages.txt).
 
-    python -m arc_ttt.wheelhouse build   --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
-    python -m arc_ttt.wheelhouse check   wheels/wheelhouse
-    python -m arc_ttt.wheelhouse verify  --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
+    arc-ttt wheels build   --requirements wheels/requirements-kaggle.txt --dest wheels/wheelhouse
+    arc-ttt wheels check   wheels/wheelhouse
+    arc-ttt wheels verify  --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
+
+Functions here raise WheelhouseError (or return a report); the CLI (arc_ttt.cli) prints and exits.
 """
 from __future__ import annotations
 
-import argparse
 import email.parser
 import fnmatch
 import hashlib
@@ -29,11 +30,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-MANIFEST = "manifest.json"
+# A distinctive name: the notebook finds the wheels dataset by it, so another dataset's manifest.json
+# cannot be mistaken for it.
+MANIFEST = "arc-ttt-wheels-manifest.json"
 REQUIREMENTS = "requirements.txt"
 IMAGE_PACKAGES = os.path.join("wheels", "kaggle-image-packages.txt")
 # Never shipped: the image's CUDA build of torch must stay the one in use.
 FORBIDDEN = ("torch", "torchvision", "torchaudio", "triton", "nvidia-*")
+
+
+class WheelhouseError(RuntimeError):
+    """A wheelhouse that cannot be used: the message names the folder or file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -182,16 +189,38 @@ def write_manifest(folder: str, requirements_path: str, target: Target = KAGGLE)
     if os.path.abspath(requirements_path) != os.path.abspath(os.path.join(folder, REQUIREMENTS)):
         shutil.copyfile(requirements_path, os.path.join(folder, REQUIREMENTS))
     text = json.dumps({"target": asdict(target), "requirements": REQUIREMENTS,
+                       "requirements_sha256": sha256_file(requirements_path),
                        "wheels": [asdict(w) for w in wheels]}, indent=2)
     with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
         f.write(text + "\n")
     return json.loads(text)
 
 
+def read_manifest(folder: str) -> dict:
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise WheelhouseError(f"{path} missing: run `make wheels` (arc-ttt wheels build) first") from None
+    except json.JSONDecodeError as e:
+        raise WheelhouseError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def is_current(folder: str, requirements_path: str, target: Target = KAGGLE) -> bool:
+    """True when the wheelhouse was built from these exact requirements for this target and still matches
+    its manifest: `make kernel` then skips the download."""
+    if not os.path.exists(os.path.join(folder, MANIFEST)):
+        return False
+    manifest = read_manifest(folder)
+    return (manifest.get("requirements_sha256") == sha256_file(requirements_path)
+            and manifest.get("target") == json.loads(json.dumps(asdict(target)))
+            and not verify_manifest(folder))
+
+
 def verify_manifest(folder: str) -> list[str]:
     """Problems with a wheelhouse folder against its manifest: missing, extra or altered wheels."""
-    with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = read_manifest(folder)
     listed = {w["file"]: w["sha256"] for w in manifest["wheels"]}
     present = {f for f in os.listdir(folder) if f.endswith(".whl")}
     problems = [f"{f}: listed in the manifest but missing" for f in sorted(set(listed) - present)]
@@ -254,7 +283,7 @@ def verify(requirements_path: str, dest: str, pins_path: str | None = "requireme
     wheels, image = read_wheelhouse(house), read_image_packages()
     report = check_closure(wheels, image, read_requirements(requirements_path), target)
     if not report.ok:
-        raise SystemExit("closure check failed:\n  " + "\n  ".join(report.lines()))
+        raise WheelhouseError(f"{house}: closure check failed:\n  " + "\n  ".join(report.lines()))
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     py = os.path.join(venv, "bin", "python")
     stand_ins = image_stand_ins(wheels, image, pins_path, target)
@@ -270,46 +299,3 @@ def verify(requirements_path: str, dest: str, pins_path: str | None = "requireme
 
 
 IMPORT_NAMES = {"pyyaml": "yaml"}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arc_ttt.wheelhouse", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("build", help="download for Kaggle, check the closure, write the manifest")
-    p.add_argument("--requirements", default="wheels/requirements-kaggle.txt")
-    p.add_argument("--dest", default="wheels/wheelhouse")
-    p.add_argument("--image", default=IMAGE_PACKAGES)
-    p = sub.add_parser("check", help="closure and manifest check of an existing wheelhouse")
-    p.add_argument("folder")
-    p.add_argument("--image", default=IMAGE_PACKAGES)
-    p = sub.add_parser("verify", help="offline install into a clean venv for this machine, then import")
-    p.add_argument("--requirements", default="wheels/requirements-kaggle.txt")
-    p.add_argument("--dest", default="build/wheels-verify")
-    p.add_argument("--pins", default="requirements.txt", help="versions for the image stand-ins (torch, numpy, ...)")
-    args = parser.parse_args(argv)
-
-    if args.command == "build":
-        report = build(args.requirements, args.dest, args.image)
-        for line in report.lines():
-            print(line)
-        if not report.ok:
-            return 1
-        wheels = read_wheelhouse(args.dest)
-        print(f"{args.dest}: {len(wheels)} wheels, closure ok, manifest written")
-        for w in wheels:
-            print(f"  {w.file}  {w.sha256[:12]}")
-        return 0
-    if args.command == "check":
-        reqs = read_requirements(os.path.join(args.folder, REQUIREMENTS))
-        report = check_closure(read_wheelhouse(args.folder), read_image_packages(args.image), reqs)
-        problems = report.lines() + verify_manifest(args.folder)
-        for line in problems:
-            print(line)
-        print(f"{args.folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
-        return 1 if problems else 0
-    verify(args.requirements, args.dest, args.pins)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
