@@ -1,6 +1,10 @@
 import importlib.util
 import json
 import os
+import re
+import sys
+
+import nbformat
 
 import numpy as np
 import pytest
@@ -85,7 +89,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("tiny") / "model"
     tiny_llama(tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
-    return path
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +98,57 @@ def challenges(tmp_path_factory, arc1_eval):
     tasks = [arc1_eval[i] for i in ("66e6c45b", "be03b35f", "4cd1b7b2", "ca8de6ea")]
     c, s, raw, _ = write_kaggle_files(tmp_path_factory.mktemp("data"), tasks)
     return c, s, raw
+
+
+# Fast settings for the tiny random model: the point is that every cell runs, not the score.
+NOTEBOOK_FAST = ["model.device=cpu", "model.dtype=float32", "model.load_in_4bit=false", "ttt.n_sequences=4",
+        "budget.max_steps=4", "budget.min_steps=1", "inference.n_views=2", "inference.n_score_views=2",
+        "inference.decoding=greedy", "output.pictures=false"]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="session")
+def venv_kernel(tmp_path_factory):
+    """A `python3` kernelspec whose argv is this interpreter (the venv's), found first through JUPYTER_PATH."""
+    share = tmp_path_factory.mktemp("jupyter")
+    spec_dir = share / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "arc-ttt venv", "language": "python"}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(share))
+        mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        yield sys.executable
+
+
+@pytest.fixture(scope="session")
+def two_tasks(tmp_path_factory, small_tasks):
+    """Two real ARC-AGI-1 evaluation tasks as Kaggle challenges + solutions files."""
+    challenges, solutions = to_kaggle(small_tasks[:2])
+    d = tmp_path_factory.mktemp("tasks")
+    (d / "challenges.json").write_text(json.dumps(challenges))
+    (d / "solutions.json").write_text(json.dumps(solutions))
+    return str(d / "challenges.json"), str(d / "solutions.json"), challenges
+
+
+def execute(notebook, out, parameters, cwd):
+    """papermill with the venv kernel; a failing cell becomes a test failure that shows the cell and its error."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(notebook, out, parameters=parameters, kernel_name="python3", cwd=str(cwd),
+                                   progress_bar=False, execution_timeout=600)
+    except PapermillExecutionError as e:
+        source = nbformat.read(out, as_version=4).cells[e.cell_index].source
+        traceback = ANSI.sub("", "\n".join(e.traceback))
+        pytest.fail(f"notebook cell {e.exec_count} failed: {e.ename}: {e.evalue}\n--- cell source ---\n{source}\n"
+                    f"--- traceback ---\n{traceback}", pytrace=False)
+    return nbformat.read(out, as_version=4)
+
+
+def stream_text(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

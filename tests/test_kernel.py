@@ -15,12 +15,12 @@ from arc_ttt.delivery import bundle as K
 from arc_ttt.delivery import wheelhouse as W
 from arc_ttt.core.submission import validate_submission
 from arc_ttt.core.tasks import to_kaggle
-from test_notebook import FAST, execute, needs_pipeline, stream_text, tiny_model_dir, two_tasks, venv_kernel  # noqa: F401
+from conftest import NOTEBOOK_FAST as FAST
+from conftest import execute, stream_text
 from test_wheels import fake_wheel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "kaggle.yaml")
-needs_config = pytest.mark.skipif(not os.path.exists(CONFIG), reason="configs/kaggle.yaml not written yet")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def installed_wheelhouse(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, tiny_model_dir, installed_wheelhouse):  # noqa: F811
+def bundle(tmp_path_factory, tiny_model_dir, installed_wheelhouse):
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path_factory.mktemp("build") / "kaggle"),
                         owner="tester", wheelhouse=installed_wheelhouse)
     return K.build_bundle(spec)
@@ -105,8 +105,7 @@ def test_slugify_matches_kaggle():
 
 # --- the bundle ----------------------------------------------------------------------------------
 
-@needs_config
-def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelhouse):  # noqa: F811
+def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelhouse):
     root = bundle.root
     assert sorted(bundle.folders) == ["code", "kernel", "model", "wheels"]
     # code: the package vendored, every config, the commit
@@ -163,8 +162,7 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert all(m & 0o444 == 0o444 for m in modes.values()), modes
 
 
-@needs_config
-def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installed_wheelhouse):  # noqa: F811
+def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installed_wheelhouse):
     house = tmp_path / "house"
     shutil.copytree(installed_wheelhouse, house)
     fake_wheel(str(house), "intruder", "1.0")
@@ -182,8 +180,7 @@ def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installe
                                     wheelhouse=installed_wheelhouse, machine_shape="NvidiaP100"))
 
 
-@needs_config
-def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,  # noqa: F811
+def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,
                                                                          installed_wheelhouse):
     for var in ("KAGGLE_USERNAME", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -200,7 +197,6 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
     assert K.build_bundle(spec).ids["kernel"] == "someone/arc-ttt-submission"
 
 
-@needs_config
 def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_wheelhouse):
     source = "tester/smollm2/transformers/135m/1"
     b = K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source=source, out=str(tmp_path / "k"),
@@ -242,7 +238,6 @@ def _publish(bundle, tmp_path, status="ready", wait=0):
     return proc, [line.split()[:2] for line in log.read_text().splitlines()]
 
 
-@needs_config
 def test_publish_creates_on_first_publish_versions_after_and_stops_on_failure(bundle, tmp_path):
     proc, calls = _publish(bundle, tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -279,10 +274,8 @@ def pack_like_an_unprocessed_upload(code: str, dst: str) -> None:
 
 
 @pytest.mark.slow
-@needs_config
-@needs_pipeline
 @pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
-def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, bundle, two_tasks, venv_kernel,  # noqa: F811
+def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, bundle, two_tasks, venv_kernel,
                                                          small_tasks, rerun):
     """The kernel's notebook on a fake /kaggle/input holding the bundle's datasets: the package comes from the
     code dataset (not this repo's src/), the wheels install offline, inputs are found by searching. The commit
@@ -360,9 +353,7 @@ torch.cuda.get_arch_list = lambda: ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90",
 
 
 @pytest.mark.slow
-@needs_config
-@needs_pipeline
-def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, monkeypatch, bundle, two_tasks,  # noqa: F811
+def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, monkeypatch, bundle, two_tasks,
                                                                       venv_kernel):
     """The kernel's notebook on a fake /kaggle/input with a simulated P100 (compute capability 6.0, an arch
     list without sm_60): the commit run stops in the accelerator cell, loudly, with a valid fallback file."""

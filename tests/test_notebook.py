@@ -2,94 +2,22 @@
 import importlib.util
 import json
 import os
-import re
-import sys
 
 import nbformat
 import pytest
 
 from arc_ttt.core.submission import validate_submission
-from arc_ttt.core.tasks import to_kaggle
+from conftest import NOTEBOOK_FAST as FAST
+from conftest import execute, stream_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_submission.ipynb")
-HAVE_PIPELINE = importlib.util.find_spec("arc_ttt.runner.pipeline") is not None and \
-    importlib.util.find_spec("arc_ttt.core.config") is not None and os.path.exists(os.path.join(ROOT, "configs", "local.yaml"))
-needs_pipeline = pytest.mark.skipif(not HAVE_PIPELINE, reason="arc_ttt.runner.pipeline / arc_ttt.core.config / configs/ "
-                                    "(the orchestrator's run) not there yet")
-
-# Fast settings for the tiny random model: the point is that every cell runs, not the score.
-FAST = ["model.device=cpu", "model.dtype=float32", "model.load_in_4bit=false", "ttt.n_sequences=4",
-        "budget.max_steps=4", "budget.min_steps=1", "inference.n_views=2", "inference.n_score_views=2",
-        "inference.decoding=greedy", "output.pictures=false"]
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
 
 def load_generator():
     spec = importlib.util.spec_from_file_location("build_notebook", os.path.join(ROOT, "notebooks", "build_notebook.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-# --- shared with test_kernel.py ---------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def venv_kernel(tmp_path_factory):
-    """A `python3` kernelspec whose argv is this interpreter (the venv's), found first through JUPYTER_PATH."""
-    share = tmp_path_factory.mktemp("jupyter")
-    spec_dir = share / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "arc-ttt venv", "language": "python"}))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(share))
-        mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        yield sys.executable
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tokenizer):
-    """The random 2-layer Llama on the character tokenizer, saved as a Hugging Face folder."""
-    from arc_ttt.modeling.loading import tiny_llama
-
-    d = tmp_path_factory.mktemp("tiny-model")
-    tiny_llama(tokenizer).save_pretrained(d)
-    tokenizer.save_pretrained(d)
-    return str(d)
-
-
-@pytest.fixture(scope="session")
-def two_tasks(tmp_path_factory, small_tasks):
-    """Two real ARC-AGI-1 evaluation tasks as Kaggle challenges + solutions files."""
-    challenges, solutions = to_kaggle(small_tasks[:2])
-    d = tmp_path_factory.mktemp("tasks")
-    (d / "challenges.json").write_text(json.dumps(challenges))
-    (d / "solutions.json").write_text(json.dumps(solutions))
-    return str(d / "challenges.json"), str(d / "solutions.json"), challenges
-
-
-def execute(notebook, out, parameters, cwd):
-    """papermill with the venv kernel; a failing cell becomes a test failure that shows the cell and its error."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    try:
-        papermill.execute_notebook(notebook, out, parameters=parameters, kernel_name="python3", cwd=str(cwd),
-                                   progress_bar=False, execution_timeout=600)
-    except PapermillExecutionError as e:
-        source = nbformat.read(out, as_version=4).cells[e.cell_index].source
-        traceback = ANSI.sub("", "\n".join(e.traceback))
-        pytest.fail(f"notebook cell {e.exec_count} failed: {e.ename}: {e.evalue}\n--- cell source ---\n{source}\n"
-                    f"--- traceback ---\n{traceback}", pytrace=False)
-    return nbformat.read(out, as_version=4)
-
-
-def stream_text(nb) -> str:
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
 # --- the committed notebook -----------------------------------------------------------------
@@ -145,7 +73,6 @@ def test_the_valid_file_comes_before_anything_that_can_fail_on_kaggle():
     assert "find_challenges(INPUT_ROOT, competition=COMPETITION)" in env_cell
 
 
-@needs_pipeline
 def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kernel):
     with pytest.raises(pytest.fail.Exception) as e:
         execute(NOTEBOOK, str(tmp_path / "out.ipynb"), {"CONFIG": "no-such-config"}, tmp_path)
@@ -156,7 +83,6 @@ def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kerne
 # --- papermill execution ------------------------------------------------------------------------
 
 @pytest.mark.slow
-@needs_pipeline
 def test_notebook_runs_two_real_tasks_locally(tmp_path, venv_kernel, tiny_model_dir, two_tasks):
     challenges_path, solutions_path, challenges = two_tasks
     out_dir = tmp_path / "run"
