@@ -55,15 +55,24 @@ def test_nothing_matches_lists_module_names(fresh_model):
     assert "down_proj" in str(err.value)
 
 
-def test_auto_on_unknown_architecture_fails_clearly():
-    class Odd(nn.Module):
+def test_auto_is_every_linear_layer_and_fails_clearly_without_one():
+    class Odd(nn.Module):  # an unknown architecture: peft's "all-linear" rule still applies
         def __init__(self):
             super().__init__()
             self.mixer = nn.Linear(4, 4)
             self.readout = nn.Linear(4, 4)
 
-    with pytest.raises(ValueError, match=r"mixer.*readout|readout.*mixer"):
-        lora.find_targets(Odd())
+    assert lora.find_targets(Odd()) == ["mixer", "readout"]
+
+    class ConvOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+    with pytest.raises(ValueError, match=r"no LoRA target module matched 'auto' in ConvOnly; .* named: none"):
+        lora.find_targets(ConvOnly())
+    with pytest.raises(ValueError, match=r"named: \['mixer', 'readout'\]"):
+        lora.find_targets(Odd(), ["q_proj"])
 
 
 def test_embeddings_and_lm_head_targets(fresh_model):

@@ -1,8 +1,8 @@
 """LoRA adapters for test-time training, with an in-memory per-task reset.
 
 `attach` wraps any Hugging Face causal LM in a peft LoRA model. With `target_modules="auto"` it
-finds the attention and MLP projections itself (Linear layers in Llama/Qwen/Mistral/Gemma-style
-models, Conv1D in GPT-2), and it refuses to train zero parameters. `snapshot`/`restore` keep the
+adapts what peft's "all-linear" does (every Linear or Conv1D layer but the output head: the
+attention and MLP projections), and it refuses to train zero parameters. `snapshot`/`restore` keep the
 freshly initialised adapter in memory so every task starts from the same weights without
 reloading the model.
 """
@@ -17,16 +17,6 @@ from peft import LoraConfig, get_peft_model
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
-
-# Leaf names of the attention and MLP projections across common decoder families.
-PROJECTION_NAMES = frozenset({
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",  # Llama/Qwen/Mistral/Gemma
-    "qkv_proj", "gate_up_proj",  # Phi-3
-    "c_attn", "c_proj", "c_fc",  # GPT-2 (Conv1D)
-    "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h",  # GPT-NeoX / Falcon
-    "fc1", "fc2", "out_proj", "Wqkv", "w1", "w2", "w3",
-})
-
 
 def _is_projection(module: nn.Module) -> bool:
     if isinstance(module, (nn.Linear, Conv1D)):
@@ -45,12 +35,13 @@ def _module_name(model: nn.Module, target: nn.Module | None) -> str | None:
 
 
 def find_targets(model: nn.Module, targets: str | list[str] = "auto") -> list[str]:
-    """Leaf names of the layers to adapt; ValueError listing what exists when nothing matches."""
+    """Leaf names of the layers to adapt; ValueError listing what exists when nothing matches. The names are
+    spelled out (rather than passing "all-linear" to peft) so that embeddings and lm_head can join them."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     leaves = {name.rsplit(".", 1)[-1]: module for name, module in model.named_modules()
               if _is_projection(module) and module is not head}
-    if targets == "auto":
-        found = sorted(n for n in leaves if n in PROJECTION_NAMES)
+    if targets == "auto":  # peft's "all-linear": every Linear/Conv1D layer but the output head
+        found = sorted(leaves)
     else:
         wanted = [targets] if isinstance(targets, str) else list(targets)
         found = sorted(n for n in wanted if n in leaves)
