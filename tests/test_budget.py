@@ -33,14 +33,20 @@ def test_plenty_of_time_gives_max_steps_and_all_views():
     assert plan.train_cap > 0 and plan.infer_reserve > 0
 
 
-def test_plan_fits_the_remaining_tasks_and_splits_evenly():
+@pytest.mark.parametrize("headroom", [0.0, 0.2])
+def test_plan_fits_the_remaining_tasks_and_splits_evenly(headroom):
+    """Steps are planned into the time left less the headroom; the headroom is the task's to overrun into."""
     cfg = BudgetConfig(seconds=600, safety_margin=0, min_margin_seconds=0, adaptive=False, max_steps=1000,
-                       task_overhead_seconds=0)
+                       task_overhead_seconds=0, headroom=headroom)
     p = planner(cfg, costs(10))
     plan = p.plan("t0")
+    planned = 600 * (1 - headroom)
     expected_total = 10 * (p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views))
-    assert expected_total <= 600
-    assert 10 * (p.train_seconds(p.tasks[0], plan.steps + 1) + p.infer_seconds(p.tasks[0], 8)) > 600
+    assert expected_total <= planned
+    assert 10 * (p.train_seconds(p.tasks[0], plan.steps + 1) + p.infer_seconds(p.tasks[0], 8)) > planned
+    own = p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views)
+    step = p.train_seconds(p.tasks[0], 1)  # the others are reserved at the unrounded step scale
+    assert 600 - 9 * (own + step) <= plan.task_cap <= 600 - 9 * own + 1e-6  # the others' plans reserved, the rest its
 
 
 @pytest.mark.parametrize("seconds, mode", [(600, "full"), (20, "fewer_views"), (8, "no_ttt"), (1, "fallback")])

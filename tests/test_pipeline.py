@@ -281,3 +281,19 @@ def test_the_engine_never_sees_test_solutions(tmp_path, challenge_files):
     result = run(cfg, engine=engine, clock=clock, progress=False)
     assert seen and all(p.output is None for task in seen for p in task.test)
     assert result.score == 1.0  # scored against the solutions all the same
+
+
+@pytest.mark.parametrize("headroom, completes", [(0.2, True), (0.0, False)])
+def test_with_a_binding_budget_the_headroom_lets_a_slower_task_finish_its_plan(tmp_path, challenge_files, headroom,
+                                                                              completes):
+    """The budget binds (steps limited by time, not by max_steps) and the hardware is 20% slower than the prior:
+    with headroom every task still does what it was planned; without, the first is cut short."""
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.seconds=120", "budget.adaptive=false", "budget.min_steps=1",
+                 "budget.max_steps=1000", f"budget.headroom={headroom}")
+    clock, engine = sim(cfg, speed=1.2)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    assert result.records[0].planned_steps < 1000  # the budget, not the step cap, set the plan
+    done_as_planned = [(r.steps, r.views) == (r.planned_steps, r.planned_views) for r in result.records]
+    assert all(done_as_planned) is completes, done_as_planned
+    assert clock() <= 120
