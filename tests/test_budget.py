@@ -128,3 +128,15 @@ def test_an_unmeasured_estimate_never_gives_up_a_task_without_trying():
     p.record("t0", plan, train_seconds=1.0, steps_done=2, infer_seconds=1.0, views_done=2)
     assert p.train.samples == 1 and p.infer.samples == 1
     assert p.plan("t1").mode != "probe"  # measured now: the estimates are trusted again
+
+
+def test_fewer_configured_views_than_min_views_still_trains():
+    """inference.n_views=1 with budget.min_views=2 (configs/local.yaml's): TTT is still planned."""
+    cfg = BudgetConfig(seconds=600, safety_margin=0, min_margin_seconds=0, adaptive=False, min_views=2)
+    p = Planner(cfg, costs(3), start=0.0, clock=FakeClock(), default_views=1)
+    plans = []
+    for t in ("t0", "t1", "t2"):
+        plan = p.plan(t)
+        plans.append((plan.mode, plan.views))
+        p.record(t, plan, train_seconds=1.0, steps_done=plan.steps, infer_seconds=1.0, views_done=plan.views)
+    assert plans == [("full", 1)] * 3

@@ -200,7 +200,7 @@ class Planner:
         if left <= 0:
             return make("fallback", 0, 0, "deadline reached", base=math.inf)
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
-        for views in range(self.default_views, self.cfg.min_views - 1, -1):
+        for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
             base = self._solve_base(remaining, views, capacity * (1 - self.cfg.headroom))
             steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
             if steps >= self.cfg.min_steps:
