@@ -161,6 +161,17 @@ def test_true_answer_wins_when_most_views_agree(codec, tokenizer, mode):
     assert best.score > runner_up.score
 
 
+def test_prediction_splits_its_time_into_prefill_decoding_and_rescoring(tiny_model, codec, small_tasks):
+    ticks = iter(range(10**6))
+    clock = lambda: float(next(ticks))  # noqa: E731 - every reading one "second" later
+    for decoding in ("greedy", "dfs"):
+        cfg = InferenceConfig(n_views=2, n_score_views=2, decoding=decoding, selection="both", max_candidates=2)
+        pred = predict_task(tiny_model, codec, small_tasks[0], cfg, clock=clock)
+        t = pred.times
+        assert t.prefill > 0 and t.decode > 0 and t.rescore > 0
+        assert t.prefill + t.decode + t.rescore <= pred.seconds
+
+
 def test_missing_attempts_are_none(codec, tokenizer):
     rng = np.random.default_rng(6)
     task, truth = random_task(rng)
