@@ -147,7 +147,7 @@ def test_batched_scoring_stops_between_forwards_on_whole_views(tiny_model, codec
         part = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2, deadline=Deadline(clock, ticks))
         np.testing.assert_allclose(part, full[:, :part.shape[1]], rtol=1e-5)  # whole views, the first ones
         seen.append(part.shape[1])
-    assert seen == sorted(seen) and seen[0] == 0 and seen[-1] == 4 and len(set(seen)) == 5
+    assert seen == sorted(seen) and {0, 2, 4} <= set(seen)  # groups of 2 views (batch_size)
 
 
 @pytest.mark.parametrize("mode", ["vote", "poe", "both"])

@@ -77,8 +77,10 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
     each row as if alone), then all (grid, view) pairs of those views are scored on repeated rows of that
     cache, as many rows per forward as the memory budget allows: `batch_size * max_len` cached tokens
     (what greedy decoding of `batch_size` full prompts may hold) and LOGIT_BUDGET vocabulary logits.
-    The deadline is checked between forwards; a view counts only once all grids are scored on it, so
-    every grid is scored on the same views and their means stay comparable.
+    The deadline is checked between forwards; a view counts only once all grids are scored on it (and the
+    views before it too), so every grid is scored on the same views and their means stay comparable.
+    Within a group of views the pairs go by length, so a deadline passing mid-group loses that group's work:
+    a smaller `batch_size` gives a finer grain.
     """
     if not grids or not views:
         return np.zeros((len(grids), 0))
@@ -92,15 +94,17 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
         jobs.append((prompt, targets, [grammar.masks(t) for t in targets]))
     order = list(range(len(views)))  # in the given order, so that the views scored are always the first ones
     nll = np.zeros((len(grids), len(views)))
-    done: list[int] = []
+    done = np.zeros(len(views), dtype=bool)
     for g0 in range(0, len(order), batch_size):
         if deadline is not None and deadline.passed():
             break
         group = order[g0:g0 + batch_size]
         prefix, first, mask, lengths = _prefill(model, codec, [jobs[v][0] for v in group], device)
         vocab = first.shape[-1]
-        # pairs view-major, so that views complete one after the other; within a view, by target length
-        pairs = [(r, gi) for r, v in enumerate(group) for gi in sorted(range(len(grids)), key=lambda i: len(jobs[v][1][i]))]
+        # pairs by target length, so that a forward's rows need little padding (grids of different shapes
+        # differ a lot in length); the cost: a view is complete only once its longest grid is scored
+        pairs = sorted(((r, gi) for r in range(len(group)) for gi in range(len(grids))),
+                       key=lambda p: len(jobs[group[p[0]]][1][p[1]]))
         left = {r: len(grids) for r in range(len(group))}
         i = 0
         while i < len(pairs):
@@ -117,10 +121,11 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
                 nll[gi, group[r]] = x
                 left[r] -= 1
             i += n
-        done += [group[r] for r in range(len(group)) if left[r] == 0]
+        done[[group[r] for r in range(len(group)) if left[r] == 0]] = True
         if i < len(pairs):  # stopped by the deadline
             break
-    return nll[:, :len(done)]
+    k = int(np.argmin(done)) if not done.all() else len(views)
+    return nll[:, :k]
 
 
 def _prefill(model, codec: GridCodec, prompts: Sequence[np.ndarray], device):
