@@ -284,9 +284,7 @@ def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
 def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
                         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes | None = None) -> list[Candidate]:
     """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here.
-    `times` (if given) gets the prefill and decoding seconds, measured on the deadline's clock."""
-    start = deadline.clock()
-    prefill_before = times.prefill if times is not None else 0.0
+    `times` (if given) gets the prefill seconds, measured on the deadline's clock."""
     grammar = grammar_for(task, test_index)
     expected = GridGrammar(output_side_limit(task, task.test[test_index].input)).max_tokens
     budget = cfg.max_len - expected
@@ -314,6 +312,4 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
             for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline,
                             times=times):
                 add(view, path)
-    if times is not None:
-        times.decode += deadline.clock() - start - (times.prefill - prefill_before)
     return out
