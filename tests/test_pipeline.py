@@ -54,6 +54,22 @@ def test_a_full_run_writes_a_valid_scored_submission_log_and_report(tmp_path, ch
     assert result.seconds <= cfg.budget.seconds
 
 
+def test_each_task_records_where_its_time_went(tmp_path, challenge_files):
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.adaptive=true")
+    clock, engine = sim(cfg)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    for r in result.records:
+        assert r.difficulty_seconds > 0 and r.train_seconds > 0 and r.prefill_seconds > 0 and r.decode_seconds > 0
+        assert r.prefill_seconds + r.decode_seconds + r.rescore_seconds == pytest.approx(r.infer_seconds)
+    logged = json.loads(open(result.log_path).read())
+    split = ("difficulty_seconds", "train_seconds", "prefill_seconds", "decode_seconds", "rescore_seconds")
+    assert set(split) <= set(logged["tasks"][0]) and set(split) <= set(logged["summary"])
+    lines = [line for line in (tmp_path / "out" / "run.log").read_text().splitlines() if " ok " in line]
+    assert len(lines) == 6 and all("difficulty" in x and "prefill" in x and "rescore" in x for x in lines)
+    assert "prefill s" in open(result.report_path).read()
+
+
 @pytest.mark.parametrize("speed", [0.01, 1.0, 30.0, 1000.0])
 def test_never_over_the_deadline_whatever_the_speed(tmp_path, challenge_files, speed):
     """Holds while one forward pass or step fits in the safety margin: a single step cannot be cut short."""

@@ -8,7 +8,9 @@ from arc_ttt.core.textformat import GridCodec, grid_symbols
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.decoding import GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, view_nll
+from arc_ttt.modeling import selection
+from arc_ttt.modeling.decoding import Deadline
+from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view, view_nll
 from test_inference import OracleLM, random_task
 
 
@@ -79,6 +81,75 @@ def test_poe_matches_uncached_scoring_and_ignores_view_order(tiny_model, codec, 
     np.testing.assert_allclose(alone, nll, rtol=1e-4)
 
 
+def scoring_case():
+    """A task with non-square grids (transposing views change the prompt's length) and 5 grids to score."""
+    rng = np.random.default_rng(1)
+    task, truth = random_task(rng, shape=(2, 4))
+    return task, [truth, rng.integers(0, 10, (2, 7)).astype(np.uint8), np.rot90(truth).copy(),
+            rng.integers(0, 10, (1, 1)).astype(np.uint8), (truth + 3) % 10]
+
+
+class CountForwards:
+    def __init__(self, model):
+        self.calls, self.rows = 0, []
+        self.handle = model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        self.calls += 1
+        self.rows.append(kwargs["input_ids"].shape[0])
+
+
+def test_batched_scoring_equals_per_view_scoring_in_few_forwards(tiny_model, codec, monkeypatch):
+    """All (grid, view) pairs: one left-padded prefill per `batch_size` views, then as few scoring
+    forwards as the budgets allow; the numbers are the per-view path's (fp32: rounding only)."""
+    task, grids = scoring_case()
+    views = sample_views(task, 5, seed=4)
+    lengths = {len(build_prompt(codec, v.apply(task), 0, 8192)) for v in views}
+    assert len(lengths) > 1  # prompts of different lengths: the left padding is exercised
+    reference = poe_nll_per_view(tiny_model, codec, task, 0, grids, views, batch_size=2)
+    counter = CountForwards(tiny_model)
+    try:
+        nll = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=3)
+        assert counter.calls == 4 and counter.rows == [3, 3 * len(grids), 2, 2 * len(grids)]
+        np.testing.assert_allclose(nll, reference, rtol=1e-4)
+        counter.calls, counter.rows = 0, []
+        monkeypatch.setattr(selection, "LOGIT_BUDGET", 2 * 10 * tiny_model.config.vocab_size)  # 2 rows of 10 tokens
+        small = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=3)
+        assert counter.rows[0] == 3 and max(counter.rows[1:]) <= 3 and counter.calls > 4
+        np.testing.assert_allclose(small, reference, rtol=1e-4)
+    finally:
+        counter.handle.remove()
+
+
+def test_batched_scoring_in_bf16_equals_per_view_scoring_up_to_bf16_rounding(tiny_model, codec):
+    """bf16 keeps 8 significant bits (relative step 2^-8 = 0.4%); the batched path changes matmul shapes, hence
+    rounding, not the computation: the NLLs (sums of ~10-20 log-probs computed in fp32 from bf16 logits)
+    agree to a few bf16 steps, and rank the grids the same way."""
+    import copy
+    model = copy.deepcopy(tiny_model).to(torch.bfloat16)
+    task, grids = scoring_case()
+    views = sample_views(task, 4, seed=4)
+    old = poe_nll_per_view(model, codec, task, 0, grids, views, batch_size=2)
+    new = poe_nll(model, codec, task, 0, grids, views, batch_size=4)
+    np.testing.assert_allclose(new, old, rtol=2e-2)
+    assert (new.mean(1).argsort() == old.mean(1).argsort()).all()
+
+
+def test_batched_scoring_stops_between_forwards_on_whole_views(tiny_model, codec, monkeypatch):
+    task, grids = scoring_case()
+    views = sample_views(task, 4, seed=4)
+    monkeypatch.setattr(selection, "LOGIT_BUDGET", 2 * 10 * tiny_model.config.vocab_size)
+    full = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2)
+    assert full.shape == (len(grids), 4)
+    seen = []
+    for ticks in range(1, 40):  # the deadline passes at the clock's `ticks`-th reading
+        clock = iter(range(1000)).__next__
+        part = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2, deadline=Deadline(clock, ticks))
+        np.testing.assert_allclose(part, full[:, :part.shape[1]], rtol=1e-5)  # whole views, the first ones
+        seen.append(part.shape[1])
+    assert seen == sorted(seen) and {0, 2, 4} <= set(seen)  # groups of 2 views (batch_size)
+
+
 @pytest.mark.parametrize("mode", ["vote", "poe", "both"])
 def test_true_answer_wins_when_most_views_agree(codec, tokenizer, mode):
     rng = np.random.default_rng(5)
@@ -102,6 +173,17 @@ def test_true_answer_wins_when_most_views_agree(codec, tokenizer, mode):
     if mode != "vote":
         assert best.mean_nll < runner_up.mean_nll
     assert best.score > runner_up.score
+
+
+def test_prediction_splits_its_time_into_prefill_decoding_and_rescoring(tiny_model, codec, small_tasks):
+    ticks = iter(range(10**6))
+    clock = lambda: float(next(ticks))  # noqa: E731 - every reading one "second" later
+    for decoding in ("greedy", "dfs"):
+        cfg = InferenceConfig(n_views=2, n_score_views=2, decoding=decoding, selection="both", max_candidates=2)
+        pred = predict_task(tiny_model, codec, small_tasks[0], cfg, clock=clock)
+        t = pred.times
+        assert t.prefill > 0 and t.decode > 0 and t.rescore > 0
+        assert t.prefill + t.decode + t.rescore <= pred.seconds
 
 
 def test_missing_attempts_are_none(codec, tokenizer):

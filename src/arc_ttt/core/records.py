@@ -27,6 +27,9 @@ class PredictOutcome:
     candidates: list[list[dict]]  # per test input: {"grid", "votes", "score", ...} best first
     views: int = 0
     seconds: float = 0.0
+    prefill_seconds: float = 0.0  # the views' prompts through the model (decoding only)
+    decode_seconds: float = 0.0  # generating candidates, prefill excluded
+    rescore_seconds: float = 0.0  # merging, re-scoring under the scoring views, ranking
 
 
 @dataclass
@@ -50,6 +53,11 @@ class TaskRecord:
     planned_views: int = 0
     infer_seconds: float = 0.0
     seconds: float = 0.0
+    # where the task's time went (training is train_seconds; infer_seconds ~ prefill + decode + rescore)
+    difficulty_seconds: float = 0.0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    rescore_seconds: float = 0.0
     retried: bool = False
     peak_memory_mb: float = 0.0
     worker: int = 0
@@ -62,6 +70,11 @@ class TaskRecord:
     def from_dict(cls, item: dict) -> "TaskRecord":
         """From a journal line, ignoring keys an older or newer version wrote."""
         return cls(**{k: v for k, v in item.items() if k in cls.__dataclass_fields__})
+
+    def time_split(self) -> str:
+        """Where the task's seconds went, for the log line and the report."""
+        return (f"difficulty {self.difficulty_seconds:.1f} train {self.train_seconds:.1f} "
+                f"prefill {self.prefill_seconds:.1f} decode {self.decode_seconds:.1f} rescore {self.rescore_seconds:.1f}")
 
 
 class Engine(Protocol):

@@ -39,6 +39,17 @@ class TaskPrediction:
     seconds: float
     stopped_by: str  # "done" | "time_cap"
     views_done: int = 0  # fewest views, over the test inputs, that produced a candidate (throughput for planning)
+    times: "PhaseTimes" = field(default_factory=lambda: PhaseTimes())
+
+
+@dataclass
+class PhaseTimes:
+    """Seconds on the injected clock per phase of a prediction (summed over test inputs). On a GPU the
+    prefill's kernels may still run when its clock stops, so a part of it can show up as decoding."""
+
+    prefill: float = 0.0  # the views' prompts (greedy: each batch's left-padded prompts; DFS: each view's)
+    decode: float = 0.0  # candidate generation, prefill excluded
+    rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
 
 
 @dataclass
@@ -157,7 +168,7 @@ class Path:
 
 @torch.inference_mode()
 def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar,
-                 deadline: Deadline) -> list[Path | None]:
+                 deadline: Deadline, times: PhaseTimes | None = None) -> list[Path | None]:
     """Greedy decoding of several prompts together: left padding, attention mask and position ids keep
     each row identical to decoding it alone. None for a row still unfinished when time ran out."""
     device = model_device(model)
@@ -170,7 +181,10 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
         mask[i, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    t = deadline.clock()
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    if times is not None:
+        times.prefill += deadline.clock() - t
     cache, logits = out.past_key_values, out.logits[:, -1]
     next_pos = pos[:, -1:] + 1
 
@@ -210,7 +224,8 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
 
 @torch.inference_mode()
 def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, threshold: float,
-        max_candidates: int, deadline: Deadline, reuse_prefix: bool = True) -> list[Path]:
+        max_candidates: int, deadline: Deadline, reuse_prefix: bool = True,
+        times: PhaseTimes | None = None) -> list[Path]:
     """Every finished text whose cumulative probability is >= threshold, plus the greedy path (found first;
     children are visited likeliest first).
 
@@ -221,7 +236,10 @@ def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, thres
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
     prompt_t = torch.from_numpy(prompt)[None].to(device)
+    t = deadline.clock()
     out = model(input_ids=prompt_t, use_cache=True, logits_to_keep=1)
+    if times is not None:
+        times.prefill += deadline.clock() - t
     cache = out.past_key_values
     log_thr = math.log(threshold)
     # stack entries: (path so far, its state, next token, cumulative logprob with it, on the greedy path)
@@ -264,8 +282,9 @@ def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
 
 
 def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
-                        cfg: InferenceConfig, deadline: Deadline) -> list[Candidate]:
-    """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here."""
+                        cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes | None = None) -> list[Candidate]:
+    """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here.
+    `times` (if given) gets the prefill seconds, measured on the deadline's clock."""
     grammar = grammar_for(task, test_index)
     expected = GridGrammar(output_side_limit(task, task.test[test_index].input)).max_tokens
     budget = cfg.max_len - expected
@@ -283,12 +302,14 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
             if deadline.passed():
                 break
             chunk = jobs[i:i + cfg.batch_size]
-            for (view, _), path in zip(chunk, greedy_batch(model, codec, [p for _, p in chunk], grammar, deadline)):
+            for (view, _), path in zip(chunk, greedy_batch(model, codec, [p for _, p in chunk], grammar, deadline,
+                                                           times)):
                 add(view, path)
     else:
         for view, prompt in jobs:
             if deadline.passed():
                 break
-            for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline):
+            for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline,
+                            times=times):
                 add(view, path)
     return out

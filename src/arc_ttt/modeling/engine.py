@@ -72,7 +72,9 @@ class ModelEngine:
         p = predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap, clock=self.clock,
                          seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
         candidates = [[cand.to_dict() for cand in per_test] for per_test in p.candidates]
-        return PredictOutcome(p.attempts, candidates, views=p.views_done, seconds=p.seconds)
+        return PredictOutcome(p.attempts, candidates, views=p.views_done, seconds=p.seconds,
+                              prefill_seconds=p.times.prefill, decode_seconds=p.times.decode,
+                              rescore_seconds=p.times.rescore)
 
     def free_memory(self) -> None:
         gc.collect()

@@ -10,7 +10,7 @@ from ..core.config import InferenceConfig
 from ..core.tasks import Task
 from ..core.textformat import GridCodec
 from ..core.views import sample_views
-from .decoding import Deadline, TaskPrediction, generate_candidates
+from .decoding import Deadline, PhaseTimes, TaskPrediction, generate_candidates
 from .selection import select
 
 
@@ -26,14 +26,20 @@ def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n
     deadline = Deadline(clock, None if time_cap is None else start + time_cap)
     views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=keep_background)
     model.eval()
-    attempts, ranked_all = [], []
+    attempts, ranked_all, times = [], [], PhaseTimes()
     with torch.inference_mode():
         for ti in range(task.n_test):
             share = deadline.share(task.n_test - ti)
-            ranked = select(model, codec, task, ti, generate_candidates(model, codec, task, ti, views, cfg, share),
-                            cfg, share, seed=seed, keep_background=keep_background)
+            t0, prefill = clock(), times.prefill
+            raw = generate_candidates(model, codec, task, ti, views, cfg, share, times)
+            t1 = clock()
+            ranked = select(model, codec, task, ti, raw, cfg, share, seed=seed, keep_background=keep_background)
+            now = clock()  # (few clock reads: tests count them)
+            times.decode += t1 - t0 - (times.prefill - prefill)
+            times.rescore += now - t1
             deadline.hit |= share.hit
             ranked_all.append(ranked)
             attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
     views_done = min(len({k for c in ranked for k in c.views}) for ranked in ranked_all) if ranked_all else 0
-    return TaskPrediction(attempts, ranked_all, clock() - start, "time_cap" if deadline.hit else "done", views_done)
+    now = now if task.n_test else clock()
+    return TaskPrediction(attempts, ranked_all, now - start, "time_cap" if deadline.hit else "done", views_done, times)

@@ -93,6 +93,8 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
             # Inference gets the rest of the task's time, including what training did not use.
             pred = engine.predict(task, plan.views, max(0.0, task_deadline - clock()), shrink)
             rec.views, rec.infer_seconds, rec.candidates = pred.views, pred.seconds, pred.candidates
+            rec.prefill_seconds, rec.decode_seconds = pred.prefill_seconds, pred.decode_seconds
+            rec.rescore_seconds = pred.rescore_seconds
             attempts = _complete(task, pred.attempts)
             rec.status = "ok" if any(a[0] is not None for a in pred.attempts) else "fallback"
             if rec.status == "fallback":
@@ -291,7 +293,8 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
     planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
                       workers=worker.world_size)
-    difficulties = measure_difficulty(engine, todo, planner, cfg) if cfg.budget.adaptive else {}
+    difficulty_seconds: dict[str, float] = {}
+    difficulties = measure_difficulty(engine, todo, planner, cfg, difficulty_seconds) if cfg.budget.adaptive else {}
     if difficulties:
         planner.set_difficulties(difficulties)
     bar = _progress(len(todo), progress and worker.rank == 0)
@@ -300,12 +303,13 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         plan = planner.plan(t.id, remaining=[x.id for x in todo[i:]])
         rec = solve_task(engine, t, plan, clock)
         rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
+        rec.difficulty_seconds = difficulty_seconds.get(t.id, 0.0)
         journal.append_journal(journal_path, rec)
         merge(rec)
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
                        infer_seconds=rec.infer_seconds, views_done=rec.views)
         line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
-                f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s")
+                f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s | {rec.time_split()}")
         log.info(line)
         bar.n = worker.add("tasks-done", 1)
         bar.set_postfix_str(f"budget left {max(0, planner.time_left()):.0f}s")
@@ -315,8 +319,10 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
     bar.close()
 
 
-def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg: RunConfig) -> dict[str, float]:
-    """Base-model NLL on each task's own demos, within a small share of the budget."""
+def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg: RunConfig,
+                       seconds: dict[str, float] | None = None) -> dict[str, float]:
+    """Base-model NLL on each task's own demos, within a small share of the budget; `seconds` (if given)
+    gets each task's measuring time."""
     limit = cfg.budget.difficulty_share * cfg.budget.seconds
     t0 = planner.clock()
     out: dict[str, float] = {}
@@ -325,8 +331,11 @@ def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg:
         if planner.clock() - t0 > limit:
             log.info("difficulty: stopped after %d tasks (share of budget used)", len(out))
             break
+        started = planner.clock()
         try:
             out[t.id] = float(engine.difficulty(t))
+            if seconds is not None:
+                seconds[t.id] = planner.clock() - started
             if timed_from is None:
                 timed_from = planner.clock()
             else:

@@ -21,6 +21,7 @@ PALETTE = np.array([
     [170, 170, 170], [240, 18, 190], [255, 133, 27], [127, 219, 255], [135, 12, 37],
 ], dtype=np.uint8)
 LINE = np.array([85, 85, 85], dtype=np.uint8)
+TIME_SPLIT = ("difficulty_seconds", "train_seconds", "prefill_seconds", "decode_seconds", "rescore_seconds")
 
 
 def grid_image(grid: np.ndarray, cell: int = 12) -> np.ndarray:
@@ -84,8 +85,9 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
         val = f"{v:.4f}" if isinstance(v, float) and k.endswith("score") else v
         parts.append(f"<tr><th class='l'>{e(str(k))}</th><td class='l'>{e(str(val))}</td></tr>")
     parts.append("</table><h2>Tasks</h2><table><tr><th>#</th><th>task</th><th>status</th><th>mode</th>"
-                 "<th>steps</th><th>loss first → last</th><th>views</th><th>seconds</th><th>correct</th>"
-                 "<th>note</th></tr>")
+                 "<th>steps</th><th>loss first → last</th><th>views</th><th>seconds</th>"
+                 "<th>difficulty s</th><th>train s</th><th>prefill s</th><th>decode s</th><th>rescore s</th>"
+                 "<th>correct</th><th>note</th></tr>")
     for i, r in enumerate(records):
         loss = (f"{r.loss_first:.3f} → {r.loss_last:.3f}" if r.loss_first is not None else "")
         correct = "" if r.correct is None else f"{sum(r.correct)}/{len(r.correct)}"
@@ -93,7 +95,10 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
         note = r.error or r.reason
         parts.append(f"<tr><td>{i}</td><td class='l'><a href='#t{i}'>{e(r.id)}</a></td><td>{e(r.status)}</td>"
                      f"<td>{e(r.mode)}</td><td>{r.steps}</td><td>{loss}</td><td>{r.views}</td>"
-                     f"<td>{r.seconds:.1f}</td><td{cls}>{correct}</td><td class='l'>{e(note[:120])}</td></tr>")
+                     f"<td>{r.seconds:.1f}</td>"
+                     + "".join(f"<td>{getattr(r, k, 0.0) or 0.0:.1f}</td>" for k in TIME_SPLIT)
+                     + f"<td{cls}>{correct}</td>"
+                     f"<td class='l'>{e(note[:120])}</td></tr>")
     parts.append("</table>")
     if pictures:
         parts.append("<h2>Attempts</h2>")
@@ -136,4 +141,5 @@ def summarize(records: Sequence, cfg: RunConfig, seconds: float, score: float | 
         "train_steps": sum(r.steps for r in records),
         "train_seconds": round(sum(r.train_seconds for r in records), 2),
         "infer_seconds": round(sum(r.infer_seconds for r in records), 2),
+        **{k: round(sum(getattr(r, k, 0.0) or 0.0 for r in records), 2) for k in TIME_SPLIT if k != "train_seconds"},
     }

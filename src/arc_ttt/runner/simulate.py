@@ -78,10 +78,11 @@ class SimEngine:
         self.calls.append(("predict", task.id, views, time_cap, shrink))
         c = self.cost(task)
         factor = c.n_test * self._factor(task.id)
-        start, done = self.clock(), 0
+        start, done, prefill = self.clock(), 0, 0.0
         while done < views and self.clock() - start < time_cap:
             batch = min(self.batch_size, views - done)
             self.clock.advance(batch * c.prompt_tokens * self.cfg.prefill_seconds_per_token * factor)
+            prefill += batch * c.prompt_tokens * self.cfg.prefill_seconds_per_token * factor
             for _ in range(c.answer_tokens):  # decoding checks the cap at every token, like inference.py
                 if self.clock() - start >= time_cap:
                     break
@@ -96,7 +97,9 @@ class SimEngine:
             attempts = [(g, None) for g in self.truth[task.id]]
         else:  # a guess, as a real model always decodes some grid
             attempts = [(p.input, None) for p in task.test]
-        return PredictOutcome(attempts, [[] for _ in task.test], done, self.clock() - start)
+        seconds = self.clock() - start
+        return PredictOutcome(attempts, [[] for _ in task.test], done, seconds, prefill_seconds=prefill,
+                              decode_seconds=seconds - prefill)  # no re-scoring simulated
 
     def free_memory(self) -> None:
         self.calls.append(("free",))
