@@ -160,6 +160,19 @@ def grid_logprobs(logits: torch.Tensor, grid_ids: torch.Tensor, allowed: torch.T
     return torch.log_softmax(logits.float(), dim=-1)[..., grid_ids].masked_fill(~allowed, float("-inf"))
 
 
+def left_padded(codec: GridCodec, prompts: Sequence[np.ndarray], device):
+    """Prompts of different lengths as one batch: (ids, attention mask, position ids), padded on the left
+    so that every row's next token comes at the same index and each row computes as if alone."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), codec.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.from_numpy(p)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 @dataclass
 class Path:
     tokens: list[int]  # grid-token indices, end marker excluded
@@ -173,14 +186,8 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
     each row identical to decoding it alone. None for a row still unfinished when time ran out."""
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    n, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((n, width), codec.pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.from_numpy(p)
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    n = len(prompts)
+    ids, mask, pos = left_padded(codec, prompts, device)
     t = deadline.clock()
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     if times is not None:

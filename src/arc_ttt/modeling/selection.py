@@ -24,7 +24,7 @@ from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
 from ..core.textformat import END, GridCodec, grid_symbols
 from ..core.views import View, sample_views
-from .decoding import Deadline, GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
+from .decoding import Deadline, GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
@@ -131,14 +131,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
 def _prefill(model, codec: GridCodec, prompts: Sequence[np.ndarray], device):
     """The prompts' KV cache in one left-padded forward; also each prompt's next-token logits, the
     attention mask and the prompt lengths (the position of each row's first continuation token)."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), codec.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for r, p in enumerate(prompts):
-        ids[r, width - len(p):] = torch.from_numpy(p)
-        mask[r, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids, mask, pos = left_padded(codec, prompts, device)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
     lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
     return out.past_key_values, out.logits[:, -1], mask, lengths
