@@ -5,9 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Re-install only when the requirements change.
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-model.txt pyproject.toml | sha256sum | cut -c1-12)
-MODEL_DIR := models/smollm2-135m
+MODEL_DIR := models/smollm2-135m-arc
 
-.PHONY: help setup test test-fast run model bench clean
+.PHONY: help setup test test-fast run model finetune bench clean
 
 help:
 	@echo "make run    - the embedded default: real ARC tasks + SmolLM2-135M -> submission.json and report"
@@ -35,8 +35,15 @@ test-fast: $(STAMP)
 run: $(STAMP) model
 	$(PY) -m arc_ttt run --config configs/local.yaml $(RUN_ARGS)
 
+# SmolLM2-135M converted from its GGUF (models/smollm2-135m), then the kit's committed ARC adapter
+# (configs/adapters/smollm2-135m-arc, made by `arc-ttt finetune --config configs/finetune-local.yaml`) merged in.
 model: $(STAMP)
-	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; print(ensure_default_model('$(MODEL_DIR)'))"
+	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
+
+# Re-make the embedded default's adapter on this CPU (about 70 minutes idle; Ctrl-C, then `make finetune RESUME=1`).
+finetune: $(STAMP)
+	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; ensure_default_model()"
+	$(PY) -m arc_ttt finetune --config configs/finetune-local.yaml $(if $(RESUME),--resume,)
 
 bench: $(STAMP)
 	$(PY) benchmarks/format_tokens.py
@@ -70,7 +77,7 @@ ifneq ($(KERNEL_MODEL_SOURCE),)
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(KERNEL_ARGS)
 else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
-	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; ensure_default_model('$(MODEL_DIR)')"
+	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
 endif
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
 endif

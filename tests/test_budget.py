@@ -22,8 +22,8 @@ def test_deadline_keeps_the_safety_margin():
 
 def measured(p):
     """As if a task had run exactly as the priors predict."""
-    p.train.add(1.0, 1.0)
-    p.infer.add(1.0, 1.0)
+    for cal in (p.train, p.prefill, p.decode):
+        cal.add(1.0, 1.0)
 
 
 def test_plenty_of_time_gives_max_steps_and_all_views():
@@ -126,7 +126,7 @@ def test_an_unmeasured_estimate_never_gives_up_a_task_without_trying():
     assert plan.mode == "probe" and plan.steps == 2 and plan.views == 2
     assert plan.task_cap == pytest.approx(100 / 4)  # at most the fair share
     p.record("t0", plan, train_seconds=1.0, steps_done=2, infer_seconds=1.0, views_done=2)
-    assert p.train.samples == 1 and p.infer.samples == 1
+    assert p.train.samples == 1 and p.prefill.samples == 1 and p.decode.samples == 1
     assert p.plan("t1").mode != "probe"  # measured now: the estimates are trusted again
 
 
@@ -140,3 +140,32 @@ def test_fewer_configured_views_than_min_views_still_trains():
         plans.append((plan.mode, plan.views))
         p.record(t, plan, train_seconds=1.0, steps_done=plan.steps, infer_seconds=1.0, views_done=plan.views)
     assert plans == [("full", 1)] * 3
+
+
+def test_the_cost_model_calibrates_prefill_decoding_and_rescoring_each_on_its_own():
+    """A decoder 10x slower than its prior and a prefill at its prior: with the log's split, fewer views save
+    prefill time only, and re-scoring (unknown to the priors) is reserved once a task has shown it."""
+    cfg = BudgetConfig(seconds=1e6, adaptive=False, prefill_seconds_per_token=1e-3, decode_seconds_per_token=1e-2)
+    t = TaskCost("t0", 1000, 500, 50)
+    p = Planner(cfg, [t, TaskCost("t1", 1000, 500, 50)], start=0.0, clock=FakeClock(), default_views=8,
+                infer_batch=8, score_views=4)
+    prefill8, decode8, rescore8 = p.infer_priors(t, 8)
+    assert (prefill8, decode8, rescore8) == pytest.approx((8 * 500e-3, 50e-2, 4 * 550e-3))
+    assert p.infer_seconds(t, 8) == pytest.approx(prefill8 + decode8)  # nothing measured: priors, no rescoring
+    p.record("t0", p.plan("t0"), train_seconds=0.0, steps_done=0, infer_seconds=prefill8 + 10 * decode8 + 3.0,
+             views_done=8, prefill_seconds=prefill8, decode_seconds=10 * decode8, rescore_seconds=3.0)
+    assert (p.prefill.factor, p.decode.factor) == pytest.approx((1.0, 10.0))
+    assert p.rescore.factor == pytest.approx(3.0 / rescore8)
+    prefill4, decode4, _ = p.infer_priors(t, 4)  # 4 views: half the prefill, the same single decoding batch
+    assert p.infer_seconds(t, 4) == pytest.approx(prefill4 + 10 * decode4 + 3.0)
+    assert p.infer_seconds(t, 4) == pytest.approx(2.0 + 5.0 + 3.0)
+
+
+def test_an_engine_that_does_not_split_inference_gets_one_factor_for_all_of_it():
+    cfg = BudgetConfig(seconds=1e6, adaptive=False)
+    t = costs(2)[0]
+    p = planner(cfg, costs(2), views=8, infer_batch=8)
+    before = p.infer_seconds(t, 8)
+    p.record("t0", p.plan("t0"), train_seconds=0.0, steps_done=0, infer_seconds=3 * before, views_done=8)
+    assert (p.prefill.factor, p.decode.factor) == pytest.approx((3.0, 3.0)) and p.rescore.samples == 0
+    assert p.infer_seconds(t, 8) == pytest.approx(3 * before)

@@ -90,8 +90,13 @@ class Planner:
     default_views: int = 8
     infer_batch: int = 8  # views decoded together
     workers: int = 1  # processes sharing the remaining tasks (one per GPU)
+    score_views: int = 8  # views each candidate is re-scored under (inference.n_score_views)
     train: Calibration = field(default_factory=Calibration)
-    infer: Calibration = field(default_factory=Calibration)
+    # Inference as the log splits it: each phase has its own measured factor, so a change of views (or a
+    # decoder far slower than its prior, like DFS on a CPU) is extrapolated phase by phase.
+    prefill: Calibration = field(default_factory=Calibration)
+    decode: Calibration = field(default_factory=Calibration)
+    rescore: Calibration = field(default_factory=Calibration)
     weights: dict[str, float] = field(default_factory=dict)
     _done: set = field(default_factory=set)
 
@@ -118,12 +123,22 @@ class Planner:
     def train_seconds(self, t: TaskCost, steps: float) -> float:
         return self.train.factor * steps * t.train_tokens_per_step * self.cfg.train_seconds_per_token
 
-    def infer_seconds(self, t: TaskCost, views: int) -> float:
-        """Prefill grows with the views; decoding is batched, so it grows with the number of batches."""
+    def infer_priors(self, t: TaskCost, views: int) -> tuple[float, float, float]:
+        """Prior seconds of (prefill, decode, rescore) for the task: prefill grows with the views; decoding is
+        batched, so it grows with the number of batches; re-scoring reads prompt and answer under each scoring
+        view (the number of candidates is unknown beforehand: its measured factor absorbs it)."""
         batches = math.ceil(views / max(1, self.infer_batch))
-        per_test = (views * t.prompt_tokens * self.cfg.prefill_seconds_per_token
-                    + batches * t.answer_tokens * self.cfg.decode_seconds_per_token)
-        return self.infer.factor * t.n_test * per_test
+        prefill = views * t.prompt_tokens * self.cfg.prefill_seconds_per_token
+        decode = batches * t.answer_tokens * self.cfg.decode_seconds_per_token
+        rescore = self.score_views * (t.prompt_tokens + t.answer_tokens) * self.cfg.prefill_seconds_per_token
+        return t.n_test * prefill, t.n_test * decode, t.n_test * rescore
+
+    def infer_seconds(self, t: TaskCost, views: int) -> float:
+        """Each phase's prior times its measured factor. Re-scoring counts once it has been measured: the
+        priors predate it, and a first plan should not reserve time for a phase no task has shown yet."""
+        prefill, decode, rescore = self.infer_priors(t, views)
+        rescoring = self.rescore.factor * rescore if self.rescore.samples else 0.0
+        return self.prefill.factor * prefill + self.decode.factor * decode + rescoring
 
     def _totals(self, remaining: list[TaskCost], views: int):
         """total(base): seconds all remaining tasks need at step scale `base` (vectorised over tasks)."""
@@ -173,9 +188,9 @@ class Planner:
         # as long as a single step (which cannot be cut short) fits in that share.
         share = self._share(plan.seconds_left * self.workers, len(costs))
         steps = self.cfg.min_steps if not self.train.samples and self.train_seconds(t, 1) <= share / 2 else 0
-        prefill = self.infer.factor * t.prompt_tokens * self.cfg.prefill_seconds_per_token
+        prefill = self.prefill.factor * t.prompt_tokens * self.cfg.prefill_seconds_per_token
         views = min(self.cfg.min_views, self.default_views) if prefill <= share / 2 else 0
-        if steps or (views and plan.mode == "fallback" and not self.infer.samples):
+        if steps or (views and plan.mode == "fallback" and not self.prefill.samples):
             return TaskPlan("probe", steps, max(views, plan.views), share, share / 2 if steps else share, plan.weight,
                             plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})")
         return plan
@@ -223,17 +238,25 @@ class Planner:
         """
         predicted = tokens * self.cfg.prefill_seconds_per_token
         if seconds > 0 and predicted > 0:
-            for cal in (self.train, self.infer):
+            for cal in (self.train, self.prefill, self.decode):
                 if cal.predicted == 0:
                     cal.add(seconds, predicted, sample=False)
 
     def record(self, task_id: str, plan: TaskPlan, *, train_seconds: float, steps_done: int,
-               infer_seconds: float, views_done: int) -> None:
-        """Feed back what the task really cost, so later plans use measured throughput."""
+               infer_seconds: float, views_done: int, prefill_seconds: float = 0.0, decode_seconds: float = 0.0,
+               rescore_seconds: float = 0.0) -> None:
+        """Feed back what the task really cost, so later plans use measured throughput. Inference time outside
+        the three measured phases (or all of it, from an engine that does not split it) is shared between
+        prefill and decoding in proportion to their priors."""
         t = next(x for x in self.tasks if x.id == task_id)
         self._done.add(task_id)
         if steps_done > 0:
             self.train.add(train_seconds, steps_done * t.train_tokens_per_step * self.cfg.train_seconds_per_token)
         if views_done > 0:
-            infer_prior = self.infer_seconds(t, views_done) / self.infer.factor
-            self.infer.add(infer_seconds, infer_prior)
+            p, d, r = self.infer_priors(t, views_done)
+            rest = max(0.0, infer_seconds - prefill_seconds - decode_seconds - rescore_seconds)
+            share = p / (p + d) if p + d > 0 else 0.5
+            self.prefill.add(prefill_seconds + rest * share, p)
+            self.decode.add(decode_seconds + rest * (1 - share), d)
+            if rescore_seconds > 0:
+                self.rescore.add(rescore_seconds, r)

@@ -417,7 +417,7 @@ def project_rerun(records: Sequence, cfg: RunConfig, task_counts: Sequence[int] 
         if sec_per_step is not None:
             planner.train.add(sec_per_step, tokens_per_step * b.train_seconds_per_token)
         if sec_per_view is not None:
-            planner.infer.add(sec_per_view, b.prefill_seconds_per_token)
+            planner.prefill.add(sec_per_view, b.prefill_seconds_per_token)  # answer_tokens=0: no decode term
         plan = planner.plan(tasks[0].id)
         per_task = (b.task_overhead_seconds + planner.train_seconds(tasks[0], plan.steps)
                     + planner.infer_seconds(tasks[0], plan.views))

@@ -292,7 +292,7 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
     todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
     planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
-                      workers=worker.world_size)
+                      workers=worker.world_size, score_views=cfg.inference.n_score_views)
     difficulty_seconds: dict[str, float] = {}
     difficulties = measure_difficulty(engine, todo, planner, cfg, difficulty_seconds) if cfg.budget.adaptive else {}
     if difficulties:
@@ -307,7 +307,8 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         journal.append_journal(journal_path, rec)
         merge(rec)
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
-                       infer_seconds=rec.infer_seconds, views_done=rec.views)
+                       infer_seconds=rec.infer_seconds, views_done=rec.views, prefill_seconds=rec.prefill_seconds,
+                       decode_seconds=rec.decode_seconds, rescore_seconds=rec.rescore_seconds)
         line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
                 f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s | {rec.time_split()}")
         log.info(line)
