@@ -261,3 +261,18 @@ def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(
         f.write("an older adapter\n")
     ensure_arc_model(dst, adapter, base=tiny_folder)
     assert open(stamp).read().strip() != "an older adapter"
+
+
+def test_full_fine_tuning_trains_every_weight_and_writes_only_the_merged_folder(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.core.config import ModelConfig
+    from arc_ttt.modeling.loading import load_model
+    from arc_ttt.runner.finetune import finetune
+
+    result = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "train.mode=full", "train.lr=1e-3"),
+                      progress_bar=False)
+    assert result.finished and result.card["lora"] is None and result.card["mode"] == "full"
+    assert not (tmp_path / "ft" / "adapter").exists()
+    tuned, _ = load_model(ModelConfig(path=str(tmp_path / "ft" / "model"), dtype="float32", device="cpu"))
+    base, _ = load_model(ModelConfig(path=tiny_folder, dtype="float32", device="cpu"))
+    changed = [n for (n, a), (_, b) in zip(tuned.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
+    assert len(changed) == len(list(base.parameters()))  # every tensor moved, norms and embeddings included
