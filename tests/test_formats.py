@@ -391,3 +391,20 @@ def replace_epochs(cfg, steps):
     from dataclasses import replace
 
     return replace(cfg, epochs=steps / cfg.n_sequences)
+
+
+@pytest.mark.parametrize("name, r, alpha, lr, views, threshold, selection", [
+    ("architects", 64, 16, 1e-4, 16, 0.17, "poe"),
+    ("nvarc", 256, 32, 5e-5, 16, 0.2, "both"),
+    ("marc", 128, 16, 1e-4, 8, 0.1, "vote"),
+])
+def test_anchor_configs_carry_their_format_and_recipe(name, r, alpha, lr, views, threshold, selection):
+    import os
+
+    from arc_ttt.core.config import load_config
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "configs", f"kaggle-{name}.yaml"))
+    assert cfg.model.format == name and cfg.budget.seconds == 7200
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.ttt.lr) == (r, alpha, lr)
+    assert (cfg.inference.n_views, cfg.inference.dfs_threshold, cfg.inference.selection) == (views, threshold, selection)
