@@ -199,6 +199,13 @@ def test_separated_rows_grammar_forbids_a_trailing_newline():
     assert not grammar.allowed(state)[10] and grammar.allowed(state)[11]
 
 
+def test_nvarc_decoding_refuses_a_trailing_newline(anchor_tokenizers):
+    codec = codec_for("nvarc", anchor_tokenizers["nvarc"])
+    d, nl = codec.digit_ids, codec.newline_id
+    assert codec.decode([d[1], d[2], nl, d[3], d[4], codec.end_id]).tolist() == [[1, 2], [3, 4]]
+    assert codec.decode([d[1], d[2], nl, d[3], d[4], nl, codec.end_id]) is None
+
+
 def test_numpy_automaton_accepts_exactly_numpy_prints():
     rng = np.random.default_rng(0)
     for h in range(1, 31, 7):
@@ -301,6 +308,23 @@ def test_shrinking_keeps_what_nvarc_needs(tmp_path, task_66e6c45b):
     codec = codec_for(resolve_format_name("auto", str(dst)), small)
     task = task_66e6c45b
     assert small.decode(codec.encode_prompt(task.train, task.test[0].input), skip_special_tokens=False) == NVARC_66E6C45B
+
+
+def test_a_prequantised_folder_is_copied_with_its_format_file(tmp_path, anchor_tokenizers):
+    src, dst = tmp_path / "bnb", tmp_path / "out"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "bitsandbytes",
+                                                                          "load_in_4bit": True}}))
+    (src / "model.safetensors").write_bytes(b"4-bit weights, never loaded")
+    anchor_tokenizers["architects"].save_pretrained(src)
+    assert prepare_model(str(src), str(dst), fmt="architects") == str(dst)
+    assert (dst / "model.safetensors").read_bytes() == b"4-bit weights, never loaded"
+    assert resolve_format_name("auto", str(dst)) == "architects"
+    with pytest.raises(TokenizerFormatError, match="'nvarc'"):
+        prepare_model(str(src), str(tmp_path / "wrong"), fmt="nvarc")
+    with pytest.raises(ValueError, match="pre-quantised"):
+        prepare_model(str(src), str(tmp_path / "shrunk"), shrink_vocab=True, fmt="architects")
+    assert not (tmp_path / "wrong").exists() and not (tmp_path / "shrunk").exists()
 
 
 def test_the_chat_format_is_never_shrunk(anchor_tokenizers):

@@ -289,6 +289,10 @@ class ChatGridCodec:
             return max(len(numpy_text(np.zeros((h, w)))), len(numpy_text(np.zeros((w, h)))))
         return chars(pair.input) + chars(pair.output) + len(self.fmt.io_sep) + len(self.fmt.demo_end)
 
+    def answer_cost(self, demos: Sequence[Pair]) -> int:
+        """Expected tokens of a generated answer (for planning): the largest demo output's, with the end."""
+        return max(len(self.answer_ids(p.output)) for p in demos)
+
     @property
     def overhead(self) -> int:
         """Tokens of the prompt around the pairs (system text and chat markers)."""

@@ -143,7 +143,7 @@ class PromptFormat:
         named = {f"digit {d}": d for d in DIGITS}
         named["newline"] = self.newline
         for part in ("preamble", "input_prefix", "output_prefix", "separator"):
-            for i, sym in enumerate(getattr(self, part)):
+            for sym in getattr(self, part):
                 named.setdefault(f"{part.replace('_', ' ')} symbol {sym!r}", sym)
         named["end of answer"] = self.end
         return named
@@ -348,6 +348,10 @@ class GridCodec:
         f = self.fmt
         markers = len(f.separator) + len(f.input_prefix) + len(f.output_prefix) + 1
         return sum(g.size + max(g.shape) for g in (pair.input, pair.output)) + markers
+
+    def answer_cost(self, demos: Sequence[Pair]) -> int:
+        """Expected tokens of a generated answer (for planning): the largest demo output's, with the end."""
+        return answer_tokens(demos)
 
     @property
     def overhead(self) -> int:

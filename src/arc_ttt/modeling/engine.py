@@ -12,7 +12,7 @@ from ..core.config import RunConfig
 from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.textformat import GridCodec, LossOn, answer_tokens, codec_for, resolve_format_name
+from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
 from . import lora, ttt
 from .loading import load_model
 from .predict import predict_task
@@ -41,7 +41,7 @@ class ModelEngine:
         demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len, self.codec.overhead, self.codec.pair_cost)
         seq = min(self.cfg.ttt.max_len, sum(self.codec.pair_cost(p) for p in demos) + self.codec.overhead)
         prompt = min(self.cfg.inference.max_len, len(self.codec.encode_prompt(task.train, task.test[0].input)))
-        answer = answer_tokens(task.train)
+        answer = self.codec.answer_cost(task.train)
         return TaskCost(task.id, train_tokens_per_step=seq * self.cfg.ttt.batch_size * self.cfg.ttt.grad_accum,
                         prompt_tokens=prompt, answer_tokens=answer, n_test=task.n_test)
 

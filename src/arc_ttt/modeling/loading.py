@@ -296,10 +296,23 @@ _shrink = shrink_vocab  # prepare_model's argument of the same name shadows it
 def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "bfloat16", fmt: str = "auto") -> str:
     """A model folder ready to upload: from a HF folder or a .gguf file, optionally vocabulary-shrunk to what its
     prompt format needs, with arc_format.json naming that format. `fmt` "auto": what the source folder's
-    arc_format.json says, else the kit's layout. A tokenizer that does not fit the format is refused."""
+    arc_format.json says, else the kit's layout. A tokenizer that does not fit the format is refused. A
+    pre-quantised folder is copied as it is, its format file added."""
     folder, gguf = (os.path.split(os.path.abspath(src)) if src.endswith(".gguf") else (src, None))
     name = (read_format_file(folder) or "kit") if fmt == "auto" else fmt
     get_format(name)
+    if gguf is None and saved_quantization(folder) is not None:
+        # a pre-quantised folder (e.g. ARChitects' bnb-4bit upload) cannot be re-saved as plain weights
+        if shrink_vocab:
+            raise ValueError(f"{folder} is pre-quantised: its vocabulary cannot be shrunk here; use it as it is")
+        codec_for(name, load_tokenizer(ModelConfig(path=folder)))
+        tmp = dst.rstrip("/") + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        write_format_file(tmp, name)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+        return dst
     model, tok = load_model(ModelConfig(path=folder, gguf_file=gguf, dtype=dtype, device="cpu"))
     codec_for(name, tok)  # the source must already speak the format
     if shrink_vocab:
