@@ -225,6 +225,20 @@ def test_numpy_automaton_accepts_exactly_numpy_prints():
     assert parse_numpy_text("[[1 2]\n[3 4]]") is None and parse_numpy_text("[[1 2]\n [3]]") is None
 
 
+def test_the_chat_format_uses_the_tokenizers_own_template():
+    tok = marc_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tok.bos_token = "<|im_start|>"  # as in SmolLM2: the template's first marker is not a BOS to leave out
+    codec = codec_for("marc", tok)
+    demo = Pair(np.array([[1, 2]]), np.array([[3], [4]]))
+    want = (f"<|im_start|>system\n{MARC_SYSTEM}[[1 2]] -> [[3]\n [4]]#\n<|im_end|>\n"
+            "<|im_start|>user\n[[5]] -> <|im_end|>\n<|im_start|>assistant\n")
+    assert codec.prompt_text([demo], np.array([[5]])) == want
+    assert codec.encode_prompt([demo], np.array([[5]])).tolist() == tok.encode(want, add_special_tokens=False)
+
+
 def test_numpy_grammar_allows_the_multi_character_tokens(anchor_tokenizers):
     codec = codec_for("marc", anchor_tokenizers["marc"])
     grammar = NumpyGridGrammar(codec.texts)

@@ -173,6 +173,9 @@ class ChatFormat:
     def prompt_text(self, demos: Sequence[Pair], query: np.ndarray, tokenizer=None) -> str:
         """The prompt as text without the BOS (what `show-prompt` prints)."""
         text = self.render(demos, query, tokenizer)
+        template = getattr(tokenizer, "chat_template", None)
+        if template and "bos_token" not in template:
+            return text  # e.g. ChatML, whose first <|im_start|> is a marker even where it is also the bos token
         bos = getattr(tokenizer, "bos_token", None) or LLAMA3["bos"]
         return text.removeprefix(bos)
 
