@@ -341,6 +341,24 @@ def test_a_prequantised_folder_is_copied_with_its_format_file(tmp_path, anchor_t
     assert not (tmp_path / "wrong").exists() and not (tmp_path / "shrunk").exists()
 
 
+def test_shrinking_keeps_what_architects_needs_and_the_logits(task_66e6c45b):
+    big = architects_tokenizer(merges=("Hello", "World"))
+    original = tiny_llama(big, hidden=16, layers=1)
+    model, small = shrink_vocab(tiny_llama(big, hidden=16, layers=1), big, fmt="architects")
+    # kept: the specials, the preprompt, I and O, +/-=, digits, newline (not i, o, !?.:,;* or the two words)
+    assert sorted(small.get_vocab()) == sorted(["<unk>", "<s>", "</s>", "<pad>", *ARCH_PREPROMPT, "I", "O", *"+/-=",
+                                                *"0123456789", "\n"])
+    task = task_66e6c45b
+    old_ids = codec_for("architects", big).encode_prompt(task.train, task.test[0].input)
+    new_ids = codec_for("architects", small).encode_prompt(task.train, task.test[0].input)
+    assert small.decode(new_ids[1:].tolist(), skip_special_tokens=False) == ARCH_66E6C45B
+    keep = format_keep_ids(big, "architects")
+    with torch.no_grad():
+        want = torch.log_softmax(original(input_ids=torch.from_numpy(old_ids)[None]).logits[0, :, keep], -1)
+        got = torch.log_softmax(model(input_ids=torch.from_numpy(new_ids)[None]).logits[0], -1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)  # float32: the same rows of the same weights
+
+
 def test_the_chat_format_is_never_shrunk(anchor_tokenizers):
     with pytest.raises(TokenizerFormatError, match="'marc'.*cannot be shrunk"):
         shrink_vocab(tiny_llama(anchor_tokenizers["marc"], hidden=16, layers=1), anchor_tokenizers["marc"], fmt="marc")
