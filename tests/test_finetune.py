@@ -171,6 +171,7 @@ def test_finetune_end_to_end_writes_card_adapter_and_a_merged_model_run_can_load
 
     # The merged folder is a plain model folder: the run's engine loads it as it is, and it carries the card.
     assert json.loads((out / "model" / "finetune.json").read_text())["steps"] == 6
+    assert card["format"] == "kit" and json.loads((out / "model" / "arc_format.json").read_text()) == {"format": "kit"}
     engine = ModelEngine.load(RunConfig(model=ModelConfig(path=str(out / "model"), dtype="float32")))
     assert engine.codec.digit_ids  # the tokenizer came along and speaks the grid format
 
@@ -255,6 +256,7 @@ def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(
     stamp = os.path.join(dst, MERGE_STAMP)
     first = os.path.getmtime(os.path.join(dst, "model.safetensors"))
     assert json.loads(open(os.path.join(dst, "finetune.json")).read())["steps"] == 6
+    assert json.loads(open(os.path.join(dst, "arc_format.json")).read()) == {"format": "kit"}
     ensure_arc_model(dst, adapter, base=tiny_folder)  # up to date: nothing rewritten
     assert os.path.getmtime(os.path.join(dst, "model.safetensors")) == first
     with open(stamp, "w") as f:

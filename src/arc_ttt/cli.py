@@ -8,7 +8,8 @@ import sys
 from .core.config import ConfigError, load_config
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
-from .core.tasks import TaskFileError, read_json_object
+from .core.tasks import TaskFileError, parse_task, read_json_object
+from .core.textformat import FORMATS, TokenizerFormatError, codec_for, get_format, read_format_file, resolve_format_name
 from .delivery import wheelhouse
 from .delivery.bundle import DEFAULT_OUT, BundleSpec, MetadataError, build_bundle
 from .runner.pipeline import run
@@ -142,8 +143,45 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 def cmd_prepare_model(args: argparse.Namespace) -> int:
     from .modeling.loading import prepare_model  # loads torch: only for this sub-command
 
-    dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype)
-    print(f"model folder ready: {dst}")
+    try:
+        dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype, fmt=args.format)
+    except TokenizerFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model folder ready: {dst} (prompt format: {read_format_file(dst)})")
+    return 0
+
+
+def cmd_show_prompt(args: argparse.Namespace) -> int:
+    """The exact text the model is given for one test input, special tokens written out, BOS left out."""
+    challenges = read_json_object(args.challenges, "challenges")
+    if args.task_id not in challenges:
+        print(f"error: no task {args.task_id!r} in {args.challenges}", file=sys.stderr)
+        return 2
+    task = parse_task(args.task_id, challenges[args.task_id])
+    if not hasattr(task, "train"):
+        print(f"error: task {args.task_id}: {task.reason}", file=sys.stderr)
+        return 2
+    if not 0 <= args.test_index < task.n_test:
+        print(f"error: task {args.task_id} has {task.n_test} test input(s); --test-index {args.test_index} is out of "
+              f"range", file=sys.stderr)
+        return 2
+    name = resolve_format_name(args.format, args.model)
+    query = task.test[args.test_index].input
+    if args.model:
+        from transformers import AutoTokenizer  # only with --model: a tokenizer resolves the special tokens
+
+        tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
+        try:
+            text = codec_for(name, tokenizer).prompt_text(task.train, query)
+        except TokenizerFormatError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    else:
+        text = get_format(name).prompt_text(task.train, query)
+    sys.stdout.write(text)
+    if not text.endswith("\n"):
+        sys.stdout.write("\n")  # the terminal's line end, not part of the prompt
     return 0
 
 
@@ -209,7 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--shrink-vocab", action="store_true", help="keep only the grid format's tokens (digits, newline, markers, specials)")
     p.add_argument("--dtype", default="bfloat16", choices=["auto", "bfloat16", "float16", "float32"])
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                   help="the prompt format the model was trained on, written to DST/arc_format.json "
+                        "(auto: the source's arc_format.json, else kit)")
     p.set_defaults(func=cmd_prepare_model)
+
+    p = sub.add_parser("show-prompt", help="print exactly the text a model is given for one test input")
+    p.add_argument("challenges")
+    p.add_argument("task_id")
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                   help="auto: the --model folder's arc_format.json, else kit")
+    p.add_argument("--test-index", type=int, default=0)
+    p.add_argument("--model", help="a model folder: its tokenizer writes the special tokens (and is checked)")
+    p.set_defaults(func=cmd_show_prompt)
     p = sub.add_parser("kernel", help="the Kaggle submission bundle")
     ksub = p.add_subparsers(dest="kernel_command", required=True)
     k = ksub.add_parser("build", help="code, wheels and model datasets + the kernel folder, metadata validated")

@@ -32,7 +32,10 @@ class ModelConfig:
     gguf_file: str | None = None
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    load_in_4bit: bool = False  # nf4 through bitsandbytes, for QLoRA
+    load_in_4bit: bool = False  # nf4 through bitsandbytes, for QLoRA (a pre-quantised folder loads as it is)
+    # The prompt format the model was trained on: kit | architects | nvarc | marc, or auto = the model folder's
+    # arc_format.json (written by `arc-ttt prepare-model --format`), else the kit's own layout.
+    format: Literal["auto", "kit", "architects", "nvarc", "marc"] = "auto"
 
 
 @dataclass(frozen=True)

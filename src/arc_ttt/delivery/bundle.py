@@ -281,7 +281,8 @@ def write_model(spec: BundleSpec, dst: str) -> None:
     if spec.prepare or spec.shrink_vocab:
         from ..modeling.loading import prepare_model  # loads torch: only when asked to re-save the weights
 
-        prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab)
+        # the config's prompt format decides what shrinking keeps and what the folder's arc_format.json says
+        prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab, fmt=load_config(spec.config).model.format)
         return
     if not environment.is_model_dir(spec.model):
         raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")

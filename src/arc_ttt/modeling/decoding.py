@@ -83,10 +83,12 @@ class GridGrammar:
     """Which grid token may come next so that the text stays a legal grid of at most max_side x max_side.
 
     Rows must all have the first row's width, so every text that reaches the end marker parses, and
-    no text can be longer than `max_tokens`.
+    no text can be longer than `max_tokens`. `separated`: rows are joined by newlines and the end follows
+    the last row directly (NVARC); otherwise every row ends with a newline before the end (the kit, ARChitects).
     """
 
     max_side: int = MAX_SIDE
+    separated: bool = False
     start: ClassVar[State] = (0, 0, 0)
 
     @property
@@ -97,8 +99,13 @@ class GridGrammar:
         rows, col, width = state
         ok = np.zeros(12, dtype=bool)
         ok[:10] = rows < self.max_side and col < (width or self.max_side)
-        ok[NEWLINE] = col > 0 and (width == 0 or col == width)
-        ok[END] = col == 0 and rows > 0
+        row_done = col > 0 and (width == 0 or col == width)
+        if self.separated:
+            ok[NEWLINE] = row_done and rows + 1 < self.max_side
+            ok[END] = row_done
+        else:
+            ok[NEWLINE] = row_done
+            ok[END] = col == 0 and rows > 0
         return ok
 
     @staticmethod
@@ -117,6 +124,14 @@ class GridGrammar:
         return np.stack(out)
 
 
+def codec_grammar(codec: GridCodec, max_side: int = MAX_SIDE):
+    """The answer grammar of the codec's prompt format: the marc codec's own character-level grammar, else
+    GridGrammar with the format's row layout. Decoding and re-scoring both use it, so a candidate never gets
+    mass the decoder forbids."""
+    own = codec.text_grammar(max_side)
+    return own if own is not None else GridGrammar(max_side, separated=not codec.rows_terminated)
+
+
 def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
     """The answer's expected side from the task's shapes: the largest demo output, or the query scaled
     by the largest output/input growth seen in the demos, plus slack. D8 views swap rows and columns, so
@@ -130,10 +145,10 @@ def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
     return min(MAX_SIDE, max(largest, math.ceil(growth * max(query.shape))) + slack)
 
 
-def grammar_for(task: Task, test_index: int) -> GridGrammar:
-    """What the decoder may write for a test input: any grid within the ARC limit. Not the demos' shapes:
-    5 of 419 ARC-AGI-1 and 10 of 167 ARC-AGI-2 evaluation answers are larger than those suggest."""
-    return GridGrammar(MAX_SIDE)
+def grammar_for(task: Task, test_index: int, codec: GridCodec | None = None) -> GridGrammar:
+    """What the decoder may write for a test input: any grid within the ARC limit, in the codec's format. Not
+    the demos' shapes: 5 of 419 ARC-AGI-1 and 10 of 167 ARC-AGI-2 evaluation answers are larger than those suggest."""
+    return GridGrammar(MAX_SIDE) if codec is None else codec_grammar(codec, MAX_SIDE)
 
 
 def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
@@ -292,8 +307,8 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
                         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes | None = None) -> list[Candidate]:
     """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here.
     `times` (if given) gets the prefill seconds, measured on the deadline's clock."""
-    grammar = grammar_for(task, test_index)
-    expected = GridGrammar(output_side_limit(task, task.test[test_index].input)).max_tokens
+    grammar = grammar_for(task, test_index, codec)
+    expected = codec_grammar(codec, output_side_limit(task, task.test[test_index].input)).max_tokens
     budget = cfg.max_len - expected
     jobs = [(v, build_prompt(codec, v.apply(task), test_index, budget)) for v in views]
     out: list[Candidate] = []

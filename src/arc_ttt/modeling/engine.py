@@ -12,7 +12,7 @@ from ..core.config import RunConfig
 from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.textformat import GridCodec, LossOn, answer_tokens
+from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
 from . import lora, ttt
 from .loading import load_model
 from .predict import predict_task
@@ -29,7 +29,8 @@ class ModelEngine:
     @classmethod
     def load(cls, cfg: RunConfig) -> "ModelEngine":
         model, tokenizer = load_model(cfg.model)
-        codec = GridCodec.from_tokenizer(tokenizer)
+        # the prompt format the model was trained on; a tokenizer that cannot speak it is refused here
+        codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tokenizer)
         model = lora.attach(model, cfg.lora)
         return cls(model, codec, cfg, lora.snapshot(model))
 
@@ -37,17 +38,17 @@ class ModelEngine:
         lora.restore(self.model, self.initial)
 
     def cost(self, task: Task) -> TaskCost:
-        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len)
-        seq = min(self.cfg.ttt.max_len, sum(ttt.pair_cost(p) for p in demos) + 1)
+        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len, self.codec.overhead, self.codec.pair_cost)
+        seq = min(self.cfg.ttt.max_len, sum(self.codec.pair_cost(p) for p in demos) + self.codec.overhead)
         prompt = min(self.cfg.inference.max_len, len(self.codec.encode_prompt(task.train, task.test[0].input)))
-        answer = answer_tokens(task.train)
+        answer = self.codec.answer_cost(task.train)
         return TaskCost(task.id, train_tokens_per_step=seq * self.cfg.ttt.batch_size * self.cfg.ttt.grad_accum,
                         prompt_tokens=prompt, answer_tokens=answer, n_test=task.n_test)
 
     def difficulty(self, task: Task) -> float:
         """Base model NLL per output token on the task's own demos (the first output is not predictable)."""
         self.reset()
-        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len)
+        demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len, self.codec.overhead, self.codec.pair_cost)
         loss_on = LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS
         return ttt.mean_output_nll(self.model, [self.codec.encode_pairs(demos, loss_on)], autocast=self.cfg.ttt.autocast)
 

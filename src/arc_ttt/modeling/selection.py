@@ -22,9 +22,9 @@ import torch
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
-from ..core.textformat import END, GridCodec, grid_symbols
+from ..core.textformat import END, GridCodec
 from ..core.views import View, sample_views
-from .decoding import Deadline, GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs, left_padded
+from .decoding import Deadline, build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
@@ -36,7 +36,7 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
     """NLL of each target continuing `prompt`: the prompt's cache once, targets batched on copies of it."""
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = GridGrammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     out = model(input_ids=torch.from_numpy(prompt)[None].to(device), use_cache=True, logits_to_keep=1)
     prefix, first = out.past_key_values, out.logits[:, -1:]
     vocab = out.logits.shape[-1]
@@ -48,7 +48,7 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
         chunk = targets[i:i + n]
         length = max(len(t) for t in chunk)
         toks = torch.full((len(chunk), length), END, dtype=torch.long)  # padding with the end marker keeps the grid-id lookup in range
-        allowed = torch.ones((len(chunk), length, 12), dtype=torch.bool)
+        allowed = torch.ones((len(chunk), length, len(codec.grid_token_ids)), dtype=torch.bool)
         for j, t in enumerate(chunk):
             toks[j, :len(t)] = torch.tensor(t)
             allowed[j, :len(t)] = torch.from_numpy(grammar.masks(t))
@@ -86,10 +86,10 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
         return np.zeros((len(grids), 0))
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = GridGrammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     jobs = []  # per view: (prompt, targets, allowed masks)
     for view in views:
-        targets = [grid_symbols(view.apply_grid(g)) for g in grids]
+        targets = [codec.answer_symbols(view.apply_grid(g)) for g in grids]
         prompt = build_prompt(codec, view.apply(task), test_index, max_len - max(len(t) for t in targets))
         jobs.append((prompt, targets, [grammar.masks(t) for t in targets]))
     order = list(range(len(views)))  # in the given order, so that the views scored are always the first ones
@@ -155,7 +155,7 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
     """NLL of each target continuing the prefix cache row `rows[j]`, in one forward."""
     length = max(len(t) for t in targets)
     toks = torch.full((len(targets), length), END, dtype=torch.long)  # padding with the end marker keeps the grid-id lookup in range
-    allowed = torch.ones((len(targets), length, 12), dtype=torch.bool)
+    allowed = torch.ones((len(targets), length, len(grid_ids)), dtype=torch.bool)
     for j, (t, m) in enumerate(zip(targets, masks)):
         toks[j, :len(t)] = torch.tensor(t)
         allowed[j, :len(t)] = torch.from_numpy(m)
@@ -183,7 +183,7 @@ def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids
     for view in views:
         if not grids or (deadline is not None and deadline.passed()):
             break
-        targets = [grid_symbols(view.apply_grid(g)) for g in grids]
+        targets = [codec.answer_symbols(view.apply_grid(g)) for g in grids]
         prompt = build_prompt(codec, view.apply(task), test_index, max_len - max(len(t) for t in targets))
         columns.append(view_nll(model, codec, prompt, targets, batch_size))
     return np.stack(columns, axis=1) if columns else np.zeros((len(grids), 0))

@@ -52,15 +52,16 @@ def pair_cost(pair: Pair) -> int:
     return grid(pair.input) + grid(pair.output) + 3
 
 
-def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1) -> tuple[Pair, ...]:
-    """The demos kept under the cap, in their order: the costliest are dropped first."""
+def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_cost) -> tuple[Pair, ...]:
+    """The demos kept under the cap, in their order: the costliest are dropped first. `cost`: tokens of a
+    pair in the prompt format (default the kit's; a codec's `pair_cost` for others)."""
     keep = list(range(len(demos)))
-    total = overhead + sum(pair_cost(p) for p in demos)
-    for i in sorted(keep, key=lambda i: -pair_cost(demos[i])):
+    total = overhead + sum(cost(p) for p in demos)
+    for i in sorted(keep, key=lambda i: -cost(demos[i])):
         if total <= max_len:
             break
         keep.remove(i)
-        total -= pair_cost(demos[i])
+        total -= cost(demos[i])
     return tuple(demos[i] for i in keep) if total <= max_len else ()
 
 
@@ -68,8 +69,7 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
                     keep_background: bool = True) -> TTTData:
     """Training sequences from the task's train pairs over sampled augmented views (the same kind of
     views as inference: `keep_background` is one setting for both)."""
-    overhead = 0 if codec.bos_id is None else 1
-    demos = fit_demos(task.train, cfg.max_len, overhead)
+    demos = fit_demos(task.train, cfg.max_len, codec.overhead, codec.pair_cost)
     dropped = len(task.train) - len(demos)
     if not demos:
         return TTTData([], True, f"no train pair fits in {cfg.max_len} tokens: inference only")

@@ -29,11 +29,11 @@ from tqdm.auto import tqdm
 from ..core.config import FinetuneConfig, TTTConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
-from ..core.tasks import MAX_SIDE, Task
-from ..core.textformat import Encoded, GridCodec, answer_tokens
-from ..core.views import sample_views
+from ..core.tasks import Task
+from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name, write_format_file
+from ..core.views import IDENTITY, sample_views
 from ..modeling import lora, ttt
-from ..modeling.decoding import Deadline, GridGrammar, build_prompt, greedy_batch
+from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
 
 log = logging.getLogger("arc_ttt.finetune")
@@ -49,19 +49,20 @@ RESUME_TRAIN_KEYS = ("mode", "steps", "batch_size", "grad_accum", "max_len", "lr
 
 # ---------------------------------------------------------------------------- data
 
-def overhead(codec: GridCodec) -> int:
-    return 0 if codec.bos_id is None else 1
+def fit(pairs, max_len: int, codec: GridCodec):
+    """The pairs kept under the cap in the codec's prompt format, costliest dropped first (as TTT does)."""
+    return ttt.fit_demos(tuple(pairs), max_len, codec.overhead, codec.pair_cost)
 
 
 def usable(task: Task, max_len: int, codec: GridCodec) -> bool:
     """A task teaches something in context only when at least two of its pairs fit the cap."""
-    return len(ttt.fit_demos(task.train, max_len, overhead(codec))) >= 2
+    return len(fit(task.train, max_len, codec)) >= 2
 
 
 def whole_task_fits(task: Task, max_len: int, codec: GridCodec) -> bool:
     """Held-out tasks are whole within the cap, so their NLL and greedy figures see every demo."""
     pairs = training_pairs(task)
-    return len(pairs) >= 2 and sum(ttt.pair_cost(p) for p in pairs) + overhead(codec) <= max_len
+    return len(pairs) >= 2 and sum(codec.pair_cost(p) for p in pairs) + codec.overhead <= max_len
 
 
 def sample_task(n_tasks: int, k: int, seed: int) -> int:
@@ -73,7 +74,7 @@ def sample_task(n_tasks: int, k: int, seed: int) -> int:
 def sample_sequence(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> Encoded:
     """Sample k: its task under one random view (D8 x colours x example order), costliest demos dropped to fit."""
     task = tasks[sample_task(len(tasks), k, cfg.seed)]
-    sub = replace(task, train=ttt.fit_demos(task.train, cfg.train.max_len, overhead(codec)))
+    sub = replace(task, train=fit(task.train, cfg.train.max_len, codec))
     views = sample_views(sub, 1, seed=cfg.seed * 1_000_003 + k, include_identity=False,
                          keep_background=cfg.views.keep_background)
     seen = views[0].apply(sub) if views else sub
@@ -84,7 +85,7 @@ def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int) -> li
     """Each held-out task as seen (identity view), loss on every output: the NLL the card reports."""
     seqs = []
     for t in holdout:
-        pairs = ttt.fit_demos(training_pairs(t), max_len, overhead(codec))
+        pairs = fit(training_pairs(t), max_len, codec)
         if len(pairs) >= 2:
             seqs.append(codec.encode_pairs(pairs, "all_outputs"))
     return seqs
@@ -101,10 +102,10 @@ def greedy_exact(model, codec: GridCodec, tasks: list[Task], max_len: int) -> tu
         for i, pair in enumerate(t.test):
             if pair.output is None:
                 continue
-            prompt = build_prompt(codec, t.blind(), i, max_len - 2 * answer_tokens(t.train))
+            prompt = build_prompt(codec, t.blind(), i, max_len - 2 * codec.answer_cost(t.train))
             deadline = Deadline(time.monotonic, time.monotonic() + GREEDY_SECONDS)
-            (path,) = greedy_batch(model, codec, [prompt], GridGrammar(MAX_SIDE), deadline)
-            grid = None if path is None else codec.decode([codec.grid_token_ids[k] for k in path.tokens])
+            (path,) = greedy_batch(model, codec, [prompt], grammar_for(t, i, codec), deadline)
+            grid = None if path is None else path_to_grid(codec, path, IDENTITY)
             tried += 1
             solved += int(grid is not None and grid.shape == pair.output.shape and bool((grid == pair.output).all()))
     return solved, tried
@@ -220,7 +221,7 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], f
 def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneResult:
     tc = cfg.train
     model, tok = load_model(cfg.model)
-    codec = GridCodec.from_tokenizer(tok)
+    codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tok)  # refuses a tokenizer that cannot speak it
     corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
                           holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
     log.info("corpus: %s", json.dumps(corpus.summary()))
@@ -308,32 +309,36 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
         save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
         log.info("stopped at step %d of %d: %s; --resume continues", prog.step, tc.steps, stop)
     finished = prog.step >= tc.steps
-    card = write_outputs(model, tok, corpus, cfg, prog, finished)
+    card = write_outputs(model, tok, codec, corpus, cfg, prog, finished)
     return FinetuneResult(out, prog, finished, card)
 
 
-def write_outputs(model, tok, corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool) -> dict:
+def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, prog: Progress,
+                  finished: bool) -> dict:
     """The card always; the adapter and the merged model once every step is done."""
     out = cfg.output.dir
     model.eval()
-    card = make_card(corpus, cfg, prog, finished)
+    card = make_card(corpus, cfg, prog, finished, codec.name)
     if finished:
         if cfg.train.mode == "lora":
             adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,
                                                                                             torch.device("cpu")))
             card["adapter_bytes"] = os.path.getsize(os.path.join(adapter, "adapter_model.safetensors"))
             write_json_atomic(os.path.join(adapter, CARD), card)
+        merged_dir = os.path.join(out, "model")
         if cfg.output.merge and cfg.model.load_in_4bit:  # a 4-bit base cannot be saved: merge into the original
-            merge_into_folder(cfg.model.path, adapter, os.path.join(out, "model"), dtype="float16")
+            merge_into_folder(cfg.model.path, adapter, merged_dir, dtype="float16")
         elif cfg.output.merge:
             merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
-            save_model(merged, tok, os.path.join(out, "model"))
-            write_json_atomic(os.path.join(out, "model", CARD), card)
+            save_model(merged, tok, merged_dir)
+            write_json_atomic(os.path.join(merged_dir, CARD), card)
+        if cfg.output.merge:
+            write_format_file(merged_dir, codec.name)  # the model speaks the format it was trained in
     write_json_atomic(os.path.join(out, CARD), card)
     return card
 
 
-def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool) -> dict:
+def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool, format_name: str) -> dict:
     base = cfg.model.path
     name = None
     try:
@@ -343,7 +348,7 @@ def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: boo
         pass
     return {
         "base_model": {"path": base, "name": name},
-        "format": "arc-ttt grid format: [bos] I <rows> O <rows> E ..., one token per cell, newline-terminated rows",
+        "format": format_name,  # the prompt format (core.textformat.FORMATS); also in the merged folder's arc_format.json
         "mode": cfg.train.mode,
         "lora": to_dict(cfg.lora) if cfg.train.mode == "lora" else None,
         "data": corpus.summary(),
