@@ -105,7 +105,7 @@ class ReplayEngine:
         self.replayed_seconds = 0.0  # TTT
         self.replayed_generation = 0.0
 
-    def generate_candidates(self, model, codec, task, test_index, views, cfg, deadline):
+    def generate_candidates(self, model, codec, task, test_index, views, cfg, deadline, times=None):
         key = (self.adapter, task.id, test_index, tuple(v.key for v in views), cfg.decoding, cfg.dfs_threshold,
                cfg.max_candidates, cfg.max_len, cfg.batch_size)
         if key in self.generated:
@@ -113,7 +113,7 @@ class ReplayEngine:
             self.replayed_generation += seconds
             return copy.deepcopy(raw)
         t0 = time.monotonic()
-        raw = self._generate(model, codec, task, test_index, views, cfg, deadline)
+        raw = self._generate(model, codec, task, test_index, views, cfg, deadline, times)
         if not deadline.passed():  # only complete generations are replayed
             self.generated[key] = (copy.deepcopy(raw), time.monotonic() - t0)
         return raw
