@@ -74,7 +74,7 @@ class InferenceConfig:
     n_views: int = 8  # augmented views per test input (core.views.sample_views)
     decoding: Literal["greedy", "dfs"] = "dfs"
     dfs_threshold: float = 0.1  # DFS keeps paths with probability >= this; only such paths count as votes
-    max_candidates: int = 8  # per view
+    max_candidates: int = 8  # per view (DFS): its greedy path and the likeliest others
     batch_size: int = 8  # views decoded together by greedy, DFS paths live before new views join, PoE candidates
     selection: Literal["vote", "poe", "both"] = "both"
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
