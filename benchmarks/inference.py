@@ -183,7 +183,7 @@ def bench_dfs_batched(model, codec, counter, cases: int = len(DFS_BATCHED_CASES)
             "runs": runs}
         rows += [(f"DFS one path, {task_id} ({len(prompts[0])}-tok), {n_views} views, p>={threshold}", old, n_old,
                   f"{runs['one_path'][-1]['forward_calls']} forwards; load {runs['one_path'][-1]['load_before']:.2f}"),
-                 (f"DFS batched, same views (best of {repeats})", new, n_new,
+                 (f"DFS batched, same views (best of {repeats if case == 0 else 1})", new, n_new,
                   f"{runs['batched'][-1]['forward_calls']} forwards; load {runs['batched'][-1]['load_before']:.2f}; "
                   f"{speedup:.2f}x cands/s, {out[case]['speedup_cpu']:.2f}x per CPU s; same set {same}, "
                   f"max |dlogp| {diff:.2g}")]
