@@ -234,13 +234,14 @@ def uneven_prompts(codec, short_task):
     return prompts
 
 
-@pytest.mark.parametrize("threshold,max_rows", [(1e-3, 8), (1e-5, 8), (1e-5, 1)])
+@pytest.mark.parametrize("threshold,max_rows,max_len", [(1e-3, 8, 8192), (1e-5, 8, 8192), (1e-5, 1, 100)])
 def test_batched_dfs_finds_what_one_path_dfs_finds(peaky_model, codec, short_task, uneven_prompts, threshold,
-                                                   max_rows):
-    """Same texts, same log-probs, greedy path first; max_rows=1 forces the queue (children recomputed)."""
+                                                   max_rows, max_len):
+    """Same texts, same log-probs, greedy path first; max_rows=1 and a small max_len force the queue
+    (children past the memory bound recomputed from their prompt)."""
     grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
     batched = dfs_batched(peaky_model, codec, uneven_prompts, grammar, threshold, 10_000, Deadline(),
-                          max_rows=max_rows)
+                          max_rows=max_rows, max_len=max_len)
     total = 0
     for prompt, together in zip(uneven_prompts, batched):
         alone = dfs(peaky_model, codec, prompt, grammar, threshold, 10_000, Deadline())
@@ -257,7 +258,8 @@ def test_batched_dfs_keeps_the_greedy_path_and_the_likeliest_others(peaky_model,
                                                                     uneven_prompts):
     grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
     for k in (1, 5):
-        batched = dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, k, Deadline(), max_rows=4)
+        batched = dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, k, Deadline(), max_rows=4,
+                              max_len=200)
         for prompt, together in zip(uneven_prompts, batched):
             alone = dfs(peaky_model, codec, prompt, grammar, 1e-5, 10_000, Deadline())
             best = [alone[0], *sorted(alone[1:], key=lambda p: -p.logprob)[:k - 1]]

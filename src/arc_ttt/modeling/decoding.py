@@ -331,7 +331,7 @@ def _select(cache, mask, pos, rows: torch.Tensor):
 
 @torch.inference_mode()
 def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar, threshold: float,
-                max_candidates: int, deadline: Deadline, max_rows: int = 8,
+                max_candidates: int, deadline: Deadline, max_rows: int = 8, max_len: int = 8192,
                 times: PhaseTimes | None = None) -> list[list[Path]]:
     """Per prompt, the same search as `dfs`, with the live paths of several prompts advancing together.
 
@@ -341,8 +341,9 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
     leaves the batch when its text ends or every child falls under the threshold. Since the
     probabilities of disjoint prefixes sum to at most 1, a prompt never has more than 1/threshold + 1
     live paths. New prompts join (prefilled together) while fewer than `max_rows` rows are live;
-    children past `4 * max_rows` rows wait in the queue and are recomputed from their prompt later
-    (a bound on memory, rarely reached).
+    branching may hold up to `max_rows * max_len` cached tokens (what greedy decoding of `max_rows`
+    full prompts may hold); children past that wait in the queue and are recomputed from their
+    prompt later (a bound on memory: recomputing costs a prefill each).
 
     The paths found are those of `dfs`: the greedy path plus every text of probability >= threshold,
     probabilities over the whole vocabulary. Order differs, so when `max_candidates` binds this keeps
@@ -359,7 +360,6 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
     rows: list[_Node] = []
     batch = None  # (cache, attention mask, next position ids) of `rows`
     logits = None  # next-token logits of `rows`
-    hard = 4 * max_rows
 
     def bar(v: int) -> float:
         """The log-probability a new non-greedy path of prompt v must reach to be kept."""
@@ -407,6 +407,7 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
                     children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
                                               on_greedy), k))
         children = [c for c in children if c[1].greedy or c[1].logprob >= bar(c[1].view)]  # bars rose this step
+        hard = max(max_rows, max_rows * max_len // (batch[1].shape[1] + 1))
         if len(children) > hard:  # the likeliest stay (greedy paths first); the rest wait, recomputed later
             children.sort(key=lambda c: (not c[1].greedy, -c[1].logprob))
             queue = [c[1] for c in children[hard:]] + queue
@@ -460,7 +461,7 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
     else:
         try:
             found = dfs_batched(model, codec, [p for _, p in jobs], grammar, cfg.dfs_threshold, cfg.max_candidates,
-                                deadline, max_rows=cfg.batch_size, times=times)
+                                deadline, max_rows=cfg.batch_size, max_len=cfg.max_len, times=times)
         except UnsupportedCache:  # a cache that cannot be left padded (sliding windows): one path at a time
             found = []
             for _, prompt in jobs:
