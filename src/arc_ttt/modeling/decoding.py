@@ -6,9 +6,10 @@ output grid, and the grid is mapped back by the view's exact inverse. Decoding o
 grid tokens that keep the text a legal grid (`GridGrammar`), so every finished candidate parses.
 
 - greedy: views decoded together in batches, left padded, with the KV cache.
-- dfs: per view, the prompt's KV cache is computed once, then a depth-first search keeps every
-  continuation whose cumulative probability stays >= threshold (the greedy path is always kept,
-  so greedy is the one-path special case), cropping the cache back on each backtrack.
+- dfs: a search that keeps every continuation whose cumulative probability stays >= threshold (the
+  greedy path is always kept, so greedy is the one-path special case). `dfs_batched` (the default)
+  advances the live paths of several views together, one row of a stacked KV cache each; `dfs` (one
+  path of one view at a time, cropping the cache back on each backtrack) is its reference.
 
 `predict_task` then merges identical grids and ranks them (selection module) into two attempts.
 Everything runs under inference mode; CUDA out-of-memory errors propagate unchanged so the caller
@@ -296,6 +297,151 @@ def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, thres
     return found
 
 
+# --- batched DFS ------------------------------------------------------------------------------
+
+class UnsupportedCache(RuntimeError):
+    """The model's KV cache has layers the batched search cannot left-pad and merge (e.g. sliding windows)."""
+
+
+@dataclass
+class _Node:
+    view: int  # index of its prompt
+    tokens: tuple[int, ...]  # grid-token indices so far
+    state: State
+    logprob: float
+    greedy: bool  # on the view's greedy path
+
+
+def _layers(cache):
+    from transformers.cache_utils import DynamicLayer  # only the plain growing layer can be left padded and merged
+
+    layers = getattr(cache, "layers", None)
+    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
+        raise UnsupportedCache(f"{type(cache).__name__} with layers {sorted({type(l).__name__ for l in layers or []})}")
+    return layers
+
+
+def _merge(a, b):
+    """Rows (cache, attention mask, next position) of `b` appended below those of `a`, the shorter left padded."""
+    (ca, ma, pa), (cb, mb, pb) = a, b
+    ta, tb = ma.shape[1], mb.shape[1]
+    width = max(ta, tb)
+    pad = lambda t, n: torch.nn.functional.pad(t, (0, 0, n, 0)) if n else t  # noqa: E731 (keys: B,H,T,D)
+    for la, lb in zip(_layers(ca), _layers(cb)):
+        la.keys = torch.cat([pad(la.keys, width - ta), pad(lb.keys, width - tb)])
+        la.values = torch.cat([pad(la.values, width - ta), pad(lb.values, width - tb)])
+    mask = torch.cat([torch.nn.functional.pad(ma, (width - ta, 0)), torch.nn.functional.pad(mb, (width - tb, 0))])
+    return ca, mask, torch.cat([pa, pb])
+
+
+def _select(cache, mask, pos, rows: torch.Tensor):
+    """Keep (or repeat) the given rows, then drop the left columns that are padding in every row."""
+    layers = _layers(cache)
+    mask, pos = mask[rows], pos[rows]
+    first = int(mask.any(0).long().argmax())
+    for layer in layers:
+        layer.keys, layer.values = layer.keys[rows, :, first:], layer.values[rows, :, first:]
+    return cache, mask[:, first:], pos
+
+
+@torch.inference_mode()
+def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar, threshold: float,
+                max_candidates: int, deadline: Deadline, max_rows: int = 8, max_len: int = 8192,
+                times: PhaseTimes | None = None) -> list[list[Path]]:
+    """Per prompt, the same search as `dfs`, with the live paths of several prompts advancing together.
+
+    Every live path is one row of a stacked KV cache (left padded, with its own attention mask and
+    position ids, so each row computes as if alone); one forward per step gives every row its next
+    token's distribution. A row branches into one row per child kept (its cache rows repeated) and
+    leaves the batch when its text ends or every child falls under the threshold. Since the
+    probabilities of disjoint prefixes sum to at most 1, a prompt never has more than 1/threshold + 1
+    live paths. New prompts join (prefilled together) while fewer than `max_rows` rows are live;
+    branching may hold up to `max_rows * max_len` cached tokens (what greedy decoding of `max_rows`
+    full prompts may hold); children past that wait in the queue and are recomputed from their
+    prompt later (a bound on memory: recomputing costs a prefill each).
+
+    The paths found are those of `dfs`: the greedy path plus every text of probability >= threshold,
+    probabilities over the whole vocabulary. Order differs, so when `max_candidates` binds this keeps
+    the greedy path and the likeliest others (`dfs` keeps the first in depth-first order); a live path
+    that can no longer beat the kept ones is pruned. Per prompt: the greedy path first, then by
+    probability. When the deadline passes, what was found so far.
+    """
+    device = model_device(model)
+    grid_ids = grid_ids_tensor(codec, device)
+    log_thr = math.log(threshold)
+    greedy: list[Path | None] = [None] * len(prompts)
+    others: list[list[Path]] = [[] for _ in prompts]
+    queue = [_Node(v, (), grammar.start, 0.0, True) for v in range(len(prompts))]  # waiting for a prefill
+    rows: list[_Node] = []
+    batch = None  # (cache, attention mask, next position ids) of `rows`
+    logits = None  # next-token logits of `rows`
+
+    def bar(v: int) -> float:
+        """The log-probability a new non-greedy path of prompt v must reach to be kept."""
+        if max_candidates <= 1:
+            return math.inf
+        kept = others[v]
+        if len(kept) < max_candidates - 1:
+            return log_thr
+        return max(log_thr, sorted((p.logprob for p in kept), reverse=True)[max_candidates - 2])
+
+    while not deadline.passed():
+        queue = [n for n in queue if n.greedy or n.logprob >= bar(n.view)]
+        if queue and len(rows) < max_rows:  # admit: prefill prompts (or prompt + path) together
+            take, queue = queue[:max_rows - len(rows)], queue[max_rows - len(rows):]
+            seqs = [np.concatenate([prompts[n.view], np.asarray(codec.grid_token_ids, dtype=prompts[n.view].dtype)
+                                    [list(n.tokens)]]) for n in take]
+            t = deadline.clock()
+            ids, mask, pos = left_padded(codec, seqs, device)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+            if times is not None:
+                times.prefill += deadline.clock() - t
+            new = (out.past_key_values, mask, pos[:, -1:] + 1)
+            batch = new if batch is None else _merge(batch, new)
+            logits = out.logits[:, -1] if logits is None else torch.cat([logits, out.logits[:, -1]])
+            rows = rows + take
+        if not rows:
+            break
+
+        allowed = np.stack([grammar.allowed(n.state) for n in rows])
+        logp = grid_logprobs(logits, grid_ids, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
+        children: list[tuple[int, _Node, int]] = []  # (parent row, child, next token)
+        for r, node in enumerate(rows):
+            order = [int(k) for k in np.argsort(-logp[r], kind="stable") if allowed[r, k]]
+            for rank, k in enumerate(order):
+                lp, on_greedy = node.logprob + float(logp[r, k]), node.greedy and rank == 0
+                if not on_greedy and lp < bar(node.view):
+                    continue
+                if k == END:
+                    path = Path(list(node.tokens), lp)
+                    if on_greedy:
+                        greedy[node.view] = path
+                    else:
+                        others[node.view].append(path)
+                else:
+                    children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
+                                              on_greedy), k))
+        children = [c for c in children if c[1].greedy or c[1].logprob >= bar(c[1].view)]  # bars rose this step
+        hard = max(max_rows, max_rows * max_len // (batch[1].shape[1] + 1))
+        if len(children) > hard:  # the likeliest stay (greedy paths first); the rest wait, recomputed later
+            children.sort(key=lambda c: (not c[1].greedy, -c[1].logprob))
+            queue = [c[1] for c in children[hard:]] + queue
+            children = children[:hard]
+        if not children:
+            rows, batch, logits = [], None, None
+            continue
+        parents = torch.tensor([c[0] for c in children], device=device)
+        cache, mask, pos = batch if len(children) == len(rows) and bool((parents == torch.arange(
+            len(rows), device=device)).all()) else _select(*batch, parents)
+        mask = torch.cat([mask, torch.ones((len(children), 1), dtype=mask.dtype, device=device)], dim=1)
+        tokens = grid_ids[torch.tensor([c[2] for c in children], device=device)][:, None]
+        out = model(input_ids=tokens, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        rows, batch, logits = [c[1] for c in children], (out.past_key_values, mask, pos + 1), out.logits[:, -1]
+
+    return [([g] if g is not None else []) + sorted(o, key=lambda p: -p.logprob)[:max(0, max_candidates - 1)]
+            for g, o in zip(greedy, others)]
+
+
 # --- candidates and the task-level entry point ----------------------------------------------
 
 def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
@@ -328,10 +474,17 @@ def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, vi
                                                            times)):
                 add(view, path)
     else:
-        for view, prompt in jobs:
-            if deadline.passed():
-                break
-            for path in dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline,
-                            times=times):
+        try:
+            found = dfs_batched(model, codec, [p for _, p in jobs], grammar, cfg.dfs_threshold, cfg.max_candidates,
+                                deadline, max_rows=cfg.batch_size, max_len=cfg.max_len, times=times)
+        except UnsupportedCache:  # a cache that cannot be left padded (sliding windows): one path at a time
+            found = []
+            for _, prompt in jobs:
+                if deadline.passed():
+                    break
+                found.append(dfs(model, codec, prompt, grammar, cfg.dfs_threshold, cfg.max_candidates, deadline,
+                                 times=times))
+        for (view, _), paths in zip(jobs, found):
+            for path in paths:
                 add(view, path)
     return out
