@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .tasks import GRID_DTYPE, MAX_SIDE, Pair
-from .textformat import DIGITS, END, NEWLINE, Encoded, LossOn, TokenizerFormatError
+from .textformat import DIGITS, END, NEWLINE, Encoded, LossOn, TokenizerFormatError, grammar_masks
 
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
                "Here are some examples from this transformation, your answer must follow the format.\n"
@@ -130,11 +130,8 @@ class NumpyGridGrammar:
         return state if self.texts[k] is None else self._walk(state, self.texts[k])
 
     def masks(self, tokens: Sequence[int]) -> np.ndarray:
-        state, out = self.start, []
-        for k in tokens:
-            out.append(self.allowed(state))
-            state = self.advance(state, k)
-        return np.stack(out)
+        """The allowed set before each token of a complete text (grid-token indices)."""
+        return grammar_masks(self, tokens)
 
 
 # --- the format and its codec --------------------------------------------------------------------------

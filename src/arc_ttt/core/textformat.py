@@ -95,6 +95,16 @@ def grid_symbols(grid: np.ndarray, rows_terminated: bool = True) -> list[int]:
     return [*(flat if rows_terminated else flat[:-1]), END]
 
 
+def grammar_masks(grammar, tokens: Sequence[int]) -> np.ndarray:
+    """The allowed set before each token of a complete text, shape (len, vocabulary of the grammar), from any
+    grammar with `start`, `allowed(state)` and `advance(state, k)` (re-scoring masks a whole answer at once)."""
+    state, out = grammar.start, []
+    for k in tokens:
+        out.append(grammar.allowed(state))
+        state = grammar.advance(state, k)
+    return np.stack(out)
+
+
 def parse_grid_text(text: str, fmt: GridFormat = GridFormat()) -> np.ndarray | None:
     return fmt.parse(text)
 

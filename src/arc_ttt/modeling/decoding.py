@@ -28,7 +28,7 @@ import torch
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
 from ..core.tasks import MAX_SIDE, Task
-from ..core.textformat import END, NEWLINE, GridCodec
+from ..core.textformat import END, NEWLINE, GridCodec, grammar_masks
 from ..core.views import View
 from .loading import model_device
 
@@ -117,12 +117,8 @@ class GridGrammar:
         return rows, col + 1, width  # a digit (the end marker finishes the text; nothing follows)
 
     def masks(self, tokens: Sequence[int]) -> np.ndarray:
-        """The allowed set before each token of a complete text (grid-token indices), shape (len, 12)."""
-        state, out = self.start, []
-        for k in tokens:
-            out.append(self.allowed(state))
-            state = self.advance(state, k)
-        return np.stack(out)
+        """The allowed set before each token of a complete text (grid-token indices)."""
+        return grammar_masks(self, tokens)
 
 
 def codec_grammar(codec: GridCodec, max_side: int = MAX_SIDE):

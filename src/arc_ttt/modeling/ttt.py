@@ -225,6 +225,29 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
 
 # ---------------------------------------------------------------------------- training
 
+def optimizer_step(model, micro: list[Batch], opt, sched, scaler, params, autocast: str,
+                   max_grad_norm: float | None) -> tuple[float, int]:
+    """One optimizer step over gradient-accumulated micro-batches, the loss normalised by the step's target
+    tokens (so each token weighs the same whatever batch it sits in). Returns (mean loss per target, tokens)."""
+    device = model_device(model)
+    n_targets = max(1, sum(m.n_targets for m in micro))
+    step_loss, tokens = 0.0, 0
+    for m in micro:
+        with autocast_context(autocast, device):
+            loss = batch_loss(model, m)
+        scaler.scale(loss / n_targets).backward()
+        step_loss += loss.item()
+        tokens += m.n_tokens
+    if max_grad_norm is not None:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return step_loss / n_targets, tokens
+
+
 def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, max_steps: int | None = None,
           time_cap: float | None = None, clock=time.monotonic) -> TrainResult:
     """Train the model's trainable parameters (the LoRA adapters) on the sequences."""
@@ -258,23 +281,10 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
                 break
             micro = [collate([seqs[i] for i in b], pad_id, device)
                      for b in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]]
-            n_targets = max(1, sum(m.n_targets for m in micro))
-            step_loss = 0.0
-            for m in micro:
-                with autocast_context(cfg.autocast, device):
-                    loss = batch_loss(model, m)
-                scaler.scale(loss / n_targets).backward()
-                step_loss += loss.item()
-                tokens += m.n_tokens
-            if cfg.max_grad_norm is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            loss, n = optimizer_step(model, micro, opt, sched, scaler, params, cfg.autocast, cfg.max_grad_norm)
+            tokens += n
             steps += 1
-            losses.append(step_loss / n_targets)
+            losses.append(loss)
     finally:  # also on CUDA OOM, which propagates to the caller
         for p in params:
             p.grad = None

@@ -265,23 +265,10 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
             first = prog.step * tc.grad_accum * tc.batch_size
             seqs = [sample_sequence(corpus.train, first + j, codec, cfg) for j in range(tc.grad_accum * tc.batch_size)]
             micro = [ttt.collate(seqs[j:j + tc.batch_size], pad_id, device) for j in range(0, len(seqs), tc.batch_size)]
-            n_targets = max(1, sum(m.n_targets for m in micro))
-            step_loss = 0.0
-            for m in micro:
-                with ttt.autocast_context(tc.autocast, device):
-                    loss = ttt.batch_loss(model, m)
-                scaler.scale(loss / n_targets).backward()
-                step_loss += loss.item()
-                prog.tokens += m.n_tokens
-            if tc.max_grad_norm is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            loss, tokens = ttt.optimizer_step(model, micro, opt, sched, scaler, params, tc.autocast, tc.max_grad_norm)
+            prog.tokens += tokens
             prog.step += 1
-            prog.losses.append(round(step_loss / n_targets, 5))
+            prog.losses.append(round(loss, 5))
             now = clock()
             prog.seconds = session_start_seconds + (now - start)
             bar.update(1)
