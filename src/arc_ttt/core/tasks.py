@@ -164,8 +164,8 @@ class TaskSet:
         raise KeyError(task_id)
 
 
-def read_json_object(path: str | os.PathLike, what: str) -> dict:
-    """Read a JSON file whose top level must be an object; one clear error otherwise."""
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Read a JSON file; one clear error (naming `what` and the path) when it cannot be read or parsed."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -179,6 +179,13 @@ def read_json_object(path: str | os.PathLike, what: str) -> dict:
     except json.JSONDecodeError as e:
         hint = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
         raise TaskFileError(f"{what} file {path}: not valid JSON{hint}: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return obj
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """Read a JSON file whose top level must be an object; one clear error otherwise."""
+    path = os.fspath(path)
+    obj = read_json(path, what)
     if not isinstance(obj, dict):
         raise TaskFileError(f"{what} file {path}: top level is a JSON {type(obj).__name__}, expected an object of task ids")
     if not obj:

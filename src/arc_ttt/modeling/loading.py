@@ -209,14 +209,15 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
     delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM."""
     from . import lora  # peft (and bitsandbytes) only when merging: the notebook imports this module before its GPU check
 
-    model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
-    merged = lora.merge_adapter(model, adapter_folder)
-    save_model(merged, tok, dst)
     card = os.path.join(adapter_folder, "finetune.json")
+    trained_in = None  # the prompt format the adapter was trained in, from its card
     if os.path.exists(card):
-        shutil.copy(card, os.path.join(dst, "finetune.json"))
         with open(card, encoding="utf-8") as f:
-            write_format_file(dst, json.load(f).get("format") or "kit")  # the format it was trained in
+            trained_in = json.load(f).get("format") or "kit"
+    model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
+    save_model(lora.merge_adapter(model, adapter_folder), tok, dst, format_name=trained_in)
+    if trained_in is not None:
+        shutil.copy(card, os.path.join(dst, "finetune.json"))
     with open(os.path.join(dst, MERGE_STAMP), "w") as f:
         f.write(adapter_digest(adapter_folder) + "\n")
     return dst
@@ -227,8 +228,10 @@ def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEF
     """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in, rebuilt when the
     adapter changes."""
     stamp = os.path.join(dst, MERGE_STAMP)
-    if os.path.exists(stamp) and open(stamp).read().strip() == adapter_digest(adapter_folder):
-        return dst
+    if os.path.exists(stamp):
+        with open(stamp, encoding="utf-8") as f:
+            if f.read().strip() == adapter_digest(adapter_folder):
+                return dst
     return merge_into_folder(ensure_default_model(base), adapter_folder, dst)
 
 

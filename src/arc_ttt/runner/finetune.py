@@ -30,7 +30,7 @@ from ..core.config import FinetuneConfig, TTTConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
-from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name, write_format_file
+from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name
 from ..core.views import IDENTITY, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
@@ -287,9 +287,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
                 on_step(prog.step)
             log.debug("step %d loss %.4f (%.2f s)", prog.step, prog.losses[-1], now - t0)
     except KeyboardInterrupt:
-        stop = "interrupted"
-        save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
-        log.info("interrupted at step %d: checkpoint saved; --resume continues", prog.step)
+        stop = "interrupted"  # checkpointed below, like a stop at max_minutes
     finally:
         bar.close()
     if stop is not None:
@@ -315,12 +313,10 @@ def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneCon
         merged_dir = os.path.join(out, "model")
         if cfg.output.merge and cfg.model.load_in_4bit:  # a 4-bit base cannot be saved: merge into the original
             merge_into_folder(cfg.model.path, adapter, merged_dir, dtype="float16")
-        elif cfg.output.merge:
+        elif cfg.output.merge:  # the folder says which format the model speaks: the one it was trained in
             merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
-            save_model(merged, tok, merged_dir)
+            save_model(merged, tok, merged_dir, format_name=codec.name)
             write_json_atomic(os.path.join(merged_dir, CARD), card)
-        if cfg.output.merge:
-            write_format_file(merged_dir, codec.name)  # the model speaks the format it was trained in
     write_json_atomic(os.path.join(out, CARD), card)
     return card
 
