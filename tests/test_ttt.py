@@ -172,6 +172,62 @@ def test_tokens_outside_the_mask_contribute_no_gradient(model, small_tasks, code
         assert_same(changed, base)
 
 
+def test_answer_head_loss_normalises_over_the_answer_tokens(model, small_tasks, codec):
+    """The cut head's loss and gradients equal the whole model's, renormalised over the answer tokens."""
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=3))
+    assert data.vocab == tuple(codec.grid_token_ids)
+    head = model.get_output_embeddings()
+    model.zero_grad(set_to_none=True)
+    with ttt.answer_head(model, data.vocab) as label_map:
+        assert model.get_output_embeddings().out_features == len(codec.grid_token_ids) < head.out_features
+        loss = ttt.batch_loss(model, ttt.collate(data.sequences, codec.pad_id, torch.device("cpu"), label_map))
+        loss.backward()
+    got = grads(model)
+    assert model.get_output_embeddings() is head
+    model.zero_grad(set_to_none=True)
+    vocab = torch.tensor(sorted(codec.grid_token_ids))
+    total = 0.0
+    for s in data.sequences:  # reference: the whole head, log-softmax over the answer columns only
+        ids = torch.from_numpy(s.ids)[None]
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1, vocab].float(), -1)
+        target = torch.searchsorted(vocab, ids[0, 1:])
+        mask = torch.from_numpy(s.loss_mask[1:])
+        total = total + -logp[mask].gather(1, target[mask, None]).sum()
+    total.backward()
+    assert loss.item() == pytest.approx(total.item(), rel=1e-5)
+    for n, g in grads(model).items():  # fp32 sums in another order: compare against the tensor's largest element
+        assert (got[n] - g).abs().max() <= 1e-4 * g.abs().max() + 1e-9, n
+    # the whole vocabulary gives another loss (the check above can fail)
+    whole = ttt.batch_loss(model, ttt.collate(data.sequences, codec.pad_id, torch.device("cpu")))
+    assert whole.item() > total.item() * (1 + 1e-3)
+
+
+def test_answer_head_covers_every_target_and_keeps_a_head_with_an_adapter(tokenizer, model, small_tasks, codec):
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    assert ttt.target_ids(data.sequences) <= set(codec.grid_token_ids)
+    with ttt.answer_head(model, None) as label_map:  # no vocabulary: the whole head
+        assert label_map is None and model.get_output_embeddings().out_features == tokenizer.vocab_size
+    with_head = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=4, alpha=8, train_lm_head=True))
+    head = with_head.get_output_embeddings()
+    with ttt.answer_head(with_head, data.vocab) as label_map:  # a LoRA-adapted head trains whole
+        assert label_map is None and with_head.get_output_embeddings() is head
+    result = ttt.train(with_head, data, EXACT)
+    assert result.steps == 2 and all(np.isfinite(result.losses))
+
+
+def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small_tasks, codec):
+    """A first step's loss is the renormalised one, below the whole-vocabulary loss; the head is whole after."""
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=2, batch_size=2))
+    full = replace(data, vocab=None)
+    first = {}
+    for name, d in (("answer", data), ("full", full)):
+        torch.manual_seed(0)
+        m = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=8, alpha=16))
+        first[name] = ttt.train(m, d, replace(EXACT, batch_size=2), max_steps=1).losses[0]
+        assert m.get_output_embeddings().out_features == tokenizer.vocab_size
+    assert first["answer"] < first["full"]
+
+
 def test_mean_output_nll_independent_of_batching(model, small_tasks, codec):
     seqs = ttt.build_sequences(small_tasks[3], codec, ttt.TTTConfig(n_sequences=6)).sequences
     seqs += ttt.build_sequences(small_tasks[4], codec, ttt.TTTConfig(n_sequences=3)).sequences
@@ -325,6 +381,7 @@ def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec
         handle.remove()
     assert not model.training
     assert all(p.grad is None for p in model.parameters())
+    assert model.get_output_embeddings().out_features == model.config.vocab_size  # the head is whole again
 
 
 def test_train_refuses_zero_trainable_parameters(tokenizer, small_tasks, codec):

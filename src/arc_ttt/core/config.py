@@ -57,6 +57,9 @@ class TTTConfig:
     leave_one_out: bool = False  # add n_sequences more, each with one demo in turn as the query
     whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
     loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
+    # answer: the loss normalises over the tokens an answer can hold (digits, newline, end), the head cut to
+    # them (ttt.answer_head: a faster step); full: over the model's whole vocabulary
+    loss_vocab: Literal["answer", "full"] = "answer"
     max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
     lr: float = 1e-4
     # lr of the embedding and lm_head adapters (lora.train_embeddings/train_lm_head); None = lr.

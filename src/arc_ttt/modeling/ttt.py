@@ -3,7 +3,7 @@
 `build_sequences` turns a task's train pairs into token sequences over augmented views (whole-task
 sequences and, optionally, leave-one-out ones), dropping demos that would exceed the length cap.
 `train` runs AdamW with a warmup+cosine schedule over length-grouped batches and computes logits
-only where the loss needs them. It stops at a step budget or a wall-clock cap (checked between
+only where the loss needs them, over the answer tokens only (`answer_head`). It stops at a step budget or a wall-clock cap (checked between
 steps with an injectable clock) and always leaves the model in eval mode. CUDA out-of-memory is
 never caught here: the caller retries with a smaller batch.
 """
@@ -14,6 +14,7 @@ import inspect
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ class TTTData:
     sequences: list[Encoded]
     inference_only: bool
     note: str
+    vocab: tuple[int, ...] | None = None  # the tokens the loss normalises over (ttt.loss_vocab); None: all
 
 
 @dataclass
@@ -89,7 +91,8 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
     note = f"{len(sequences)} sequences over {len(views)} views"
     if dropped:
         note += f"; dropped {dropped} demo(s) over the {cfg.max_len}-token cap"
-    return TTTData(sequences, False, note)
+    vocab = tuple(codec.grid_token_ids) if cfg.loss_vocab == "answer" else None
+    return TTTData(sequences, False, note, vocab)
 
 
 def make_batches(lengths: list[int], batch_size: int, epochs: float = 1.0, seed: int = 0) -> list[list[int]]:
@@ -123,7 +126,8 @@ class Batch:
     n_targets: int
 
 
-def collate(seqs: list[Encoded], pad_id: int, device: torch.device) -> Batch:
+def collate(seqs: list[Encoded], pad_id: int, device: torch.device, label_map: np.ndarray | None = None) -> Batch:
+    """Right-padded batch; `label_map` (token id -> row of a cut head, see `answer_head`) renames the targets."""
     T = max(len(s) for s in seqs)
     ids = np.full((len(seqs), T), pad_id, dtype=np.int64)
     att = np.zeros((len(seqs), T), dtype=np.int64)
@@ -134,6 +138,8 @@ def collate(seqs: list[Encoded], pad_id: int, device: torch.device) -> Batch:
         att[b, :n] = 1
         labels[b, :n - 1] = np.where(s.loss_mask[1:], s.ids[1:], IGNORE)  # position t predicts token t+1
     n_targets = int((labels != IGNORE).sum())
+    if label_map is not None:
+        labels = np.where(labels == IGNORE, IGNORE, label_map[np.maximum(labels, 0)])
     return Batch(torch.from_numpy(ids).to(device), torch.from_numpy(att).to(device),
                  torch.from_numpy(labels).to(device), int(att.sum()), n_targets)
 
@@ -215,6 +221,39 @@ def batch_loss(model, batch: Batch) -> torch.Tensor:
                                              ignore_index=IGNORE, reduction="sum")
 
 
+def target_ids(seqs: Sequence[Encoded]) -> set[int]:
+    """Every token id some sequence has as a target (the token after a loss-masked position's predecessor)."""
+    return {int(t) for s in seqs for t in s.ids[s.loss_mask]}
+
+
+@contextlib.contextmanager
+def answer_head(model, vocab: Sequence[int] | None):
+    """For the duration, the output head cut to the rows of `vocab`: the loss then normalises over the tokens an
+    answer can hold, as a model shrunk to them would (ARChitects shrink theirs), and the head's forward and
+    backward shrink from the whole vocabulary (49k rows for SmolLM2) to about a dozen. Yields the label map
+    (token id -> row, IGNORE elsewhere) for `collate`, or None when the head stays whole: no vocab, or a head
+    that is not a plain Linear (one with a LoRA adapter trains as it is)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if vocab is None or type(head) is not torch.nn.Linear:
+        yield None
+        return
+    rows = torch.tensor(sorted(set(vocab)), dtype=torch.long, device=head.weight.device)
+    cut = torch.nn.Linear(head.in_features, len(rows), bias=head.bias is not None,
+                          device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        cut.weight.copy_(head.weight[rows])
+        if head.bias is not None:
+            cut.bias.copy_(head.bias[rows])
+    cut.requires_grad_(False)
+    label_map = np.full(head.out_features, IGNORE, dtype=np.int64)
+    label_map[rows.cpu().numpy()] = np.arange(len(rows))
+    model.set_output_embeddings(cut)
+    try:
+        yield label_map
+    finally:
+        model.set_output_embeddings(head)
+
+
 def lr_factor(step: int, total: int, warmup: float) -> float:
     """Linear warmup (the first step already moves) then cosine decay towards zero."""
     w = math.ceil(warmup * total)
@@ -266,6 +305,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     else:
         finished = "done"
     device = model_device(model)
+    vocab = None if not isinstance(data, TTTData) or data.vocab is None else set(data.vocab) | target_ids(seqs)
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(cfg.autocast, weight_dtype(model), device))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
@@ -274,18 +314,19 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     steps, tokens, losses, stopped_by = 0, 0, [], finished
     model.train()
-    try:
-        for step in range(total):
-            if time_cap is not None and clock() - start >= time_cap:
-                stopped_by = "time_cap"
-                break
-            micro = [collate([seqs[i] for i in b], pad_id, device)
-                     for b in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]]
-            loss, n = optimizer_step(model, micro, opt, sched, scaler, params, cfg.autocast, cfg.max_grad_norm)
-            tokens += n
-            steps += 1
-            losses.append(loss)
-    finally:  # also on CUDA OOM, which propagates to the caller
+    try:  # the head is whole again, and the model in eval mode, whatever happens (CUDA OOM propagates)
+        with answer_head(model, vocab) as label_map:
+            for step in range(total):
+                if time_cap is not None and clock() - start >= time_cap:
+                    stopped_by = "time_cap"
+                    break
+                micro = [collate([seqs[i] for i in b], pad_id, device, label_map)
+                         for b in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]]
+                loss, n = optimizer_step(model, micro, opt, sched, scaler, params, cfg.autocast, cfg.max_grad_norm)
+                tokens += n
+                steps += 1
+                losses.append(loss)
+    finally:
         for p in params:
             p.grad = None
         if checkpointing:
