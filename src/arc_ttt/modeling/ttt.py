@@ -226,28 +226,55 @@ def target_ids(seqs: Sequence[Encoded]) -> set[int]:
     return {int(t) for s in seqs for t in s.ids[s.loss_mask]}
 
 
+class CutHead(torch.nn.Module):
+    """An output head's rows for `rows`: the frozen base rows copied, and a peft LoRA adapter on the head (if any)
+    applied through the rows of its B, so that A and B still train. Holds no parameters of its own."""
+
+    def __init__(self, head: torch.nn.Module, rows: torch.Tensor):
+        super().__init__()
+        base = getattr(head, "base_layer", head)
+        self.register_buffer("rows", rows)
+        self.register_buffer("weight", base.weight.detach()[rows].clone())
+        self.register_buffer("bias", None if base.bias is None else base.bias.detach()[rows].clone())
+        adapters = [a for a in getattr(head, "active_adapters", []) if a in getattr(head, "lora_A", {})]
+        # (A, B, dropout, scaling) in a plain list: not submodules, so the model's parameters are not listed twice
+        self.lora = [(head.lora_A[a], head.lora_B[a], head.lora_dropout[a], head.scaling[a]) for a in adapters]
+        self.in_features, self.out_features = base.in_features, len(rows)
+
+    @staticmethod
+    def fits(head) -> bool:
+        """A plain Linear, or peft's LoRA Linear over one, unmerged, with plain adapters (no DoRA, no bias in B)."""
+        if type(head) is torch.nn.Linear:
+            return True
+        base = getattr(head, "base_layer", None)
+        return (type(base) is torch.nn.Linear and hasattr(head, "lora_A") and not head.merged
+                and not head.disable_adapters and not getattr(head, "lora_variant", {})
+                and all(head.lora_B[a].bias is None for a in head.active_adapters if a in head.lora_A))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.nn.functional.linear(x, self.weight, self.bias)
+        for A, B, dropout, scaling in self.lora:
+            h = A(dropout(x.to(A.weight.dtype)))
+            out = out + torch.nn.functional.linear(h, B.weight[self.rows]).to(out.dtype) * scaling
+        return out
+
+
 @contextlib.contextmanager
 def answer_head(model, vocab: Sequence[int] | None):
     """For the duration, the output head cut to the rows of `vocab`: the loss then normalises over the tokens an
     answer can hold, as a model shrunk to them would (ARChitects shrink theirs), and the head's forward and
-    backward shrink from the whole vocabulary (49k rows for SmolLM2) to about a dozen. Yields the label map
-    (token id -> row, IGNORE elsewhere) for `collate`, or None when the head stays whole: no vocab, or a head
-    that is not a plain Linear (one with a LoRA adapter trains as it is)."""
+    backward shrink from the whole vocabulary (49k rows for SmolLM2, 128k for Llama 3) to about a dozen; a LoRA
+    adapter on the head still trains (`CutHead`). Yields the label map (token id -> row, IGNORE elsewhere) for
+    `collate`, or None when the head stays whole: no vocab, or a head `CutHead` cannot cut (a quantised one)."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if vocab is None or type(head) is not torch.nn.Linear:
+    if vocab is None or head is None or not CutHead.fits(head):
         yield None
         return
-    rows = torch.tensor(sorted(set(vocab)), dtype=torch.long, device=head.weight.device)
-    cut = torch.nn.Linear(head.in_features, len(rows), bias=head.bias is not None,
-                          device=head.weight.device, dtype=head.weight.dtype)
-    with torch.no_grad():
-        cut.weight.copy_(head.weight[rows])
-        if head.bias is not None:
-            cut.bias.copy_(head.bias[rows])
-    cut.requires_grad_(False)
-    label_map = np.full(head.out_features, IGNORE, dtype=np.int64)
+    weight = getattr(head, "base_layer", head).weight
+    rows = torch.tensor(sorted(set(vocab)), dtype=torch.long, device=weight.device)
+    label_map = np.full(weight.shape[0], IGNORE, dtype=np.int64)
     label_map[rows.cpu().numpy()] = np.arange(len(rows))
-    model.set_output_embeddings(cut)
+    model.set_output_embeddings(CutHead(head, rows))
     try:
         yield label_map
     finally:
@@ -336,18 +363,20 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
 
 
 @torch.no_grad()
-def mean_output_nll(model, sequences: list[Encoded], batch_size: int = 4, *, autocast: str = "auto") -> float:
-    """Mean NLL per loss-masked token over the sequences (the model's mode is left as it was)."""
+def mean_output_nll(model, sequences: list[Encoded], batch_size: int = 4, *, autocast: str = "auto",
+                    vocab: Sequence[int] | None = None) -> float:
+    """Mean NLL per loss-masked token over the sequences, normalised over `vocab` (None: the whole vocabulary,
+    else as `answer_head`); the model's mode is left as it was."""
     if not sequences:
         return float("nan")
     device = model_device(model)
     pad_id = _pad_id(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     total, count = 0.0, 0
-    for k in range(0, len(order), batch_size):
-        batch = collate([sequences[i] for i in order[k:k + batch_size]], pad_id, device)
-        with autocast_context(autocast, device):
-            total += batch_loss(model, batch).item()
-        count += batch.n_targets
+    with answer_head(model, None if vocab is None else set(vocab) | target_ids(sequences)) as label_map:
+        for k in range(0, len(order), batch_size):
+            batch = collate([sequences[i] for i in order[k:k + batch_size]], pad_id, device, label_map)
+            with autocast_context(autocast, device):
+                total += batch_loss(model, batch).item()
+            count += batch.n_targets
     return total / max(1, count)
-
