@@ -5,6 +5,8 @@
    answer head (the default, `ttt.answer_head`), and that with `torch.compile` (its compile time reported);
    FLOPs per step counted by torch's FlopCounterMode, MFU against the matmul peaks (fp32 and bf16) measured
    in the same run (target: >= 1.67x HF; keys step.speedup_vs_hf, step.mfu);
+   pack: a batch of two sequences of unequal length, padded vs packed into one row with a block-diagonal
+   causal mask and per-sequence positions (same loss checked; `--only pack`);
 1. overhead: `ttt.train` step time vs a bare forward+backward+AdamW loop over the very same batches, with
    the same masked loss (pure loop overhead) and with HF `labels=` (logits at every position)
    (targets: <= 1.05x), and the padding fraction of our length-grouped batches (target: <= 5%);
@@ -256,6 +258,48 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
             "tasks_improved": sum(r["nll_after"] < r["nll_before"] for r in rows)}
 
 
+def pack_speed(model, codec, tasks, repeats: int) -> dict:
+    """Padding vs packing for one batch of a ~400- and a ~250-token sequence (forward + backward, answer head)."""
+    seqs = [ttt.build_sequences(min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - n)), codec,
+                                ttt.TTTConfig(n_sequences=1)).sequences[0] for n in (400, 250)]
+    vocab, cpu = tuple(codec.grid_token_ids), torch.device("cpu")
+
+    def padded() -> float:
+        with ttt.answer_head(model, vocab) as label_map:
+            loss = ttt.batch_loss(model, ttt.collate(seqs, 0, cpu, label_map))
+            loss.backward()
+        return loss.item()
+
+    def packed() -> float:
+        with ttt.answer_head(model, vocab) as label_map:
+            ids = torch.from_numpy(np.concatenate([s.ids for s in seqs]))[None]
+            seg = torch.cat([torch.full((len(s),), k) for k, s in enumerate(seqs)])
+            pos = torch.cat([torch.arange(len(s)) for s in seqs])[None]
+            allowed = (seg[:, None] == seg[None, :]) & torch.ones(len(seg), len(seg), dtype=torch.bool).tril()
+            mask = torch.zeros(1, 1, len(seg), len(seg)).masked_fill(~allowed, float("-inf"))
+            labels = torch.cat([ttt.collate([s], 0, cpu, label_map).labels[0] for s in seqs])
+            keep = (labels != ttt.IGNORE).nonzero().squeeze(1)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=keep)
+            loss = torch.nn.functional.cross_entropy(out.logits[0].float(), labels[keep], reduction="sum")
+            loss.backward()
+        return loss.item()
+
+    model.train()
+    losses = {"padded": padded(), "packed": packed()}  # also the warm-up
+    times = {"padded": [], "packed": []}
+    for _ in range(repeats):
+        for name, fn in (("padded", padded), ("packed", packed)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+            model.zero_grad(set_to_none=True)
+    model.eval()
+    lengths = [len(s) for s in seqs]
+    return {"tokens": lengths, "padding": 1 - sum(lengths) / (len(lengths) * max(lengths)), "loss": losses,
+            "s_padded": min(times["padded"]), "s_packed": min(times["packed"]), "all": times,
+            "speedup": min(times["padded"]) / min(times["packed"])}
+
+
 def step_rows(st: dict) -> list[tuple[str, str, str, str]]:
     t, hf = st["s_per_step"], st["s_per_step"]["hf_labels"]
     rows = [(f"step: HF + peft, labels= ({st['vocab']} logits x all positions)", f"{hf:.3f} s", "1.00x", "")]
@@ -276,7 +320,7 @@ def main() -> None:
     parser.add_argument("--shrink-repeats", type=int, default=4)
     parser.add_argument("--ttt-sequences", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--only", choices=["step"], help="measure only this section; the others stay as --out has them")
+    parser.add_argument("--only", choices=["step", "pack"], help="measure only this section; the others stay as --out has them")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile variant")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
@@ -294,12 +338,20 @@ def main() -> None:
         with open(args.out) as f:
             result = json.load(f)
 
-    print("[0] step: ours vs HF + peft", flush=True)
-    peft_model = lora.attach(model, LORA)
-    step = step_speed(peft_model, codec, tasks, args.repeats, args.compile)
-    peft_model.unload()
-    rows = step_rows(step)
-    result["step"] = step
+    rows = []
+    if args.only in (None, "step"):
+        print("[0] step: ours vs HF + peft", flush=True)
+        peft_model = lora.attach(model, LORA)
+        result["step"] = step_speed(peft_model, codec, tasks, args.repeats, args.compile)
+        peft_model.unload()
+        rows += step_rows(result["step"])
+    if args.only in (None, "pack"):
+        print("[0] packing vs padding", flush=True)
+        peft_model = lora.attach(model, LORA)
+        pk = result["pack"] = pack_speed(peft_model, codec, tasks, args.repeats)
+        peft_model.unload()
+        rows.append((f"packed vs padded batch ({pk['tokens']} tokens, {100 * pk['padding']:.0f}% padding)",
+                     f"{pk['s_padded']:.2f} s -> {pk['s_packed']:.2f} s", f"{pk['speedup']:.2f}x", ""))
     if not args.only:
         print("[1] loop overhead and padding", flush=True)
         peft_model = lora.attach(model, LORA)
