@@ -3,8 +3,9 @@
 `build_sequences` turns a task's train pairs into token sequences over augmented views (whole-task
 sequences and, optionally, leave-one-out ones), dropping demos that would exceed the length cap.
 `train` runs AdamW with a warmup+cosine schedule over length-grouped batches and computes logits
-only where the loss needs them, over the answer tokens only (`answer_head`). It stops at a step budget or a wall-clock cap (checked between
-steps with an injectable clock) and always leaves the model in eval mode. CUDA out-of-memory is
+only where the loss needs them, over the answer tokens only (`answer_head`). It stops at a step
+budget or a wall-clock cap (checked between steps with an injectable clock) and always leaves the
+model in eval mode. CUDA out-of-memory is
 never caught here: the caller retries with a smaller batch.
 """
 from __future__ import annotations
@@ -222,7 +223,7 @@ def batch_loss(model, batch: Batch) -> torch.Tensor:
 
 
 def target_ids(seqs: Sequence[Encoded]) -> set[int]:
-    """Every token id some sequence has as a target (the token after a loss-masked position's predecessor)."""
+    """Every token id that is a target (loss-masked) somewhere in the sequences."""
     return {int(t) for s in seqs for t in s.ids[s.loss_mask]}
 
 
