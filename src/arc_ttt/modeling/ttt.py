@@ -5,8 +5,7 @@ sequences and, optionally, leave-one-out ones), dropping demos that would exceed
 `train` runs AdamW with a warmup+cosine schedule over length-grouped batches and computes logits
 only where the loss needs them, over the answer tokens only (`answer_head`). It stops at a step
 budget or a wall-clock cap (checked between steps with an injectable clock) and always leaves the
-model in eval mode. CUDA out-of-memory is
-never caught here: the caller retries with a smaller batch.
+model in eval mode. CUDA out-of-memory is never caught here: the caller retries with a smaller batch.
 """
 from __future__ import annotations
 
