@@ -174,7 +174,7 @@ def test_tokens_outside_the_mask_contribute_no_gradient(model, small_tasks, code
 
 def test_answer_head_loss_normalises_over_the_answer_tokens(model, small_tasks, codec):
     """The cut head's loss and gradients equal the whole model's, renormalised over the answer tokens."""
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=3))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=3))
     assert data.vocab == tuple(codec.grid_token_ids)
     head = model.get_output_embeddings()
     model.zero_grad(set_to_none=True)
@@ -203,7 +203,7 @@ def test_answer_head_loss_normalises_over_the_answer_tokens(model, small_tasks, 
 
 
 def test_answer_head_covers_every_target(tokenizer, model, small_tasks, codec):
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2))
     assert ttt.target_ids(data.sequences) <= set(codec.grid_token_ids)
     with ttt.answer_head(model, None) as label_map:  # no vocabulary: the whole head
         assert label_map is None and model.get_output_embeddings().out_features == tokenizer.vocab_size
@@ -218,7 +218,7 @@ def test_answer_head_with_a_lora_adapter_on_the_head(tokenizer, small_tasks, cod
     with torch.no_grad():  # B starts at zero: give the adapter something to say
         for p in head.lora_B.parameters():
             p.normal_(0, 0.5)
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=2))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2))
     named = dict(m.named_parameters())
     a_name = next(n for n in named if "lm_head.lora_A" in n)
     b_name = next(n for n in named if "lm_head.lora_B" in n)
@@ -249,7 +249,7 @@ def test_answer_head_with_a_lora_adapter_on_the_head(tokenizer, small_tasks, cod
 
 def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small_tasks, codec):
     """A first step's loss is the renormalised one, below the whole-vocabulary loss; the head is whole after."""
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=2, batch_size=2))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2, batch_size=2))
     full = replace(data, vocab=None)
     first = {}
     for name, d in (("answer", data), ("full", full)):
@@ -403,7 +403,7 @@ def test_fp16_weights_train_with_loss_scaling_on_cpu(tokenizer, small_tasks, cod
 
 def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec):
     """The orchestrator catches CUDA OOM and retries smaller: simulate one mid-step on CPU."""
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=4))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=4))
     calls = itertools.count()
 
     def explode(module, args, output):

@@ -3,7 +3,7 @@
 `build_sequences` turns a task's train pairs into token sequences over augmented views (whole-task
 sequences and, optionally, leave-one-out ones), dropping demos that would exceed the length cap.
 `train` runs AdamW with a warmup+cosine schedule over length-grouped batches and computes logits
-only where the loss needs them, over the answer tokens only (`answer_head`). It stops at a step
+only where the loss needs them (over the whole vocabulary, or the answer tokens: `answer_head`). It stops at a step
 budget or a wall-clock cap (checked between steps with an injectable clock) and always leaves the
 model in eval mode. CUDA out-of-memory is never caught here: the caller retries with a smaller batch.
 """
