@@ -200,11 +200,10 @@ def summary(out: dict) -> dict:
                                       "candidates_batched", "one_path_s", "batched_s")},
               "load_avg": [r["load_before"] for k in ("one_path", "batched") for r in head["runs"][k]],
               "cases": list(out.values()), "torch_threads": torch.get_num_threads(),
-              "command": "flock /tmp/arc-cpu.lock nice -n 10 env PYTHONPATH=$PWD/src .venv/bin/python "
-                         "benchmarks/inference.py --only dfs",
+              "command": "flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/inference.py --only dfs",
               "note": "speedup: candidates per second, batched / one-path, best of the alternated runs of each; "
-                      "the CPU was shared with a training job (load in runs), so speedup_cpu (process CPU "
-                      "seconds) is the steadier figure"}
+                      "the load average is recorded per run (load_avg, cases): on a shared CPU speedup_cpu "
+                      "(process CPU seconds) is the steadier figure"}
     return result
 
 
