@@ -1,8 +1,9 @@
 """TTT engine benchmark on SmolLM2-135M (CPU here): step speed, loop overhead, vocabulary shrinking, learning.
 
 0. step: `ttt.train`'s step against a plain HF + peft step (whole vocabulary, `labels=`) on the same batches,
-   alternated in one process: ours with the whole vocabulary (logits only where a target is), ours with the
-   answer head (the default, `ttt.answer_head`), and that with `torch.compile` (its compile time reported);
+   alternated in one process: ours with the whole vocabulary (logits only where a target is; the default),
+   ours with the answer head (`ttt.loss_vocab: answer`, `ttt.answer_head`), and that with `torch.compile`
+   (its compile time reported);
    FLOPs per step counted by torch's FlopCounterMode, MFU against the matmul peaks (fp32 and bf16) measured
    in the same run (target: >= 1.67x HF; keys step.speedup_vs_hf, step.mfu);
    pack: a batch of two sequences of unequal length, padded vs packed into one row with a block-diagonal
@@ -352,7 +353,7 @@ def main() -> None:
         peft_model.unload()
         rows += step_rows(result["step"])
     if args.only in (None, "pack"):
-        print("[0] packing vs padding", flush=True)
+        print("[0b] packing vs padding", flush=True)
         peft_model = lora.attach(model, LORA)
         pk = result["pack"] = pack_speed(peft_model, codec, tasks, args.repeats)
         peft_model.unload()

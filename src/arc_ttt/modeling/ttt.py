@@ -260,18 +260,19 @@ class CutHead(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def answer_head(model, vocab: Sequence[int] | None):
+def answer_head(model, vocab: Sequence[int] | None, seqs: Sequence[Encoded] = ()):
     """For the duration, the output head cut to the rows of `vocab`: the loss then normalises over the tokens an
     answer can hold, as a model shrunk to them would (ARChitects shrink theirs), and the head's forward and
     backward shrink from the whole vocabulary (49k rows for SmolLM2, 128k for Llama 3) to about a dozen; a LoRA
-    adapter on the head still trains (`CutHead`). Yields the label map (token id -> row, IGNORE elsewhere) for
+    adapter on the head still trains (`CutHead`). Every target token of `seqs` joins `vocab`, so no target
+    falls outside the cut head. Yields the label map (token id -> row, IGNORE elsewhere) for
     `collate`, or None when the head stays whole: no vocab, or a head `CutHead` cannot cut (a quantised one)."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if vocab is None or head is None or not CutHead.fits(head):
         yield None
         return
     weight = getattr(head, "base_layer", head).weight
-    rows = torch.tensor(sorted(set(vocab)), dtype=torch.long, device=weight.device)
+    rows = torch.tensor(sorted(set(vocab) | target_ids(seqs)), dtype=torch.long, device=weight.device)
     label_map = np.full(weight.shape[0], IGNORE, dtype=np.int64)
     label_map[rows.cpu().numpy()] = np.arange(len(rows))
     model.set_output_embeddings(CutHead(head, rows))
@@ -332,7 +333,6 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     else:
         finished = "done"
     device = model_device(model)
-    vocab = None if not isinstance(data, TTTData) or data.vocab is None else set(data.vocab) | target_ids(seqs)
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(cfg.autocast, weight_dtype(model), device))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
@@ -342,7 +342,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     steps, tokens, losses, stopped_by = 0, 0, [], finished
     model.train()
     try:  # the head is whole again, and the model in eval mode, whatever happens (CUDA OOM propagates)
-        with answer_head(model, vocab) as label_map:
+        with answer_head(model, data.vocab if isinstance(data, TTTData) else None, seqs) as label_map:
             for step in range(total):
                 if time_cap is not None and clock() - start >= time_cap:
                     stopped_by = "time_cap"
@@ -373,7 +373,7 @@ def mean_output_nll(model, sequences: list[Encoded], batch_size: int = 4, *, aut
     pad_id = _pad_id(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     total, count = 0.0, 0
-    with answer_head(model, None if vocab is None else set(vocab) | target_ids(sequences)) as label_map:
+    with answer_head(model, vocab, sequences) as label_map:
         for k in range(0, len(order), batch_size):
             batch = collate([sequences[i] for i in order[k:k + batch_size]], pad_id, device, label_map)
             with autocast_context(autocast, device):
