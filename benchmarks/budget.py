@@ -5,8 +5,10 @@
 Scenarios: the 120 ARC-AGI-2 evaluation tasks and a 240-task rerun (the eval tasks plus 120
 training tasks), under the Kaggle 2 h budget, with hardware 0.5x..4x slower than the planner's
 prior and +-50% per-task noise it cannot know. For each: finish time vs budget, share of the
-budget spent training and predicting, modes chosen, and adaptive vs uniform effort on the same
-tasks (how many steps go to the hardest and easiest thirds by difficulty).
+budget spent training and predicting, modes chosen, tasks left without TTT or without any
+prediction, mean steps per tenth of the run in run order (flat is fair: steps have diminishing
+returns), and adaptive vs uniform effort on the same tasks (how many steps go to the hardest and
+easiest thirds by difficulty).
 Writes benchmarks/results/budget.json.
 
     .venv/bin/python benchmarks/budget.py --real   (about 10 minutes)
@@ -65,6 +67,10 @@ def scenario(name, tasks, speed, adaptive, tmp):
         "total_steps": int(steps.sum()),
         "mean_steps_easiest_third": round(float(steps[diffs <= lo].mean()), 1),
         "mean_steps_hardest_third": round(float(steps[diffs >= hi].mean()), 1),
+        # steps by the task's place in the run: a planner that holds time back early hands it to the last tasks
+        "mean_steps_by_run_tenth": [round(float(d.mean()), 1) for d in np.array_split(steps, 10)],
+        "tasks_without_ttt": sum(r.steps == 0 for r in recs),
+        "tasks_without_a_prediction": sum(r.views == 0 for r in recs),
         "modes": modes,
     }
 
@@ -113,7 +119,7 @@ def main() -> int:
                     rows.append(scenario(f"{name}-x{speed}-{'adaptive' if adaptive else 'uniform'}", tasks, speed,
                                          adaptive, tmp))
     cols = ["scenario", "budget_bound", "finish_s", "productive_share", "total_steps", "mean_steps_easiest_third",
-            "mean_steps_hardest_third", "modes"]
+            "mean_steps_hardest_third", "tasks_without_ttt", "tasks_without_a_prediction", "mean_steps_by_run_tenth"]
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(str(r[c]) for c in cols))

@@ -35,12 +35,13 @@ def test_plenty_of_time_gives_max_steps_and_all_views():
 
 @pytest.mark.parametrize("headroom", [0.0, 0.2])
 def test_plan_fits_the_remaining_tasks_and_splits_evenly(headroom):
-    """Steps are planned into the time left less the headroom; the headroom is the task's to overrun into."""
+    """Steps are planned into the time left less the headroom (budget.headroom / sqrt(tasks left)); the headroom is
+    the task's to overrun into."""
     cfg = BudgetConfig(seconds=600, safety_margin=0, min_margin_seconds=0, adaptive=False, max_steps=1000,
                        task_overhead_seconds=0, headroom=headroom)
     p = planner(cfg, costs(10))
     plan = p.plan("t0")
-    planned = 600 * (1 - headroom)
+    planned = 600 * (1 - headroom / 10 ** 0.5)
     expected_total = 10 * (p.train_seconds(p.tasks[0], plan.steps) + p.infer_seconds(p.tasks[0], plan.views))
     assert expected_total <= planned
     assert 10 * (p.train_seconds(p.tasks[0], plan.steps + 1) + p.infer_seconds(p.tasks[0], 8)) > planned
@@ -169,3 +170,15 @@ def test_an_engine_that_does_not_split_inference_gets_one_factor_for_all_of_it()
     p.record("t0", p.plan("t0"), train_seconds=0.0, steps_done=0, infer_seconds=3 * before, views_done=8)
     assert (p.prefill.factor, p.decode.factor) == pytest.approx((3.0, 3.0)) and p.rescore.samples == 0
     assert p.infer_seconds(t, 8) == pytest.approx(3 * before)
+
+
+def test_a_train_cap_comes_sooner_by_the_inference_reserve_times_the_slowdown():
+    from arc_ttt.core.planner import TrainCap
+
+    cap = TrainCap(seconds=50.0, infer_reserve=10.0, step_seconds=1.0)
+    assert not cap.reached(0.0, 0)
+    assert not cap.reached(49.0, 49) and cap.reached(50.0, 50)  # on plan: while the next step ends in time
+    assert not cap.reached(38.0, 19) and cap.reached(40.0, 20)  # 2x slow: inference needs 10 s more, from 40 s
+    assert not cap.reached(16.0, 4) and cap.reached(20.0, 5)  # 4x slow: 30 s more, the step 16-20 s is the last
+    assert not cap.reached(30.0, 60) and cap.reached(49.75, 99)  # faster than planned: never sooner, never later
+    assert TrainCap(50.0).reached(50.0, 10) and not TrainCap(50.0).reached(49.9, 1)  # no estimate: plain seconds

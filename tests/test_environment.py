@@ -271,9 +271,9 @@ def test_projection_for_the_scoring_rerun_from_measured_speed():
         assert r["expected_seconds"] == pytest.approx(r["tasks"] * r["seconds_per_task"], rel=0.01)
         assert r["fits"]  # the planner sized the effort to the budget
     assert rows[1]["steps"] < rows[0]["steps"]  # twice the tasks, less effort each
-    # 2 s/step, 2 s/view at 240 tasks, steps planned into 80% of the time (budget.headroom 0.2): 6840 s x 0.8
-    # / 240 = 22.8 s each: 8 views and the 4 minimum steps (24.5 s with the overhead) do not fit, 7 views do
-    assert (rows[1]["steps"], rows[1]["views"]) == (4, 7)
+    # 2 s/step, 2 s/view at 240 tasks, steps planned into all but budget.headroom / sqrt(240) = 1.3% of the time:
+    # 6840 s x 0.987 / 240 = 28.1 s each: 8 views and 5 steps (26.5 s with the overhead) fit, 6 steps do not
+    assert (rows[1]["steps"], rows[1]["views"]) == (5, 8)
     # a four times faster GPU (or four workers) affords more steps
     assert E.project_rerun(records, cfg, workers=4)[1]["steps"] > rows[1]["steps"]
     text = "\n".join(E.projection_lines(rows, "1 x NVIDIA L4, kaggle.yaml"))

@@ -228,7 +228,7 @@ def test_an_out_of_memory_retry_shares_the_task_time_instead_of_adding_to_it(tmp
         def train(self, task, steps, time_cap, shrink):
             if task.id == tid and shrink == 0:
                 self.calls.append(("train", task.id, steps, time_cap, shrink))
-                self.clock.advance(time_cap * 0.8)  # most of the training time is gone when it fails
+                self.clock.advance(time_cap.seconds * 0.8)  # most of the training time is gone when it fails
                 raise torch.OutOfMemoryError("CUDA out of memory")
             return super().train(task, steps, time_cap, shrink)
 
@@ -239,7 +239,7 @@ def test_an_out_of_memory_retry_shares_the_task_time_instead_of_adding_to_it(tmp
     predict = next(call for call in engine.calls if call[0] == "predict" and call[1] == tid)
     rec = {r.id: r for r in result.records}[tid]
     assert rec.retried and rec.status == "ok"
-    assert second[3] <= first[3] * 0.2 + 1e-9  # the retry trains within what is left of the first cap
+    assert second[3].seconds <= first[3].seconds * 0.2 + 1e-9  # the retry trains within what is left of the first cap
     assert predict[3] > 0  # inference still gets its time
     assert rec.views == cfg.inference.n_views
 
@@ -255,6 +255,29 @@ def test_a_task_slower_than_its_estimate_completes_its_plan_when_the_run_has_roo
     assert first.planned_steps == 16 and first.planned_views == 4
     assert (first.steps, first.views) == (16, 4)
     assert all((r.status, r.steps, r.views) == ("ok", r.planned_steps, r.planned_views) for r in result.records)
+
+
+def test_a_task_that_trains_slower_than_planned_stops_training_in_time_to_predict(tmp_path, challenge_files):
+    """The budget binds, no headroom, and the fourth task runs 3x slower than every estimate (which the first three
+    made exact): its steps show it, so training stops early enough for its 3x slower inference to finish all its
+    views (a cap of plain seconds leaves inference its estimate, and the task ends with no prediction)."""
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "budget.seconds=60", "budget.adaptive=false", "budget.min_steps=1",
+                 "budget.max_steps=1000", "budget.headroom=0", "budget.task_overhead_seconds=0")
+    slow = list(json.loads(open(c).read()))[3]
+
+    class OneSlowTask(SimEngine):
+        def _factor(self, task_id):
+            return 3.0 if task_id == slow else 1.0
+
+    clock, solver = sim(cfg)
+    engine = OneSlowTask(clock, cfg.budget, truth=solver.truth)
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    rec = {r.id: r for r in result.records}[slow]
+    assert rec.planned_steps < 1000  # the budget, not the step cap, set the plan
+    assert rec.train_stopped_by == "time_cap" and 0 < rec.steps < rec.planned_steps
+    assert rec.views == rec.planned_views and rec.status == "ok"
+    assert clock() <= 60
 
 
 @pytest.mark.parametrize("speed", [3.0, 10.0])

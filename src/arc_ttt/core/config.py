@@ -121,8 +121,9 @@ class BudgetConfig:
     adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos
     weight_range: tuple[float, float] = (0.25, 2.0)
     difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
-    # Share of the time left that TTT steps are not planned into: a task slower than its estimate runs into
-    # it instead of being cut short; what a task leaves unused goes to the steps of the tasks after it.
+    # Share of the time left that TTT steps are not planned into, divided by sqrt(tasks left per worker): a
+    # task slower than its estimate runs into it instead of being cut short; what a task leaves unused goes
+    # to the steps of the tasks after it. 0.2 holds back 1.8% at the start of a 120-task run, 20% at its end.
     headroom: float = 0.2
     # Prior cost model (seconds), replaced by measurement as soon as tasks finish.
     train_seconds_per_token: float = 2e-4

@@ -31,6 +31,29 @@ class TaskCost:
 
 
 @dataclass(frozen=True)
+class TrainCap:
+    """When a task's training must stop (checked between steps). With the plan's estimate of a step: when the next
+    step, at the pace of those done, would end past `seconds` brought forward by `infer_reserve` times how much
+    slower than planned the steps run. A task slow to train is slow to predict as well, and a task stopped with
+    no prediction scores nothing, while one with a few steps fewer still scores. Without it: at `seconds`."""
+
+    seconds: float
+    infer_reserve: float = 0.0  # the inference time the plan reserved after training
+    step_seconds: float = 0.0  # the plan's estimate of one step (0: unknown)
+
+    @classmethod
+    def of(cls, cap: "float | TrainCap | None") -> "TrainCap | None":
+        """The cap itself, or one of plain seconds."""
+        return cls(float(cap)) if isinstance(cap, (int, float)) else cap
+
+    def reached(self, elapsed: float, steps_done: int) -> bool:
+        if not steps_done or self.step_seconds <= 0:
+            return elapsed >= self.seconds
+        pace = elapsed / steps_done
+        return elapsed + pace > self.seconds - self.infer_reserve * max(0.0, pace / self.step_seconds - 1.0)
+
+
+@dataclass(frozen=True)
 class TaskPlan:
     mode: str  # full | fewer_views | no_ttt | probe | fallback
     steps: int
@@ -40,6 +63,7 @@ class TaskPlan:
     weight: float
     seconds_left: float
     reason: str = ""
+    step_seconds: float = 0.0  # the estimate of one TTT step behind `steps`
 
     @property
     def train_cap(self) -> float:
@@ -169,6 +193,16 @@ class Planner:
         return max(0, min(steps, int(spare / per_step))) if per_step > 0 else steps
 
     # ---- the decisions ----------------------------------------------------------------------
+    def headroom(self, n_remaining: int) -> float:
+        """Share of the time left that steps are not planned into: `budget.headroom` / sqrt(tasks left per worker).
+
+        The remaining tasks' estimated total is off by about sigma / sqrt(n) when each task is off by sigma
+        independently, so that is the slack the plan needs; what a task leaves unused goes to the steps of the
+        tasks after it anyway. A fixed share of all the time left held back a fifth of the budget at every task
+        and handed it out only near the end: in benchmarks/budget.py's budget-bound runs the last tenth of the
+        tasks got 2 to 10 times the steps of the first (`mean_steps_by_run_tenth`)."""
+        return self.cfg.headroom / math.sqrt(max(1.0, n_remaining / max(1, self.workers)))
+
     def _share(self, capacity: float, n_remaining: int) -> float:
         """One task's fair part of the worker-seconds left."""
         share = capacity / max(1, n_remaining)
@@ -192,7 +226,8 @@ class Planner:
         views = min(self.cfg.min_views, self.default_views) if prefill <= share / 2 else 0
         if steps or (views and plan.mode == "fallback" and not self.prefill.samples):
             return TaskPlan("probe", steps, max(views, plan.views), share, share / 2 if steps else share, plan.weight,
-                            plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})")
+                            plan.seconds_left, f"measuring: the estimates said {plan.mode} ({plan.reason})",
+                            self.train_seconds(t, 1))
         return plan
 
     def _plan(self, t: TaskCost, remaining: list[TaskCost]) -> TaskPlan:
@@ -210,13 +245,13 @@ class Planner:
             cap = share if base is None else capacity - (self._totals(others, views)[0](base) if others else 0.0)
             cap = max(0.0, min(cap, left, self.cfg.max_task_seconds or math.inf))
             reserve = min(cap, self.infer_seconds(t, views) + self.cfg.task_overhead_seconds) if views else 0.0
-            return TaskPlan(mode, steps, views, cap, reserve, w, left, reason)
+            return TaskPlan(mode, steps, views, cap, reserve, w, left, reason, self.train_seconds(t, 1))
 
         if left <= 0:
             return make("fallback", 0, 0, "deadline reached", base=math.inf)
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
         for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
-            base = self._solve_base(remaining, views, capacity * (1 - self.cfg.headroom))
+            base = self._solve_base(remaining, views, capacity * (1 - self.headroom(len(remaining))))
             steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
             if steps >= self.cfg.min_steps:
                 mode = "full" if views == self.default_views else "fewer_views"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.config import RunConfig
-from ..core.planner import TaskCost
+from ..core.planner import TaskCost, TrainCap
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
@@ -52,7 +52,7 @@ class ModelEngine:
         loss_on = LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS
         return ttt.mean_output_nll(self.model, [self.codec.encode_pairs(demos, loss_on)], autocast=self.cfg.ttt.autocast)
 
-    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome:
+    def train(self, task: Task, steps: int, time_cap: float | TrainCap, shrink: int) -> TrainOutcome:
         self.reset()
         c = self.cfg.ttt
         if shrink:  # the retry after an out-of-memory error

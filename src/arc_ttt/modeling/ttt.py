@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..core.config import TTTConfig
+from ..core.planner import TrainCap
 from ..core.tasks import Pair, Task
 from ..core.textformat import Encoded, GridCodec
 from ..core.views import sample_views
@@ -316,8 +317,9 @@ def optimizer_step(model, micro: list[Batch], opt, sched, scaler, params, autoca
 
 
 def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, max_steps: int | None = None,
-          time_cap: float | None = None, clock=time.monotonic) -> TrainResult:
-    """Train the model's trainable parameters (the LoRA adapters) on the sequences."""
+          time_cap: float | TrainCap | None = None, clock=time.monotonic) -> TrainResult:
+    """Train the model's trainable parameters (the LoRA adapters) on the sequences. `time_cap` is checked between
+    steps (a step cannot be cut short): seconds, or a TrainCap that comes sooner when the steps run slow."""
     seqs = data.sequences if isinstance(data, TTTData) else list(data)
     start = clock()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -326,6 +328,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     if not seqs:
         return TrainResult(0, 0, [], 0.0, "done")
     pad_id = _pad_id(model)
+    cap = TrainCap.of(time_cap)
     batches = make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
     total = math.ceil(len(batches) / cfg.grad_accum)
     if max_steps is not None and max_steps < total:
@@ -344,7 +347,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     try:  # the head is whole again, and the model in eval mode, whatever happens (CUDA OOM propagates)
         with answer_head(model, data.vocab if isinstance(data, TTTData) else None, seqs) as label_map:
             for step in range(total):
-                if time_cap is not None and clock() - start >= time_cap:
+                if cap is not None and cap.reached(clock() - start, steps):
                     stopped_by = "time_cap"
                     break
                 micro = [collate([seqs[i] for i in b], pad_id, device, label_map)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..core import journal
 from ..core.config import RunConfig, to_dict
-from ..core.planner import Planner, TaskPlan
+from ..core.planner import Planner, TaskPlan, TrainCap
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
 from ..core.tasks import Task, select_tasks
@@ -83,8 +83,10 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
     for shrink in (0, 1):
         try:
             engine.reset()
-            # A retry trains in what is left of the training time; inference keeps its planned share.
-            train_cap = max(0.0, task_deadline - clock() - plan.infer_reserve)
+            # A retry trains in what is left of the training time; inference keeps its planned share, grown by
+            # however much slower than planned the steps run.
+            train_cap = TrainCap(max(0.0, task_deadline - clock() - plan.infer_reserve), plan.infer_reserve,
+                                 plan.step_seconds)
             tr = engine.train(task, plan.steps, train_cap, shrink) if plan.steps > 0 else TrainOutcome()
             rec.steps, rec.tokens, rec.train_seconds = tr.steps, tr.tokens, tr.seconds
             rec.train_stopped_by = tr.stopped_by + (f" ({tr.note})" if tr.note else "")

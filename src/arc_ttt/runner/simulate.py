@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.config import BudgetConfig
-from ..core.planner import TaskCost
+from ..core.planner import TaskCost, TrainCap
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.textformat import answer_tokens
@@ -62,13 +62,14 @@ class SimEngine:
             return self.difficulties[task.id]
         return float(np.random.default_rng([self.seed, 1, *task.id.encode()]).uniform(0.2, 2.0))
 
-    def train(self, task: Task, steps: int, time_cap: float, shrink: int) -> TrainOutcome:
+    def train(self, task: Task, steps: int, time_cap: float | TrainCap, shrink: int) -> TrainOutcome:
         self.calls.append(("train", task.id, steps, time_cap, shrink))
         if task.id in self.fail:
             raise self.fail.pop(task.id)
         per_step = self.cost(task).train_tokens_per_step * self.cfg.train_seconds_per_token * self._factor(task.id)
         start, done = self.clock(), 0
-        while done < steps and self.clock() - start < time_cap:  # the cap is checked between steps, like ttt.train
+        cap = TrainCap.of(time_cap)
+        while done < steps and not cap.reached(self.clock() - start, done):  # checked between steps, like ttt.train
             self.clock.advance(per_step)
             done += 1
         return TrainOutcome(done, done * self.cost(task).train_tokens_per_step, self.clock() - start,
