@@ -229,8 +229,9 @@ def main() -> int:
                      "torch": torch.__version__, "task": TASK_ID, "views": N_VIEWS,
                      "prompt_tokens": [len(p) for p in prompts], "grammar_max_side": grammar.max_side}
     rows = []
+    earlier = args.out if os.path.exists(args.out) else OUT  # what --only keeps of the other results
     if args.only == "dfs":
-        with open(args.out if os.path.exists(args.out) else OUT) as f:
+        with open(earlier) as f:
             results = json.load(f)
         def save(part):  # after each case: a long run stopped early keeps what it measured
             results["dfs_batched"] = part
@@ -241,7 +242,7 @@ def main() -> int:
         write(results, args.out)
         return 0
     if args.only == "poe":
-        with open(args.out if os.path.exists(args.out) else OUT) as f:
+        with open(earlier) as f:
             results = {**json.load(f), "torch_threads": torch.get_num_threads()}
         batched = greedy_batch(model, codec, prompts, grammar, Deadline())
         grids = list({g.tobytes(): g for g in (v.invert(codec.decode([codec.grid_token_ids[k] for k in p.tokens]))
