@@ -118,7 +118,16 @@ class BudgetConfig:
     max_steps: int = 64  # TTT steps at most per task
     min_steps: int = 4  # fewer than this is not worth training: go without TTT
     min_views: int = 2  # fewest views before dropping TTT
-    adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos
+    adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos (policy heuristic)
+    # How TTT steps are shared out among the tasks (core.policy): uniform = the same step scale for every task;
+    # heuristic = scale x the difficulty weight (uniform when adaptive is false); learned = the action (0, 2, 4,
+    # 8, 16, 32 steps) of the largest predicted gain minus lambda x cost, lambda fitted to the time left and
+    # corrected by a PID controller on spent against planned time, with an early-stop gate after 2 steps.
+    policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
+    policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
+    pid: tuple[float, float, float] = (1.0, 0.2, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
+    gate: bool = True  # learned: stop after 2 steps when the model predicts no further gain
+    gate_min_gain: float = 0.0  # ... no further gain = at most this much more (in the policy's gain units)
     weight_range: tuple[float, float] = (0.25, 2.0)
     difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
     # Share of the time left that TTT steps are not planned into, divided by sqrt(tasks left per worker): a
@@ -135,7 +144,18 @@ class BudgetConfig:
     def margin(self) -> float:
         return max(self.min_margin_seconds, self.safety_margin * self.seconds)
 
+    @property
+    def measures_difficulty(self) -> bool:
+        """The difficulty pass runs when a policy uses it: the heuristic's weight, a learned policy's feature."""
+        return self.policy == "learned" or (self.policy == "heuristic" and self.adaptive)
+
     def __post_init__(self):
+        if self.policy not in ("uniform", "heuristic", "learned"):
+            raise ValueError(f"policy {self.policy!r}: choose uniform, heuristic or learned")
+        if self.policy == "learned" and not self.policy_file:
+            raise ValueError("budget.policy=learned needs budget.policy_file, the learned policy's JSON; none is "
+                             "configured (the kit ships none yet: benchmarks/policy.py --fit writes one from an effort "
+                             "table)")
         if self.seconds <= self.margin:
             raise ValueError(
                 f"seconds={self.seconds:g} leaves no time after the safety margin of {self.margin:g} s "

@@ -6,16 +6,23 @@ where w_j is task j's difficulty weight (1 everywhere when effort is uniform) an
 from a prior cost model multiplied by calibration factors measured on the tasks done so far.
 When even the minimum does not fit, it degrades in order: fewer views, inference without TTT,
 fallback. All times come from an injected clock, so the whole planner runs in tests without sleeping.
+
+`budget.policy` says how the steps are shared out: uniform (w = 1), heuristic (w = the difficulty weight), or
+learned (core.policy: per task the action of largest predicted gain minus lambda x cost, lambda fitted so the
+remaining plan fits the time left, the budget it is fitted to corrected by a PID controller on spent against
+planned time, and a gate that stops training after 2 steps when no further gain is predicted).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .config import BudgetConfig
+from .policy import GATE_STEPS, PID, LearnedPolicy, choose, derived_features, solve_lambda, total_cost
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class TaskCost:
     answer_tokens: int  # expected answer length (largest demo output)
     n_test: int = 1
     difficulty: float | None = None  # base model's NLL per output token on its own demos
+    demos: int = 0  # demonstration pairs (a learned policy's feature; 0 = unknown)
+    output_area: int = 0  # cells of the largest demo output (the same)
 
 
 @dataclass(frozen=True)
@@ -40,13 +49,16 @@ class TrainCap:
     seconds: float
     infer_reserve: float = 0.0  # the inference time the plan reserved after training
     step_seconds: float = 0.0  # the plan's estimate of one step (0: unknown)
+    gate: Callable[[Sequence[float]], bool] | None = None  # after GATE_STEPS steps, given their losses: stop?
 
     @classmethod
     def of(cls, cap: "float | TrainCap | None") -> "TrainCap | None":
         """The cap itself, or one of plain seconds."""
         return cls(float(cap)) if isinstance(cap, (int, float)) else cap
 
-    def reached(self, elapsed: float, steps_done: int) -> bool:
+    def reached(self, elapsed: float, steps_done: int, losses: Sequence[float] = ()) -> bool:
+        if self.gate is not None and steps_done == GATE_STEPS and len(losses) >= GATE_STEPS and self.gate(losses):
+            return True
         if not steps_done or self.step_seconds <= 0:
             return elapsed >= self.seconds
         pace = elapsed / steps_done
@@ -64,10 +76,31 @@ class TaskPlan:
     seconds_left: float
     reason: str = ""
     step_seconds: float = 0.0  # the estimate of one TTT step behind `steps`
+    policy: dict | None = None  # learned: why these steps (actions, predicted gains, costs, lambda), for the log
 
     @property
     def train_cap(self) -> float:
         return max(0.0, self.task_cap - self.infer_reserve)
+
+
+@dataclass
+class Gate:
+    """The learned policy's early stop, called by training after GATE_STEPS steps with their losses; remembers
+    what it predicted and decided, for the task's record."""
+
+    policy: LearnedPolicy
+    row: dict  # the task's features
+    steps: int  # planned
+    min_gain: float = 0.0
+    decision: dict | None = None
+
+    def __call__(self, losses: Sequence[float]) -> bool:
+        row = {**self.row, "loss_after_2": float(losses[GATE_STEPS - 1])}
+        further = self.policy.further_gain(row, self.steps)
+        stop = further <= self.min_gain
+        self.decision = {"loss_after_2": round(row["loss_after_2"], 5), "further_gain": round(further, 5),
+                         "stopped": stop}
+        return stop
 
 
 @dataclass
@@ -122,11 +155,22 @@ class Planner:
     decode: Calibration = field(default_factory=Calibration)
     rescore: Calibration = field(default_factory=Calibration)
     weights: dict[str, float] = field(default_factory=dict)
+    policy: LearnedPolicy | None = None  # required by budget.policy=learned
+    difficulties: dict[str, float | None] = field(default_factory=dict)
+    pid: PID | None = None
+    pace: dict | None = None  # learned: {"start", "planned": {task: seconds}, "total"}, fixed at the first plan
+    pace_log: list = field(default_factory=list)  # (spent, planned) seconds since the first plan, per recorded task
     _done: set = field(default_factory=set)
+    _gains: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.clock is None:
             self.clock = time.monotonic
+        if self.cfg.policy == "learned":
+            if self.policy is None:
+                raise ValueError("budget.policy=learned: the planner needs the policy (core.policy.load_policy)")
+            if self.pid is None:
+                self.pid = PID(*self.cfg.pid)
         self.set_difficulties({t.id: t.difficulty for t in self.tasks})
 
     @property
@@ -138,7 +182,9 @@ class Planner:
 
     def set_difficulties(self, difficulties: dict[str, float | None]) -> None:
         lo, hi = self.cfg.weight_range
-        if self.cfg.adaptive:
+        self.difficulties = {**self.difficulties, **{k: v for k, v in difficulties.items() if v is not None}}
+        self._gains = {}
+        if self.cfg.policy == "heuristic" and self.cfg.adaptive:
             self.weights = difficulty_weights({t.id: difficulties.get(t.id) for t in self.tasks}, lo, hi)
         else:
             self.weights = {t.id: 1.0 for t in self.tasks}
@@ -249,6 +295,10 @@ class Planner:
 
         if left <= 0:
             return make("fallback", 0, 0, "deadline reached", base=math.inf)
+        if self.cfg.policy == "learned":
+            plan = self._plan_learned(t, remaining, left, capacity)
+            if plan is not None:
+                return plan
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
         for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
             base = self._solve_base(remaining, views, capacity * (1 - self.headroom(len(remaining))))
@@ -264,6 +314,84 @@ class Planner:
         if self.cfg.task_overhead_seconds + self.infer_seconds(t, 1) <= share:
             return make("no_ttt", 0, 1, "one view within this task's share")
         return make("fallback", 0, 0, "not even one view fits the time left", base=math.inf)
+
+    # ---- the learned policy ---------------------------------------------------------------------------------
+    def features(self, t: TaskCost) -> dict:
+        """What the learned policy sees of a task before training it."""
+        return derived_features({"difficulty": self.difficulties.get(t.id, t.difficulty),
+                                 "prompt_tokens": t.prompt_tokens, "demos": t.demos or None,
+                                 "output_area": t.output_area or None})
+
+    def predicted_gains(self, tasks: list[TaskCost]) -> np.ndarray:
+        """(tasks, actions) predicted gain over no TTT, cached per task until the difficulties change."""
+        new = [t for t in tasks if t.id not in self._gains]
+        if new:
+            self._gains.update(zip([t.id for t in new], self.policy.gains([self.features(t) for t in new])))
+        return np.stack([self._gains[t.id] for t in tasks])
+
+    def action_costs(self, tasks: list[TaskCost], views: int) -> np.ndarray:
+        """(tasks, actions) seconds of each action on the current cost model; inf where the action is not allowed
+        (fewer than min_steps or more than max_steps, or over the per-task cap)."""
+        acts = np.array(self.policy.actions, dtype=float)
+        per_step = np.array([self.train_seconds(t, 1) for t in tasks])
+        fixed = np.array([self.cfg.task_overhead_seconds + self.infer_seconds(t, views) for t in tasks])
+        C = fixed[:, None] + per_step[:, None] * acts[None]
+        allowed = (acts == 0) | ((acts >= self.cfg.min_steps) & (acts <= self.cfg.max_steps))
+        C[:, ~allowed] = math.inf
+        if self.cfg.max_task_seconds is not None:
+            C[:, 1:] = np.where(C[:, 1:] > self.cfg.max_task_seconds, math.inf, C[:, 1:])
+        return C
+
+    def pace_error(self) -> float:
+        """(spent - planned) / the planned total, over the tasks recorded since the first plan: the PID's input."""
+        if not self.pace_log:
+            return 0.0
+        spent, planned = self.pace_log[-1]
+        return (spent - planned) / max(1e-9, self.pace["total"])
+
+    def _plan_learned(self, t: TaskCost, remaining: list[TaskCost], left: float, capacity: float) -> TaskPlan | None:
+        """The action of largest gain - lambda x cost, lambda the smallest that fits the remaining plan into the
+        budget: the time left less the headroom, shrunk (or grown, never past the time left) by exp(-u) for the
+        PID's output u. With several workers the PID is off (the pace is one worker's). None: not even the
+        cheapest action of every task fits at any view count (the ladder's no-TTT and fallback steps follow)."""
+        G = self.predicted_gains(remaining)
+        i = [r.id for r in remaining].index(t.id)
+        u = self.pid.u if self.pid is not None and self.workers == 1 else 0.0
+        usable = capacity * (1 - self.headroom(len(remaining)))
+        budget = min(capacity, usable * math.exp(-u))
+        for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
+            C = self.action_costs(remaining, views)
+            lam = solve_lambda(G, C, budget)
+            if not math.isfinite(lam):
+                continue
+            idx = choose(G, C, lam)
+            steps = self.policy.actions[idx[i]]
+            if self.pace is None:
+                self.pace = {"start": self.clock(), "total": total_cost(C, idx),
+                             "planned": {r.id: float(C[j, idx[j]]) for j, r in enumerate(remaining)}}
+            others = total_cost(np.delete(C, i, axis=0), np.delete(idx, i)) if len(remaining) > 1 else 0.0
+            cap = max(0.0, min(capacity - others, left, self.cfg.max_task_seconds or math.inf))
+            reserve = min(cap, self.infer_seconds(t, views) + self.cfg.task_overhead_seconds)
+            why = {"actions": list(self.policy.actions), "gains": [round(float(g), 5) for g in G[i]],
+                   "costs": [round(float(c), 3) if math.isfinite(c) else None for c in C[i]],
+                   "chosen": steps, "lambda": lam, "lambda_fit": solve_lambda(G, C, usable), "pid_u": round(u, 5),
+                   "target": self.policy.target}
+            if steps:
+                mode = "full" if views == self.default_views else "fewer_views"
+                reason = f"learned: {steps} steps, predicted gain {G[i, idx[i]]:.3f}, lambda {lam:.3g}"
+            else:
+                mode, reason = "no_ttt", f"learned: no action's predicted gain pays its cost (lambda {lam:.3g})"
+            return TaskPlan(mode, steps, views, cap, reserve, 1.0, left, reason, self.train_seconds(t, 1), why)
+        return None
+
+    def gate_for(self, task_id: str, plan: TaskPlan) -> Gate | None:
+        """The early-stop gate for a planned task: learned policy, gate on, a gate model, more than 2 steps."""
+        if self.cfg.policy != "learned" or not self.cfg.gate or self.policy is None or self.policy.gate is None:
+            return None
+        if plan.steps <= GATE_STEPS:
+            return None
+        t = next(x for x in self.tasks if x.id == task_id)
+        return Gate(self.policy, self.features(t), plan.steps, self.cfg.gate_min_gain)
 
     def calibrate_forward(self, seconds: float, tokens: int) -> None:
         """Seed both calibrations from a measured forward pass (the difficulty pass), before any task runs.
@@ -285,6 +413,11 @@ class Planner:
         prefill and decoding in proportion to their priors."""
         t = next(x for x in self.tasks if x.id == task_id)
         self._done.add(task_id)
+        if self.pace is not None and task_id in self.pace["planned"]:
+            planned = sum(self.pace["planned"].get(i, 0.0) for i in self._done)
+            self.pace_log.append((self.clock() - self.pace["start"], planned))
+            if self.pid is not None:
+                self.pid.update(self.pace_error())
         if steps_done > 0:
             self.train.add(train_seconds, steps_done * t.train_tokens_per_step * self.cfg.train_seconds_per_token)
         if views_done > 0:

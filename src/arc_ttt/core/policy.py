@@ -1,0 +1,265 @@
+"""The learned TTT policy: which action (0, 2, 4, 8, 16 or 32 steps) each task gets, and when to stop early.
+
+A small linear model per action predicts the gain of training a task that many steps over not training it,
+from features the run knows before training (the difficulty NLL, prompt tokens, demo count, output area). The
+plan picks, per task, argmax_a gain_a - lambda x cost_a; lambda is the smallest value at which the whole remaining
+plan fits the time left (the Lagrange multiplier of the budget), corrected during the run by a PID controller on
+spent against planned time (PID-Lagrangian). After 2 steps a second model, which also sees the TTT loss of those
+steps, predicts what the remaining steps add; when that is no more than a margin, training stops (the gate).
+
+Everything here is numpy on arrays; the planner (core.planner) calls it and the files are read at the edges
+(`load_policy`). The model is fitted by ridge regression of the gain per action on an effort table
+(benchmarks/effort.py's JSON) with `fit_policy`; its card says what it was trained on.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+ACTIONS = (0, 2, 4, 8, 16, 32)
+PLAN_FEATURES = ("difficulty", "log_prompt_tokens", "demos", "log_output_area")  # known before any training
+GATE_FEATURES = (*PLAN_FEATURES, "loss_after_2")  # ... and after the gate's 2 steps
+GATE_STEPS = 2
+TARGETS = ("score", "found", "nll")
+KIND = "arc-ttt effort policy"
+
+
+class PolicyFileError(FileNotFoundError):
+    """The learned policy's file is missing or is not a policy."""
+
+
+# ---- features ---------------------------------------------------------------------------------------
+def derived_features(raw: dict) -> dict[str, float | None]:
+    """The model's features from raw measurements (an effort table's `features`, or a TaskCost's fields);
+    sizes on a log scale (their effect on the gain is more nearly linear there). Missing values stay None."""
+    def log(v):
+        return math.log(v) if v is not None and v > 0 else None
+
+    out = {k: raw.get(k) for k in ("difficulty", "demos", "loss_after_2")}
+    out["log_prompt_tokens"] = log(raw.get("prompt_tokens"))
+    out["log_output_area"] = log(raw.get("output_area"))
+    return out
+
+
+def feature_matrix(rows: Sequence[dict], names: Sequence[str]) -> np.ndarray:
+    """(rows, features) float matrix; NaN where a feature is missing or not finite."""
+    X = np.full((len(rows), len(names)), np.nan)
+    for i, r in enumerate(rows):
+        for j, n in enumerate(names):
+            v = r.get(n)
+            if v is not None and math.isfinite(float(v)):
+                X[i, j] = float(v)
+    return X
+
+
+@dataclass(frozen=True)
+class Linear:
+    """gain[:, a] = [1, z(x)] @ weights[:, a], z = (x - mean) / scale; a missing feature is imputed by its mean."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    weights: np.ndarray  # (1 + F, A)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = np.nan_to_num((np.atleast_2d(X) - self.mean) / self.scale, nan=0.0)
+        return np.hstack([np.ones((len(Z), 1)), Z]) @ self.weights
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "weights": self.weights.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Linear":
+        return cls(tuple(d["features"]), np.asarray(d["mean"], float), np.asarray(d["scale"], float),
+                   np.asarray(d["weights"], float))
+
+
+def fit_linear(X: np.ndarray, Y: np.ndarray, features: Sequence[str], ridge: float = 1.0) -> Linear:
+    """Ridge regression of every column of Y on the standardised features (the intercept is not penalised).
+    With a few dozen tasks a plain least-squares fit would chase noise; the ridge pulls towards the mean gain."""
+    mean = np.nanmean(X, axis=0) if len(X) else np.zeros(X.shape[1])
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
+    scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
+    Z = np.nan_to_num((X - mean) / scale, nan=0.0)
+    A = np.hstack([np.ones((len(Z), 1)), Z])
+    penalty = ridge * np.eye(A.shape[1])
+    penalty[0, 0] = 0.0
+    W = np.linalg.solve(A.T @ A + penalty + 1e-9 * np.eye(A.shape[1]), A.T @ Y)
+    return Linear(tuple(features), mean, scale, W)
+
+
+# ---- the policy ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LearnedPolicy:
+    actions: tuple[int, ...]
+    plan: Linear  # gain of each action over 0 steps, from PLAN_FEATURES
+    gate: Linear | None  # gain of each action over GATE_STEPS steps, from GATE_FEATURES
+    target: str = "score"  # what the gain is a gain of (score, found, or the truth NLL's decrease)
+    card: dict = field(default_factory=dict)
+
+    def gains(self, rows: Sequence[dict]) -> np.ndarray:
+        """(tasks, actions) predicted gain over 0 steps; 0 steps gains 0 by definition."""
+        G = self.plan.predict(feature_matrix(rows, self.plan.features))
+        G[:, self.actions.index(0)] = 0.0
+        return G
+
+    def further_gain(self, row: dict, steps: int) -> float:
+        """Predicted gain of training on to `steps` (snapped down to an action) over stopping at GATE_STEPS."""
+        if self.gate is None or steps <= GATE_STEPS:
+            return math.inf
+        a = max(i for i, s in enumerate(self.actions) if s <= steps)
+        g = self.gate.predict(feature_matrix([row], self.gate.features))[0]
+        return float(g[a] - g[self.actions.index(GATE_STEPS)])
+
+    def to_dict(self) -> dict:
+        return {"kind": KIND, "version": 1, "actions": list(self.actions), "target": self.target,
+                "plan": self.plan.to_dict(), "gate": None if self.gate is None else self.gate.to_dict(),
+                "card": self.card}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LearnedPolicy":
+        return cls(tuple(int(a) for a in d["actions"]), Linear.from_dict(d["plan"]),
+                   None if d.get("gate") is None else Linear.from_dict(d["gate"]), d.get("target", "score"),
+                   d.get("card", {}))
+
+
+def save_policy(policy: LearnedPolicy, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(policy.to_dict(), f, indent=1)
+    return path
+
+
+def load_policy(path: str | None) -> LearnedPolicy:
+    """The policy in `path`; a clear error naming the file when it is missing or not a policy."""
+    if not path:
+        raise PolicyFileError("budget.policy=learned needs budget.policy_file: no policy file is configured")
+    if not os.path.isfile(path):
+        raise PolicyFileError(f"budget.policy=learned: the policy file {path} does not exist (fit one with "
+                              "benchmarks/policy.py --fit EFFORT_JSON --out FILE)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        if d.get("kind") != KIND:
+            raise ValueError(f"kind {d.get('kind')!r}, expected {KIND!r}")
+        return LearnedPolicy.from_dict(d)
+    except (ValueError, KeyError, TypeError) as e:
+        raise PolicyFileError(f"budget.policy=learned: {path} is not a policy file ({e})") from None
+
+
+# ---- the plan: argmax gain - lambda x cost, lambda fitted to the budget ---------------------------------------
+def choose(gains: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
+    """Per task the index of the action maximising gain - lam x cost; a NaN or infinite cost is not allowed.
+    Ties go to the cheaper action (actions are ordered by cost), which keeps the choice monotone in lam."""
+    allowed = np.isfinite(costs)
+    value = np.where(allowed, gains - lam * np.where(allowed, costs, 0.0), -np.inf)
+    order = np.argsort(np.where(allowed, costs, np.inf), axis=1, kind="stable")  # cheapest first
+    best = np.argmax(np.take_along_axis(value, order, axis=1), axis=1)  # first maximum = the cheapest
+    return order[np.arange(len(order)), best]
+
+
+def total_cost(costs: np.ndarray, idx: np.ndarray) -> float:
+    return float(costs[np.arange(len(idx)), idx].sum()) if len(idx) else 0.0
+
+
+def solve_lambda(gains: np.ndarray, costs: np.ndarray, budget: float) -> float:
+    """The smallest lambda >= 0 whose plan fits `budget` (the plan's cost is non-increasing in lambda); inf when
+    not even every task's cheapest action fits. Bisection on a log scale, ending on the side that fits."""
+    if not len(gains) or total_cost(costs, choose(gains, costs, 0.0)) <= budget:
+        return 0.0
+    cheapest = np.nanmin(np.where(np.isfinite(costs), costs, np.nan), axis=1)
+    if float(np.sum(cheapest)) > budget:
+        return math.inf
+    lo, hi = 0.0, 1e-9
+    while total_cost(costs, choose(gains, costs, hi)) > budget:
+        lo, hi = hi, hi * 4
+        if hi > 1e15:  # only the cheapest actions fit
+            return hi
+    for _ in range(60):
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 2
+        lo, hi = (lo, mid) if total_cost(costs, choose(gains, costs, mid)) <= budget else (mid, hi)
+    return hi
+
+
+@dataclass
+class PID:
+    """u = kp e + ki sum(e) + kd (e - e_prev); the integral is clipped (anti-windup) so that a long stretch off
+    plan cannot leave lambda pinned long after the error is gone."""
+
+    kp: float = 1.0
+    ki: float = 0.2
+    kd: float = 0.0
+    limit: float = 3.0  # |u| and |ki x integral| at most this (lambda moves by at most e^3 = 20x)
+    integral: float = 0.0
+    last: float | None = None
+    u: float = 0.0
+
+    def update(self, error: float) -> float:
+        self.integral += error
+        if self.ki:
+            self.integral = float(np.clip(self.integral, -self.limit / self.ki, self.limit / self.ki))
+        d = 0.0 if self.last is None else error - self.last
+        self.last = error
+        self.u = float(np.clip(self.kp * error + self.ki * self.integral + self.kd * d, -self.limit, self.limit))
+        return self.u
+
+
+# ---- fitting from an effort table --------------------------------------------------------------------------
+def table_rows(table: dict) -> list[dict]:
+    """Per task of an effort table: its derived features, id and stratum."""
+    out = []
+    for t in table["tasks"]:
+        row = derived_features(t.get("features", {}))
+        row.update(id=t["id"], stratum=t.get("stratum"))
+        out.append(row)
+    return out
+
+
+def table_outcomes(table: dict, key: str) -> tuple[tuple[int, ...], np.ndarray]:
+    """(levels, (tasks, levels) array of `key` at each level)."""
+    levels = tuple(int(x) for x in table["levels"])
+    Y = np.array([[next(lv[key] for lv in t["levels"] if lv["steps"] == s) for s in levels] for t in table["tasks"]],
+                 dtype=float)
+    return levels, Y
+
+
+def table_gains(table: dict, target: str = "score") -> tuple[tuple[int, ...], np.ndarray]:
+    """Gain of each level over 0 steps: score or found up, or the truth's NLL down."""
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}: choose {', '.join(TARGETS)}")
+    levels, Y = table_outcomes(table, "truth_nll" if target == "nll" else target)
+    G = Y[:, :1] - Y if target == "nll" else Y - Y[:, :1]
+    return levels, np.nan_to_num(G, nan=0.0)
+
+
+def fit_policy(table: dict, target: str = "score", ridge: float = 1.0, tasks: Sequence[str] | None = None,
+               source: str = "") -> LearnedPolicy:
+    """The policy fitted on `tasks` (default all) of an effort table. The gate model is fitted when the table has
+    the gate's level and the loss after it."""
+    levels, G = table_gains(table, target)
+    if 0 not in levels:
+        raise ValueError("the effort table has no 0-step level to measure gains from")
+    rows = table_rows(table)
+    keep = np.array([tasks is None or r["id"] in set(tasks) for r in rows])
+    rows = [r for r, k in zip(rows, keep) if k]
+    G = G[keep]
+    plan = fit_linear(feature_matrix(rows, PLAN_FEATURES), G, PLAN_FEATURES, ridge)
+    gate = None
+    if GATE_STEPS in levels and any(r.get("loss_after_2") is not None for r in rows):
+        after = G - G[:, [levels.index(GATE_STEPS)]]
+        gate = fit_linear(feature_matrix(rows, GATE_FEATURES), after, GATE_FEATURES, ridge)
+    card = {"trained_on": {"table": source, "model": table.get("model"), "dev_set": table.get("dev_set"),
+                           "tasks": [r["id"] for r in rows], "n_tasks": len(rows), "levels": list(levels),
+                           "views": table.get("views"), "table_complete": table.get("complete"),
+                           "quick": table.get("quick", False)},
+            "target": target, "ridge": ridge, "method": "ridge regression of the gain per action over 0 steps "
+            "(gate: over 2 steps) on standardised features; missing features imputed by the training mean",
+            "mean_gain_per_action": dict(zip(map(str, levels), np.round(G.mean(0), 4).tolist()))}
+    return LearnedPolicy(levels, plan, gate, target, card)
