@@ -146,6 +146,52 @@ def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder)
     assert all(len(x) <= 400 and x.loss_mask.any() for x in a)
 
 
+def test_samples_cover_every_rotation_and_flip(tiny_folder, task_folder):
+    """Every sample is under a random D8 element (an earlier version always drew element 0)."""
+    from arc_ttt.core.textformat import GridCodec
+    from arc_ttt.runner.finetune import sample_view
+
+    cfg = tiny_config(tiny_folder, task_folder, "unused")
+    codec = GridCodec.from_tokenizer(char_tokenizer())
+    tasks = [as_training_task(t) for t in load_folder(task_folder)]
+    counts = np.bincount([sample_view(tasks, k, codec, cfg)[1].d8 for k in range(800)], minlength=8)
+    assert all(0.08 <= c / 800 <= 0.17 for c in counts), counts
+
+
+def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus():
+    """benchmarks/dev_tasks.json: 16 tasks per length stratum; configs/finetune-local.yaml's corpus excludes them by
+    id (ARC-AGI-2 and Kaggle 2025 training repeat them) and by grid."""
+    from arc_ttt.core import devset
+    from arc_ttt.core.corpus import task_grid_keys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "benchmarks", "dev_tasks.json")
+    entries = devset.read_devset(path)
+    assert len(entries) == 48 and len({d.id for d in entries}) == 48
+    for name, lo, hi in devset.STRATA:
+        got = [d for d in entries if d.stratum == name]
+        assert len(got) == 16 and all(lo <= d.tokens <= hi for d in got)
+    assert {d.source for d in entries} == {"arc-agi-1:train"}
+    dev = devset.load_dev_tasks(path)
+    assert [t.id for t in dev] == [d.id for d in entries] and all(t.has_solutions for t in dev)
+
+    for name in ("finetune-local", "finetune-colab"):
+        cfg = load_config(os.path.join(root, "configs", f"{name}.yaml"), cls=FinetuneConfig)
+        assert "benchmarks/dev_tasks.json" in cfg.data.exclude
+    cfg = load_config(os.path.join(root, "configs", "finetune-local.yaml"), cls=FinetuneConfig)
+    cwd = os.getcwd()
+    try:
+        os.chdir(root)  # the config's paths are relative to the kit
+        corpus = build_corpus(cfg.data, usable=lambda t: len(t.train) >= 2, seed=0)
+    finally:
+        os.chdir(cwd)
+    seen = [*corpus.train, *corpus.holdout]
+    dev_ids, dev_grids = {t.id for t in dev}, set().union(*(task_grid_keys(t) for t in dev))
+    assert not dev_ids & {t.id for t in seen}
+    assert not any(task_grid_keys(t) & dev_grids for t in seen)
+    assert len(set(corpus.excluded.by_id) & dev_ids) == 48  # found and dropped, not merely absent
+
+
 def test_finetune_end_to_end_writes_card_adapter_and_a_merged_model_run_can_load(tmp_path, tiny_folder, task_folder):
     from arc_ttt.cli import main
     from arc_ttt.modeling.engine import ModelEngine
@@ -166,6 +212,8 @@ def test_finetune_end_to_end_writes_card_adapter_and_a_merged_model_run_can_load
     assert card["holdout"]["before"]["of"] >= 1
     assert card["data"]["sources"] == {task_folder: 8} and len(card["data"]["holdout_tasks"]) == 2
     assert card["base_model"]["path"] == tiny_folder and card["mode"] == "lora"
+    assert sum(card["views"]["d8_counts"]) == card["sequences"] and card["dtype"] == "float32"
+    assert {"nll", "nll_identity"} <= set(card["holdout"]["after"])  # D8 mean and the identity view's
     assert (out / "adapter" / "finetune.json").exists() and (out / "train.log").exists()
     assert all(t.dtype == torch.float16 for t in adapter_tensors(out).values())
 

@@ -224,10 +224,11 @@ def test_probabilities_come_from_the_whole_vocabulary(codec, tokenizer):
     pred = predict_task(oracle, codec, task, cfg, seed=0)
     best = pred.candidates[0][0]
     np.testing.assert_array_equal(best.grid, truth)
-    # p = (1/2)^9 or (1/2)^10 per path: far below 0.1, so found but never a vote; the same mass is missing when re-scored
+    # p = (1/2)^9 or (1/2)^10 per path: far below dfs_threshold, but under greedy decoding each view's answer is
+    # its vote (the threshold gates DFS paths only); the same mass is missing when re-scored
     want = sorted(len(grid_symbols(v.apply_grid(truth))) * np.log(0.5) for v in views)
     assert sorted(best.logprobs) == pytest.approx(want, abs=1e-2)
-    assert best.votes == 0
+    assert best.votes == 2
     prompt = build_prompt(codec, task, 0, 8192)
     nll = view_nll(oracle, codec, prompt, [grid_symbols(truth)], batch_size=1)
     assert nll[0] == pytest.approx(n_tokens * np.log(2), abs=1e-2)
@@ -244,3 +245,14 @@ def test_rescore_ranks_a_logged_run_under_each_rule():
     assert rows["poe"]["top1"] == 0.5 and rows["poe"]["mean_rank"] == 1.0  # lowest mean NLL
     assert rows["both"]["top1"] == 0.5  # 1 - 1.5 beats 3 - 9
     assert all(r["oracle"] == 0.5 and r["outputs"] == 2 for r in rows.values())
+
+
+def test_votes_greedy_every_view_dfs_paths_above_the_threshold():
+    """Greedy: a view's answer is a vote however unlikely its path; DFS: only paths at or above the threshold."""
+    from arc_ttt.core.ranking import Candidate, merge
+    g, h = np.array([[1, 2]], dtype=np.uint8), np.array([[3]], dtype=np.uint8)
+    raw = [Candidate(g, ["a"], [np.log(0.05)]), Candidate(g, ["b"], [np.log(0.5)]), Candidate(h, ["c"], [np.log(0.01)])]
+    greedy = {c.grid.tobytes(): c.votes for c in merge(raw, None)}
+    dfs = {c.grid.tobytes(): c.votes for c in merge(raw, 0.2)}
+    assert greedy == {g.tobytes(): 2, h.tobytes(): 1}
+    assert dfs == {g.tobytes(): 1, h.tobytes(): 0}

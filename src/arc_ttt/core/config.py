@@ -241,6 +241,7 @@ class FinetuneTrainConfig:
 class FinetuneEvalConfig:
     every_steps: int = 100
     greedy_tasks: int = 4  # held-out tasks decoded greedily (identity view) for exact match
+    dev: str | None = None  # a dev-set file (benchmarks/dev_tasks.json): its D8-averaged NLL too, to choose on
 
 
 @dataclass(frozen=True)

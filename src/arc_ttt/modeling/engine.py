@@ -15,7 +15,7 @@ from ..core.tasks import Task
 from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
 from . import lora, ttt
 from .loading import load_model
-from .predict import predict_task
+from .predict import inference_views, predict_task
 
 
 @dataclass
@@ -60,7 +60,9 @@ class ModelEngine:
                                     grad_checkpointing=True)
         # The planner decides the steps; sample as many views as those steps consume, one epoch.
         c = dataclasses.replace(c, n_sequences=max(1, steps * c.batch_size * c.grad_accum), epochs=1.0)
-        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
+        keep = self.cfg.views.keep_background
+        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed, keep_background=keep,
+                                   avoid=inference_views(task, self.cfg.inference, self.cfg.seed, keep))
         if data.inference_only:
             return TrainOutcome(stopped_by="inference_only", note=data.note)
         r = ttt.train(self.model, data, c, max_steps=steps, time_cap=time_cap, clock=self.clock)

@@ -9,9 +9,15 @@ import torch
 from ..core.config import InferenceConfig
 from ..core.tasks import Task
 from ..core.textformat import GridCodec
-from ..core.views import sample_views
+from ..core.views import View, sample_views
 from .decoding import Deadline, PhaseTimes, TaskPrediction, generate_candidates
-from .selection import select
+from .selection import SCORING_SEED, select
+
+
+def inference_views(task: Task, cfg: InferenceConfig, seed: int = 0, keep_background: bool = True) -> list[View]:
+    """Every view inference may show the model: the generation views, then the scoring views."""
+    return [*sample_views(task, cfg.n_views, seed, keep_background=keep_background),
+            *sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)]
 
 
 def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,

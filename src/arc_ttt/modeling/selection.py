@@ -192,7 +192,7 @@ def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids
 def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
            deadline: Deadline | None = None, *, seed: int = 0, keep_background: bool = True) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
-    candidates = merge(raw, cfg.dfs_threshold)
+    candidates = merge(raw, cfg.dfs_threshold if cfg.decoding == "dfs" else None)
     if cfg.selection != "vote" and candidates and not (deadline is not None and deadline.passed()):
         views = sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)
         nll = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,

