@@ -125,7 +125,7 @@ class BudgetConfig:
     # corrected by a PID controller on spent against planned time, with an early-stop gate after 2 steps.
     policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
     policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
-    pid: tuple[float, float, float] = (1.0, 0.2, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
+    pid: tuple[float, float, float] = (3.0, 0.3, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
     gate: bool = True  # learned: stop after 2 steps when the model predicts no further gain
     gate_min_gain: float = 0.0  # ... no further gain = at most this much more (in the policy's gain units)
     weight_range: tuple[float, float] = (0.25, 2.0)

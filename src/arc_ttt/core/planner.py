@@ -95,7 +95,9 @@ class Gate:
     decision: dict | None = None
 
     def __call__(self, losses: Sequence[float]) -> bool:
-        row = {**self.row, "loss_after_2": float(losses[GATE_STEPS - 1])}
+        loss = float(losses[GATE_STEPS - 1])
+        d = self.row.get("difficulty")
+        row = {**self.row, "loss_after_2": loss, "loss_left_2": loss / d if d else None}
         further = self.policy.further_gain(row, self.steps)
         stop = further <= self.min_gain
         self.decision = {"loss_after_2": round(row["loss_after_2"], 5), "further_gain": round(further, 5),
@@ -155,10 +157,14 @@ class Planner:
     decode: Calibration = field(default_factory=Calibration)
     rescore: Calibration = field(default_factory=Calibration)
     weights: dict[str, float] = field(default_factory=dict)
-    policy: LearnedPolicy | None = None  # required by budget.policy=learned
+    policy: LearnedPolicy | None = None  # required by budget.policy=learned (or core.policy.CrossFitted)
     difficulties: dict[str, float | None] = field(default_factory=dict)
     pid: PID | None = None
-    pace: dict | None = None  # learned: {"start", "planned": {task: seconds}, "total"}, fixed at the first plan
+    # learned: {"start", "planned": {task: seconds}, "total"}, fixed at the first plan: the time left then (the
+    # headroom is held back from each plan, not from the run) shared out in proportion to that plan's costs. Shares:
+    # the priors may be off by any factor before a task is measured, their ratios far less. Shares, not the costs themselves: priors can
+    # be off by any factor before the first task is measured, their ratios much less.
+    pace: dict | None = None
     pace_log: list = field(default_factory=list)  # (spent, planned) seconds since the first plan, per recorded task
     _done: set = field(default_factory=set)
     _gains: dict = field(default_factory=dict)
@@ -318,9 +324,9 @@ class Planner:
     # ---- the learned policy ---------------------------------------------------------------------------------
     def features(self, t: TaskCost) -> dict:
         """What the learned policy sees of a task before training it."""
-        return derived_features({"difficulty": self.difficulties.get(t.id, t.difficulty),
-                                 "prompt_tokens": t.prompt_tokens, "demos": t.demos or None,
-                                 "output_area": t.output_area or None})
+        return {"id": t.id, **derived_features({"difficulty": self.difficulties.get(t.id, t.difficulty),
+                                                "prompt_tokens": t.prompt_tokens, "demos": t.demos or None,
+                                                "output_area": t.output_area or None})}
 
     def predicted_gains(self, tasks: list[TaskCost]) -> np.ndarray:
         """(tasks, actions) predicted gain over no TTT, cached per task until the difficulties change."""
@@ -351,14 +357,15 @@ class Planner:
 
     def _plan_learned(self, t: TaskCost, remaining: list[TaskCost], left: float, capacity: float) -> TaskPlan | None:
         """The action of largest gain - lambda x cost, lambda the smallest that fits the remaining plan into the
-        budget: the time left less the headroom, shrunk (or grown, never past the time left) by exp(-u) for the
-        PID's output u. With several workers the PID is off (the pace is one worker's). None: not even the
+        budget: the time left less the headroom, shrunk by exp(-u) when the PID's output u > 0 (spent is ahead of
+        planned). Only shrunk: the re-fit to the time left already hands unspent time to the tasks left, and a
+        budget grown into the headroom left the last tasks no slack (runs ended past the deadline in simulation). With several workers the PID is off (the pace is one worker's). None: not even the
         cheapest action of every task fits at any view count (the ladder's no-TTT and fallback steps follow)."""
         G = self.predicted_gains(remaining)
         i = [r.id for r in remaining].index(t.id)
         u = self.pid.u if self.pid is not None and self.workers == 1 else 0.0
         usable = capacity * (1 - self.headroom(len(remaining)))
-        budget = min(capacity, usable * math.exp(-u))
+        budget = usable * min(1.0, math.exp(-u))  # behind plan: the time left is spent anyway, at the re-fit
         for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
             C = self.action_costs(remaining, views)
             lam = solve_lambda(G, C, budget)
@@ -366,9 +373,10 @@ class Planner:
                 continue
             idx = choose(G, C, lam)
             steps = self.policy.actions[idx[i]]
-            if self.pace is None:
-                self.pace = {"start": self.clock(), "total": total_cost(C, idx),
-                             "planned": {r.id: float(C[j, idx[j]]) for j, r in enumerate(remaining)}}
+            if self.pace is None:  # the planned time: the first plan's shares of the time left
+                share = C[np.arange(len(idx)), idx] / max(1e-12, total_cost(C, idx))
+                self.pace = {"start": self.clock(), "total": capacity,
+                             "planned": {r.id: float(capacity * share[j]) for j, r in enumerate(remaining)}}
             others = total_cost(np.delete(C, i, axis=0), np.delete(idx, i)) if len(remaining) > 1 else 0.0
             cap = max(0.0, min(capacity - others, left, self.cfg.max_task_seconds or math.inf))
             reserve = min(cap, self.infer_seconds(t, views) + self.cfg.task_overhead_seconds)
