@@ -65,6 +65,9 @@ class TaskRecord:
     attempts: list[list[Any]] = field(default_factory=list)  # per test input: [attempt_1, attempt_2]
     correct: list[bool] | None = None
     error: str = ""
+    # budget.policy=learned: the actions, their predicted gains and costs, lambda, the PID's output, the chosen
+    # steps and the gate's decision (None under the other policies)
+    policy: dict | None = None
 
     @classmethod
     def from_dict(cls, item: dict) -> "TaskRecord":

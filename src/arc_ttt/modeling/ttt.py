@@ -355,7 +355,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     try:  # the head is whole again, and the model in eval mode, whatever happens (CUDA OOM propagates)
         with answer_head(model, data.vocab if isinstance(data, TTTData) else None, seqs) as label_map:
             for step in range(total):
-                if cap is not None and cap.reached(clock() - start, steps):
+                if cap is not None and cap.reached(clock() - start, steps, losses):
                     stopped_by = "time_cap"
                     break
                 micro = [collate([seqs[i] for i in b], pad_id, device, label_map)

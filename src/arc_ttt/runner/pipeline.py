@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from ..core import journal
 from ..core.config import RunConfig, to_dict
-from ..core.planner import Planner, TaskPlan, TrainCap
+from ..core.planner import Gate, Planner, TaskCost, TaskPlan, TrainCap
+from ..core.policy import LearnedPolicy, load_policy
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
 from ..core.tasks import Task, select_tasks
@@ -71,10 +72,13 @@ def _complete(task: Task, attempts) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], float]) -> TaskRecord:
-    """One task, isolated: never raises (except KeyboardInterrupt); falls back on any error."""
+def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], float],
+               gate: Gate | None = None) -> TaskRecord:
+    """One task, isolated: never raises (except KeyboardInterrupt); falls back on any error. `gate`: the learned
+    policy's early stop after 2 steps (its decision goes into the record)."""
     rec = TaskRecord(task.id, mode=plan.mode, reason=plan.reason, weight=plan.weight,
-                     planned_steps=plan.steps, planned_views=plan.views)
+                     planned_steps=plan.steps, planned_views=plan.views,
+                     policy=dict(plan.policy) if plan.policy is not None else None)
     t0 = clock()
     if plan.mode == "fallback":
         return _fallback_record(task, "fallback", reason=plan.reason)
@@ -86,10 +90,13 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
             # A retry trains in what is left of the training time; inference keeps its planned share, grown by
             # however much slower than planned the steps run.
             train_cap = TrainCap(max(0.0, task_deadline - clock() - plan.infer_reserve), plan.infer_reserve,
-                                 plan.step_seconds)
+                                 plan.step_seconds, gate)
             tr = engine.train(task, plan.steps, train_cap, shrink) if plan.steps > 0 else TrainOutcome()
             rec.steps, rec.tokens, rec.train_seconds = tr.steps, tr.tokens, tr.seconds
-            rec.train_stopped_by = tr.stopped_by + (f" ({tr.note})" if tr.note else "")
+            gated = gate is not None and gate.decision is not None and gate.decision["stopped"]
+            rec.train_stopped_by = ("gate" if gated else tr.stopped_by) + (f" ({tr.note})" if tr.note else "")
+            if gate is not None and gate.decision is not None and rec.policy is not None:
+                rec.policy["gate"] = dict(gate.decision)
             if tr.losses:
                 rec.loss_first, rec.loss_last = tr.losses[0], tr.losses[-1]
             # Inference gets the rest of the task's time, including what training did not use.
@@ -202,6 +209,8 @@ def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit
     writer = SubmissionWriter(files.submission, taskset.tasks, write=False)
     merge = _merger(writer, files, worker)
     merge()  # fallback for everything: the file is valid before any model is touched
+    # A learned policy that cannot be read stops the run here, its file named (the fallback file stays valid).
+    policy = load_policy(cfg.budget.policy_file) if cfg.budget.policy == "learned" else None
 
     todo = [t for t in taskset.valid if t.id not in done]
     if solve_limit is not None:
@@ -215,7 +224,7 @@ def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit
             fixed.update({t.id: _fallback_record(t, "error", error=f"model load: {error}") for t in todo})
             todo = []
     if todo:
-        solve_all(engine, todo, cfg, clock, start, worker, files.journal, merge, progress)
+        solve_all(engine, todo, cfg, clock, start, worker, files.journal, merge, progress, policy)
 
     worker.barrier("finished", timeout=max(60.0, cfg.budget.seconds - (clock() - start)))
     if worker.rank != 0:  # worker 0 writes the log and the report for everyone
@@ -288,22 +297,31 @@ def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], w
     return result
 
 
+def task_cost(engine: Engine, task: Task) -> TaskCost:
+    """The engine's cost of the task, with the shape features a learned policy reads."""
+    c = engine.cost(task)
+    return dataclasses.replace(c, demos=c.demos or len(task.train),
+                               output_area=c.output_area or max(p.output.size for p in task.train))
+
+
 def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
-              journal_path: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
+              journal_path: str, merge: Callable[[TaskRecord], None], progress: bool,
+              policy: LearnedPolicy | None = None) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
     todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
-    planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
+    planner = Planner(cfg.budget, [task_cost(engine, t) for t in todo], start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
-                      workers=worker.world_size, score_views=cfg.inference.n_score_views)
+                      workers=worker.world_size, score_views=cfg.inference.n_score_views, policy=policy)
     difficulty_seconds: dict[str, float] = {}
-    difficulties = measure_difficulty(engine, todo, planner, cfg, difficulty_seconds) if cfg.budget.adaptive else {}
+    difficulties = (measure_difficulty(engine, todo, planner, cfg, difficulty_seconds)
+                    if cfg.budget.measures_difficulty else {})
     if difficulties:
         planner.set_difficulties(difficulties)
     bar = _progress(len(todo), progress and worker.rank == 0)
     while (i := worker.next_index()) < len(todo):
         t = todo[i]
         plan = planner.plan(t.id, remaining=[x.id for x in todo[i:]])
-        rec = solve_task(engine, t, plan, clock)
+        rec = solve_task(engine, t, plan, clock, planner.gate_for(t.id, plan))
         rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
         rec.difficulty_seconds = difficulty_seconds.get(t.id, 0.0)
         journal.append_journal(journal_path, rec)

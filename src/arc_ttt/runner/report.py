@@ -100,6 +100,7 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
                      + f"<td{cls}>{correct}</td>"
                      f"<td class='l'>{e(note[:120])}</td></tr>")
     parts.append("</table>")
+    parts += policy_table(records)
     if pictures:
         parts.append("<h2>Attempts</h2>")
         for i, r in enumerate(records):
@@ -123,6 +124,38 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(parts))
     return path
+
+
+def policy_table(records: Sequence) -> list[str]:
+    """budget.policy=learned: per task the steps chosen and why: each action's predicted gain (the chosen one in
+    bold) and its cost on the planner's estimates, lambda, the PID's output, and the gate's decision."""
+    rows = [(i, r) for i, r in enumerate(records) if getattr(r, "policy", None)]
+    if not rows:
+        return []
+    e = html.escape
+    actions = rows[0][1].policy["actions"]
+    target = rows[0][1].policy.get("target", "score")
+    parts = [f"<h2>Learned policy: predicted gain per action</h2><p>gain in {e(str(target))} over no TTT; the plan "
+             "takes per task the action of largest gain - lambda x cost (seconds), lambda the smallest at which every "
+             "remaining task's plan fits the time left (the budget corrected by the PID's output u). The gate stops "
+             "after 2 steps when the remaining steps are predicted to add nothing.</p>",
+             "<table><tr><th>#</th><th>task</th><th>chosen</th><th>trained</th>"
+             + "".join(f"<th>{a} steps</th>" for a in actions)
+             + "<th>lambda</th><th>u</th><th>gate</th></tr>"]
+    for i, r in rows:
+        p = r.policy
+        cells = []
+        for a, g, c in zip(p["actions"], p["gains"], p["costs"]):
+            text = f"{g:+.3f}" + (f" / {c:.0f}s" if c is not None else " / n.a.")
+            cells.append(f"<td><b>{text}</b></td>" if a == p["chosen"] else f"<td>{text}</td>")
+        gate = p.get("gate")
+        gate_text = "" if gate is None else (f"{'stopped' if gate['stopped'] else 'went on'}: loss "
+                                             f"{gate['loss_after_2']:.3f}, further {gate['further_gain']:+.3f}")
+        parts.append(f"<tr><td>{i}</td><td class='l'><a href='#t{i}'>{e(r.id)}</a></td><td>{p['chosen']}</td>"
+                     f"<td>{r.steps}</td>" + "".join(cells) + f"<td>{p['lambda']:.3g}</td><td>{p['pid_u']:+.3f}</td>"
+                     f"<td class='l'>{e(gate_text)}</td></tr>")
+    parts.append("</table>")
+    return parts
 
 
 def summarize(records: Sequence, cfg: RunConfig, seconds: float, score: float | None,

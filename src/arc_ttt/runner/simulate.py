@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.config import BudgetConfig
-from ..core.planner import TaskCost, TrainCap
+from ..core.planner import Planner, TaskCost, TrainCap
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.textformat import answer_tokens
@@ -40,6 +40,7 @@ class SimEngine:
     seed: int = 0
     batch_size: int = 8  # views decoded together, as the planner assumes
     difficulties: dict = field(default_factory=dict)
+    losses: dict = field(default_factory=dict)  # task id -> the loss of each TTT step (default 1.0 each)
     calls: list = field(default_factory=list)
 
     def _factor(self, task_id: str) -> float:
@@ -53,7 +54,8 @@ class SimEngine:
         seq = sum(p.input.size + p.input.shape[0] + p.output.size + p.output.shape[0] + 3 for p in task.train) + 1
         answer = answer_tokens(task.train)
         prompt = seq + task.test[0].input.size + task.test[0].input.shape[0] + 2
-        return TaskCost(task.id, seq, prompt, answer, task.n_test)
+        return TaskCost(task.id, seq, prompt, answer, task.n_test, demos=len(task.train),
+                        output_area=max(p.output.size for p in task.train))
 
     def difficulty(self, task: Task) -> float:
         self.clock.advance(self.cost(task).train_tokens_per_step * self.cfg.prefill_seconds_per_token
@@ -69,11 +71,14 @@ class SimEngine:
         per_step = self.cost(task).train_tokens_per_step * self.cfg.train_seconds_per_token * self._factor(task.id)
         start, done = self.clock(), 0
         cap = TrainCap.of(time_cap)
-        while done < steps and not cap.reached(self.clock() - start, done):  # checked between steps, like ttt.train
+        curve = list(self.losses.get(task.id, ()))
+        losses: list[float] = []
+        while done < steps and not cap.reached(self.clock() - start, done, losses):  # between steps, like ttt.train
             self.clock.advance(per_step)
+            losses.append(curve[done] if done < len(curve) else 1.0)
             done += 1
         return TrainOutcome(done, done * self.cost(task).train_tokens_per_step, self.clock() - start,
-                            [1.0] * done, "done" if done == steps else "time_cap")
+                            losses, "done" if done == steps else "time_cap")
 
     def predict(self, task: Task, views: int, time_cap: float, shrink: int) -> PredictOutcome:
         self.calls.append(("predict", task.id, views, time_cap, shrink))
@@ -104,3 +109,128 @@ class SimEngine:
 
     def free_memory(self) -> None:
         self.calls.append(("free",))
+
+
+# ---- replaying an effort table (benchmarks/effort.py's JSON) through the planner ------------------------------
+@dataclass
+class TableEngine:
+    """A task's training and inference as an effort table measured them: each step takes the table's seconds
+    (interpolated between its levels) on the fake clock, and the outcome is the one at the largest measured level
+    not above the steps trained. Steps between levels buy nothing here: every policy acts on the table's levels."""
+
+    clock: FakeClock
+    table: dict
+
+    def __post_init__(self):
+        self.rows = {t["id"]: t for t in self.table["tasks"]}
+        self.levels = tuple(int(x) for x in self.table["levels"])
+
+    def level(self, task_id: str, steps: int) -> dict:
+        row = self.rows[task_id]
+        return next(lv for lv in row["levels"] if lv["steps"] == max(s for s in self.levels if s <= steps))
+
+    def cost(self, task_id: str) -> TaskCost:
+        f = self.rows[task_id]["features"]
+        return TaskCost(task_id, int(f["train_tokens_per_step"]), int(f["prompt_tokens"]), int(f["answer_tokens"]),
+                        int(self.rows[task_id].get("n_test", 1)), demos=int(f["demos"]),
+                        output_area=int(f["output_area"]))
+
+    def difficulty(self, task_id: str) -> float | None:
+        self.clock.advance(self.rows[task_id].get("difficulty_seconds", 0.0))
+        return self.rows[task_id]["features"].get("difficulty")
+
+    def step_seconds(self, task_id: str, step: int) -> float:
+        """Seconds of step `step` (0-based): the table's training time between the levels around it, per step."""
+        lv = {x["steps"]: x["train_seconds"] for x in self.rows[task_id]["levels"]}
+        hi = min((s for s in self.levels if s > step), default=max(self.levels))
+        lo = max((s for s in self.levels if s < hi), default=0)
+        return (lv[hi] - lv.get(lo, 0.0)) / max(1, hi - lo)
+
+    def train(self, task_id: str, steps: int, cap: TrainCap) -> tuple[int, float, list[float]]:
+        steps = min(steps, max(self.levels))
+        curve = self.rows[task_id].get("losses", [])
+        start, done, losses = self.clock(), 0, []
+        while done < steps and not cap.reached(self.clock() - start, done, losses):
+            self.clock.advance(self.step_seconds(task_id, done))
+            losses.append(curve[done] if done < len(curve) else 1.0)
+            done += 1
+        return done, self.clock() - start, losses
+
+    def predict(self, task_id: str, steps: int, time_cap: float) -> tuple[dict | None, dict]:
+        """(the level's outcome, or None when inference does not finish within time_cap; its phase seconds)."""
+        lv = self.level(task_id, steps)
+        phases = {k: lv[f"{k}_seconds"] for k in ("prefill", "decode", "rescore")}
+        total = sum(phases.values())
+        if total > time_cap:
+            self.clock.advance(max(0.0, time_cap))
+            return None, {k: v * max(0.0, time_cap) / total for k, v in phases.items()}
+        self.clock.advance(total)
+        return lv, phases
+
+
+def table_priors(table: dict) -> dict:
+    """The planner's cost priors, as the table's medians (per token), so that the first plan is not far off."""
+    tr, pre, dec = [], [], []
+    top = max(int(x) for x in table["levels"])
+    for t in table["tasks"]:
+        f = t["features"]
+        last = next(lv for lv in t["levels"] if lv["steps"] == top)
+        if top:
+            tr.append(last["train_seconds"] / top / max(1, f["train_tokens_per_step"]))
+        zero = t["levels"][0]
+        views = table.get("views", 1)
+        pre.append(zero["prefill_seconds"] / max(1, views * f["prompt_tokens"] * t.get("n_test", 1)))
+        dec.append(zero["decode_seconds"] / max(1, f["answer_tokens"] * t.get("n_test", 1)))
+    med = lambda xs, d: float(np.median(xs)) if xs and np.median(xs) > 0 else d  # noqa: E731
+    return {"train_seconds_per_token": med(tr, 2e-4), "prefill_seconds_per_token": med(pre, 2e-5),
+            "decode_seconds_per_token": med(dec, 2e-3)}
+
+
+def full_effort_seconds(table: dict) -> float:
+    """Every task trained to the table's last level and predicted there, plus the difficulty pass."""
+    top = max(int(x) for x in table["levels"])
+    total = 0.0
+    for t in table["tasks"]:
+        lv = next(x for x in t["levels"] if x["steps"] == top)
+        total += lv["train_seconds"] + lv["prefill_seconds"] + lv["decode_seconds"] + lv["rescore_seconds"]
+        total += t.get("difficulty_seconds", 0.0)
+    return total
+
+
+def replay_table(table: dict, cfg: BudgetConfig, policy=None) -> tuple[list[dict], float]:
+    """The run loop of runner.pipeline.solve_all on the table's tasks, in the table's order: the planner plans each
+    task, the table's seconds pass on a fake clock, the planner records them. Returns per task (steps trained,
+    mode, score, truth NLL, seconds, the learned policy's explanation) and the finish time."""
+    clock = FakeClock()
+    engine = TableEngine(clock, table)
+    ids = [t["id"] for t in table["tasks"]]
+    views = int(table.get("views", 1))
+    planner = Planner(cfg, [engine.cost(i) for i in ids], start=0.0, clock=clock, default_views=views,
+                      infer_batch=views, score_views=int(table.get("score_views", views)), policy=policy)
+    if cfg.measures_difficulty:
+        planner.set_difficulties({i: engine.difficulty(i) for i in ids})
+    out = []
+    for k, tid in enumerate(ids):
+        plan = planner.plan(tid, remaining=ids[k:])
+        t0 = clock()
+        done, train_s, outcome, phases = 0, 0.0, None, {"prefill": 0.0, "decode": 0.0, "rescore": 0.0}
+        gate = planner.gate_for(tid, plan)
+        if plan.mode != "fallback":
+            deadline = t0 + plan.task_cap
+            if plan.steps:
+                cap = TrainCap(max(0.0, deadline - clock() - plan.infer_reserve), plan.infer_reserve,
+                               plan.step_seconds, gate)
+                done, train_s, _ = engine.train(tid, plan.steps, cap)
+            outcome, phases = engine.predict(tid, done, max(0.0, deadline - clock()))
+        planner.record(tid, plan, train_seconds=train_s, steps_done=done, infer_seconds=sum(phases.values()),
+                       views_done=views if outcome is not None else 0, prefill_seconds=phases["prefill"],
+                       decode_seconds=phases["decode"], rescore_seconds=phases["rescore"])
+        zero = engine.level(tid, 0)
+        out.append({"id": tid, "mode": plan.mode, "planned_steps": plan.steps, "steps": done,
+                    "level": engine.level(tid, done)["steps"], "predicted": outcome is not None,
+                    "score": outcome["score"] if outcome is not None else 0.0,
+                    # no prediction: the truth is as likely as without TTT (the NLL has no "no answer" value)
+                    "truth_nll": outcome["truth_nll"] if outcome is not None else zero["truth_nll"],
+                    "seconds": clock() - t0, "gated": bool(gate and gate.decision and gate.decision["stopped"]),
+                    "policy": plan.policy})
+    return out, clock()
