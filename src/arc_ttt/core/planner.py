@@ -267,8 +267,8 @@ class Planner:
         costs = [by_id[i] for i in dict.fromkeys([*ids, task_id])]
         t = by_id[task_id]
         plan = self._plan(t, costs)
-        if plan.mode not in ("no_ttt", "fallback") or plan.seconds_left <= 0:
-            return plan
+        if plan.mode not in ("no_ttt", "fallback") or plan.seconds_left <= 0 or plan.policy is not None:
+            return plan  # (a learned policy's "no TTT" is its choice, not the ladder's last resort)
         # Until a task has really trained and predicted, costs are priors and one noisy forward pass:
         # rather than give up a task on their word alone, spend at most its fair share measuring,
         # as long as a single step (which cannot be cut short) fits in that share.
