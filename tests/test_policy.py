@@ -393,3 +393,15 @@ def test_the_gate_stops_real_training_after_two_steps(tiny_model_dir, small_task
     gate = lambda losses: seen.append(list(losses)) or True  # noqa: E731
     out = engine.train(small_tasks[0], 8, TrainCap(1e9, gate=gate), 0)
     assert out.steps == 2 and len(seen) == 1 and len(seen[0]) == 2
+
+
+def test_the_rerun_projection_works_with_a_learned_config():
+    """delivery.environment.project_rerun plans synthetic tasks at uniform effort whatever the policy (a learned
+    one has no features for them)."""
+    from arc_ttt.core.records import TaskRecord
+    from arc_ttt.delivery.environment import project_rerun
+
+    cfg = load_config(None, ["budget.policy=learned", "budget.policy_file=nowhere.json"])
+    recs = [TaskRecord("a", status="ok", steps=4, tokens=4000, train_seconds=2.0, views=8, infer_seconds=4.0)]
+    rows = project_rerun(recs, cfg, (120,))
+    assert rows and rows[0]["tasks"] == 120

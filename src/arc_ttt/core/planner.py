@@ -161,9 +161,8 @@ class Planner:
     difficulties: dict[str, float | None] = field(default_factory=dict)
     pid: PID | None = None
     # learned: {"start", "planned": {task: seconds}, "total"}, fixed at the first plan: the time left then (the
-    # headroom is held back from each plan, not from the run) shared out in proportion to that plan's costs. Shares:
-    # the priors may be off by any factor before a task is measured, their ratios far less. Shares, not the costs themselves: priors can
-    # be off by any factor before the first task is measured, their ratios much less.
+    # headroom is held back from each plan, not from the run) shared out in proportion to that plan's costs. Shares,
+    # not the costs themselves: the priors may be off by any factor before a task is measured, their ratios far less.
     pace: dict | None = None
     pace_log: list = field(default_factory=list)  # (spent, planned) seconds since the first plan, per recorded task
     _done: set = field(default_factory=set)
@@ -359,8 +358,9 @@ class Planner:
         """The action of largest gain - lambda x cost, lambda the smallest that fits the remaining plan into the
         budget: the time left less the headroom, shrunk by exp(-u) when the PID's output u > 0 (spent is ahead of
         planned). Only shrunk: the re-fit to the time left already hands unspent time to the tasks left, and a
-        budget grown into the headroom left the last tasks no slack (runs ended past the deadline in simulation). With several workers the PID is off (the pace is one worker's). None: not even the
-        cheapest action of every task fits at any view count (the ladder's no-TTT and fallback steps follow)."""
+        budget grown into the headroom left the last tasks no slack (runs ended past the deadline in simulation).
+        With several workers the PID is off (the pace is one worker's). None: not even the cheapest action of every
+        task fits at any view count (the ladder's no-TTT and fallback steps follow)."""
         G = self.predicted_gains(remaining)
         i = [r.id for r in remaining].index(t.id)
         u = self.pid.u if self.pid is not None and self.workers == 1 else 0.0

@@ -412,7 +412,7 @@ def project_rerun(records: Sequence, cfg: RunConfig, task_counts: Sequence[int] 
     for n in task_counts:
         # prompt_tokens=1, answer_tokens=0: one view costs prefill_seconds_per_token x the inference factor
         tasks = [TaskCost(f"t{i}", tokens_per_step, 1, 0) for i in range(n)]
-        planner = Planner(dataclasses.replace(b, adaptive=False), tasks, start=0.0, clock=lambda: 0.0,
+        planner = Planner(dataclasses.replace(b, adaptive=False, policy="uniform"), tasks, start=0.0, clock=lambda: 0.0,
                           default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size, workers=workers)
         if sec_per_step is not None:
             planner.train.add(sec_per_step, tokens_per_step * b.train_seconds_per_token)
