@@ -179,6 +179,9 @@ def test_the_pid_raises_lambda_when_the_run_falls_behind_plan(policy):
     pid = PID(1.0, 0.2, 0.0)
     assert pid.update(0.02) > 0 and pid.update(0.04) > pid.u - 1e-12
     assert PID(1.0, 0.2, 0.0).update(-0.02) < 0
+    ahead = PID(1.0, 0.2, 0.0, low=0.0)  # the planner's: a run behind plan winds nothing up
+    assert [ahead.update(-0.05) for _ in range(50)][-1] == 0.0 and ahead.integral == 0.0
+    assert ahead.update(0.02) > 0
     tasks = costs(20)
     clock = FakeClock()
     p = Planner(learned_cfg(seconds=1500.0), tasks, start=0.0, clock=clock, default_views=8, infer_batch=8,

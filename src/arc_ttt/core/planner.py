@@ -175,7 +175,7 @@ class Planner:
             if self.policy is None:
                 raise ValueError("budget.policy=learned: the planner needs the policy (core.policy.load_policy)")
             if self.pid is None:
-                self.pid = PID(*self.cfg.pid)
+                self.pid = PID(*self.cfg.pid, low=0.0)  # only u > 0 acts (the budget only shrinks)
         self.set_difficulties({t.id: t.difficulty for t in self.tasks})
 
     @property

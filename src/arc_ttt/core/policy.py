@@ -238,7 +238,8 @@ class PID:
     kp: float = 1.0
     ki: float = 0.2
     kd: float = 0.0
-    limit: float = 3.0  # |u| and |ki x integral| at most this (lambda moves by at most e^3 = 20x)
+    limit: float = 3.0  # u and ki x integral at most this (the budget shrinks by at most e^3 = 20x) ...
+    low: float = -3.0  # ... and at least this: 0 where only u > 0 acts (the planner's), so no unused windup
     integral: float = 0.0
     last: float | None = None
     u: float = 0.0
@@ -246,10 +247,10 @@ class PID:
     def update(self, error: float) -> float:
         self.integral += error
         if self.ki:
-            self.integral = float(np.clip(self.integral, -self.limit / self.ki, self.limit / self.ki))
+            self.integral = float(np.clip(self.integral, self.low / self.ki, self.limit / self.ki))
         d = 0.0 if self.last is None else error - self.last
         self.last = error
-        self.u = float(np.clip(self.kp * error + self.ki * self.integral + self.kd * d, -self.limit, self.limit))
+        self.u = float(np.clip(self.kp * error + self.ki * self.integral + self.kd * d, self.low, self.limit))
         return self.u
 
 
