@@ -338,7 +338,10 @@ def test_replay_of_the_heuristic_matches_the_planner_loop(table):
                        min_views=8, task_overhead_seconds=0, difficulty_share=1.0)
     out, finish = replay_table(table, cfg)
     assert len(out) == 48 and finish <= 2000.0
-    assert all(r["level"] in ACTIONS and r["level"] <= r["steps"] for r in out)
+    assert all(r["level"] in ACTIONS and r["level"] <= r["steps"] <= r["planned_steps"] for r in out)
+    assert all(r["steps"] in ACTIONS for r in out if r["steps"] == r["planned_steps"] or r["mode"] == "full")
+    assert any(r["planned_steps"] not in ACTIONS for r in out)  # the heuristic plans between levels ...
+    assert sum(r["seconds"] for r in out) <= 2000.0  # ... and trains to the level below
 
 
 def test_a_learned_choice_of_no_ttt_is_not_turned_into_a_probe(policy):

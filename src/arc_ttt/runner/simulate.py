@@ -116,7 +116,8 @@ class SimEngine:
 class TableEngine:
     """A task's training and inference as an effort table measured them: each step takes the table's seconds
     (interpolated between its levels) on the fake clock, and the outcome is the one at the largest measured level
-    not above the steps trained. Steps between levels buy nothing here: every policy acts on the table's levels."""
+    not above the steps trained. Every policy acts on the table's levels: a plan of steps between two levels trains
+    to the lower one (the table knows nothing of the steps between), and the time left over goes to later tasks."""
 
     clock: FakeClock
     table: dict
@@ -147,7 +148,7 @@ class TableEngine:
         return (lv[hi] - lv.get(lo, 0.0)) / max(1, hi - lo)
 
     def train(self, task_id: str, steps: int, cap: TrainCap) -> tuple[int, float, list[float]]:
-        steps = min(steps, max(self.levels))
+        steps = max(s for s in self.levels if s <= steps)
         curve = self.rows[task_id].get("losses", [])
         start, done, losses = self.clock(), 0, []
         while done < steps and not cap.reached(self.clock() - start, done, losses):
