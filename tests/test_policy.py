@@ -175,7 +175,7 @@ def test_the_pid_keeps_a_slowing_run_closer_to_plan_than_refitting_alone(policy)
     assert worst[(3.0, 0.3, 0.0)] < 0.8 * worst[(0.0, 0.0, 0.0)], worst
 
 
-def test_the_pid_raises_lambda_when_the_run_falls_behind_plan(policy):
+def test_the_pid_raises_lambda_when_spent_runs_ahead_of_plan(policy):
     pid = PID(1.0, 0.2, 0.0)
     assert pid.update(0.02) > 0 and pid.update(0.04) > pid.u - 1e-12
     assert PID(1.0, 0.2, 0.0).update(-0.02) < 0
@@ -333,7 +333,7 @@ def test_cross_fitting_never_plans_a_task_with_its_own_row(table):
     assert len({id(p) for p in cf.folds.values()}) == 4
 
 
-def test_replay_of_the_heuristic_matches_the_planner_loop(table):
+def test_replay_trains_the_heuristic_to_table_levels_within_the_budget(table):
     cfg = BudgetConfig(seconds=2000.0, safety_margin=0, min_margin_seconds=0, max_steps=32, min_steps=2,
                        min_views=8, task_overhead_seconds=0, difficulty_share=1.0)
     out, finish = replay_table(table, cfg)
