@@ -411,3 +411,39 @@ def test_the_rerun_projection_works_with_a_learned_config():
     recs = [TaskRecord("a", status="ok", steps=4, tokens=4000, train_seconds=2.0, views=8, infer_seconds=4.0)]
     rows = project_rerun(recs, cfg, (120,))
     assert rows and rows[0]["tasks"] == 120
+
+
+def test_effort_snapshots_are_the_adapter_after_each_level(tiny_model_dir, small_tasks):
+    """One 4-step run, copies after 0, 2 and 4 steps: each level is predicted with its own adapter (the NLLs differ,
+    and level 0's is the untrained adapter's), the training seconds grow with the level."""
+    from arc_ttt.core.config import load_config
+    from arc_ttt.modeling import lora
+    from arc_ttt.modeling.engine import ModelEngine
+
+    effort = load_benchmark("effort")
+    cfg = load_config(None, [f"model.path={tiny_model_dir}", "model.device=cpu", "model.dtype=float32",
+                             "inference.decoding=greedy", "inference.n_views=2", "inference.n_score_views=2",
+                             "ttt.lr=1e-2"])
+    engine = ModelEngine.load(cfg)
+    task = small_tasks[0]
+    row = effort.measure_task(engine, task, (0, 2, 4), 2)
+    levels = row["levels"]
+    assert [lv["steps_reached"] for lv in levels] == [0, 2, 4] and len(row["losses"]) == 4
+    assert 0 == levels[0]["train_seconds"] < levels[1]["train_seconds"] < levels[2]["train_seconds"]
+    nll = [lv["truth_nll"] for lv in levels]
+    assert len(set(nll)) == 3
+    lora.restore(engine.model, engine.initial)
+    assert effort.truth_nll(engine, task) == pytest.approx(nll[0], rel=1e-4)
+
+
+def test_policy_fit_writes_a_policy_the_kit_loads(tmp_path, table, monkeypatch):
+    import sys
+
+    bench = load_benchmark("policy")
+    src = tmp_path / "effort.json"
+    src.write_text(json.dumps(table))
+    out = tmp_path / "fitted.json"
+    monkeypatch.setattr(sys, "argv", ["policy.py", "--fit", str(src), "--policy-out", str(out), "--target", "nll"])
+    assert bench.main() == 0
+    policy = load_policy(str(out))
+    assert policy.target == "nll" and policy.card["trained_on"]["n_tasks"] == 48 and policy.gate is not None
