@@ -18,6 +18,11 @@ prompt tokens, demo count, the largest demo output's area, the TTT loss per step
 gate's feature), and at 0 steps the greedy path log-probability (mean over views of each view's likeliest path)
 and how many views agree (the share of views that decoded the most decoded candidate).
 
+Cost (benchmarks/results/effort_smoke.json, 2 short tasks, 2 views, levels 0 and 2, on the 2-core CPU at load 4-5):
+126 s and 372 s per task; a TTT step 7.8 s and 22 s (2 steps, warm-up included), inference 45-231 s per level
+at 2 views. The full table (8 views, 6 levels, 32 steps, 48 tasks up to 2048 tokens) is of the order of a day
+of this CPU; `--views` and `--levels` trade the default inference or the levels for time.
+
 Writes `--out` (default benchmarks/results/effort.json) after every task, and on a second call skips the tasks it
 already holds when the settings match (model, config, levels, views); `--fresh` starts over. Also a plot
 (`--out` with .png): score and truth NLL against steps, one line per size stratum.
@@ -237,8 +242,14 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="only the first N tasks of the file")
     ap.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     ap.add_argument("--quick", action="store_true", help="smoke: 2 tasks, levels 0 and 2, 2 views; needs --out")
+    ap.add_argument("--views", type=int, help="views for generation and scoring (default: the config's, 8); fewer is "
+                    "cheaper but is not the default inference")
+    ap.add_argument("--levels", help=f"comma-separated step counts (default {','.join(map(str, LEVELS))})")
     args = ap.parse_args()
-    levels, views = LEVELS, None
+    levels = tuple(int(x) for x in args.levels.split(",")) if args.levels else LEVELS
+    views = args.views
+    if 0 not in levels or sorted(set(levels)) != list(levels):
+        ap.error("--levels: increasing step counts from 0")
     if args.quick:
         levels, views, args.limit = (0, 2), 2, min(args.limit or 2, 2)
         if os.path.abspath(args.out) == OUT:
