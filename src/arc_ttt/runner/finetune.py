@@ -265,7 +265,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
              sum(p.numel() for p in params))
     if tc.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if not prog.evals:
+    if not prog.evals and cfg.eval.at_start:
         prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev))
         log.info("held-out before training: %s", prog.evals[-1])
 
@@ -303,6 +303,8 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
             if prog.step % cfg.eval.every_steps == 0 or prog.step == tc.steps:
                 prog.evals.append(evaluate(model, codec, corpus, cfg, prog.step, dev))
                 log.info("held-out at step %d: %s", prog.step, prog.evals[-1])
+                if cfg.output.keep_adapters and tc.mode == "lora":
+                    keep_adapter(model, cfg, prog.evals[-1])
             if now - last_ckpt >= cfg.output.checkpoint_minutes * 60 or prog.step == tc.steps:
                 save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
                 last_ckpt = clock()
@@ -320,6 +322,14 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     finished = prog.step >= tc.steps
     card = write_outputs(model, tok, codec, corpus, cfg, prog, finished)
     return FinetuneResult(out, prog, finished, card)
+
+
+def keep_adapter(model, cfg: FinetuneConfig, evaluation: dict) -> str:
+    """adapters/step-N/: the adapter as it is now, and the evaluation that was just made of it."""
+    folder = os.path.join(cfg.output.dir, "adapters", f"step-{evaluation['step']}")
+    lora.save_adapter(model, folder, resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")))
+    write_json_atomic(os.path.join(folder, "evaluation.json"), evaluation)
+    return folder
 
 
 def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, prog: Progress,
@@ -372,7 +382,7 @@ def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: boo
         "sessions": prog.sessions,
         "loss_first_50": round(float(np.mean(prog.losses[:50])), 4) if prog.losses else None,
         "loss_last_50": round(float(np.mean(prog.losses[-50:])), 4) if prog.losses else None,
-        "holdout": {"before": prog.evals[0] if prog.evals else None, "after": prog.evals[-1] if prog.evals else None,
+        "holdout": {"before": prog.evals[0] if prog.evals and prog.evals[0]["step"] == 0 else None, "after": prog.evals[-1] if prog.evals else None,
                     "history": prog.evals},
         "config_digest": hashlib.sha256(json.dumps(fingerprint(cfg), sort_keys=True).encode()).hexdigest()[:12],
     }
