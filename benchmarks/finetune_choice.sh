@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 23's short runs: LoRA rank and lr chosen on the development set's D8-averaged NLL, before the long run.
-# Each: configs/finetune-local.yaml, 50 steps x 4 sequences, then the held-out and dev-set NLLs. The base model's
+# Each: configs/finetune-local.yaml, 50 steps x 4 sequences, then the held-out (8 D8 views) and dev-set NLLs. The base model's
 # figures before training are the same for every run: the first run measures them, the others skip them.
 #   bash benchmarks/finetune_choice.sh [NAME ...]      (about 15 minutes a run on this 2-core CPU, bf16, idle)
 set -euo pipefail
@@ -24,6 +24,6 @@ c = json.load(open(f"runs/choice-{sys.argv[1]}/finetune.json"))
 a = c["holdout"]["after"]
 print(json.dumps({"name": sys.argv[1], "lora_r": c["lora"]["r"], "lr": c["train"]["lr"], "tokens": c["tokens"],
                   "seconds": c["train_seconds"], "before": c["holdout"]["before"],
-                  **{k: a.get(k) for k in ("nll", "nll_identity", "dev_nll", "dev_nll_identity")}}))
+                  **{k: a.get(k) for k in ("nll", "nll_identity", "dev_nll")}}))
 PY
 done

@@ -248,12 +248,16 @@ def test_keep_adapters_saves_one_per_evaluation_with_its_figures(tmp_path, tiny_
     from arc_ttt.runner.finetune import finetune
 
     out = tmp_path / "keep"
-    finetune(tiny_config(tiny_folder, task_folder, str(out), "output.keep_adapters=true", "output.merge=false"),
-             progress_bar=False)
+    dev = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "dev_tasks.json")
+    finetune(tiny_config(tiny_folder, task_folder, str(out), "output.keep_adapters=true", "output.merge=false",
+                         f"eval.dev={dev}", "eval.at_start=false"), progress_bar=False)
     kept = sorted(os.listdir(out / "adapters"))
     assert kept == ["step-3", "step-6"]
     for name in kept:
-        assert json.loads((out / "adapters" / name / "evaluation.json").read_text())["step"] == int(name[5:])
+        evaluation = json.loads((out / "adapters" / name / "evaluation.json").read_text())
+        assert evaluation["step"] == int(name[5:]) and np.isfinite(evaluation["dev_nll"])
+    card = json.loads((out / "finetune.json").read_text())
+    assert card["holdout"]["before"] is None and card["holdout"]["history"][0]["step"] == 3  # no step-0 evaluation
     from safetensors.torch import load_file
 
     final = adapter_tensors(out)  # the finished run's adapter/ is the last evaluation's
