@@ -408,6 +408,8 @@ def main() -> int:
     rows, problems, comparisons = [], [], []
     source = data_source(tasks)
 
+    partial: dict = {}  # the row being measured, its seeds so far (a stopped run keeps them)
+
     def write(complete: bool) -> None:
         """The table so far (a long run that is stopped still leaves its finished rows)."""
         if not out_path:
@@ -422,6 +424,7 @@ def main() -> int:
             "total_seconds": round(time.monotonic() - t_start, 1), "load": {"before": load_before, "now": uptime()},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "problems": problems, "rows": rows, "comparisons": comparisons,
+            **({"partial_row": partial} if partial and not complete else {}),
         }
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
         with open(out_path, "w") as f:
@@ -440,9 +443,12 @@ def main() -> int:
                                         os.path.join(tmp, f"row{i}-seed{seed}"), views, model, [*source, *args.set])
                 per_seed.append(got)
                 problems.extend(bad)
+                partial.update(name=name, steps=steps, views=views, per_seed=per_seed)
+                write(complete=False)
                 print(f"  {name:<24} seed {seed}: score {got['score']:.3f}  {got['seconds']:7.1f} s", flush=True)
             row = summarise(name, steps, views, overrides, per_seed)
             rows.append(row)
+            partial.clear()
             print(f"  {name:<24} score {row['score']:.3f} {stats.Interval(**row['ci']['score'])}  found "
                   f"{row['found']:.3f}  truth_nll {row['truth_nll']}  {row['seconds']:7.1f} s", flush=True)
             write(complete=False)
