@@ -381,6 +381,8 @@ def main() -> int:
     ap.add_argument("--compare-files", nargs=2, metavar=("A.json", "B.json"),
                     help="compare --row of two result files (same tasks and seeds), then exit")
     ap.add_argument("--row", default="final default config", help="the row --compare-files compares")
+    ap.add_argument("--runs-dir", help="keep each row's run folder (log.json with every candidate, for `arc-ttt "
+                    "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
     if args.compare_files:
         return compare_files(*args.compare_files, args.row, args.out)
@@ -430,7 +432,8 @@ def main() -> int:
         with open(out_path, "w") as f:
             json.dump(result, f, indent=1)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.runs_dir or scratch
         specs = list(enumerate(row_specs(args.steps, args.views)))
         if args.rows:
             wanted = {int(x) - 1 for x in args.rows.split(",")}
