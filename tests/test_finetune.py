@@ -244,6 +244,27 @@ def test_the_merged_model_computes_what_the_trained_adapter_did(tmp_path, tiny_f
     assert not torch.allclose(a, plain, atol=1e-3 * scale, rtol=0)  # and training did change the model
 
 
+def test_keep_adapters_saves_one_per_evaluation_with_its_figures(tmp_path, tiny_folder, task_folder):
+    from arc_ttt.runner.finetune import finetune
+
+    out = tmp_path / "keep"
+    dev = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "dev_tasks.json")
+    finetune(tiny_config(tiny_folder, task_folder, str(out), "output.keep_adapters=true", "output.merge=false",
+                         f"eval.dev={dev}", "eval.at_start=false"), progress_bar=False)
+    kept = sorted(os.listdir(out / "adapters"))
+    assert kept == ["step-3", "step-6"]
+    for name in kept:
+        evaluation = json.loads((out / "adapters" / name / "evaluation.json").read_text())
+        assert evaluation["step"] == int(name[5:]) and np.isfinite(evaluation["dev_nll"])
+    card = json.loads((out / "finetune.json").read_text())
+    assert card["holdout"]["before"] is None and card["holdout"]["history"][0]["step"] == 3  # no step-0 evaluation
+    from safetensors.torch import load_file
+
+    final = adapter_tensors(out)  # the finished run's adapter/ is the last evaluation's
+    at6 = load_file(str(out / "adapters" / "step-6" / "adapter_model.safetensors"))
+    assert final.keys() == at6.keys() and all(torch.equal(final[k], at6[k]) for k in final)
+
+
 def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_folder):
     from arc_ttt.runner.finetune import finetune
 

@@ -242,6 +242,7 @@ class FinetuneEvalConfig:
     every_steps: int = 100
     greedy_tasks: int = 4  # held-out tasks decoded greedily (identity view) for exact match
     dev: str | None = None  # a dev-set file (benchmarks/dev_tasks.json): its D8-averaged NLL too, to choose on
+    at_start: bool = True  # evaluate before the first step (short runs from one base model share that figure)
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,9 @@ class FinetuneOutputConfig:
     checkpoint_minutes: float = 5.0
     merge: bool = True  # write a merged model folder (model/) that `run` and `kernel build` take as it is
     adapter_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # the saved adapter (LoRA mode)
+    # LoRA mode: the adapter at every evaluation, in adapters/step-N/ with that evaluation beside it, so the
+    # checkpoint to ship can be chosen through the real pipeline on the dev set, not only by the last NLL
+    keep_adapters: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""Confidence intervals for benchmark figures: a mean over tasks, and the paired difference of two settings.
+
+ARC scores move in steps of one task, and two settings compared on the same tasks differ on few of them: the
+honest figure is the mean with a bootstrap interval over tasks, and for a decision the paired difference (each
+task against itself) with its interval. A difference whose interval straddles 0 decides nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+LEVEL = 0.90
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    level: float = LEVEL
+
+    def to_dict(self) -> dict:
+        return {"mean": round(self.mean, 5), "lo": round(self.lo, 5), "hi": round(self.hi, 5), "n": self.n,
+                "level": self.level}
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}]"
+
+
+def bootstrap_mean(values: Sequence[float], *, level: float = LEVEL, resamples: int = RESAMPLES,
+                   seed: int = 0) -> Interval:
+    """The mean and its percentile-bootstrap interval over the items (tasks); NaNs are left out."""
+    x = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=float)
+    if not len(x):
+        return Interval(float("nan"), float("nan"), float("nan"), 0, level)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return Interval(float(x.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)),
+                    len(x), level)
+
+
+def paired_difference(a: dict[str, float], b: dict[str, float], **kw) -> Interval:
+    """Mean of a[k] - b[k] over the keys (tasks) both have, with its bootstrap interval."""
+    keys = sorted(set(a) & set(b))
+    return bootstrap_mean([a[k] - b[k] for k in keys], **kw)

@@ -1,0 +1,36 @@
+"""core.stats: bootstrap intervals over tasks and paired differences, the figures decisions are made on."""
+import numpy as np
+import pytest
+
+from arc_ttt.core.stats import bootstrap_mean, paired_difference
+
+
+def test_constant_values_have_a_zero_width_interval():
+    ci = bootstrap_mean([0.25] * 48)
+    assert ci.mean == ci.lo == ci.hi == 0.25 and ci.n == 48
+
+
+def test_the_interval_holds_the_mean_and_shrinks_with_more_tasks():
+    rng = np.random.default_rng(0)
+    small = bootstrap_mean(rng.integers(0, 2, 24).astype(float))
+    large = bootstrap_mean(rng.integers(0, 2, 480).astype(float))
+    assert small.lo <= small.mean <= small.hi and large.lo <= large.mean <= large.hi
+    assert large.hi - large.lo < small.hi - small.lo
+    # a Bernoulli(0.5) mean over 24 tasks: standard error 0.10, so a 90% interval about +-0.17
+    assert 0.25 < small.hi - small.lo < 0.42
+
+
+def test_nan_items_are_left_out_and_an_empty_set_is_nan():
+    assert bootstrap_mean([1.0, float("nan"), 0.0]).n == 2
+    assert np.isnan(bootstrap_mean([]).mean)
+
+
+def test_paired_difference_sees_a_consistent_gain_that_unpaired_noise_hides():
+    """One task in four better by one point, the rest equal: the paired interval stays above 0."""
+    rng = np.random.default_rng(1)
+    base = {f"t{i}": float(x) for i, x in enumerate(rng.random(48))}
+    better = {k: v + (1.0 if i % 4 == 0 else 0.0) for i, (k, v) in enumerate(base.items())}
+    d = paired_difference(better, base)
+    assert d.mean == pytest.approx(0.25) and d.lo > 0
+    assert paired_difference(base, base).to_dict()["mean"] == 0.0
+    assert paired_difference({"a": 1.0, "b": 0.0}, {"b": 1.0}).n == 1  # only tasks both have
