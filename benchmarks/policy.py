@@ -30,6 +30,7 @@ import numpy as np
 
 from arc_ttt.core.config import BudgetConfig
 from arc_ttt.core.policy import TARGETS, cross_fit, fit_policy, save_policy
+from arc_ttt.core.stats import LEVEL, bootstrap_mean
 from arc_ttt.runner.simulate import full_effort_seconds, replay_table, table_priors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,12 +102,10 @@ def oracle(table: dict, budget: float, bins: int = 20000) -> np.ndarray:
     return np.where(picks == a, -1, picks)
 
 
-def bootstrap(x: np.ndarray, boot: int, seed: int = 0, level: float = 0.90) -> list[float]:
-    """The mean's bootstrap interval over tasks (percentile)."""
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), (boot, len(x)))].mean(axis=1)
-    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-    return [round(float(lo), 4), round(float(hi), 4)]
+def bootstrap(x: np.ndarray, boot: int, seed: int = 0) -> list[float]:
+    """The mean's 90% bootstrap interval over tasks (core.stats, as the accuracy benchmark's)."""
+    ci = bootstrap_mean(list(x), resamples=boot, seed=seed)
+    return [round(ci.lo, 4), round(ci.hi, 4)]
 
 
 def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 2000, seed: int = 0, ridge: float = 1.0,
@@ -154,7 +153,7 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 2000
                         "views": table.get("views"), "complete": table.get("complete"), "quick": table.get("quick"),
                         "dev_set": table.get("dev_set")},
               "full_effort_seconds": round(full, 2), "target": target, "folds": k, "ridge": ridge, "bootstrap": boot,
-              "ci_level": 0.9, "rows": rows, "paired_learned_minus_heuristic": paired}
+              "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": paired}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
