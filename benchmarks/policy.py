@@ -108,7 +108,7 @@ def bootstrap(x: np.ndarray, boot: int, seed: int = 0) -> list[float]:
     return [round(ci.lo, 4), round(ci.hi, 4)]
 
 
-def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 2000, seed: int = 0, ridge: float = 1.0,
+def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_000, seed: int = 0, ridge: float = 1.0,
              out: str | None = OUT) -> dict:
     """Every policy at every budget on the table; the result (and the file at `out`, with a plot beside it)."""
     full = full_effort_seconds(table)
@@ -197,7 +197,7 @@ def main() -> int:
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--target", default="score", choices=TARGETS, help="the gain the learned policy predicts")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument("--boot", type=int, default=10_000)
     ap.add_argument("--ridge", type=float, default=1.0)
     ap.add_argument("--fit", metavar="TABLE", help="fit the learned policy on all of TABLE and write --policy-out")
     ap.add_argument("--policy-out", help="where --fit writes the policy")
