@@ -261,7 +261,9 @@ def load_engine(cfg: RunConfig, worker: Worker) -> tuple[Engine | None, str]:
         from ..modeling.engine import ModelEngine  # torch is loaded only when there are tasks to solve
 
         device = worker.device(cfg.model.device)
-        return ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device))), ""
+        engine = ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device)))
+        log.info("model %s: prompt format %s (model.format: %s)", cfg.model.path, engine.codec.name, cfg.model.format)
+        return engine, ""
     except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
         log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
         return None, f"{type(e).__name__}: {e}"
@@ -292,7 +294,8 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
               journal_path: str, merge: Callable[[TaskRecord], None], progress: bool) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
     todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
-    planner = Planner(cfg.budget, [engine.cost(t) for t in todo], start=start, clock=clock,
+    costs, todo = task_costs(engine, todo, journal_path, merge)
+    planner = Planner(cfg.budget, costs, start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
                       workers=worker.world_size, score_views=cfg.inference.n_score_views)
     difficulty_seconds: dict[str, float] = {}
@@ -320,6 +323,24 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
             bar.write(line)
         bar.refresh()
     bar.close()
+
+
+def task_costs(engine: Engine, todo: list[Task], journal_path: str,
+               merge: Callable[[TaskRecord], None]) -> tuple[list, list[Task]]:
+    """The planner's cost estimate of each task; a task whose estimate raises keeps its fallback answer (journaled
+    as an error) instead of stopping the run before any task is solved."""
+    costs, kept = [], []
+    for t in todo:
+        try:
+            costs.append(engine.cost(t))
+            kept.append(t)
+        except Exception as e:  # noqa: BLE001 - one task's estimate must never stop the run
+            error = f"cost estimate: {type(e).__name__}: {e}"[:500]
+            log.warning("task %s: %s (answered by fallback)", t.id, error)
+            rec = _fallback_record(t, "error", error=error)
+            journal.append_journal(journal_path, rec)
+            merge(rec)
+    return costs, kept
 
 
 def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg: RunConfig,
