@@ -370,9 +370,9 @@ def test_quick_mode_only_when_every_test_id_is_an_evaluation_id(tmp_path, rerun_
 
 
 def test_quick_score_line_counts_only_the_tasks_tried():
-    records = [{"id": "a", "status": "ok", "correct": 1.0}, {"id": "b", "status": "ok", "correct": 0.5},
-               {"id": "c", "status": "fallback", "reason": "quick commit run", "correct": 0.0}]
-    assert E.quick_score_line(records).startswith("quick tasks solved 1 of 2")
+    records = [{"id": "a", "status": "ok", "correct": [True]}, {"id": "b", "status": "ok", "correct": [True, False]},
+               {"id": "c", "status": "fallback", "reason": "quick commit run", "correct": [False]}]
+    assert E.quick_score_line(records).startswith("quick tasks solved 1 of 2 (test outputs 2 of 3;")
     assert "WARNING" in E.quick_score_line([dict(records[1])])
     assert E.quick_score_line([{"id": "a", "status": "ok", "correct": None}]) is None  # no solutions: no line
 

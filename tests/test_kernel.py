@@ -371,9 +371,9 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 
     The commit run also gets the awkward cases: the code dataset left packed (src.tar, configs.tar), and a
     second arc-agi_test_challenges.json in another attached dataset (the competition's file must win)."""
-    challenges_path, _, challenges = two_tasks
+    challenges_path, solutions_path, challenges = two_tasks
     inputs = tmp_path / "input"
-    shutil.copy(challenges_path, _mkdir(inputs / "competitions" / "arc-prize-2025") / "arc-agi_test_challenges.json")
+    competition_folder(inputs, challenges_path, solutions_path)
     for key in ("code", "wheels", "model"):
         dst = inputs / "datasets" / "tester" / f"arc-ttt-{key}"
         if key == "code" and not rerun:
@@ -411,9 +411,17 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
     assert "GPUs visible: 0" in text and "versions: torch" in text
     assert ("commit_run=quick" in text) is not rerun
     assert ("projection for the scoring rerun" in text) is not rerun
+    assert ("Kaggle commit run: KAGGLE_IS_COMPETITION_RERUN not set; every test task id is an evaluation task id"
+            in text) is not rerun
+    assert ("Kaggle scoring run" in text) is rerun
+    assert "prompt format used: kit (model.format); transformers here: " in text  # FORMAT, set by the builder
+    assert f"code dataset BUILD.json: " in text and f"kernel built from commit {bundle.commit}" in text
+    assert "submission.json valid: " in text and "ERROR in" not in text
     if not rerun:
         assert "projection for the scoring rerun on 1 x CPU, kaggle.yaml" in text, text
         assert " 120 tasks:" in text and " 240 tasks:" in text, text
+        # the quick task scored against the evaluation solutions beside the placeholder file
+        assert re.search(r"^quick tasks solved [01] of 1 \(test outputs \d of \d; against arc-agi_evaluation_solutions.json\)", text, re.M), text
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []  # complete either way, the competition's tasks
     with open(working / "log.json") as f:
@@ -425,6 +433,71 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 def _mkdir(path):
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def competition_folder(inputs, challenges_path, solutions_path):
+    """The competition's folder as the commit run sees it: the placeholder test file (evaluation tasks) and the
+    evaluation challenges and solutions beside it."""
+    folder = _mkdir(inputs / "competitions" / "arc-prize-2025")
+    shutil.copy(challenges_path, folder / "arc-agi_test_challenges.json")
+    shutil.copy(challenges_path, folder / "arc-agi_evaluation_challenges.json")
+    shutil.copy(solutions_path, folder / "arc-agi_evaluation_solutions.json")
+    return folder
+
+
+def fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit=None):
+    """/kaggle/input with the competition and the bundle's three datasets; `stale_commit` writes another commit
+    into the code dataset's BUILD.json (a stale dataset version attached)."""
+    challenges_path, solutions_path, _ = two_tasks
+    inputs = tmp_path / "input"
+    competition_folder(inputs, challenges_path, solutions_path)
+    for key in ("code", "wheels", "model"):
+        shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
+    if stale_commit:
+        build = inputs / "datasets" / "tester" / "arc-ttt-code" / "BUILD.json"
+        build.write_text(json.dumps({**json.loads(build.read_text()), "commit": stale_commit}))
+    return inputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+def test_a_stale_dataset_fails_the_commit_run_and_the_scoring_run_never_raises(tmp_path, monkeypatch, bundle,
+                                                                               two_tasks, venv_kernel, rerun):
+    """A stale code dataset (BUILD.json names another commit): the commit run stops in the environment cell, after
+    the fallback file. The scoring run carries on, and even a config that cannot load (a broken override) only
+    prints and logs its errors: the notebook finishes, and submission.json is checked valid at the end."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit="0123456789ab")
+    working = _mkdir(tmp_path / "working")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    if rerun:
+        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "True")
+    else:
+        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": ["no_such_section.key=1"]}
+    if rerun:
+        text = stream_text(execute(notebook, out, params, working))
+        assert "WARNING: the code dataset is commit '0123456789ab'" in text
+        assert "ERROR in configure on the scoring run, carrying on" in text and "no_such_section" in text
+        assert "ERROR in the run on the scoring run" in text  # cfg never existed: logged, not raised
+        assert "submission.json valid: " in text
+        assert "ERROR in configure" in (working / "run.log").read_text()
+    else:
+        with pytest.raises(PapermillExecutionError) as e:
+            papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                       execution_timeout=600, parameters=params)
+        assert e.value.ename == "BundleMismatch" and "'0123456789ab' but this kernel was built from" in e.value.evalue
+        failed = [c.id for c in nbformat.read(out, as_version=4).cells
+                  if any(o.output_type == "error" for o in c.get("outputs", []))]
+        assert failed == ["environment"]
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []
 
 
 SIMULATED_P100 = '''
@@ -447,9 +520,11 @@ def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    challenges_path, _, challenges = two_tasks
+    challenges_path, solutions_path, challenges = two_tasks
     inputs = tmp_path / "input"
-    shutil.copy(challenges_path, _mkdir(inputs / "arc-prize-2025") / "arc-agi_test_challenges.json")  # older layout
+    older = _mkdir(inputs / "arc-prize-2025")  # the older layout
+    shutil.copy(challenges_path, older / "arc-agi_test_challenges.json")
+    shutil.copy(challenges_path, older / "arc-agi_evaluation_challenges.json")  # the commit run's placeholder
     for key in ("code", "wheels", "model"):
         shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
     site = _mkdir(tmp_path / "site")

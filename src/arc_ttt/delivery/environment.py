@@ -177,8 +177,11 @@ def quick_score_line(records: Sequence) -> str | None:
     scored = [r for r in tried if _get(r, "correct") is not None]
     if not scored:
         return None
-    solved = sum(1 for r in scored if _get(r, "correct") >= 1.0)
-    line = f"quick tasks solved {solved} of {len(scored)} (against {EVALUATION_SOLUTIONS})"
+    hits = [list(_get(r, "correct")) for r in scored]  # per test output, as the metric counts them
+    solved = sum(1 for h in hits if h and all(h))
+    outputs = sum(len(h) for h in hits)
+    line = (f"quick tasks solved {solved} of {len(scored)} (test outputs {sum(map(sum, hits))} of {outputs}; "
+            f"against {EVALUATION_SOLUTIONS})")
     if solved == 0:
         line += ": WARNING, this model solved none: check the model, its prompt format and the transformers version"
     return line
