@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-model.txt pyproject.toml | sha256sum | cut -c1-12)
 MODEL_DIR := models/smollm2-135m-arc
 
-.PHONY: help setup test test-fast run model finetune bench clean
+.PHONY: help setup test test-fast run model finetune bench bench-gpu clean
 
 help:
 	@echo "make run    - the embedded default: real ARC tasks + SmolLM2-135M -> submission.json and report"
@@ -51,6 +51,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/budget.py
 
+# On a GPU: the kit's CUDA paths on random models shaped like the winners', projected to an L4 (benchmarks/results/gpu.json).
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
+
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push
 KERNEL_CONFIG       ?= configs/kaggle.yaml
@@ -83,7 +87,7 @@ endif
 endif
 
 kernel-push: kernel
-	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then put your API token in ~/.kaggle/kaggle.json"; exit 1; }
+	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then sign in (kaggle auth login, or KAGGLE_API_TOKEN)"; exit 1; }
 	sh $(KERNEL_OUT)/publish.sh
 
 clean:

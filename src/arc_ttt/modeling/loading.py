@@ -242,6 +242,16 @@ def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEF
     return merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16")
 
 
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A fast tokenizer with one token per character of the kit's grid format, built in memory: random models in
+    tests and in benchmarks/gpu.py speak the kit's format without any file."""
+    symbols = ["<pad>", "<s>", "</s>", "<unk>", *"0123456789", "\n", "I", "O", "E", "x", " "]
+    tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(symbols)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
+
+
 def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
     """A random Llama of a few hundred thousand parameters on `tokenizer`'s vocabulary, for tests."""
     torch.manual_seed(seed)
