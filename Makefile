@@ -61,6 +61,7 @@ KERNEL_CONFIG       ?= configs/kaggle.yaml
 KERNEL_MODEL        ?= $(MODEL_DIR)
 KERNEL_MODEL_SOURCE ?=
 KERNEL_OUT          ?= kaggle_kernel/build
+KERNEL_FORMAT       ?=
 KERNEL_ARGS         ?=
 
 notebook: $(STAMP)
@@ -76,14 +77,15 @@ wheels-verify: $(STAMP)
 	$(PY) -m arc_ttt wheels verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
 
 # KERNEL_MODEL_SOURCE=owner/model/framework/variation/version attaches a Kaggle model instead of a weights dataset.
+# KERNEL_FORMAT=kit|architects|nvarc|marc names the model's prompt format when neither the config nor the folder does.
 kernel: $(STAMP) wheels
 ifneq ($(KERNEL_MODEL_SOURCE),)
-	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
 	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
 endif
-	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 endif
 
 kernel-push: kernel
