@@ -417,6 +417,8 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
     assert "prompt format used: kit (model.format); transformers here: " in text  # FORMAT, set by the builder
     assert f"code dataset BUILD.json: " in text and f"kernel built from commit {bundle.commit}" in text
     assert "submission.json valid: " in text and "ERROR in" not in text
+    run_log = (working / "run.log").read_text()
+    assert "prompt format used: kit (model.format: kit); transformers " in run_log, run_log
     if not rerun:
         assert "projection for the scoring rerun on 1 x CPU, kaggle.yaml" in text, text
         assert " 120 tasks:" in text and " 240 tasks:" in text, text

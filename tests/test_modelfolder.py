@@ -66,3 +66,20 @@ def test_save_model_writes_a_portable_folder(tmp_path, tokenizer):
     assert M.compatibility_problem(info, "4.57.1", lambda name: name != "TokenizersBackend") is None
     reloaded = LlamaConfig.from_pretrained(str(tmp_path / "m"))  # and this transformers still reads the same base
     assert reloaded.rope_parameters["rope_theta"] == 100000.0
+
+
+def test_the_merged_demonstration_model_is_saved_in_bf16(tmp_path, tokenizer, tiny_model_dir):
+    """make model merges in fp32 (every small delta kept) and saves in bf16: half the upload of fp32."""
+    from safetensors import safe_open
+
+    from arc_ttt.core.config import LoraSettings
+    from arc_ttt.modeling import lora
+    from arc_ttt.modeling.loading import ensure_arc_model, tiny_llama
+
+    adapter = str(tmp_path / "adapter")
+    lora.save_adapter(lora.attach(tiny_llama(tokenizer), LoraSettings(r=4)), adapter)
+    dst = ensure_arc_model(str(tmp_path / "arc"), adapter, base=tiny_model_dir)
+    with safe_open(os.path.join(dst, "model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
+    info = M.describe_model(dst)
+    assert info.rope_theta is not None and info.tokenizer_class == "PreTrainedTokenizerFast"

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..core import journal
 from ..core.config import RunConfig, to_dict
+from ..core.modelfolder import describe_model
 from ..core.planner import Planner, TaskPlan, TrainCap
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
@@ -262,11 +263,22 @@ def load_engine(cfg: RunConfig, worker: Worker) -> tuple[Engine | None, str]:
 
         device = worker.device(cfg.model.device)
         engine = ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device)))
-        log.info("model %s: prompt format %s (model.format: %s)", cfg.model.path, engine.codec.name, cfg.model.format)
+        log_model(cfg, engine.codec.name)
         return engine, ""
     except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
         log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
         return None, f"{type(e).__name__}: {e}"
+
+
+def log_model(cfg: RunConfig, format_used: str) -> None:
+    """run.log says what ran: the model (demo, fine-tune or base), its prompt format, the transformers version."""
+    import transformers  # loaded already by the engine
+
+    info = describe_model(cfg.model.path)
+    log.info("model %s: %s; prompt format used: %s (model.format: %s); transformers %s", cfg.model.path,
+             info.summary(), format_used, cfg.model.format, transformers.__version__)
+    if info.kind == "demo":
+        log.warning("this is the kit's demonstration model: it checks the pipeline and scores about 0")
 
 
 def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], writer: SubmissionWriter,
