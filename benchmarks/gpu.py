@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [s.tiny() if args.tiny else s for s in SHAPES if s.name in wanted]
     side = args.side or (3 if args.tiny else 20)
     result = run(shapes, torch.device(args.device), side=side, steps=args.steps or (2 if args.tiny else 8),
-                 views=args.views or (2 if args.tiny else 16), dfs_cap=1.0 if args.tiny else 120.0,
+                 views=args.views or (2 if args.tiny else 16), dfs_cap=1.0 if args.tiny else 30.0,
                  decode_tokens=8 if args.tiny else 64)
     result["tiny"] = args.tiny
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -25,11 +25,13 @@ import shlex
 import shutil
 import stat
 import subprocess
+import zipfile
 from dataclasses import dataclass, field
+from email.parser import Parser
 
 from ..core.config import load_config
 from ..core.modelfolder import ModelInfo, describe_model, make_portable
-from ..core.textformat import FORMATS
+from ..core.textformat import FORMATS, write_format_file
 from . import environment, wheelhouse
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
@@ -280,9 +282,7 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
 
 def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: str) -> list[str]:
     """What `make kernel` says about the model it ships."""
-    from .environment import transformers_version
-
-    here = transformers_version()
+    here = environment.transformers_version()
     if info is None:
         return [f"model: Kaggle model {spec.model_source} (not checked here)",
                 f"  prompt format: {fmt} ({fmt_source}); transformers here: {here}"]
@@ -298,13 +298,11 @@ def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: 
 
 def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info: ModelInfo | None) -> dict:
     """BUILD.json: what the bundle was built from and ships; the notebook prints it and checks the commit."""
-    from .environment import transformers_version
-
     model = ({"source": spec.model_source} if info is None else
              {"kind": info.kind, "architecture": info.architecture, "base": info.base,
               "saved_with_transformers": info.saved_with, "folder": os.path.basename(os.path.normpath(spec.model))})
     return {"commit": commit, "config": os.path.basename(spec.config), "format": fmt, "format_source": fmt_source,
-            "model": model, "builder_transformers": transformers_version()}
+            "model": model, "builder_transformers": environment.transformers_version()}
 
 
 def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
@@ -347,8 +345,6 @@ def _link_or_copy(src: str, dst: str) -> None:
 def write_model(spec: BundleSpec, dst: str, fmt: str) -> None:
     """The weights, hard-linked or copied (or re-saved by prepare_model), with config.json and
     tokenizer_config.json rewritten portably (never through a hard link) and arc_format.json naming `fmt`."""
-    from ..core.textformat import write_format_file
-
     if spec.prepare or spec.shrink_vocab:
         from ..modeling.loading import prepare_model  # loads torch: only when asked to re-save the weights
 
@@ -462,9 +458,6 @@ def dataset_description(key: str, folder: str, spec: BundleSpec, commit: str, te
 
 def wheel_license(path: str) -> str:
     """A wheel's licence from its METADATA (License-Expression, License, or the licence classifiers)."""
-    import zipfile
-    from email.parser import Parser
-
     try:
         with zipfile.ZipFile(path) as z:
             name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))

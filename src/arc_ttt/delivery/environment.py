@@ -14,6 +14,7 @@ so inputs are found by searching for the files they must contain, never by one h
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ from ..core.modelfolder import ModelInfo, compatibility_problem, describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.submission import SubmissionWriter, validate_submission, write_json_atomic
 from ..core.tasks import TaskFileError, load_challenges, read_json_object
+from ..core.textformat import read_format_file
 
 KAGGLE_INPUT = "/kaggle/input"
 KAGGLE_WORKING = "/kaggle/working"
@@ -408,7 +410,6 @@ class GpuInfo:
 
 def gpu_info() -> GpuInfo:
     """What torch sees: device count, the first device's name and capability, the arch list, library versions."""
-    import importlib.metadata  # the library versions: only here, where they are printed
 
     import torch  # reason: delivery is torch-free at import; this runs in the notebook after the wheels are in
 
@@ -585,8 +586,6 @@ def check_build(environment: Environment, build: dict | None, expected_commit: s
 def resolve_format(setting: str, model_dir: str | None) -> tuple[str, str]:
     """(the prompt format a run uses, where that came from): the config's model.format, else the folder's
     arc_format.json, else the kit's own layout, said to be a guess."""
-    from ..core.textformat import read_format_file
-
     if setting != "auto":
         return setting, "model.format"
     named = read_format_file(model_dir) if model_dir and os.path.isdir(model_dir) else None
@@ -596,8 +595,6 @@ def resolve_format(setting: str, model_dir: str | None) -> tuple[str, str]:
 
 
 def transformers_version() -> str | None:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("transformers")
     except importlib.metadata.PackageNotFoundError:
