@@ -410,7 +410,6 @@ class GpuInfo:
 
 def gpu_info() -> GpuInfo:
     """What torch sees: device count, the first device's name and capability, the arch list, library versions."""
-
     import torch  # reason: delivery is torch-free at import; this runs in the notebook after the wheels are in
 
     versions = {"torch": torch.__version__, "cuda": torch.version.cuda}
