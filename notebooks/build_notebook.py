@@ -150,7 +150,7 @@ if env.on_kaggle:
     n = environment.write_fallback_submission(CHALLENGES, os.path.join(output_dir, "submission.json"))
     print(f"fallback submission.json written: {n} tasks from {CHALLENGES}")
     for other in environment.other_challenges(INPUT_ROOT, CHALLENGES):
-        print("note: another challenges file is attached and NOT used (pass COMPETITION or CHALLENGES):", other)
+        print("WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES):", other)
     # The commit run needs both signs: no rerun variable, and every test id an evaluation id.
     env = environment.with_test_file(env, CHALLENGES)
     print(environment.run_kind_line(env, CHALLENGES))

@@ -322,6 +322,17 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
     assert f"this builder: transformers {importlib.metadata.version('transformers')}" in out
 
 
+def test_another_competition_is_attached_and_preferred(tmp_path, tiny_model_dir, installed_wheelhouse):
+    b = K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
+                                    wheelhouse=installed_wheelhouse, format="kit", competition="arc-prize-2026"))
+    with open(os.path.join(b.folders["kernel"], K.KERNEL_META)) as f:
+        assert json.load(f)["competition_sources"] == ["arc-prize-2026"]
+    nb = nbformat.read(os.path.join(b.folders["kernel"], K.CODE_FILE), as_version=4)
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["COMPETITION"] == "arc-prize-2026"  # find_challenges prefers that folder
+
+
 def test_licences_are_checked_against_kaggles_list(tmp_path, tiny_model_dir, installed_wheelhouse):
     (tmp_path / "w.whl").write_text("")
     good = K.dataset_metadata("me", "arc-ttt-model", "ARC TTT kit model")
@@ -405,6 +416,8 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
         imported_from = re.search(r"^arc_ttt \S+ from (.*)$", text, re.M).group(1)
         assert imported_from.endswith(os.path.join("code", "src", "arc_ttt")) and str(inputs) not in imported_from
         assert os.path.join("code", "configs", "kaggle.yaml") in text  # the config from the unpacked configs.tar
+        assert "WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES): " + \
+            os.path.join(str(inputs), "datasets", "someone", "arc-copy", "arc-agi_test_challenges.json") in text
     assert f"kind='kaggle', competition_rerun={rerun}" in text
     assert "fallback submission.json written: 2 tasks from " + os.path.join(str(inputs), "competitions") in text
     assert "installing offline from " + os.path.join(str(inputs), "datasets", "tester", "arc-ttt-wheels") in text

@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=DEFAULT_OUT)
     k.add_argument("--owner", default=None, help="Kaggle user name; default: KAGGLE_USERNAME or ~/.kaggle/kaggle.json")
     k.add_argument("--prefix", default="arc-ttt", help="slug prefix of the datasets and the kernel")
-    k.add_argument("--competition", default="arc-prize-2025",
-                   help="the competition's slug (e.g. arc-prize-2026): attached, and its test file wins in the notebook")
+    k.add_argument("--competition", help="the competition's slug (e.g. arc-prize-2026), attached and its test file "
+                   "preferred in the notebook; default: the config's kaggle.competition (arc-prize-2025)")
     k.add_argument("--wheelhouse", default="wheels/wheelhouse", help="built by `make wheels`")
     k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")

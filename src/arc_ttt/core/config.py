@@ -172,6 +172,7 @@ class KaggleConfig:
     commit_run: Literal["full", "quick"] = "full"  # what the (non-scoring) commit run does
     quick_tasks: int = 2
     machine_shape: str | None = None  # the kernel's accelerator (kernel-metadata.json), e.g. NvidiaL4
+    competition: str = "arc-prize-2025"  # the slug the kernel attaches and whose test file it prefers
 
 
 @dataclass(frozen=True)

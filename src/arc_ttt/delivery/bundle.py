@@ -63,7 +63,7 @@ class BundleSpec:
     out: str = DEFAULT_OUT
     owner: str | None = None  # None: KAGGLE_USERNAME or the username in the kaggle CLI's kaggle.json
     prefix: str = "arc-ttt"  # slugs: <prefix>-code, <prefix>-wheels, <prefix>-model, <prefix>-submission
-    competition: str = "arc-prize-2025"
+    competition: str | None = None  # None: the config's kaggle.competition
     wheelhouse: str = "wheels/wheelhouse"
     model_source: str | None = None  # a Kaggle model instead: owner/model/framework/variation/version
     prepare: bool = False  # run arc_ttt.model.prepare_model on the weights
@@ -373,12 +373,14 @@ def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
 def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str,
                  fmt: str) -> None:
     """The notebook with CONFIG, COMPETITION, FORMAT and BUILD_COMMIT set through its parameters cell, and its
-    metadata."""
+    metadata. The competition: --competition, else the config's kaggle.competition."""
     import nbformat  # reason: a build-time dependency only; nothing at run time needs it
+
+    competition = spec.competition or load_config(spec.config).kaggle.competition
 
     builder = load_notebook_builder(spec.notebook_source)
     config_name = os.path.splitext(os.path.basename(spec.config))[0]
-    nb = builder.build({"CONFIG": config_name, "COMPETITION": spec.competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
+    nb = builder.build({"CONFIG": config_name, "COMPETITION": competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
                        note=f"Built from arc-ttt-kit commit `{commit}`; prompt format `{fmt}`.")
     os.makedirs(dst)
     with open(os.path.join(dst, CODE_FILE), "w", encoding="utf-8") as f:
@@ -390,7 +392,7 @@ def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, o
         "is_private": spec.private,
         "enable_internet": False,  # whatever the template says: the CLI turns internet on when absent
         "dataset_sources": [ids[k] for k in ("code", "wheels", "model") if k in ids],
-        "competition_sources": [spec.competition],
+        "competition_sources": [competition],
         "model_sources": [spec.model_source] if spec.model_source else [],
         "machine_shape": machine_shape,
     })
