@@ -191,7 +191,7 @@ def test_restore_rejects_foreign_snapshot(tokenizer):
 
 
 def test_bf16_adapters_keep_their_optimizer_states_in_bf16_and_train(tokenizer, small_tasks):
-    """lora.dtype bfloat16 (NVARC's r256 adapters): adapters and AdamW's moments in bf16, a third of fp32's
+    """lora.dtype bfloat16 (NVARC's r256 adapters): adapters and AdamW's moments in bf16, half of fp32's
     adapter+optimizer bytes; a TTT run still lowers the loss. Over fp16 weights it is refused."""
     from arc_ttt.core.config import LoraSettings
 

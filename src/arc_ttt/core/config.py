@@ -50,8 +50,8 @@ class LoraSettings:
     train_embeddings: bool = False
     train_lm_head: bool = False
     # The adapters' own dtype, and with it AdamW's two moment buffers (created like the parameters). bfloat16 as
-    # NVARC casts its r256 adapters: about a third of fp32's adapter+optimizer memory (Qwen3-4B r256 with embeddings
-    # and lm_head: ~6 GB -> ~2 GB), at bf16's precision for the updates. Needs bf16 weights (compute capability >= 8.0).
+    # NVARC casts its r256 adapters: half the bytes of fp32 adapters, their gradients and AdamW's two moments, at
+    # bf16's precision for the updates. Needs bf16 weights (compute capability >= 8.0).
     dtype: Literal["float32", "bfloat16"] = "float32"
 
 
