@@ -450,7 +450,7 @@ def test_a_stale_code_dataset_fails_the_commit_run(tmp_path):
     assert "no readable BUILD.json" in E.build_problem(None, "new456")
 
 
-def v5_folder(folder, *, portable=False, card=None, stamp=False):
+def v5_folder(folder, *, portable=False, card=None, demo=False):
     """A model folder's JSON files as transformers 5 writes them (or after make_portable)."""
     config = {"architectures": ["LlamaForCausalLM"], "transformers_version": "5.23.0",
               "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
@@ -462,8 +462,9 @@ def v5_folder(folder, *, portable=False, card=None, stamp=False):
     touch(os.path.join(folder, "model.safetensors"), "")
     if card is not None:
         touch(os.path.join(folder, "finetune.json"), json.dumps(card))
-    if stamp:
-        touch(os.path.join(folder, "merged_adapter.sha256"), "abc\n")
+    touch(os.path.join(folder, "merged_adapter.sha256"), "abc\n")  # a merge of some adapter
+    if demo:
+        touch(os.path.join(folder, "ARC_TTT_DEMO_MODEL.txt"), "demo\n")
     return str(folder)
 
 
@@ -478,11 +479,14 @@ def test_model_report_names_the_model_and_fails_the_commit_run_on_an_unreadable_
     assert E.model_report(commit_env(tmp_path), raw, "kit", "x", version="5.23.0")[1] is None  # 5.x reads its own
     portable = v5_folder(tmp_path / "portable", portable=True)
     assert E.model_report(commit_env(tmp_path), portable, "kit", "x", **old)[1] is None
-    demo = v5_folder(tmp_path / "demo", portable=True, card={"base_model": {"path": "models/smollm2-135m"}}, stamp=True)
+    demo = v5_folder(tmp_path / "demo", portable=True, card={"base_model": {"path": "models/smollm2-135m"}}, demo=True)
     lines, _ = E.model_report(commit_env(tmp_path), demo, "kit", "x", **old)
     assert "DEMONSTRATION" in lines[1] and any(line.startswith("WARNING: this is the kit's demonstration") for line in lines)
     tuned = v5_folder(tmp_path / "tuned", portable=True, card={"base_model": {"path": "/m/Qwen3-4B"}, "format": "nvarc"})
     assert "fine-tuned from /m/Qwen3-4B" in E.model_report(commit_env(tmp_path), tuned, "nvarc", "x", **old)[0][1]
+    # a user's own fine-tune of the demo's base is not the demo: its merge stamp is of another adapter
+    own = v5_folder(tmp_path / "own", portable=True, card={"base_model": {"path": "models/smollm2-135m"}})
+    assert "fine-tuned from models/smollm2-135m" in E.model_report(commit_env(tmp_path), own, "kit", "x", **old)[0][1]
 
 
 def test_the_prompt_format_and_where_it_came_from(tmp_path):

@@ -305,13 +305,21 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
     assert (b.format, b.format_source) == ("nvarc", "model.format in kaggle-nvarc.yaml")
     b = K.build_bundle(spec(str(named), format="architects"))  # --format wins, and the disagreement is said
     assert b.format == "architects" and any("arc_format.json says nvarc" in line for line in b.model_lines)
-    # the demonstration model is announced as such
+    # the demonstration model (a merge of the kit's committed adapter) is announced as such, and marked for the notebook
+    from arc_ttt.core.modelfolder import DEMO_MARKER, adapter_digest
+
     demo = tmp_path / "demo"
     shutil.copytree(named, demo)
     (demo / "finetune.json").write_text(json.dumps({"base_model": {"path": "models/smollm2-135m"}, "format": "kit"}))
-    (demo / "merged_adapter.sha256").write_text("abc\n")
+    (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
+                                                                            "smollm2-135m-arc")) + "\n")
     b = K.build_bundle(spec(str(demo)))
     assert any(line.startswith("WARNING: this is the kit's demonstration model") for line in b.model_lines)
+    assert os.path.exists(os.path.join(b.folders["model"], DEMO_MARKER)) and not (demo / DEMO_MARKER).exists()
+    (demo / "merged_adapter.sha256").write_text("another adapter\n")  # a user's own fine-tune of the same base
+    assert not any("demonstration" in line for line in K.build_bundle(spec(str(demo))).model_lines)
+    (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
+                                                                            "smollm2-135m-arc")) + "\n")
     # and the CLI prints it all: model, format, transformers
     from arc_ttt.cli import main
 

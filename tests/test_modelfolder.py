@@ -83,3 +83,4 @@ def test_the_merged_demonstration_model_is_saved_in_bf16(tmp_path, tokenizer, ti
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
     info = M.describe_model(dst)
     assert info.rope_theta is not None and info.tokenizer_class == "PreTrainedTokenizerFast"
+    assert os.path.exists(os.path.join(dst, M.DEMO_MARKER)) and info.kind == "demo"  # make model marks it

@@ -9,14 +9,18 @@ kit writes both files so that either major version reads the same model, and des
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
 
+from .config import DEFAULT_ADAPTER
+
 FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.textformat writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
-MERGE_STAMP = "merged_adapter.sha256"  # written by the embedded default's merge (modeling.loading)
-DEMO_BASE_NAMES = ("smollm2-135m",)  # the card's base model for the kit's demonstration model
+MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.loading): the adapter's digest
+DEMO_MARKER = "ARC_TTT_DEMO_MODEL.txt"  # written into the kit's demonstration model (make model, the bundle)
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Tokenizer classes of transformers 5 that 4.x does not have; the fast tokenizer's tokenizer.json holds everything.
 V5_ONLY_TOKENIZER_CLASSES = ("TokenizersBackend",)
 PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
@@ -136,11 +140,31 @@ def major_version(version: str | None) -> int | None:
         return None
 
 
-def _is_demo(folder: str, card: dict | None) -> bool:
-    if card is None:
+def adapter_digest(adapter_folder: str) -> str:
+    """sha256 of an adapter folder's weights and config: the stamp a merged folder keeps of its adapter."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        with open(os.path.join(adapter_folder, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def is_demo(folder: str, kit_adapter: str = os.path.join(REPO_DIR, DEFAULT_ADAPTER)) -> bool:
+    """The kit's demonstration model: its marker, or (in a checkout, where the kit's adapter is) a merge stamp of
+    exactly that adapter. A user's own fine-tune of the same base has another adapter, so another stamp."""
+    if os.path.exists(os.path.join(folder, DEMO_MARKER)):
+        return True
+    stamp = os.path.join(folder, MERGE_STAMP)
+    if not (os.path.isfile(stamp) and os.path.isfile(os.path.join(kit_adapter, "adapter_model.safetensors"))):
         return False
-    base = os.path.basename(os.path.normpath(str(card.get("base_model") or card.get("model") or "")))
-    return os.path.exists(os.path.join(folder, MERGE_STAMP)) and base in DEMO_BASE_NAMES
+    with open(stamp, encoding="utf-8") as f:
+        return f.read().strip() == adapter_digest(kit_adapter)
+
+
+def mark_demo(folder: str) -> None:
+    with open(os.path.join(folder, DEMO_MARKER), "w", encoding="utf-8") as f:
+        f.write("The arc-ttt-kit demonstration model: SmolLM2-135M with the kit's small ARC adapter. It checks the "
+                "pipeline end to end and scores about 0 on ARC.\n")
 
 
 def describe_model(folder: str) -> ModelInfo:
@@ -155,7 +179,7 @@ def describe_model(folder: str) -> ModelInfo:
         raw = card.get("base_model") or card.get("model")
         base = raw.get("path") if isinstance(raw, dict) else raw
         card = dict(card, base_model=base)
-    kind = "demo" if _is_demo(folder, card) else ("fine-tuned" if card is not None else "base")
+    kind = "demo" if is_demo(folder) else ("fine-tuned" if card is not None else "base")
     arch = config.get("architectures")
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     theta = config.get("rope_theta", text.get("rope_theta"))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from email.parser import Parser
 
 from ..core.config import load_config
-from ..core.modelfolder import ModelInfo, describe_model, make_portable
+from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.textformat import FORMATS, write_format_file
 from . import environment, wheelhouse
 
@@ -342,7 +342,7 @@ def _link_or_copy(src: str, dst: str) -> None:
     shutil.copy2(src, dst)
 
 
-def write_model(spec: BundleSpec, dst: str, fmt: str) -> None:
+def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> None:
     """The weights, hard-linked or copied (or re-saved by prepare_model), with config.json and
     tokenizer_config.json rewritten portably (never through a hard link) and arc_format.json naming `fmt`."""
     if spec.prepare or spec.shrink_vocab:
@@ -358,6 +358,8 @@ def write_model(spec: BundleSpec, dst: str, fmt: str) -> None:
     if os.path.exists(path):
         os.unlink(path)  # may be a hard link to the source folder's file
     write_format_file(dst, fmt)
+    if demo and not os.path.exists(os.path.join(dst, DEMO_MARKER)):  # the notebook says it too; never via a link
+        mark_demo(dst)
 
 
 def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
@@ -515,7 +517,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
                     model_lines=model_lines(spec, info, fmt, fmt_source))
     record = build_record(spec, commit, fmt, fmt_source, info)
     writers = {"code": lambda d: write_code(spec, d, record), "wheels": lambda d: write_wheels(spec, d),
-               "model": lambda d: write_model(spec, d, fmt)}
+               "model": lambda d: write_model(spec, d, fmt, demo=info is not None and info.kind == "demo")}
     for key in ("code", "wheels", "model"):
         if key == "model" and spec.model is None:
             continue

@@ -4,7 +4,6 @@ Nothing here ever reaches a model hub: `local_files_only=True` and HF_HUB_OFFLIN
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -22,7 +21,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
-from ..core.modelfolder import MERGE_STAMP, make_portable  # noqa: E402
+from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable, mark_demo  # noqa: E402
 from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
                                kit_format, read_format_file, write_format_file)
 
@@ -196,15 +195,6 @@ def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
     return convert_gguf(embedded_gguf_path(), dst)
 
 
-def adapter_digest(adapter_folder: str) -> str:
-    """sha256 of an adapter folder's weights and config: a changed adapter means a stale merged folder."""
-    h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        with open(os.path.join(adapter_folder, name), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
-
-
 def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32",
                       save_dtype: str | None = None) -> str:
     """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
@@ -239,7 +229,9 @@ def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEF
         with open(stamp, encoding="utf-8") as f:
             if f.read().strip() == adapter_digest(adapter_folder):
                 return dst
-    return merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16")
+    merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16")
+    mark_demo(dst)
+    return dst
 
 
 def char_tokenizer() -> PreTrainedTokenizerFast:
