@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-model.txt pyproject.toml | sha256sum | cut -c1-12)
 MODEL_DIR := models/smollm2-135m-arc
 
-.PHONY: help setup test test-fast run model finetune bench clean
+.PHONY: help setup test test-fast run model finetune bench bench-gpu clean
 
 help:
 	@echo "make run    - the embedded default: real ARC tasks + SmolLM2-135M -> submission.json and report"
@@ -51,12 +51,17 @@ bench: $(STAMP)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/budget.py
 
-# --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see README "Kaggle submission") ---
+# On a GPU: the kit's CUDA paths on random models shaped like the winners', projected to an L4 (benchmarks/results/gpu.json).
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
+
+# --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see kaggle_kernel/README.md) ---
 .PHONY: notebook wheels wheels-verify kernel kernel-push
 KERNEL_CONFIG       ?= configs/kaggle.yaml
 KERNEL_MODEL        ?= $(MODEL_DIR)
 KERNEL_MODEL_SOURCE ?=
 KERNEL_OUT          ?= kaggle_kernel/build
+KERNEL_FORMAT       ?=
 KERNEL_ARGS         ?=
 
 notebook: $(STAMP)
@@ -72,18 +77,19 @@ wheels-verify: $(STAMP)
 	$(PY) -m arc_ttt wheels verify --requirements wheels/requirements-kaggle.txt --dest build/wheels-verify
 
 # KERNEL_MODEL_SOURCE=owner/model/framework/variation/version attaches a Kaggle model instead of a weights dataset.
+# KERNEL_FORMAT=kit|architects|nvarc|marc names the model's prompt format when neither the config nor the folder does.
 kernel: $(STAMP) wheels
 ifneq ($(KERNEL_MODEL_SOURCE),)
-	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
 	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
 endif
-	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(KERNEL_ARGS)
+	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 endif
 
 kernel-push: kernel
-	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then put your API token in ~/.kaggle/kaggle.json"; exit 1; }
+	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then sign in (kaggle auth login, or KAGGLE_API_TOKEN)"; exit 1; }
 	sh $(KERNEL_OUT)/publish.sh
 
 clean:

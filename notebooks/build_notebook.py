@@ -42,6 +42,8 @@ PARAMETERS = [
     ("OVERRIDES", [], "extra config settings (see above)"),
     ("INPUT_ROOT", "/kaggle/input", "where Kaggle mounts attached data"),
     ("COMPETITION", None, "the competition slug: its challenges file wins over copies in other datasets"),
+    ("FORMAT", None, "the model's prompt format (kit, architects, nvarc, marc); None: as the config says"),
+    ("BUILD_COMMIT", None, "set by make kernel: the commit the code dataset's BUILD.json must name"),
     ("REPO", None, "Colab only: the kit's git URL to clone, e.g. https://github.com/<owner>/arc-ttt-kit"),
     ("KIT_DIR", None, "Colab only: where to clone it; None: /content/arc-ttt-kit"),
     ("DRIVE_DIR", None, "Colab only: a Google Drive folder for the outputs, e.g. /content/drive/MyDrive/arc-ttt"),
@@ -70,7 +72,7 @@ BOOTSTRAP = """\
 # Make the arc_ttt package importable. Standard library only: the package is not importable yet.
 # On Kaggle the code dataset holds src/arc_ttt and always wins over anything installed; when Kaggle
 # left the dataset's folders packed (src.tar, configs.tar), they are unpacked into a temporary folder.
-import glob, importlib, importlib.util, os, shutil, subprocess, sys, tarfile, tempfile
+import glob, importlib, json, importlib.util, os, shutil, subprocess, sys, tarfile, tempfile
 
 
 def find_code(root):
@@ -97,6 +99,9 @@ def find_code(root):
             os.makedirs(os.path.join(code, "configs"))
             for f in glob.glob(os.path.join(unpacked, "**", "*.yaml"), recursive=True):
                 shutil.copy(f, os.path.join(code, "configs"))
+    build = os.path.join(os.path.dirname(packed[0]), "BUILD.json")
+    if os.path.exists(build):
+        shutil.copy(build, code)
     print("unpacked", packed[0], "into", code)
     return os.path.join(code, "src")
 
@@ -108,8 +113,10 @@ def on_colab():
         return False
 
 
+CODE_SRC = None  # on Kaggle, the code dataset's src/ folder (its BUILD.json sits beside it)
 if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir(INPUT_ROOT):
-    sys.path.insert(0, find_code(INPUT_ROOT))
+    CODE_SRC = find_code(INPUT_ROOT)
+    sys.path.insert(0, CODE_SRC)
 elif on_colab():  # clone and install the kit (Colab has internet)
     kit = KIT_DIR or "/content/arc-ttt-kit"
     if not os.path.isdir(kit):
@@ -136,91 +143,130 @@ print("python", sys.executable)"""
 
 ENVIRONMENT = """\
 env = environment.detect(input_root=INPUT_ROOT)
-print(env)
 output_dir = OUTPUT_DIR or env.working_dir
 if env.on_kaggle:
     # A valid submission.json first (every task, both attempts), before anything below can fail.
     CHALLENGES = CHALLENGES or environment.find_challenges(INPUT_ROOT, competition=COMPETITION)
     n = environment.write_fallback_submission(CHALLENGES, os.path.join(output_dir, "submission.json"))
     print(f"fallback submission.json written: {n} tasks from {CHALLENGES}")
+    for other in environment.other_challenges(INPUT_ROOT, CHALLENGES):
+        print("WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES):", other)
+    # The commit run needs both signs: no rerun variable, and every test id an evaluation id.
+    env = environment.with_test_file(env, CHALLENGES)
+    print(environment.run_kind_line(env, CHALLENGES))
+    build = environment.read_build(CODE_SRC)
+    print("code dataset BUILD.json:", json.dumps(build), "| kernel built from commit", BUILD_COMMIT)
+    problem = environment.check_build(env, build, BUILD_COMMIT)  # raises on the commit run
+    if problem:
+        print("WARNING:", problem)
     try:  # internet is off: what the image lacks comes from the wheels dataset
         wheelhouse = environment.find_wheelhouse(INPUT_ROOT)
         print("installing offline from", wheelhouse)
         environment.install_wheelhouse(wheelhouse)
     except (environment.InputNotFound, subprocess.CalledProcessError) as e:
-        if not env.competition_rerun:
-            raise  # the commit run stops here; the scoring rerun carries on with what the image has
+        if env.commit_run:
+            raise  # the commit run stops here; the scoring run carries on with what the image has
         print("WARNING: offline install failed, carrying on with the image's packages:", e)
     importlib.invalidate_caches()
 elif env.kind == "colab" and DRIVE_DIR and not OUTPUT_DIR:
     from google.colab import drive
 
     drive.mount("/content/drive")
-    output_dir = DRIVE_DIR"""
+    output_dir = DRIVE_DIR
+print(env)"""
 
 CONFIGURE = """\
+# From here on, the Kaggle scoring run never raises (rerun_guard): an error is printed and logged, and the last
+# cell re-validates submission.json. Everywhere else errors stop the notebook, so that they are seen.
 from arc_ttt.core.config import load_config
-from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
 
-config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
-overrides = environment.run_overrides(
-    env, challenges=CHALLENGES, solutions=SOLUTIONS, model=MODEL, output_dir=output_dir,
-    budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION)
-cfg = load_config(config_path, [*overrides, *OVERRIDES])
-if not env.on_kaggle and cfg.model.path == DEFAULT_ARC_MODEL_DIR:
-    ensure_arc_model(cfg.model.path)  # the embedded default: SmolLM2-135M + the kit's ARC adapter, merged on first use
-elif not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
-    ensure_default_model(cfg.model.path)  # SmolLM2-135M as packaged, converted from its GGUF on first use
-limit = environment.solve_limit(env, cfg.kaggle.commit_run, cfg.kaggle.quick_tasks)
-print("config:", config_path)
-for item in [*overrides, *OVERRIDES]:
-    print("  ", item)
-if limit is not None:
-    print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")"""
+with environment.rerun_guard(env, "configure", output_dir):
+    from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
+
+    config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
+    # On the commit run the placeholder's tasks are evaluation tasks: score the quick tasks against their solutions.
+    solutions = SOLUTIONS or (environment.quick_solutions(env, CHALLENGES) if env.on_kaggle else None)
+    overrides = environment.run_overrides(
+        env, challenges=CHALLENGES, solutions=solutions, model=MODEL, output_dir=output_dir,
+        budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION, format_name=FORMAT)
+    cfg = load_config(config_path, [*overrides, *OVERRIDES])
+    if not env.on_kaggle and cfg.model.path == DEFAULT_ARC_MODEL_DIR:
+        ensure_arc_model(cfg.model.path)  # the embedded default: SmolLM2-135M + the kit's ARC adapter, merged on first use
+    elif not env.on_kaggle and cfg.model.path == DEFAULT_MODEL_DIR:
+        ensure_default_model(cfg.model.path)  # SmolLM2-135M as packaged, converted from its GGUF on first use
+    limit = environment.solve_limit(env, cfg.kaggle.commit_run, cfg.kaggle.quick_tasks)
+    print("config:", config_path)
+    for item in [*overrides, *OVERRIDES]:
+        print("  ", item)
+    if limit is not None:
+        print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")
+    # What runs: the model, its prompt format and the transformers versions. On the commit run, a folder the
+    # installed transformers would load wrongly (e.g. saved by 5.x without a top-level rope_theta) stops here.
+    format_name, format_source = environment.resolve_format(cfg.model.format, cfg.model.path)
+    model_lines, model_problem = environment.model_report(env, cfg.model.path, format_name, format_source)
+    for line in model_lines:
+        print(line)
+    if model_problem:
+        print("WARNING:", model_problem)"""
 
 ACCELERATOR = """\
 # The GPU, its compute capability against this torch's kernels, and the library versions. On the
 # Kaggle commit run an unusable GPU stops here: every task would otherwise fall back and score zero.
-gpu = environment.gpu_info()
-for line in gpu.lines():
-    print(line)
-problem = environment.require_usable_gpu(env, cfg.model.device, gpu)
-if problem:
-    print("WARNING:", problem)
-n_workers = gpu.count if cfg.model.device == "auto" and not problem else 1
-command = environment.worker_command(n_workers, config_path, [*overrides, *OVERRIDES], cfg.output.dir, solve_limit=limit)
-print(f"{n_workers} worker(s)" + (": " + " ".join(command) if command else ", in this process"))"""
+with environment.rerun_guard(env, "the accelerator check", output_dir):
+    gpu = environment.gpu_info()
+    for line in gpu.lines():
+        print(line)
+    problem = environment.require_usable_gpu(env, cfg.model.device, gpu)
+    if problem:
+        print("WARNING:", problem)
+    n_workers = gpu.count if cfg.model.device == "auto" and not problem else 1
+    command = environment.worker_command(n_workers, config_path, [*overrides, *OVERRIDES], cfg.output.dir,
+                                         solve_limit=limit)
+    print(f"{n_workers} worker(s)" + (": " + " ".join(command) if command else ", in this process"))"""
 
 RUN = """\
-from arc_ttt.runner.pipeline import run
+records, summary = [], {}
+with environment.rerun_guard(env, "the run", output_dir):
+    from arc_ttt.runner.pipeline import run
 
-if command:  # one torchrun worker per GPU, sharing the tasks (arc_ttt.runner.workers)
-    environment.run_workers(command)
-else:
-    run(cfg, solve_limit=limit)
-log_json = environment.read_log(cfg.output.dir)
-records, summary = log_json["tasks"], log_json["summary"]
-print("submission:", os.path.join(cfg.output.dir, "submission.json"))
-print(f"{len(records)} tasks in {summary['seconds']:.0f} s: {summary['status']}")"""
+    if command:  # one torchrun worker per GPU, sharing the tasks (arc_ttt.runner.workers)
+        environment.run_workers(command, check=not env.scoring_run)  # a killed worker never fails the scoring run
+    else:
+        run(cfg, solve_limit=limit)
+    log_json = environment.read_log(cfg.output.dir)
+    records, summary = log_json["tasks"], log_json["summary"]
+    print("submission:", os.path.join(cfg.output.dir, "submission.json"))
+    print(f"{len(records)} tasks in {summary['seconds']:.0f} s: {summary['status']}")"""
 
 REPORT = """\
-from IPython.display import HTML, display
+with environment.rerun_guard(env, "the report", output_dir):
+    from IPython.display import HTML, display
 
-if summary.get("score") is not None:
-    print(f"score: {summary['score']:.4f} (mean over test outputs)")
-report = os.path.join(cfg.output.dir, "report.html")
-if os.path.exists(report):
-    with open(report, encoding="utf-8") as f:
-        display(HTML(f.read()))"""
+    quick = environment.quick_score_line(records) if limit is not None else None
+    if quick:
+        print(quick)  # the fallback-answered tasks are left out: they would dilute the score
+    elif summary.get("score") is not None:
+        print(f"score: {summary['score']:.4f} (mean over test outputs)")
+    report = os.path.join(cfg.output.dir, "report.html")
+    if os.path.exists(report):
+        with open(report, encoding="utf-8") as f:
+            display(HTML(f.read()))"""
 
 CHECK = """\
 # The commit run: fail loudly when every task it tried errored, and project the scoring rerun
 # (120 and 240 tasks) from the speed measured here, with this GPU and this config.
-environment.check_commit_run(env, records, limit)
-if limit is not None:
-    where = f"{n_workers} x {gpu.name or 'CPU'}, {os.path.basename(config_path)}"
-    for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers), where):
-        print(line)"""
+with environment.rerun_guard(env, "the commit-run checks", output_dir):
+    environment.check_commit_run(env, records, limit)
+    if limit is not None:
+        where = f"{n_workers} x {gpu.name or 'CPU'}, {os.path.basename(config_path)}"
+        for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers), where):
+            print(line)"""
+
+FINALIZE = """\
+# Last: submission.json re-validated against the challenges, rewritten from the journals if it is not valid.
+if env.on_kaggle:
+    with environment.rerun_guard(env, "the final check", output_dir):
+        print(environment.finalize_submission(CHALLENGES, output_dir))"""
 
 
 def build(parameters: dict | None = None, note: str | None = None) -> nbformat.NotebookNode:
@@ -236,10 +282,11 @@ def build(parameters: dict | None = None, note: str | None = None) -> nbformat.N
         new_code_cell(RUN, id="run"),
         new_code_cell(REPORT, id="report"),
         new_code_cell(CHECK, id="check"),
+        new_code_cell(FINALIZE, id="finalize"),
     ]
-    metadata = {
+    metadata = {  # "accelerator": Colab opens the notebook on a GPU runtime (Kaggle reads kernel-metadata.json)
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
+        "language_info": {"name": "python"}, "accelerator": "GPU", "colab": {"gpuType": "T4"},
     }
     nb = new_notebook(cells=cells, metadata=metadata)
     nbformat.validate(nb)
@@ -339,7 +386,8 @@ def build_finetune(parameters: dict | None = None) -> nbformat.NotebookNode:
         new_code_cell(FINETUNE_RUN, id="finetune"),
     ]
     metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                "language_info": {"name": "python"}, "accelerator": "GPU"}
+                "language_info": {"name": "python"}, "accelerator": "GPU",
+                "colab": {"gpuType": "T4"}}
     nb = new_notebook(cells=cells, metadata=metadata)
     nbformat.validate(nb)
     return nb

@@ -16,14 +16,9 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def char_tokenizer():
     """A real (fast) tokenizer with one token per character of the grid format, built in memory."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from arc_ttt.modeling.loading import char_tokenizer as build
 
-    symbols = ["<pad>", "<s>", "</s>", "<unk>", *"0123456789", "\n", "I", "O", "E", "x", " "]
-    tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(symbols)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>")
+    return build()
 
 
 def write_kaggle_files(folder, tasks):

@@ -1,4 +1,5 @@
 """Environment detection and input finding, on fake environments and fake /kaggle/input trees."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,6 +17,12 @@ def touch(path, text="{}"):
     with open(path, "w") as f:
         f.write(text)
     return str(path)
+
+
+def commit_env(tmp_path):
+    """The Kaggle commit run: no rerun variable, and (as with_test_file found) the placeholder test file."""
+    return dataclasses.replace(E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path)),
+                               placeholder_test=True)
 
 
 def make_model(folder):
@@ -52,7 +59,7 @@ def test_competition_rerun(tmp_path, value, rerun):
 
 
 def test_solve_limit_quick_only_on_the_kaggle_commit_run(tmp_path):
-    commit = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path))
+    commit = commit_env(tmp_path)
     rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "True"}, input_root=str(tmp_path))
     local = E.detect({}, input_root=str(tmp_path / "absent"), modules={})
     assert E.solve_limit(commit, "quick", 3) == 3
@@ -211,7 +218,7 @@ def gpu(capability, arch_list=CUDA_128_ARCHS, count=1):
 
 
 def test_an_unusable_gpu_fails_the_commit_run_only(tmp_path):
-    commit = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path))
+    commit = commit_env(tmp_path)
     rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
     p100 = gpu((6, 0))
     with pytest.raises(E.AcceleratorUnusable, match="sm_60.*machine_shape"):
@@ -233,7 +240,7 @@ def test_gpu_info_reports_this_machine():
 def test_machine_shapes():
     assert [E.check_machine_shape(n) for n in E.MACHINE_SHAPES] == list(E.MACHINE_SHAPES)
     assert E.check_machine_shape(None) is None
-    with pytest.raises(ValueError, match="NvidiaTeslaP100.*NvidiaTeslaT4"):
+    with pytest.raises(ValueError, match="NvidiaTeslaP100.*retired.*NvidiaTeslaT4"):
         E.check_machine_shape("NvidiaTeslaP100")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert load_config(os.path.join(root, "configs", "kaggle.yaml")).kaggle.machine_shape in ("NvidiaTeslaT4", "NvidiaL4X1")
@@ -243,7 +250,7 @@ def test_machine_shapes():
 # --- after the commit run ---------------------------------------------------------------------
 
 def test_commit_run_fails_when_every_task_it_tried_errored(tmp_path):
-    commit = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path))
+    commit = commit_env(tmp_path)
     rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
     skipped = {"id": "c", "status": "fallback", "reason": "quick commit run"}
     errored = [{"id": "a", "status": "error", "error": "model load: OSError: no weights"},
@@ -329,3 +336,172 @@ def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challen
     assert sorted(t["id"] for t in log["tasks"]) == sorted(two)
     with open(out / "submission.json") as f:
         assert validate_submission(two, json.load(f)) == []
+
+
+# --- which run this is: the commit run needs both signs ------------------------------------------
+
+def competition_folder(root, test_ids, eval_ids, solutions=True):
+    """A fake competition folder: the test file and the evaluation files beside it (each task one 1x1 pair)."""
+    task = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}
+    folder = os.path.join(root, "competitions", "arc-prize-2025")
+    touch(os.path.join(folder, E.CHALLENGES_FILE), json.dumps({t: task for t in test_ids}))
+    if eval_ids is not None:
+        touch(os.path.join(folder, E.EVALUATION_CHALLENGES), json.dumps({t: task for t in eval_ids}))
+        if solutions:
+            touch(os.path.join(folder, E.EVALUATION_SOLUTIONS), json.dumps({t: [[[2]]] for t in eval_ids}))
+    return os.path.join(folder, E.CHALLENGES_FILE)
+
+
+@pytest.mark.parametrize("rerun_var,test_ids,eval_ids,commit", [
+    (None, ["a", "b"], ["a", "b", "c"], True),  # the public placeholder: the commit run
+    ("True", ["a", "b"], ["a", "b", "c"], False),  # the rerun variable alone is enough
+    (None, ["x", "y"], ["a", "b", "c"], False),  # the hidden file without the variable: still the scoring run
+    (None, ["a", "x"], ["a", "b", "c"], False),  # one unknown id is enough
+    (None, ["a", "b"], None, False),  # no evaluation file to tell: never cut short
+])
+def test_quick_mode_only_when_every_test_id_is_an_evaluation_id(tmp_path, rerun_var, test_ids, eval_ids, commit):
+    challenges = competition_folder(str(tmp_path), test_ids, eval_ids)
+    env_vars = {"KAGGLE_KERNEL_RUN_TYPE": "Batch", **({"KAGGLE_IS_COMPETITION_RERUN": rerun_var} if rerun_var else {})}
+    env = E.with_test_file(E.detect(env_vars, input_root=str(tmp_path)), challenges)
+    assert env.commit_run is commit and env.scoring_run is not commit
+    assert E.solve_limit(env, "quick", 2) == (2 if commit else None)
+    assert ("Kaggle commit run" in E.run_kind_line(env, challenges)) is commit
+    assert (E.quick_solutions(env, challenges) is not None) is commit  # scored against the evaluation solutions
+
+
+def test_quick_score_line_counts_only_the_tasks_tried():
+    records = [{"id": "a", "status": "ok", "correct": [True]}, {"id": "b", "status": "ok", "correct": [True, False]},
+               {"id": "c", "status": "fallback", "reason": "quick commit run", "correct": [False]}]
+    assert E.quick_score_line(records).startswith("quick tasks solved 1 of 2 (test outputs 2 of 3;")
+    assert "WARNING" in E.quick_score_line([dict(records[1])])
+    assert E.quick_score_line([{"id": "a", "status": "ok", "correct": None}]) is None  # no solutions: no line
+
+
+def test_other_challenges_files_are_named(tmp_path):
+    ours = touch(os.path.join(tmp_path, "competitions", "arc-prize-2026", E.CHALLENGES_FILE))
+    theirs = touch(os.path.join(tmp_path, "competitions", "arc-prize-2025", E.CHALLENGES_FILE))
+    assert E.find_challenges(str(tmp_path), competition="arc-prize-2026") == ours
+    assert E.other_challenges(str(tmp_path), ours) == [theirs]
+
+
+# --- the scoring rerun never raises -----------------------------------------------------------------
+
+def test_rerun_guard_logs_on_the_scoring_run_and_raises_elsewhere(tmp_path, capsys):
+    scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    with E.rerun_guard(scoring, "the run", str(tmp_path / "out")):
+        raise RuntimeError("worker 0 died")
+    assert "ERROR in the run on the scoring run" in capsys.readouterr().out
+    assert "RuntimeError: worker 0 died" in (tmp_path / "out" / "run.log").read_text()
+    for env in (commit_env(tmp_path), E.detect({}, input_root=str(tmp_path / "absent"), modules={})):
+        with pytest.raises(RuntimeError, match="worker 0 died"):
+            with E.rerun_guard(env, "the run", str(tmp_path / "out")):
+                raise RuntimeError("worker 0 died")
+
+
+def test_a_killed_worker_fails_only_when_asked_and_read_log_names_the_file(tmp_path):
+    killed = [sys.executable, "-c", "raise SystemExit(137)"]  # what torchrun returns when the host kills a worker
+    assert E.run_workers(killed, check=False) == 137
+    with pytest.raises(subprocess.CalledProcessError):
+        E.run_workers(killed)
+    with pytest.raises(FileNotFoundError, match="log.json"):
+        E.read_log(str(tmp_path))
+    touch(str(tmp_path / "log.json"), "{\"summary\": ")  # cut by a kill
+    with pytest.raises(FileNotFoundError, match="log.json"):
+        E.read_log(str(tmp_path))
+
+
+def test_finalize_submission_rewrites_an_invalid_file_from_the_journals(tmp_path, challenges):
+    from arc_ttt.core import journal
+    from arc_ttt.core.records import TaskRecord
+    from arc_ttt.core.submission import validate_submission
+
+    c, _, raw = challenges
+    out = tmp_path / "out"
+    E.write_fallback_submission(str(c), str(out / "submission.json"))
+    assert E.finalize_submission(str(c), str(out)).startswith("submission.json valid")
+    first = next(iter(raw))
+    answer = [[[7]], [[8]]]
+    journal.append_journal(str(out / "journal.rank1.jsonl"),
+                           TaskRecord(first, status="ok", attempts=[answer] * len(raw[first]["test"])))
+    for broken in ("{\"cut", None):  # cut by a kill, then deleted
+        if broken is None:
+            os.unlink(out / "submission.json")
+        else:
+            (out / "submission.json").write_text(broken)
+        line = E.finalize_submission(str(c), str(out))
+        assert "rewritten from the journals, 1 of 4 tasks answered" in line and "STILL" not in line, line
+        sub = json.loads((out / "submission.json").read_text())
+        assert validate_submission(raw, sub) == [] and sub[first][0] == {"attempt_1": [[7]], "attempt_2": [[8]]}
+
+
+# --- the bundle's record and the model it ships ------------------------------------------------------
+
+def test_a_stale_code_dataset_fails_the_commit_run(tmp_path):
+    touch(str(tmp_path / "code" / "BUILD.json"), json.dumps({"commit": "old123"}))
+    src = str(tmp_path / "code" / "src")
+    build = E.read_build(src)
+    assert build == {"commit": "old123"} and E.read_build(str(tmp_path / "none" / "src")) is None
+    with pytest.raises(E.BundleMismatch, match="'old123' but this kernel was built from 'new456'"):
+        E.check_build(commit_env(tmp_path), build, "new456")
+    scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    assert "stale" in E.check_build(scoring, build, "new456")  # warned, never raised
+    assert E.check_build(commit_env(tmp_path), build, "old123") is None
+    assert E.check_build(commit_env(tmp_path), build, None) is None  # a notebook run by hand names no commit
+    assert "no readable BUILD.json" in E.build_problem(None, "new456")
+
+
+def v5_folder(folder, *, portable=False, card=None, demo=False):
+    """A model folder's JSON files as transformers 5 writes them (or after make_portable)."""
+    config = {"architectures": ["LlamaForCausalLM"], "transformers_version": "5.23.0",
+              "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+    tok = {"tokenizer_class": "TokenizersBackend", "backend": "tokenizers"}
+    if portable:
+        config["rope_theta"], tok = 100000.0, {"tokenizer_class": "PreTrainedTokenizerFast"}
+    touch(os.path.join(folder, "config.json"), json.dumps(config))
+    touch(os.path.join(folder, "tokenizer_config.json"), json.dumps(tok))
+    touch(os.path.join(folder, "model.safetensors"), "")
+    if card is not None:
+        touch(os.path.join(folder, "finetune.json"), json.dumps(card))
+    touch(os.path.join(folder, "merged_adapter.sha256"), "abc\n")  # a merge of some adapter
+    if demo:
+        touch(os.path.join(folder, "ARC_TTT_DEMO_MODEL.txt"), "demo\n")
+    return str(folder)
+
+
+def test_model_report_names_the_model_and_fails_the_commit_run_on_an_unreadable_folder(tmp_path):
+    raw = v5_folder(tmp_path / "raw")
+    old = {"version": "4.57.1", "has_class": lambda name: name != "TokenizersBackend"}
+    with pytest.raises(E.BundleMismatch, match="no top-level rope_theta.*TokenizersBackend"):
+        E.model_report(commit_env(tmp_path), raw, "kit", "model.format", **old)
+    scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    lines, problem = E.model_report(scoring, raw, "kit", "model.format", **old)
+    assert "default RoPE base" in problem and "prompt format used: kit (model.format); transformers here: 4.57.1" in "\n".join(lines)
+    assert E.model_report(commit_env(tmp_path), raw, "kit", "x", version="5.23.0")[1] is None  # 5.x reads its own
+    portable = v5_folder(tmp_path / "portable", portable=True)
+    assert E.model_report(commit_env(tmp_path), portable, "kit", "x", **old)[1] is None
+    demo = v5_folder(tmp_path / "demo", portable=True, card={"base_model": {"path": "models/smollm2-135m"}}, demo=True)
+    lines, _ = E.model_report(commit_env(tmp_path), demo, "kit", "x", **old)
+    assert "DEMONSTRATION" in lines[1] and any(line.startswith("WARNING: this is the kit's demonstration") for line in lines)
+    tuned = v5_folder(tmp_path / "tuned", portable=True, card={"base_model": {"path": "/m/Qwen3-4B"}, "format": "nvarc"})
+    assert "fine-tuned from /m/Qwen3-4B" in E.model_report(commit_env(tmp_path), tuned, "nvarc", "x", **old)[0][1]
+    # a user's own fine-tune of the demo's base is not the demo: its merge stamp is of another adapter
+    own = v5_folder(tmp_path / "own", portable=True, card={"base_model": {"path": "models/smollm2-135m"}})
+    assert "fine-tuned from models/smollm2-135m" in E.model_report(commit_env(tmp_path), own, "kit", "x", **old)[0][1]
+
+
+def test_the_prompt_format_and_where_it_came_from(tmp_path):
+    folder = v5_folder(tmp_path / "m")
+    assert E.resolve_format("nvarc", folder) == ("nvarc", "model.format")
+    assert E.resolve_format("auto", folder)[1].startswith("GUESSED")
+    touch(os.path.join(folder, "arc_format.json"), json.dumps({"format": "architects"}))
+    assert E.resolve_format("auto", folder) == ("architects", "the model folder's m/arc_format.json")
+    assert "model.format=marc" in E.run_overrides(E.detect({}, input_root=str(tmp_path / "x"), modules={}),
+                                                 format_name="marc")
+
+
+def test_no_gpu_names_the_reasons_outside_the_notebook(tmp_path):
+    with pytest.raises(E.AcceleratorUnusable, match="phone number.*weekly GPU quota"):
+        E.require_usable_gpu(commit_env(tmp_path), "auto", gpu(None))
+    with pytest.raises(ValueError, match="retired"):
+        E.check_machine_shape("NvidiaTeslaP100")
+    assert {"NvidiaTeslaA100", "NvidiaTeslaT4Highmem", "NvidiaRtxPro6000"} <= set(E.MACHINE_SHAPES)  # KAGGLE.md's list

@@ -42,7 +42,7 @@ def installed_wheelhouse(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tiny_model_dir, installed_wheelhouse):
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path_factory.mktemp("build") / "kaggle"),
-                        owner="tester", wheelhouse=installed_wheelhouse)
+                        owner="tester", wheelhouse=installed_wheelhouse, format="kit")
     return K.build_bundle(spec)
 
 
@@ -116,15 +116,29 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert sorted(os.listdir(os.path.join(code, "configs"))) == sorted(
         f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".yaml"))
     with open(os.path.join(code, "BUILD.json")) as f:
-        assert json.load(f)["commit"] == bundle.commit == K.git_commit() != "unknown"
+        build = json.load(f)
+    assert build["commit"] == bundle.commit == K.git_commit() != "unknown"
+    assert build["format"] == bundle.format == "kit" and build["format_source"] == "--format"
+    assert build["model"]["saved_with_transformers"] == importlib.metadata.version("transformers")
+    assert build["model"]["kind"] == "base" and build["builder_transformers"] == importlib.metadata.version("transformers")
     # wheels: flat, as built, manifest still matching
     wheels = bundle.folders["wheels"]
     assert all(os.path.isfile(os.path.join(wheels, f)) for f in os.listdir(wheels))
     assert W.verify_manifest(wheels) == []
     assert sorted(f for f in os.listdir(wheels) if f.endswith(".whl")) == sorted(
         f for f in os.listdir(installed_wheelhouse) if f.endswith(".whl"))
-    # model: the same files
-    assert sorted(f for f in os.listdir(bundle.folders["model"]) if f != K.DATASET_META) == sorted(os.listdir(tiny_model_dir))
+    # model: the same files, arc_format.json naming the format, config and tokenizer written portably (the source
+    # folder, saved by transformers 5 as it is, keeps its own files: the weights are hard links)
+    model = bundle.folders["model"]
+    assert sorted(f for f in os.listdir(model) if f != K.DATASET_META) == sorted([*os.listdir(tiny_model_dir), "arc_format.json"])
+    with open(os.path.join(model, "arc_format.json")) as f:
+        assert json.load(f) == {"format": "kit"}
+    with open(os.path.join(model, "config.json")) as f, open(os.path.join(tiny_model_dir, "config.json")) as g:
+        shipped, source = json.load(f), json.load(g)
+    assert shipped["rope_theta"] == shipped["rope_parameters"]["rope_theta"] and "rope_theta" not in source
+    with open(os.path.join(model, "tokenizer_config.json")) as f:
+        assert json.load(f)["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert any("prompt format: kit (--format)" in line for line in bundle.model_lines)
     # every metadata file passes the builder's own validation, and the ids line up
     for folder in bundle.folders.values():
         assert K.validate_folder(folder) == []
@@ -136,25 +150,29 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert meta["competition_sources"] == ["arc-prize-2025"] and meta["id"] == "tester/arc-ttt-submission"
     assert meta["machine_shape"] == "NvidiaL4X1"  # from configs/kaggle.yaml's kaggle.machine_shape
     # licences per dataset, from kaggle_kernel/templates/
-    licences = {}
+    licences, descriptions = {}, {}
     for key in ("code", "wheels", "model"):
         with open(os.path.join(bundle.folders[key], K.DATASET_META)) as f:
-            licences[key] = json.load(f)["licenses"]
+            meta_k = json.load(f)
+        licences[key], descriptions[key] = meta_k["licenses"], meta_k.get("description", "")
     assert licences == {"code": [{"name": "apache-2.0"}], "wheels": [{"name": "other"}],
                         "model": [{"name": "apache-2.0"}]}
+    wheel_files = sorted(f for f in os.listdir(wheels) if f.endswith(".whl"))
+    assert all(f"- {w}: " in descriptions["wheels"] for w in wheel_files)  # "other": the description says which
     # the kernel's notebook: config and competition set through the parameters cell, the commit named
     nb = nbformat.read(os.path.join(bundle.folders["kernel"], meta["code_file"]), as_version=4)
     nbformat.validate(nb)
     namespace: dict = {}
     exec(nb.cells[1].source, namespace)
     assert namespace["CONFIG"] == "kaggle" and namespace["COMPETITION"] == "arc-prize-2025"
+    assert namespace["FORMAT"] == "kit" and namespace["BUILD_COMMIT"] == bundle.commit
     assert bundle.commit in nb.cells[0].source
     # publish.sh: sub-folders need -r tar; each dataset once; the kernel goes last
     with open(os.path.join(root, "publish.sh")) as f:
         script = f.read()
     assert script.count("kaggle datasets create -p") == 1 and script.count("-r tar") == 2  # inside publish()
-    assert [c.split()[0] for c in bundle.commands] == ["publish"] * 3 + ["wait_ready"] * 3 + ["kaggle"]
-    assert bundle.commands[-1] == f"kaggle kernels push -p {bundle.folders['kernel']}"
+    assert [c.split()[0] for c in bundle.commands] == ["publish"] * 3 + ["wait_ready"] * 3 + ["checked"]
+    assert bundle.commands[-1] == f"checked kaggle kernels push -p {bundle.folders['kernel']}"
     assert f"-m 'arc-ttt-kit {bundle.commit}'" in script
     # every file readable by others (Kaggle's uploader, other users of a shared machine)
     modes = {os.path.relpath(os.path.join(d, f), root): stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode)
@@ -167,17 +185,17 @@ def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installe
     shutil.copytree(installed_wheelhouse, house)
     fake_wheel(str(house), "intruder", "1.0")
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=str(house),
-                        owner="tester")
+                        owner="tester", format="kit")
     with pytest.raises(K.MetadataError, match="intruder"):
         K.build_bundle(spec)
     with pytest.raises(FileNotFoundError, match="make wheels"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
-                                    wheelhouse=str(tmp_path / "none")))
+                                    wheelhouse=str(tmp_path / "none"), format="kit"))
     with pytest.raises(ValueError, match="exactly one"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, out=str(tmp_path / "out")))
     with pytest.raises(ValueError, match="NvidiaP100"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
-                                    wheelhouse=installed_wheelhouse, machine_shape="NvidiaP100"))
+                                    wheelhouse=installed_wheelhouse, machine_shape="NvidiaP100", format="kit"))
 
 
 def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,
@@ -185,8 +203,9 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
     for var in ("KAGGLE_USERNAME", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=installed_wheelhouse)
-    with pytest.raises(K.MetadataError, match="no Kaggle owner"):
+    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=installed_wheelhouse,
+                        format="kit")
+    with pytest.raises(K.MetadataError, match="no Kaggle owner.*kaggle auth login"):
         K.build_bundle(spec)
     with pytest.raises(K.MetadataError, match="no Kaggle owner"):
         K.build_bundle(K.BundleSpec(**{**spec.__dict__, "owner": K.PLACEHOLDER_OWNER}))
@@ -199,8 +218,12 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
 
 def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_wheelhouse):
     source = "tester/smollm2/transformers/135m/1"
+    with pytest.raises(K.MetadataError, match=f"Kaggle model {source} and .* model.format: auto.*--format"):
+        K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source=source, out=str(tmp_path / "k"),
+                                    owner="tester", wheelhouse=installed_wheelhouse))
     b = K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source=source, out=str(tmp_path / "k"),
-                                    owner="tester", wheelhouse=installed_wheelhouse, machine_shape="NvidiaL4"))
+                                    owner="tester", wheelhouse=installed_wheelhouse, machine_shape="NvidiaL4",
+                                    format="kit"))
     assert "model" not in b.folders
     with open(os.path.join(b.folders["kernel"], K.KERNEL_META)) as f:
         meta = json.load(f)
@@ -208,7 +231,8 @@ def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_whe
     assert meta["dataset_sources"] == ["tester/arc-ttt-code", "tester/arc-ttt-wheels"]
     with pytest.raises(K.MetadataError, match="must be an integer"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source="tester/smollm2/transformers/135m/latest",
-                                    out=str(tmp_path / "k2"), owner="tester", wheelhouse=installed_wheelhouse))
+                                    out=str(tmp_path / "k2"), owner="tester", wheelhouse=installed_wheelhouse,
+                                    format="kit"))
 
 
 FAKE_KAGGLE = r"""#!/bin/sh
@@ -218,13 +242,14 @@ state() { echo "$FAKE_STATE/$(echo "$1" | tr / _)"; }
 case "$1 $2" in
   "datasets status") if [ -f "$(state "$3")" ]; then cat "$(state "$3")"; else echo "404 - Not Found" >&2; exit 1; fi ;;
   "datasets create"|"datasets version")
+    if [ -n "${FAKE_UPLOAD_ERROR:-}" ]; then echo "Dataset version creation error: $FAKE_UPLOAD_ERROR"; exit 0; fi
     id=$(sed -n 's/.*"id": "\(.*\)".*/\1/p' "$4/dataset-metadata.json")
     echo "$FAKE_STATUS" > "$(state "$id")" ;;
 esac
 """
 
 
-def _publish(bundle, tmp_path, status="ready", wait=0):
+def _publish(bundle, tmp_path, status="ready", wait=0, upload_error=""):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "kaggle").write_text(FAKE_KAGGLE)
@@ -233,7 +258,8 @@ def _publish(bundle, tmp_path, status="ready", wait=0):
     log = tmp_path / "calls.log"
     log.write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
-           "FAKE_STATE": str(tmp_path / "state"), "FAKE_STATUS": status, "WAIT_SECONDS": str(wait)}
+           "FAKE_STATE": str(tmp_path / "state"), "FAKE_STATUS": status, "WAIT_SECONDS": str(wait),
+           "FAKE_UPLOAD_ERROR": upload_error}
     proc = subprocess.run(["sh", os.path.join(bundle.root, "publish.sh")], env=env, capture_output=True, text=True)
     return proc, [line.split()[:2] for line in log.read_text().splitlines()]
 
@@ -250,6 +276,86 @@ def test_publish_creates_on_first_publish_versions_after_and_stops_on_failure(bu
     assert proc.returncode != 0 and "processing failed" in proc.stderr and ["kernels", "push"] not in calls
     proc, calls = _publish(bundle, tmp_path, status="running", wait=0)  # bounded: no endless wait
     assert proc.returncode != 0 and "not ready after 0 s" in proc.stderr and ["kernels", "push"] not in calls
+
+
+def test_publish_stops_on_the_clis_error_text_though_it_exits_0(bundle, tmp_path):
+    """kaggle CLI 2.2.5's `datasets create/version` print "... error: ..." and exit 0: a stale dataset would go
+    out unnoticed, so publish.sh reads the text."""
+    proc, calls = _publish(bundle, tmp_path, upload_error="Invalid license name")
+    assert proc.returncode != 0 and "the kaggle CLI reported an error (exit status 0)" in proc.stderr, proc.stderr
+    assert "Invalid license name" in proc.stdout + proc.stderr
+    assert [c for c in calls if c[1] in ("create", "version")] == [["datasets", "create"]]  # stopped at the first
+    assert ["kernels", "push"] not in calls
+
+
+def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(tmp_path, tiny_model_dir,
+                                                                              installed_wheelhouse, capsys):
+    def spec(model, **kw):
+        return K.BundleSpec(**{"config": CONFIG, "model": model, "out": str(tmp_path / "out"), "owner": "tester",
+                               "wheelhouse": installed_wheelhouse, **kw})
+
+    with pytest.raises(K.MetadataError, match="has no arc_format.json and .*kaggle.yaml says model.format: auto"):
+        K.build_bundle(spec(tiny_model_dir))
+    named = tmp_path / "named"
+    shutil.copytree(tiny_model_dir, named)
+    (named / "arc_format.json").write_text('{"format": "nvarc"}')
+    assert K.build_bundle(spec(str(named))).format == "nvarc"  # the folder names it
+    nvarc = os.path.join(ROOT, "configs", "kaggle-nvarc.yaml")
+    b = K.build_bundle(spec(tiny_model_dir, config=nvarc))
+    assert (b.format, b.format_source) == ("nvarc", "model.format in kaggle-nvarc.yaml")
+    b = K.build_bundle(spec(str(named), format="architects"))  # --format wins, and the disagreement is said
+    assert b.format == "architects" and any("arc_format.json says nvarc" in line for line in b.model_lines)
+    # the demonstration model (a merge of the kit's committed adapter) is announced as such, and marked for the notebook
+    from arc_ttt.core.modelfolder import DEMO_MARKER, adapter_digest
+
+    demo = tmp_path / "demo"
+    shutil.copytree(named, demo)
+    (demo / "finetune.json").write_text(json.dumps({"base_model": {"path": "models/smollm2-135m"}, "format": "kit"}))
+    (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
+                                                                            "smollm2-135m-arc")) + "\n")
+    b = K.build_bundle(spec(str(demo)))
+    assert any(line.startswith("WARNING: this is the kit's demonstration model") for line in b.model_lines)
+    assert os.path.exists(os.path.join(b.folders["model"], DEMO_MARKER)) and not (demo / DEMO_MARKER).exists()
+    (demo / "merged_adapter.sha256").write_text("another adapter\n")  # a user's own fine-tune of the same base
+    assert not any("demonstration" in line for line in K.build_bundle(spec(str(demo))).model_lines)
+    (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
+                                                                            "smollm2-135m-arc")) + "\n")
+    # and the CLI prints it all: model, format, transformers
+    from arc_ttt.cli import main
+
+    assert main(["kernel", "build", "--config", CONFIG, "--model", str(demo), "--owner", "tester", "--wheelhouse",
+                 installed_wheelhouse, "--out", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "DEMONSTRATION" in out and "prompt format: nvarc (the model folder's arc_format.json)" in out
+    assert f"this builder: transformers {importlib.metadata.version('transformers')}" in out
+
+
+def test_another_competition_is_attached_and_preferred(tmp_path, tiny_model_dir, installed_wheelhouse):
+    b = K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
+                                    wheelhouse=installed_wheelhouse, format="kit", competition="arc-prize-2026"))
+    with open(os.path.join(b.folders["kernel"], K.KERNEL_META)) as f:
+        assert json.load(f)["competition_sources"] == ["arc-prize-2026"]
+    nb = nbformat.read(os.path.join(b.folders["kernel"], K.CODE_FILE), as_version=4)
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["COMPETITION"] == "arc-prize-2026"  # find_challenges prefers that folder
+
+
+def test_licences_are_checked_against_kaggles_list(tmp_path, tiny_model_dir, installed_wheelhouse):
+    (tmp_path / "w.whl").write_text("")
+    good = K.dataset_metadata("me", "arc-ttt-model", "ARC TTT kit model")
+    assert any("not one Kaggle accepts" in p
+               for p in K.validate_dataset_metadata(dict(good, licenses=[{"name": "llama3"}]), str(tmp_path)))
+    other = dict(good, licenses=[{"name": "other"}])
+    assert any("needs a description" in p for p in K.validate_dataset_metadata(other, str(tmp_path)))
+    assert K.validate_dataset_metadata(dict(other, description="Llama 3 Community Licence"), str(tmp_path)) == []
+    spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
+                        wheelhouse=installed_wheelhouse, format="kit", model_license="other")
+    with pytest.raises(K.MetadataError, match="needs a description"):
+        K.build_bundle(spec)
+    b = K.build_bundle(K.BundleSpec(**{**spec.__dict__, "model_license_note": "Llama 3 Community Licence"}))
+    with open(os.path.join(b.folders["model"], K.DATASET_META)) as f:
+        assert "Llama 3 Community Licence" in json.load(f)["description"]
 
 
 def test_cli_kernel_build_reports_errors(tmp_path, capsys):
@@ -284,9 +390,9 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 
     The commit run also gets the awkward cases: the code dataset left packed (src.tar, configs.tar), and a
     second arc-agi_test_challenges.json in another attached dataset (the competition's file must win)."""
-    challenges_path, _, challenges = two_tasks
+    challenges_path, solutions_path, challenges = two_tasks
     inputs = tmp_path / "input"
-    shutil.copy(challenges_path, _mkdir(inputs / "competitions" / "arc-prize-2025") / "arc-agi_test_challenges.json")
+    competition_folder(inputs, challenges_path, solutions_path)
     for key in ("code", "wheels", "model"):
         dst = inputs / "datasets" / "tester" / f"arc-ttt-{key}"
         if key == "code" and not rerun:
@@ -318,15 +424,27 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
         imported_from = re.search(r"^arc_ttt \S+ from (.*)$", text, re.M).group(1)
         assert imported_from.endswith(os.path.join("code", "src", "arc_ttt")) and str(inputs) not in imported_from
         assert os.path.join("code", "configs", "kaggle.yaml") in text  # the config from the unpacked configs.tar
+        assert "WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES): " + \
+            os.path.join(str(inputs), "datasets", "someone", "arc-copy", "arc-agi_test_challenges.json") in text
     assert f"kind='kaggle', competition_rerun={rerun}" in text
     assert "fallback submission.json written: 2 tasks from " + os.path.join(str(inputs), "competitions") in text
     assert "installing offline from " + os.path.join(str(inputs), "datasets", "tester", "arc-ttt-wheels") in text
     assert "GPUs visible: 0" in text and "versions: torch" in text
     assert ("commit_run=quick" in text) is not rerun
     assert ("projection for the scoring rerun" in text) is not rerun
+    assert ("Kaggle commit run: KAGGLE_IS_COMPETITION_RERUN not set; every test task id is an evaluation task id"
+            in text) is not rerun
+    assert ("Kaggle scoring run" in text) is rerun
+    assert "prompt format used: kit (model.format); transformers here: " in text  # FORMAT, set by the builder
+    assert f"code dataset BUILD.json: " in text and f"kernel built from commit {bundle.commit}" in text
+    assert "submission.json valid: " in text and "ERROR in" not in text
+    run_log = (working / "run.log").read_text()
+    assert "prompt format used: kit (model.format: kit); transformers " in run_log, run_log
     if not rerun:
         assert "projection for the scoring rerun on 1 x CPU, kaggle.yaml" in text, text
         assert " 120 tasks:" in text and " 240 tasks:" in text, text
+        # the quick task scored against the evaluation solutions beside the placeholder file
+        assert re.search(r"^quick tasks solved [01] of 1 \(test outputs \d of \d; against arc-agi_evaluation_solutions.json\)", text, re.M), text
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []  # complete either way, the competition's tasks
     with open(working / "log.json") as f:
@@ -338,6 +456,71 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
 def _mkdir(path):
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def competition_folder(inputs, challenges_path, solutions_path):
+    """The competition's folder as the commit run sees it: the placeholder test file (evaluation tasks) and the
+    evaluation challenges and solutions beside it."""
+    folder = _mkdir(inputs / "competitions" / "arc-prize-2025")
+    shutil.copy(challenges_path, folder / "arc-agi_test_challenges.json")
+    shutil.copy(challenges_path, folder / "arc-agi_evaluation_challenges.json")
+    shutil.copy(solutions_path, folder / "arc-agi_evaluation_solutions.json")
+    return folder
+
+
+def fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit=None):
+    """/kaggle/input with the competition and the bundle's three datasets; `stale_commit` writes another commit
+    into the code dataset's BUILD.json (a stale dataset version attached)."""
+    challenges_path, solutions_path, _ = two_tasks
+    inputs = tmp_path / "input"
+    competition_folder(inputs, challenges_path, solutions_path)
+    for key in ("code", "wheels", "model"):
+        shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
+    if stale_commit:
+        build = inputs / "datasets" / "tester" / "arc-ttt-code" / "BUILD.json"
+        build.write_text(json.dumps({**json.loads(build.read_text()), "commit": stale_commit}))
+    return inputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+def test_a_stale_dataset_fails_the_commit_run_and_the_scoring_run_never_raises(tmp_path, monkeypatch, bundle,
+                                                                               two_tasks, venv_kernel, rerun):
+    """A stale code dataset (BUILD.json names another commit): the commit run stops in the environment cell, after
+    the fallback file. The scoring run carries on, and even a config that cannot load (a broken override) only
+    prints and logs its errors: the notebook finishes, and submission.json is checked valid at the end."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit="0123456789ab")
+    working = _mkdir(tmp_path / "working")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    if rerun:
+        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "True")
+    else:
+        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": ["no_such_section.key=1"]}
+    if rerun:
+        text = stream_text(execute(notebook, out, params, working))
+        assert "WARNING: the code dataset is commit '0123456789ab'" in text
+        assert "ERROR in configure on the scoring run, carrying on" in text and "no_such_section" in text
+        assert "ERROR in the run on the scoring run" in text  # cfg never existed: logged, not raised
+        assert "submission.json valid: " in text
+        assert "ERROR in configure" in (working / "run.log").read_text()
+    else:
+        with pytest.raises(PapermillExecutionError) as e:
+            papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                       execution_timeout=600, parameters=params)
+        assert e.value.ename == "BundleMismatch" and "'0123456789ab' but this kernel was built from" in e.value.evalue
+        failed = [c.id for c in nbformat.read(out, as_version=4).cells
+                  if any(o.output_type == "error" for o in c.get("outputs", []))]
+        assert failed == ["environment"]
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []
 
 
 SIMULATED_P100 = '''
@@ -360,9 +543,11 @@ def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    challenges_path, _, challenges = two_tasks
+    challenges_path, solutions_path, challenges = two_tasks
     inputs = tmp_path / "input"
-    shutil.copy(challenges_path, _mkdir(inputs / "arc-prize-2025") / "arc-agi_test_challenges.json")  # older layout
+    older = _mkdir(inputs / "arc-prize-2025")  # the older layout
+    shutil.copy(challenges_path, older / "arc-agi_test_challenges.json")
+    shutil.copy(challenges_path, older / "arc-agi_evaluation_challenges.json")  # the commit run's placeholder
     for key in ("code", "wheels", "model"):
         shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
     site = _mkdir(tmp_path / "site")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -187,3 +188,32 @@ def test_restore_rejects_foreign_snapshot(tokenizer):
     b = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=4, train_lm_head=True))
     with pytest.raises(ValueError, match="snapshot does not match"):
         lora.restore(a, lora.snapshot(b))
+
+
+def test_bf16_adapters_keep_their_optimizer_states_in_bf16_and_train(tokenizer, small_tasks):
+    """lora.dtype bfloat16 (NVARC's r256 adapters): adapters and AdamW's moments in bf16, half of fp32's
+    adapter+optimizer bytes; a TTT run still lowers the loss. Over fp16 weights it is refused."""
+    from arc_ttt.core.config import LoraSettings
+
+    settings = LoraSettings(r=8, train_embeddings=True, train_lm_head=True)
+    fp32 = lora.attach(tiny_llama(tokenizer).to(torch.bfloat16), settings)
+    bf16 = lora.attach(tiny_llama(tokenizer).to(torch.bfloat16), LoraSettings(**{**settings.__dict__, "dtype": "bfloat16"}))
+    assert {p.dtype for p in lora.trainable_parameters(bf16).values()} == {torch.bfloat16}
+
+    def state_bytes(model):
+        params = list(lora.trainable_parameters(model).values())
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        model(torch.tensor([[5, 6, 7, 14]]), labels=torch.tensor([[5, 6, 7, 14]])).loss.backward()
+        opt.step()
+        states = [t for s in opt.state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0]
+        assert {t.dtype for t in states} == {params[0].dtype}
+        return sum(t.numel() * t.element_size() for t in [*params, *states])
+
+    assert state_bytes(bf16) * 2 == state_bytes(fp32)  # params + 2 moments: 6 bytes per value instead of 12
+    codec = GridCodec.from_tokenizer(tokenizer)
+    model = lora.attach(tiny_llama(tokenizer).to(torch.bfloat16), LoraSettings(r=8, dtype="bfloat16"))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=8), seed=0)
+    result = ttt.train(model, data, ttt.TTTConfig(lr=5e-3, warmup=0.0, autocast="off"), max_steps=8)
+    assert result.steps == 8 and np.isfinite(result.losses).all() and result.losses[-1] < result.losses[0]
+    with pytest.raises(ValueError, match="float16 weights"):
+        lora.attach(tiny_llama(tokenizer).to(torch.float16), LoraSettings(r=8, dtype="bfloat16"))

@@ -32,8 +32,9 @@ def test_committed_notebook_is_the_generators_output():
     assert code[0].metadata.tags == ["parameters"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert [c.id for c in nb.cells] == ["title", "parameters", "bootstrap", "environment", "configure", "accelerator",
-                                        "run", "report", "check"]
+                                        "run", "report", "check", "finalize"]
     assert nb.metadata.kernelspec.name == "python3" and nb.metadata.language_info.name == "python"
+    assert nb.metadata.accelerator == "GPU"  # Colab opens it on a GPU runtime, not the CPU one
 
 
 def test_parameters_cell_declares_what_papermill_overrides():
@@ -71,6 +72,17 @@ def test_the_valid_file_comes_before_anything_that_can_fail_on_kaggle():
     env_cell = nb.cells[3].source
     assert env_cell.index("write_fallback_submission") < env_cell.index("install_wheelhouse")
     assert "find_challenges(INPUT_ROOT, competition=COMPETITION)" in env_cell
+
+
+def test_after_the_fallback_every_kaggle_cell_is_guarded_for_the_scoring_run():
+    """"Notebook Threw Exception" fails the submission whatever submission.json holds: on the scoring run every
+    cell after the fallback file runs inside rerun_guard (its behaviour is tested in test_environment)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = {c.id: c.source for c in nb.cells}
+    for cell in ("configure", "accelerator", "run", "report", "check", "finalize"):
+        assert "with environment.rerun_guard(env, " in cells[cell], cell
+    assert "run_workers(command, check=not env.scoring_run)" in cells["run"]
+    assert "finalize_submission(CHALLENGES, output_dir)" in cells["finalize"]
 
 
 def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kernel):

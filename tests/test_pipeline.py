@@ -336,3 +336,25 @@ def test_with_a_binding_budget_the_headroom_lets_a_slower_task_finish_its_plan(t
     done_as_planned = [(r.steps, r.views) == (r.planned_steps, r.planned_views) for r in result.records]
     assert all(done_as_planned) is completes, done_as_planned
     assert clock() <= 120
+
+
+def test_a_task_whose_cost_estimate_raises_keeps_its_fallback_and_the_run_goes_on(tmp_path, challenge_files):
+    """The estimates are made before the per-task guard: one failing must not stop the run before any task."""
+    c, s, challenges, _ = challenge_files
+    cfg = config(tmp_path, c, s)
+    clock, engine = sim(cfg)
+    bad = sorted(challenges)[0]
+    estimate = engine.cost
+
+    def cost(task):
+        if task.id == bad:
+            raise ValueError("grid too large to estimate")
+        return estimate(task)
+
+    engine.cost = cost
+    result = run(cfg, engine=engine, clock=clock, progress=False)
+    by_id = {r.id: r for r in result.records}
+    assert by_id[bad].status == "error" and "cost estimate: ValueError" in by_id[bad].error
+    assert [r.status for r in result.records if r.id != bad] == ["ok"] * 5
+    sub = json.loads(open(result.submission_path).read())
+    assert validate_submission(challenges, sub) == []

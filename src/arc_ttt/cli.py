@@ -10,8 +10,8 @@ from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
 from .core.textformat import FORMATS, TokenizerFormatError, codec_for, get_format, read_format_file, resolve_format_name
-from .delivery import wheelhouse
-from .delivery.bundle import DEFAULT_OUT, BundleSpec, MetadataError, build_bundle
+from .delivery import environment, wheelhouse
+from .delivery.bundle import DEFAULT_OUT, KAGGLE_LICENSES, BundleSpec, MetadataError, build_bundle
 from .runner.pipeline import run
 
 
@@ -90,13 +90,16 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
     spec = BundleSpec(config=args.config, model=args.model, out=args.out, owner=args.owner, prefix=args.prefix,
                       competition=args.competition, wheelhouse=args.wheelhouse, model_source=args.model_source,
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
-                      model_license=args.model_license, private=not args.public)
+                      model_license=args.model_license, model_license_note=args.model_license_note,
+                      format=args.format, private=not args.public)
     try:
         bundle = build_bundle(spec)
     except (MetadataError, FileNotFoundError, ValueError, wheelhouse.WheelhouseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"bundle {bundle.root} (commit {bundle.commit}), metadata valid:")
+    for line in bundle.model_lines:
+        print(line)
+    print(f"bundle {bundle.root} (commit {bundle.commit}, prompt format {bundle.format}), metadata valid:")
     for key, folder in bundle.folders.items():
         print(f"  {key:<7} {bundle.ids[key]:<40} {folder}")
     if bundle.commit.endswith("+dirty"):
@@ -269,13 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=DEFAULT_OUT)
     k.add_argument("--owner", default=None, help="Kaggle user name; default: KAGGLE_USERNAME or ~/.kaggle/kaggle.json")
     k.add_argument("--prefix", default="arc-ttt", help="slug prefix of the datasets and the kernel")
-    k.add_argument("--competition", default="arc-prize-2025")
+    k.add_argument("--competition", help="the competition's slug (e.g. arc-prize-2026), attached and its test file "
+                   "preferred in the notebook; default: the config's kaggle.competition (arc-prize-2025)")
     k.add_argument("--wheelhouse", default="wheels/wheelhouse", help="built by `make wheels`")
     k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
-    k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape): "
-                   "NvidiaTeslaT4, NvidiaL4, NvidiaL4X1 or NvidiaH100")
-    k.add_argument("--model-license", default="apache-2.0", help="licence of the weights dataset (the model's own)")
+    k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
+                   + ", ".join(environment.MACHINE_SHAPES))
+    k.add_argument("--format", choices=FORMATS, help="the model's prompt format, when neither the config's "
+                   "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
+    k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",
+                   help="licence of the weights dataset (the model's own), a name Kaggle accepts: "
+                        + ", ".join(KAGGLE_LICENSES))
+    k.add_argument("--model-license-note", help="the weights dataset's description, e.g. which licence 'other' is")
     k.add_argument("--public", action="store_true", help="a public kernel (default private)")
     k.set_defaults(func=cmd_kernel_build)
 

@@ -49,6 +49,10 @@ class LoraSettings:
     target_modules: str | list[str] = "auto"
     train_embeddings: bool = False
     train_lm_head: bool = False
+    # The adapters' own dtype, and with it AdamW's two moment buffers (created like the parameters). bfloat16 as
+    # NVARC casts its r256 adapters: half the bytes of fp32 adapters, their gradients and AdamW's two moments, at
+    # bf16's precision for the updates. Needs bf16 weights (compute capability >= 8.0).
+    dtype: Literal["float32", "bfloat16"] = "float32"
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class KaggleConfig:
     commit_run: Literal["full", "quick"] = "full"  # what the (non-scoring) commit run does
     quick_tasks: int = 2
     machine_shape: str | None = None  # the kernel's accelerator (kernel-metadata.json), e.g. NvidiaL4
+    competition: str = "arc-prize-2025"  # the slug the kernel attaches and whose test file it prefers
 
 
 @dataclass(frozen=True)

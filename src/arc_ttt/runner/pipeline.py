@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..core import journal
 from ..core.config import RunConfig, to_dict
+from ..core.modelfolder import describe_model
 from ..core.planner import Gate, Planner, TaskCost, TaskPlan, TrainCap
 from ..core.policy import LearnedPolicy, load_policy
 from ..core.records import Engine, TaskRecord, TrainOutcome
@@ -270,10 +271,23 @@ def load_engine(cfg: RunConfig, worker: Worker) -> tuple[Engine | None, str]:
         from ..modeling.engine import ModelEngine  # torch is loaded only when there are tasks to solve
 
         device = worker.device(cfg.model.device)
-        return ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device))), ""
+        engine = ModelEngine.load(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, device=device)))
+        log_model(cfg, engine.codec.name)
+        return engine, ""
     except Exception as e:  # noqa: BLE001 - no model: every task keeps its fallback
         log.error("model could not be loaded (%s: %s); every task keeps its fallback answer", type(e).__name__, e)
         return None, f"{type(e).__name__}: {e}"
+
+
+def log_model(cfg: RunConfig, format_used: str) -> None:
+    """run.log says what ran: the model (demo, fine-tune or base), its prompt format, the transformers version."""
+    import transformers  # loaded already by the engine
+
+    info = describe_model(cfg.model.path)
+    log.info("model %s: %s; prompt format used: %s (model.format: %s); transformers %s", cfg.model.path,
+             info.summary(), format_used, cfg.model.format, transformers.__version__)
+    if info.kind == "demo":
+        log.warning("this is the kit's demonstration model: it checks the pipeline and scores about 0")
 
 
 def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], writer: SubmissionWriter,
@@ -309,7 +323,8 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
               policy: LearnedPolicy | None = None) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
     todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
-    planner = Planner(cfg.budget, [task_cost(engine, t) for t in todo], start=start, clock=clock,
+    costs, todo = task_costs(engine, todo, journal_path, merge)
+    planner = Planner(cfg.budget, costs, start=start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
                       workers=worker.world_size, score_views=cfg.inference.n_score_views, policy=policy)
     difficulty_seconds: dict[str, float] = {}
@@ -338,6 +353,24 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
             bar.write(line)
         bar.refresh()
     bar.close()
+
+
+def task_costs(engine: Engine, todo: list[Task], journal_path: str,
+               merge: Callable[[TaskRecord], None]) -> tuple[list, list[Task]]:
+    """The planner's cost estimate of each task; a task whose estimate raises keeps its fallback answer (journaled
+    as an error) instead of stopping the run before any task is solved."""
+    costs, kept = [], []
+    for t in todo:
+        try:
+            costs.append(task_cost(engine, t))
+            kept.append(t)
+        except Exception as e:  # noqa: BLE001 - one task's estimate must never stop the run
+            error = f"cost estimate: {type(e).__name__}: {e}"[:500]
+            log.warning("task %s: %s (answered by fallback)", t.id, error)
+            rec = _fallback_record(t, "error", error=error)
+            journal.append_journal(journal_path, rec)
+            merge(rec)
+    return costs, kept
 
 
 def measure_difficulty(engine: Engine, tasks: list[Task], planner: Planner, cfg: RunConfig,
