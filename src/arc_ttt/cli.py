@@ -199,12 +199,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     card = result.card
-    before, after = card["holdout"]["before"], card["holdout"]["after"]
     print(f"{'finished' if result.finished else 'stopped (run again with --resume)'}: step {card['steps']} of "
-          f"{cfg.train.steps}, {card['tokens']} tokens in {card['train_seconds']:.0f} s; held-out NLL per output "
-          f"token {before['nll']} -> {after['nll']}, greedy exact {before['exact']}/{before['of']} -> "
-          f"{after['exact']}/{after['of']}; card: {result.out_dir}/finetune.json")
+          f"{cfg.train.steps}, {card['tokens']} tokens in {card['train_seconds']:.0f} s; {held_out_line(card)}; "
+          f"card: {result.out_dir}/finetune.json")
     return 0
+
+
+def held_out_line(card: dict) -> str:
+    """The held-out figures before and after (either may be missing: eval.at_start=false, or no evaluation yet)."""
+    def fig(e: dict | None, key: str) -> str:
+        return "-" if not e or e.get(key) is None else str(e[key])
+
+    before, after = card["holdout"]["before"], card["holdout"]["after"]
+    line = f"held-out NLL per output token {fig(before, 'nll')} -> {fig(after, 'nll')}"
+    if after and "dev_nll" in after:
+        line += f", dev set {fig(before, 'dev_nll')} -> {fig(after, 'dev_nll')}"
+    if after:
+        line += f", greedy exact {fig(before, 'exact')}/{fig(before, 'of')} -> {after['exact']}/{after['of']}"
+    return line
 
 
 def build_parser() -> argparse.ArgumentParser:
