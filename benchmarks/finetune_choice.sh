@@ -9,9 +9,10 @@ declare -A RUNS=(
   [r16-lr3e-4]="lora.r=16 train.lr=3e-4 eval.at_start=true"
   [r16-lr1e-3]="lora.r=16 train.lr=1e-3 eval.at_start=false"
   [r64-lr3e-4]="lora.r=64 train.lr=3e-4 eval.at_start=false"
+  [r64-lr1e-3]="lora.r=64 train.lr=1e-3 eval.at_start=false"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(r16-lr3e-4 r16-lr1e-3 r64-lr3e-4)
+[ ${#names[@]} -gt 0 ] || names=(r16-lr3e-4 r16-lr1e-3 r64-lr3e-4 r64-lr1e-3)
 for name in "${names[@]}"; do
   sets=()
   for s in ${RUNS[$name]}; do sets+=(--set "$s"); done
