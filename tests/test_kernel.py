@@ -404,12 +404,7 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
         (_mkdir(inputs / "datasets" / "someone" / "arc-copy") / "arc-agi_test_challenges.json").write_text(json.dumps(other))
         (inputs / "datasets" / "someone" / "arc-copy" / "manifest.json").write_text("{}")  # not the wheels' manifest
     working = _mkdir(tmp_path / "working")
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    if rerun:
-        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "True")
-    else:
-        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    kaggle_batch_env(monkeypatch, rerun)
     notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
     nb = execute(notebook, str(tmp_path / "out.ipynb"), {
         "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "BUDGET_SECONDS": 600,
@@ -451,6 +446,16 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
         tasks = json.load(f)["tasks"]
     trained = [t["id"] for t in tasks if t.get("steps", 0) > 0]
     assert len(tasks) == 2 and len(trained) == (2 if rerun else 1), tasks
+
+
+def kaggle_batch_env(monkeypatch, rerun: bool) -> None:
+    """Kaggle's environment for a batch run: the commit run, or the scoring rerun; the kit never on PYTHONPATH."""
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    if rerun:
+        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "True")
+    else:
+        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
 
 
 def _mkdir(path):
@@ -495,12 +500,7 @@ def test_a_stale_dataset_fails_the_commit_run_and_the_scoring_run_never_raises(t
     _, _, challenges = two_tasks
     inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit="0123456789ab")
     working = _mkdir(tmp_path / "working")
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
-    if rerun:
-        monkeypatch.setenv("KAGGLE_IS_COMPETITION_RERUN", "True")
-    else:
-        monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    kaggle_batch_env(monkeypatch, rerun)
     notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
     out = str(tmp_path / "out.ipynb")
     params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": ["no_such_section.key=1"]}

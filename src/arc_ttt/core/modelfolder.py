@@ -132,6 +132,16 @@ class ModelInfo:
         return (f"{self.architecture or '?'}, {what}; prompt format {self.format or '(none: arc_format.json missing)'}; "
                 f"saved by transformers {self.saved_with or '?'}")
 
+    def warnings(self, format_used: str) -> list[str]:
+        """What a user must hear before spending a submission on this folder run in `format_used`."""
+        out = []
+        if self.kind == "demo":
+            out.append("WARNING: this is the kit's demonstration model: it checks the pipeline end to end and scores "
+                       "about 0. Ship your ARC model: make kernel KERNEL_MODEL=path/to/model")
+        if self.format and self.format != format_used:
+            out.append(f"WARNING: the folder's arc_format.json says {self.format}; the run uses {format_used}")
+        return out
+
 
 def major_version(version: str | None) -> int | None:
     try:

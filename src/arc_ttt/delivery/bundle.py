@@ -288,12 +288,7 @@ def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: 
                 f"  prompt format: {fmt} ({fmt_source}); transformers here: {here}"]
     lines = [f"model: {spec.model}", f"  {info.summary()}", f"  prompt format: {fmt} ({fmt_source}); "
              f"written portably for transformers 4.x and 5.x (this builder: transformers {here})"]
-    if info.kind == "demo":
-        lines.append("WARNING: this is the kit's demonstration model: it checks the pipeline end to end and scores "
-                     "about 0. Ship your ARC model: make kernel KERNEL_MODEL=path/to/model")
-    if info.format and info.format != fmt:
-        lines.append(f"WARNING: the folder's arc_format.json says {info.format}; the kernel runs it as {fmt}")
-    return lines
+    return lines + info.warnings(fmt)
 
 
 def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info: ModelInfo | None) -> dict:

@@ -615,11 +615,7 @@ def model_report(environment: Environment, model_dir: str, format_name: str, for
     info: ModelInfo = describe_model(model_dir)
     lines = [f"model: {model_dir}", f"  {info.summary()}",
              f"  prompt format used: {format_name} ({format_source}); transformers here: {version}"]
-    if info.kind == "demo":
-        lines.append("WARNING: this is the kit's demonstration model: it checks the pipeline and scores about 0; "
-                     "ship your ARC model with make kernel KERNEL_MODEL=...")
-    if info.format and info.format != format_name:
-        lines.append(f"WARNING: the folder's arc_format.json says {info.format}, the run uses {format_name}")
+    lines += info.warnings(format_name)
     problem = compatibility_problem(info, version, has_class or _has_tokenizer_class)
     if problem and environment.commit_run:
         raise BundleMismatch(problem)
