@@ -125,8 +125,7 @@ def sample_views(
     n_train = len(task.train)
     views: list[View] = [IDENTITY] if include_identity and n > 0 else []
     start = 0 if include_identity or not symmetries else int(rng.integers(8))
-    avoided = {v.effect(task) for v in avoid}
-    seen = {v.effect(task) for v in views} | avoided
+    seen = {v.effect(task) for v in (*views, *avoid)}
     ks = list(range(8)) if symmetries else [0]
     attempts = 0
     while len(views) < n and attempts < 100 * n + 100:
@@ -140,7 +139,8 @@ def sample_views(
             cols = tuple(int(c) for c in perm)
         order = tuple(int(i) for i in rng.permutation(n_train)) if shuffle_examples and n_train > 1 else None
         v = View(k, cols, order)
-        if v.effect(task) not in seen:
-            seen.add(v.effect(task))
+        effect = v.effect(task)
+        if effect not in seen:
+            seen.add(effect)
             views.append(v)
     return views
