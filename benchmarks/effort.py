@@ -105,7 +105,7 @@ def demo_entropy(engine: ModelEngine, task: Task) -> float:
         return float("nan")
     enc = codec.encode_pairs(demos, LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS)
     device = model_device(model)
-    batch = ttt.collate([enc], ttt._pad_id(model), device)
+    batch = ttt.collate([enc], ttt.pad_id(model), device)
     with ttt.autocast_context(c.autocast, device):
         logits = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False).logits
     at = (batch.labels[0] != ttt.IGNORE).nonzero().squeeze(1)

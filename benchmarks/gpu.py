@@ -168,9 +168,9 @@ def measure(shape: Shape, dtype: str, device: torch.device, *, side: int, steps:
                                             train_lm_head=not shape.load_in_4bit))
     task = synthetic_task(side)
     # the half precision under test for weights and autocast alike (fp16: loss scaling, as on a T4)
-    cfg = TTTConfig(n_sequences=steps + 1, max_len=16384, warmup=0.0, grad_checkpointing=True,
+    cfg = TTTConfig(max_len=16384, warmup=0.0, grad_checkpointing=True,
                     autocast="bf16" if dtype == "bfloat16" else "fp16")
-    data = ttt.build_sequences(task, codec, cfg, seed=0)
+    data = ttt.build_sequences(task, codec, cfg, n=steps + 1, seed=0)
     ttt.train(model, data.sequences[:1], cfg, max_steps=1)  # warm-up: kernels, allocator, autocast caches
     result, train_s = _timed(device, lambda: ttt.train(model, data.sequences[1:], cfg, max_steps=steps))
     view_list = sample_views(task, views, 0, keep_background=False)

@@ -57,7 +57,7 @@ def bare_steps(model, seqs, batches, cfg: ttt.TTTConfig, hf_labels: bool = True)
     """
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr)
-    pad = ttt._pad_id(model)
+    pad = ttt.pad_id(model)
     times = []
     model.train()
     for b in batches:
@@ -115,10 +115,10 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool, small=None)
     `small`: (peft model, codec) of the same model with its vocabulary shrunk; its sequences are the same
     text, token for token."""
     task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 400))
-    cfg = ttt.TTTConfig(n_sequences=4, batch_size=1, autocast="auto")
-    seqs = ttt.build_sequences(task, codec, cfg).sequences
+    cfg = ttt.TTTConfig(batch_size=1, autocast="auto")
+    seqs = ttt.build_sequences(task, codec, cfg, n=4).sequences
     vocab = tuple(codec.grid_token_ids)
-    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, 1.0, cfg.seed)
     snap = lora.snapshot(model)
     base = model.get_base_model()
     variants = {
@@ -128,7 +128,7 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool, small=None)
     }
     if small is not None:
         small_model, small_codec = small
-        small_seqs = ttt.build_sequences(task, small_codec, cfg).sequences
+        small_seqs = ttt.build_sequences(task, small_codec, cfg, n=4).sequences
         assert [len(s) for s in small_seqs] == [len(s) for s in seqs], "the shrunk model's text differs"
         assert all((a.loss_mask == b.loss_mask).all() for a, b in zip(small_seqs, seqs))
         small_snap = lora.snapshot(small_model)
@@ -195,9 +195,9 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool, small=None)
 
 def overhead(model, codec, tasks, repeats: int) -> dict:
     task = min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - 400))
-    cfg = ttt.TTTConfig(n_sequences=8, batch_size=2)
-    seqs = ttt.build_sequences(task, codec, cfg).sequences
-    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    cfg = ttt.TTTConfig(batch_size=2)
+    seqs = ttt.build_sequences(task, codec, cfg, n=8).sequences
+    batches = ttt.make_batches([len(s) for s in seqs], cfg.batch_size, 1.0, cfg.seed)
     snap = lora.snapshot(model)
     ours, bare, bare_hf = [], [], []
     timed_train(model, seqs, cfg)  # warm-up (allocator, kernels); the whole vocabulary, the same loss as `bare`
@@ -220,8 +220,8 @@ def padding(codec, tasks, batch_sizes=(2, 4, 8)) -> dict:
     """Padding share of length-grouped batches vs the same sequences batched in random order."""
     out = {}
     # (leave-one-out sequences hold the same pairs in another order, so they have the same lengths)
-    for name, cfg in [("whole_task", ttt.TTTConfig(n_sequences=32))]:
-        lengths = [[len(s) for s in ttt.build_sequences(t, codec, cfg).sequences] for t in tasks]
+    for name, cfg in [("whole_task", ttt.TTTConfig())]:
+        lengths = [[len(s) for s in ttt.build_sequences(t, codec, cfg, n=32).sequences] for t in tasks]
         for bs in batch_sizes:
             ours, random = [], []
             for ls in lengths:
@@ -256,7 +256,7 @@ def shrink_speed(model, tok, codec, tasks, repeats: int) -> dict:
             "speedup_bare": rows["full"]["bare_s_per_step"] / rows["shrunk"]["bare_s_per_step"]}
 
 
-def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
+def learning(model, codec, tasks, cfg: ttt.TTTConfig, n_sequences: int, eval_views: int) -> dict:
     """Leave-one-out: train on all demos but the last, score the last demo's output given the others."""
     snap = lora.snapshot(model)
     rows = []
@@ -267,7 +267,7 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
         evals = [codec.encode_pairs(v.apply(task).train, loss_on="last") for v in views]
         lora.restore(model, snap)
         before = ttt.mean_output_nll(model, evals)
-        data = ttt.build_sequences(rest, codec, cfg)
+        data = ttt.build_sequences(rest, codec, cfg, n=n_sequences)
         result = ttt.train(model, data, cfg)
         after = ttt.mean_output_nll(model, evals)
         rows.append({"task": task.id, "demos_trained": len(rest.train), "held_out_tokens": int(held.output.size
@@ -277,7 +277,7 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
         print(f"  {task.id}: NLL {before:.3f} -> {after:.3f} ({result.steps} steps, {result.seconds:.1f} s)",
               flush=True)
     lora.restore(model, snap)
-    return {"config": asdict(cfg), "eval_views": eval_views, "tasks": rows,
+    return {"config": asdict(cfg), "n_sequences": n_sequences, "eval_views": eval_views, "tasks": rows,
             "mean_nll_before": float(np.mean([r["nll_before"] for r in rows])),
             "mean_nll_after": float(np.mean([r["nll_after"] for r in rows])),
             "tasks_improved": sum(r["nll_after"] < r["nll_before"] for r in rows)}
@@ -286,7 +286,7 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, eval_views: int) -> dict:
 def pack_speed(model, codec, tasks, repeats: int) -> dict:
     """Padding vs packing for one batch of a ~400- and a ~250-token sequence (forward + backward, answer head)."""
     seqs = [ttt.build_sequences(min(tasks, key=lambda t: abs(len(codec.encode_pairs(t.train)) - n)), codec,
-                                ttt.TTTConfig(n_sequences=1)).sequences[0] for n in (400, 250)]
+                                ttt.TTTConfig(), n=1).sequences[0] for n in (400, 250)]
     vocab, cpu = tuple(codec.grid_token_ids), torch.device("cpu")
 
     def padded() -> float:
@@ -400,7 +400,7 @@ def main() -> None:
 
         print("[3] learning on real tasks (leave-one-out)", flush=True)
         peft_model = lora.attach(model, LORA)
-        learn = learning(peft_model, codec, small, ttt.TTTConfig(n_sequences=args.ttt_sequences, lr=args.lr), 4)
+        learn = learning(peft_model, codec, small, ttt.TTTConfig(lr=args.lr), args.ttt_sequences, 4)
         peft_model.unload()
         result.update({"overhead": over, "padding": pad, "shrink_vocab": shrink, "learning": learn})
         pad4 = pad["whole_task_batch_4"]

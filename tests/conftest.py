@@ -96,7 +96,7 @@ def challenges(tmp_path_factory, arc1_eval):
 
 
 # Fast settings for the tiny random model: the point is that every cell runs, not the score.
-NOTEBOOK_FAST = ["model.device=cpu", "model.dtype=float32", "model.load_in_4bit=false", "ttt.n_sequences=4",
+NOTEBOOK_FAST = ["model.device=cpu", "model.dtype=float32", "model.load_in_4bit=false",
         "budget.max_steps=4", "budget.min_steps=1", "inference.n_views=2", "inference.n_score_views=2",
         "inference.decoding=greedy", "output.pictures=false"]
 

@@ -1,3 +1,4 @@
+import dataclasses
 import glob
 import os
 
@@ -81,3 +82,46 @@ def test_null_clears_an_optional_field_and_restores_a_default_elsewhere():
 def test_a_budget_inside_the_safety_margin_is_refused():
     with pytest.raises(ConfigError, match=r"kaggle.yaml.budget: seconds=300 leaves no time after the safety margin"):
         load_config(os.path.join(ROOT, "configs", "kaggle.yaml"), ["budget.seconds=300"])
+
+
+# Where configs/local.yaml (a 135M model on a 2-core CPU) leaves the code defaults (a 2-hour GPU run), and why.
+LOCAL_DIFFERS = {
+    "model.path": "the embedded default's merged model",
+    "ttt.lr": "measured for the 135M model",
+    "ttt.max_len": "the CPU's size: whole tasks up to the dev set's longest",
+    "inference.dfs_threshold": "measured for the 135M model",
+    "inference.max_candidates": "the CPU's size",
+    "inference.max_len": "the CPU's size, as ttt.max_len",
+    "budget.seconds": "minutes, not hours",
+    "budget.min_margin_seconds": "minutes, not hours",
+    "budget.max_steps": "the CPU's size",
+    "budget.min_steps": "the CPU's size",
+    "budget.train_seconds_per_token": "priors of a 2-core CPU",
+    "budget.prefill_seconds_per_token": "priors of a 2-core CPU",
+    "budget.decode_seconds_per_token": "priors of a 2-core CPU",
+}
+
+
+def test_code_defaults_equal_the_local_config_but_for_its_size():
+    local, default = load_config(os.path.join(ROOT, "configs", "local.yaml")), RunConfig()
+    differs = {f"{s}.{f.name}" for s in ("model", "lora", "views", "ttt", "inference", "budget")
+               for f in dataclasses.fields(getattr(default, s))
+               if getattr(getattr(local, s), f.name) != getattr(getattr(default, s), f.name)}
+    assert differs == set(LOCAL_DIFFERS)
+
+
+@pytest.mark.parametrize("key", ["ttt.n_sequences=8", "ttt.epochs=2"])
+def test_the_planner_sets_ttt_steps_so_the_config_cannot(key):
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, [key])
+
+
+def test_ttt_and_finetuning_share_one_optimizer_section():
+    from arc_ttt.core.config import FinetuneTrainConfig, OptimizerSettings, TTTConfig
+
+    shared = {f.name for f in dataclasses.fields(OptimizerSettings)}
+    assert {"lr", "warmup", "weight_decay", "max_grad_norm", "grad_accum", "autocast"} <= shared
+    for cls in (TTTConfig, FinetuneTrainConfig):
+        assert issubclass(cls, OptimizerSettings) and shared <= {f.name for f in dataclasses.fields(cls)}
+    assert (FinetuneTrainConfig().lr, TTTConfig().lr) == (3e-4, 1e-4)  # each keeps its own defaults
+

@@ -324,7 +324,7 @@ def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challen
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = tmp_path / "out"
     sets = [f"model.path={tiny_model_dir}", f"data.challenges={tmp_path / 'two.json'}", "data.task_ids=[]",
-            "model.device=cpu", "model.dtype=float32", "ttt.n_sequences=2", "budget.max_steps=2", "budget.min_steps=1",
+            "model.device=cpu", "model.dtype=float32", "budget.max_steps=2", "budget.min_steps=1",
             "inference.n_views=1", "inference.n_score_views=1", "inference.decoding=greedy",
             "output.pictures=false", "budget.adaptive=false", "budget.seconds=600"]
     cmd = E.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=29631)

@@ -411,10 +411,10 @@ def test_ttt_dfs_and_poe_run_end_to_end(name, tiny_task, anchor_tokenizers):
     torch.manual_seed(0)
     model = lora.attach(tiny_llama(tok, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
                                                                             train_lm_head=True))
-    cfg = TTTConfig(n_sequences=2, lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
-    data = ttt.build_sequences(tiny_task, codec, cfg, seed=0)
+    cfg = TTTConfig(lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
+    data = ttt.build_sequences(tiny_task, codec, cfg, n=2, seed=0)
     assert len(data.sequences) == 2 and all(s.loss_mask.any() for s in data.sequences)
-    result = ttt.train(model, data, replace_epochs(cfg, 6))
+    result = ttt.train(model, data, cfg, epochs=3)  # 6 steps over the 2 sequences (batch 1)
     assert result.steps == 6 and result.losses[-1] < result.losses[0]
 
     icfg = InferenceConfig(n_views=2, n_score_views=2, decoding="dfs", dfs_threshold=0.05, max_candidates=4,
@@ -440,13 +440,6 @@ def test_ttt_dfs_and_poe_run_end_to_end(name, tiny_task, anchor_tokenizers):
     prompt = codec.encode_prompt(tiny_task.train, tiny_task.test[0].input)
     paths = dfs(model, codec, prompt, codec_grammar(codec), 0.999, 4, Deadline())
     assert len(paths) == 1 and codec.decode([codec.grid_token_ids[k] for k in paths[0].tokens]) is not None
-
-
-def replace_epochs(cfg, steps):
-    """The config trained for `steps` passes over its few sequences (batch 1)."""
-    from dataclasses import replace
-
-    return replace(cfg, epochs=steps / cfg.n_sequences)
 
 
 @pytest.mark.parametrize("name, r, alpha, lr, views, threshold, selection", [

@@ -124,7 +124,7 @@ def test_embedding_and_lm_head_adapters_train_at_their_own_lr(tokenizer, small_t
     model = lora.attach(base, lora.LoraSettings(r=4, train_embeddings=True, train_lm_head=True))
     special = {id(p) for p in ttt.embedding_adapter_parameters(model)}
     codec = GridCodec.from_tokenizer(tokenizer)
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=4))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=4)
     model.zero_grad(set_to_none=True)
     ttt.batch_loss(model, ttt.collate(data.sequences[:1], 0, torch.device("cpu"))).backward()
     # at init lora_embedding_A and lm_head's lora_B are zero, so only their partners get a gradient at first
@@ -145,7 +145,7 @@ def test_embedding_and_lm_head_adapters_train_at_their_own_lr(tokenizer, small_t
 
 def _train_on(model, task, tokenizer, seed=0):
     codec = GridCodec.from_tokenizer(tokenizer)
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=4), seed=seed)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=4, seed=seed)
     return ttt.train(model, data, ttt.TTTConfig(lr=1e-2, warmup=0.0, autocast="off"))
 
 
@@ -212,7 +212,7 @@ def test_bf16_adapters_keep_their_optimizer_states_in_bf16_and_train(tokenizer, 
     assert state_bytes(bf16) * 2 == state_bytes(fp32)  # params + 2 moments: 6 bytes per value instead of 12
     codec = GridCodec.from_tokenizer(tokenizer)
     model = lora.attach(tiny_llama(tokenizer).to(torch.bfloat16), LoraSettings(r=8, dtype="bfloat16"))
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=8), seed=0)
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=8, seed=0)
     result = ttt.train(model, data, ttt.TTTConfig(lr=5e-3, warmup=0.0, autocast="off"), max_steps=8)
     assert result.steps == 8 and np.isfinite(result.losses).all() and result.losses[-1] < result.losses[0]
     with pytest.raises(ValueError, match="float16 weights"):

@@ -132,7 +132,7 @@ def test_4bit_nf4_loading_and_lora_step_on_cpu(tiny_src, small_tasks):
     assert "Linear4bit" in kinds
     model = lora.attach(model, lora.LoraSettings(r=4))
     codec = GridCodec.from_tokenizer(tok)
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     result = ttt.train(model, data, ttt.TTTConfig(lr=1e-2, autocast="off"))
     assert result.steps == 2 and all(np.isfinite(result.losses))

@@ -40,7 +40,7 @@ def loss_grads(model, seqs: list[Encoded], pad_id: int) -> tuple[float, dict[str
 
 def test_whole_task_sequences_cover_views(small_tasks, codec):
     task = small_tasks[0]
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8), seed=3)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, seed=3)
     assert not data.inference_only and "dropped" not in data.note
     assert len(data.sequences) == 8
     assert len({s.ids.tobytes() for s in data.sequences}) > 1  # views differ
@@ -53,14 +53,14 @@ def test_whole_task_sequences_cover_views(small_tasks, codec):
         targets = s.ids[s.loss_mask]
         assert set(targets.tolist()) <= set(codec.grid_token_ids)
         assert (targets == codec.end_id).sum() == len(task.train)
-    assert ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8), seed=3).sequences[5].ids.tolist() == \
+    assert ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, seed=3).sequences[5].ids.tolist() == \
         data.sequences[5].ids.tolist()  # deterministic
 
 
 def test_leave_one_out_sequences(small_tasks, codec):
     task = next(t for t in small_tasks if len(t.train) >= 3)
-    cfg = ttt.TTTConfig(n_sequences=6, leave_one_out=True, whole_task=False, loss_on="last")
-    data = ttt.build_sequences(task, codec, cfg)
+    cfg = ttt.TTTConfig(leave_one_out=True, whole_task=False, loss_on="last")
+    data = ttt.build_sequences(task, codec, cfg, n=6)
     assert len(data.sequences) == 6
     for s in data.sequences:
         # loss only on the query (the held-out demo), which comes last and is complete
@@ -72,7 +72,7 @@ def test_leave_one_out_sequences(small_tasks, codec):
     for j, (s, v) in enumerate(zip(data.sequences, views)):
         want = codec.encode_grid(v.apply_grid(task.train[j % len(task.train)].output)) + [codec.end_id]
         assert s.ids[-len(want):].tolist() == want
-    both = ttt.build_sequences(task, codec, replace(cfg, whole_task=True))
+    both = ttt.build_sequences(task, codec, replace(cfg, whole_task=True), n=6)
     assert len(both.sequences) == 12
 
 
@@ -80,7 +80,7 @@ def test_length_cap_drops_demos(small_tasks, codec):
     task = max(small_tasks, key=lambda t: len(t.train))
     costs = sorted(ttt.pair_cost(p) for p in task.train)
     cap = 1 + sum(costs[:-1])  # everything but the costliest pair fits
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=16, max_len=cap))
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=cap), n=16)
     assert not data.inference_only and "dropped 1 demo" in data.note
     assert data.sequences and all(len(s) <= cap for s in data.sequences)  # under every D8 orientation
     assert all((s.ids == codec.end_id).sum() == len(task.train) - 1 for s in data.sequences)
@@ -95,14 +95,14 @@ def test_length_cap_under_transposes():
     codec = GridCodec.from_tokenizer(char_tokenizer())
     task = Task("wide", (wide, wide), (Pair(wide.input, None),))
     cap = 1 + 2 * ttt.pair_cost(wide)
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=8, max_len=cap))
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=cap), n=8)
     assert max(len(s) for s in data.sequences) == cap  # transposed views hit the cap exactly
     assert "dropped" not in data.note
 
 
 def test_nothing_fits_is_inference_only(small_tasks, codec, model):
     task = small_tasks[0]
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=min(ttt.pair_cost(p) for p in task.train)))
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=min(ttt.pair_cost(p) for p in task.train)), n=4)
     assert data.inference_only and data.sequences == [] and "inference only" in data.note
     result = ttt.train(model, data, EXACT)
     assert result.steps == 0 and result.stopped_by == "done"
@@ -129,7 +129,7 @@ def test_length_grouped_batches():
 # ---------------------------------------------------------------------------- the loss and its mask
 
 def test_loss_matches_reference_masked_cross_entropy(model, small_tasks, codec):
-    seqs = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(n_sequences=3)).sequences
+    seqs = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(), n=3).sequences
     loss, got = loss_grads(model, seqs, codec.pad_id)
     model.zero_grad(set_to_none=True)
     total = 0.0
@@ -148,7 +148,7 @@ def test_loss_matches_reference_masked_cross_entropy(model, small_tasks, codec):
 
 def test_tokens_outside_the_mask_contribute_no_gradient(model, small_tasks, codec):
     """Append non-target tokens (a junk query) and flip masked-out tokens: the gradient must not move."""
-    s = ttt.build_sequences(small_tasks[2], codec, ttt.TTTConfig(n_sequences=1)).sequences[0]
+    s = ttt.build_sequences(small_tasks[2], codec, ttt.TTTConfig(), n=1).sequences[0]
     _, base = loss_grads(model, [s], codec.pad_id)
 
     def assert_same(a, b):  # equal up to float rounding (a longer sequence changes the kernels' blocking)
@@ -174,7 +174,7 @@ def test_tokens_outside_the_mask_contribute_no_gradient(model, small_tasks, code
 
 def test_answer_head_loss_normalises_over_the_answer_tokens(model, small_tasks, codec):
     """The cut head's loss and gradients equal the whole model's, renormalised over the answer tokens."""
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=3))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer"), n=3)
     assert data.vocab == tuple(codec.grid_token_ids)
     head = model.get_output_embeddings()
     model.zero_grad(set_to_none=True)
@@ -203,7 +203,7 @@ def test_answer_head_loss_normalises_over_the_answer_tokens(model, small_tasks, 
 
 
 def test_answer_head_covers_every_target(tokenizer, model, small_tasks, codec):
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer"), n=2)
     assert ttt.target_ids(data.sequences) <= set(codec.grid_token_ids)
     with ttt.answer_head(model, None) as label_map:  # no vocabulary: the whole head
         assert label_map is None and model.get_output_embeddings().out_features == tokenizer.vocab_size
@@ -218,7 +218,7 @@ def test_answer_head_with_a_lora_adapter_on_the_head(tokenizer, small_tasks, cod
     with torch.no_grad():  # B starts at zero: give the adapter something to say
         for p in head.lora_B.parameters():
             p.normal_(0, 0.5)
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer"), n=2)
     named = dict(m.named_parameters())
     a_name = next(n for n in named if "lm_head.lora_A" in n)
     b_name = next(n for n in named if "lm_head.lora_B" in n)
@@ -249,7 +249,7 @@ def test_answer_head_with_a_lora_adapter_on_the_head(tokenizer, small_tasks, cod
 
 def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small_tasks, codec):
     """A first step's loss is the renormalised one, below the whole-vocabulary loss; the head is whole after."""
-    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=2, batch_size=2))
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", batch_size=2), n=2)
     full = replace(data, vocab=None)
     first = {}
     for name, d in (("answer", data), ("full", full)):
@@ -261,8 +261,8 @@ def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small
 
 
 def test_mean_output_nll_independent_of_batching(model, small_tasks, codec):
-    seqs = ttt.build_sequences(small_tasks[3], codec, ttt.TTTConfig(n_sequences=6)).sequences
-    seqs += ttt.build_sequences(small_tasks[4], codec, ttt.TTTConfig(n_sequences=3)).sequences
+    seqs = ttt.build_sequences(small_tasks[3], codec, ttt.TTTConfig(), n=6).sequences
+    seqs += ttt.build_sequences(small_tasks[4], codec, ttt.TTTConfig(), n=3).sequences
     one = ttt.mean_output_nll(model, seqs, batch_size=1, autocast="off")
     four = ttt.mean_output_nll(model, seqs, batch_size=4, autocast="off")
     assert one == pytest.approx(four, rel=1e-5)
@@ -276,14 +276,14 @@ def test_loss_falls_on_a_real_task(tokenizer, small_tasks, codec, loss_vocab):
     # a random base model learns mostly through the output layer, so adapt lm_head too
     model = lora.attach(tiny_llama(tokenizer), lora.LoraSettings(r=8, alpha=16, train_lm_head=True))
     task = small_tasks[5]
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=16, loss_vocab=loss_vocab))
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(loss_vocab=loss_vocab), n=16)
 
     def nll() -> float:  # over the vocabulary the loss normalises over
         return ttt.mean_output_nll(model, data.sequences, vocab=data.vocab)
 
     before = nll()
-    cfg = ttt.TTTConfig(lr=3e-3, epochs=3, batch_size=2)
-    result = ttt.train(model, data, cfg)
+    cfg = ttt.TTTConfig(lr=3e-3, batch_size=2)
+    result = ttt.train(model, data, cfg, epochs=3)
     after = nll()
     assert result.steps == 24 and result.stopped_by == "done" and len(result.losses) == 24
     assert result.tokens == 3 * sum(len(s) for s in data.sequences)
@@ -293,7 +293,7 @@ def test_loss_falls_on_a_real_task(tokenizer, small_tasks, codec, loss_vocab):
 
 
 def test_time_cap_stops_early_with_fake_clock(model, small_tasks, codec):
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=20))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=20)
     ticks = itertools.count()
     result = ttt.train(model, data, EXACT, time_cap=5.0, clock=lambda: float(next(ticks)))
     # the clock is read once at the start and once before each step: steps at t=1..4 run, t=5 stops
@@ -302,14 +302,14 @@ def test_time_cap_stops_early_with_fake_clock(model, small_tasks, codec):
 
 
 def test_max_steps_budget(model, small_tasks, codec):
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=10))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=10)
     assert ttt.train(model, data, EXACT, max_steps=3).stopped_by == "max_steps"
     result = ttt.train(model, data.sequences, EXACT, max_steps=100)
     assert result.steps == 10 and result.stopped_by == "done"
 
 
 def test_gradient_accumulation_equals_bigger_batch(tokenizer, small_tasks, codec):
-    seqs = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2)).sequences
+    seqs = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=2).sequences
     assert len(seqs[0]) == len(seqs[1])  # same length: no padding, so both batchings see the same tokens
     states = []
     for bs, ga in [(2, 1), (1, 2)]:
@@ -326,7 +326,7 @@ def test_gradient_accumulation_equals_bigger_batch(tokenizer, small_tasks, codec
 
 
 def test_checkpointing_and_half_precision_autocast_run(model, small_tasks, codec):
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=2)
     snap = lora.snapshot(model)
     plain = ttt.train(model, data, EXACT)
     lora.restore(model, snap)
@@ -392,7 +392,7 @@ def test_fp16_weights_train_with_loss_scaling_on_cpu(tokenizer, small_tasks, cod
     assert ttt.weight_dtype(model) == F16
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {F32}  # peft's fp32 master adapters
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=4))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=4)
     result = ttt.train(model, data, replace(EXACT, lr=1e-2, autocast="off"))
     assert len(made) == 1 and made[0].is_enabled()
     assert result.steps == 4 and all(np.isfinite(result.losses))
@@ -403,7 +403,7 @@ def test_fp16_weights_train_with_loss_scaling_on_cpu(tokenizer, small_tasks, cod
 
 def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec):
     """The orchestrator catches CUDA OOM and retries smaller: simulate one mid-step on CPU."""
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer", n_sequences=4))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(loss_vocab="answer"), n=4)
     calls = itertools.count()
 
     def explode(module, args, output):
@@ -423,7 +423,7 @@ def test_out_of_memory_propagates_and_leaves_eval_mode(model, small_tasks, codec
 
 def test_train_refuses_zero_trainable_parameters(tokenizer, small_tasks, codec):
     frozen = tiny_llama(tokenizer).requires_grad_(False)
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(n_sequences=2))
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=2)
     with pytest.raises(ValueError, match="attach LoRA"):
         ttt.train(frozen, data, EXACT)
 
@@ -449,10 +449,10 @@ def test_no_ttt_sequence_is_an_inference_prompt(small_tasks, codec):
     for task in [two, *small_tasks[:6]]:
         seen = inference_views(task, icfg, seed=0)
         prompts = {tuple(codec.encode_pairs(v.apply(task).train).ids.tolist()) for v in seen}
-        data = ttt.build_sequences(task, codec, ttt.TTTConfig(n_sequences=32), seed=0, avoid=seen)
+        data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=32, seed=0, avoid=seen)
         assert data.sequences
         assert not prompts & {tuple(s.ids.tolist()) for s in data.sequences}, task.id
         # without `avoid` the two-colour task's first TTT views do repeat inference views: the test can fail
-    plain = ttt.build_sequences(two, codec, ttt.TTTConfig(n_sequences=32), seed=0)
+    plain = ttt.build_sequences(two, codec, ttt.TTTConfig(), n=32, seed=0)
     assert {tuple(codec.encode_pairs(v.apply(two).train).ids.tolist()) for v in inference_views(two, icfg, seed=0)} & \
         {tuple(s.ids.tolist()) for s in plain.sequences}

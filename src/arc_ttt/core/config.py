@@ -56,16 +56,10 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
-class TTTConfig:
-    n_sequences: int = 32  # whole-task training sequences over sampled views (D8 x colours x example order)
-    leave_one_out: bool = False  # add n_sequences more, each with one demo in turn as the query
-    whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
-    loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
-    # full: the loss normalises over the model's whole vocabulary, as inference does. answer: over the tokens an
-    # answer can hold (digits, newline, end), the head cut to them (ttt.answer_head): a 1.15x faster step on
-    # SmolLM2-135M, but on the accuracy benchmark (fixed effort) + TTT 0.083 vs 0.125 and + PoE 0.167 vs 0.250
-    loss_vocab: Literal["answer", "full"] = "full"
-    max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
+class OptimizerSettings:
+    """How both test-time training (`ttt:`) and fine-tuning (`finetune.train:`) step: AdamW with linear warmup and
+    cosine decay, gradient clipping, accumulation and autocast, written once for both (the defaults are TTT's)."""
+
     lr: float = 1e-4
     # lr of the embedding and lm_head adapters (lora.train_embeddings/train_lm_head); None = lr.
     # ARChitects trained those at 1e-5 and everything else at 1e-4.
@@ -73,13 +67,27 @@ class TTTConfig:
     warmup: float = 0.1  # fraction of the steps
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
-    batch_size: int = 1
-    grad_accum: int = 1
-    epochs: float = 1.0
+    batch_size: int = 1  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
     grad_checkpointing: bool = False
     # auto: the model's compute dtype (bf16 on CUDA capability >= 8.0 and bf16 CPUs, fp16 on T4/P100, else none).
     # fp16 compute, from autocast or from fp16 weights, always trains with loss scaling (ttt.needs_loss_scaling).
     autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
+
+
+@dataclass(frozen=True)
+class TTTConfig(OptimizerSettings):
+    """Test-time training on one task's demos. How many steps is not set here: the planner decides them per task
+    (budget:), and a step takes batch_size x grad_accum fresh views of the task."""
+
+    leave_one_out: bool = False  # add as many sequences again, each with one demo in turn as the query
+    whole_task: bool = True  # False with leave_one_out=True: leave-one-out sequences only
+    loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
+    # full: the loss normalises over the model's whole vocabulary, as inference does. answer: over the tokens an
+    # answer can hold (digits, newline, end), the head cut to them (ttt.answer_head): a 1.15x faster step on
+    # SmolLM2-135M, but on the accuracy benchmark (fixed effort) + TTT 0.083 vs 0.125 and + PoE 0.167 vs 0.250
+    loss_vocab: Literal["answer", "full"] = "full"
+    max_len: int = 8192  # drop demos that do not fit; if not even one pair fits -> inference only
     seed: int = 0  # batch order
 
 
@@ -90,7 +98,7 @@ class InferenceConfig:
     dfs_threshold: float = 0.1  # DFS keeps paths with probability >= this; only such paths count as votes
     max_candidates: int = 8  # per view (DFS): its greedy path and the likeliest others
     batch_size: int = 8  # views decoded together by greedy, DFS paths live before new views join, PoE candidates
-    selection: Literal["vote", "poe", "both"] = "both"
+    selection: Literal["vote", "poe", "both"] = "poe"  # as configs/local.yaml, where it was measured best
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
     max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
 
@@ -225,20 +233,16 @@ class CorpusConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneTrainConfig:
+class FinetuneTrainConfig(OptimizerSettings):
+    """Fine-tuning on a corpus: the optimizer settings as TTT's, three defaults of its own."""
+
+    lr: float = 3e-4
+    warmup: float = 0.03
+    grad_accum: int = 4  # each sequence is one task under one random view
     mode: Literal["lora", "full"] = "lora"
     steps: int = 1000  # optimizer steps (the cosine schedule spans them)
-    batch_size: int = 1  # sequences per micro-batch; each sequence is one task under one random view
-    grad_accum: int = 4
     max_len: int = 1024  # demos that do not fit are dropped, costliest first, as in TTT; tasks with < 2 pairs left are skipped
-    lr: float = 3e-4
-    embedding_lr: float | None = None
-    warmup: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
     loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
-    autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    grad_checkpointing: bool = False
     max_minutes: float | None = None  # stop (with a checkpoint) after this much training time; --resume continues
 
 

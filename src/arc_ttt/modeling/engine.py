@@ -58,10 +58,10 @@ class ModelEngine:
         if shrink:  # the retry after an out-of-memory error
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75),
                                     grad_checkpointing=True)
-        # The planner decides the steps; sample as many views as those steps consume, one epoch.
-        c = dataclasses.replace(c, n_sequences=max(1, steps * c.batch_size * c.grad_accum), epochs=1.0)
+        # The planner decides the steps; as many fresh views as those steps consume, one pass over them.
         keep = self.cfg.views.keep_background
-        data = ttt.build_sequences(task, self.codec, c, seed=self.cfg.seed, keep_background=keep,
+        data = ttt.build_sequences(task, self.codec, c, n=max(1, steps * c.batch_size * c.grad_accum),
+                                   seed=self.cfg.seed, keep_background=keep,
                                    avoid=inference_views(task, self.cfg.inference, self.cfg.seed, keep))
         if data.inference_only:
             return TrainOutcome(stopped_by="inference_only", note=data.note)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.config import TTTConfig
+from ..core.config import OptimizerSettings, TTTConfig
 from ..core.planner import TrainCap
 from ..core.tasks import Pair, Task
 from ..core.textformat import Encoded, GridCodec
@@ -71,7 +71,7 @@ def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pai
 TTT_SEED = 2_000_003  # TTT views come from their own stream, not the generation or scoring views
 
 
-def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), seed: int = 0,
+def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
                     keep_background: bool = True, avoid: Sequence[View] = ()) -> TTTData:
     """Training sequences from the task's train pairs over sampled augmented views (the same kind of
     views as inference: `keep_background` is one setting for both). The views come from their own seed
@@ -83,7 +83,6 @@ def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), 
     if not demos:
         return TTTData([], True, f"no train pair fits in {cfg.max_len} tokens: inference only")
     sub = replace(task, train=demos)
-    n = cfg.n_sequences
     # drawn on the demos alone (what a TTT sequence shows), so a view differing only on the test input is no new view
     views = sample_views(replace(sub, test=()), n, seed + TTT_SEED, keep_background=keep_background,
                          include_identity=False, avoid=avoid) if n > 0 else []
@@ -155,7 +154,7 @@ def collate(seqs: list[Encoded], pad_id: int, device: torch.device, label_map: n
 
 # ---------------------------------------------------------------------------- model plumbing
 
-def _pad_id(model) -> int:
+def pad_id(model) -> int:
     """Padding positions are masked out of attention and loss, so any valid id will do."""
     pad = getattr(model.config, "pad_token_id", None)
     if isinstance(pad, (list, tuple)):
@@ -210,7 +209,7 @@ def embedding_adapter_parameters(model) -> list[torch.nn.Parameter]:
     return list(found.values())
 
 
-def param_groups(model, cfg: TTTConfig) -> list[dict]:
+def param_groups(model, cfg: OptimizerSettings) -> list[dict]:
     """AdamW groups: the adapters at `lr`, the embedding/lm_head adapters at `embedding_lr` when it is set."""
     params = [p for p in model.parameters() if p.requires_grad]
     special = {id(p) for p in embedding_adapter_parameters(model)} if cfg.embedding_lr is not None else set()
@@ -324,10 +323,10 @@ def optimizer_step(model, micro: list[Batch], opt, sched, scaler, params, autoca
     return step_loss / n_targets, tokens
 
 
-def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, max_steps: int | None = None,
-          time_cap: float | TrainCap | None = None, clock=time.monotonic) -> TrainResult:
-    """Train the model's trainable parameters (the LoRA adapters) on the sequences. `time_cap` is checked between
-    steps (a step cannot be cut short): seconds, or a TrainCap that comes sooner when the steps run slow."""
+def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, epochs: float = 1.0,
+          max_steps: int | None = None, time_cap: float | TrainCap | None = None, clock=time.monotonic) -> TrainResult:
+    """Train the model's trainable parameters (the LoRA adapters) on `epochs` passes over the sequences, at most
+    `max_steps` steps. `time_cap` is checked between steps (a step cannot be cut short): seconds, or a TrainCap that comes sooner when the steps run slow."""
     seqs = data.sequences if isinstance(data, TTTData) else list(data)
     start = clock()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -335,9 +334,9 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
         raise ValueError("nothing to train: attach LoRA adapters first (arc_ttt.lora.attach)")
     if not seqs:
         return TrainResult(0, 0, [], 0.0, "done")
-    pad_id = _pad_id(model)
+    pad = pad_id(model)
     cap = TrainCap.of(time_cap)
-    batches = make_batches([len(s) for s in seqs], cfg.batch_size, cfg.epochs, cfg.seed)
+    batches = make_batches([len(s) for s in seqs], cfg.batch_size, epochs, cfg.seed)
     total = math.ceil(len(batches) / cfg.grad_accum)
     if max_steps is not None and max_steps < total:
         total, finished = max_steps, "max_steps"
@@ -358,7 +357,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
                 if cap is not None and cap.reached(clock() - start, steps, losses):
                     stopped_by = "time_cap"
                     break
-                micro = [collate([seqs[i] for i in b], pad_id, device, label_map)
+                micro = [collate([seqs[i] for i in b], pad, device, label_map)
                          for b in batches[step * cfg.grad_accum:(step + 1) * cfg.grad_accum]]
                 loss, n = optimizer_step(model, micro, opt, sched, scaler, params, cfg.autocast, cfg.max_grad_norm)
                 tokens += n
@@ -381,12 +380,12 @@ def mean_output_nll(model, sequences: list[Encoded], batch_size: int = 4, *, aut
     if not sequences:
         return float("nan")
     device = model_device(model)
-    pad_id = _pad_id(model)
+    pad = pad_id(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     total, count = 0.0, 0
     with answer_head(model, vocab, sequences) as label_map:
         for k in range(0, len(order), batch_size):
-            batch = collate([sequences[i] for i in order[k:k + batch_size]], pad_id, device, label_map)
+            batch = collate([sequences[i] for i in order[k:k + batch_size]], pad, device, label_map)
             with autocast_context(autocast, device):
                 total += batch_loss(model, batch).item()
             count += batch.n_targets

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core.config import FinetuneConfig, TTTConfig, to_dict
+from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
@@ -257,7 +257,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     model = prepare_trainable(model, cfg)
     device = model_device(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(ttt.param_groups(model, TTTConfig(lr=tc.lr, embedding_lr=tc.embedding_lr)),
+    opt = torch.optim.AdamW(ttt.param_groups(model, tc),
                             lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ttt.lr_factor(s, tc.steps, tc.warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=ttt.needs_loss_scaling(tc.autocast, ttt.weight_dtype(model),
@@ -272,7 +272,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
         prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev))
         log.info("held-out before training: %s", prog.evals[-1])
 
-    pad_id = ttt._pad_id(model)
+    pad_id = ttt.pad_id(model)
     start = clock()
     session_start_seconds = prog.seconds
     last_ckpt = start
