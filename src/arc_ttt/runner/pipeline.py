@@ -4,7 +4,7 @@
           -> for each task: plan, reset adapter, TTT, augmented inference, select -> writer + journal
           -> log.json + report.html
 
-`solve_task` isolates each task: an exception is logged and answered by fallback; an
+Each task is isolated (runner/isolation.py): an exception is logged and answered by fallback; an
 out-of-memory error frees memory and retries once with half the batch and a shorter context.
 The engine is an interface, so the same loop runs on a fake engine with a fake clock in tests
 and in the budget benchmark.
@@ -15,10 +15,8 @@ import dataclasses
 import json
 import logging
 import os
-import resource
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,109 +26,20 @@ from tqdm.auto import tqdm
 from ..core import journal
 from ..core.config import RunConfig, to_dict
 from ..core.modelfolder import describe_model
-from ..core.planner import Gate, Planner, TaskCost, TaskPlan, TrainCap
+from ..core.planner import Planner, TaskCost
 from ..core.policy import LearnedPolicy, load_policy
-from ..core.records import Engine, TaskRecord, TrainOutcome
-from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
+from ..core.records import Engine, TaskRecord
+from ..core.submission import SubmissionWriter, score_submission, write_json_atomic
 from ..core.tasks import Task, select_tasks
 from . import workers
+from .isolation import fallback_record, solve_task
+from .logfile import attach_log, detach_log
 from .report import summarize, write_report
 from .workers import Worker
 
 log = logging.getLogger("arc_ttt")
 
 
-def is_oom(e: BaseException) -> bool:
-    torch = sys.modules.get("torch")  # without torch loaded, no torch error can exist
-    if torch is not None and isinstance(e, torch.OutOfMemoryError):
-        return True
-    return isinstance(e, MemoryError) or "out of memory" in str(e).lower()
-
-
-def peak_memory_mb(reset: bool = False) -> float:
-    """Peak GPU memory since the last reset (per task); on the CPU, the process's peak RSS."""
-    torch = sys.modules.get("torch")  # the simulated engine runs without torch
-    if torch is not None and torch.cuda.is_available():
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        if reset:
-            torch.cuda.reset_peak_memory_stats()
-        return peak
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _complete(task: Task, attempts) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fill missing attempts: the second candidate, else the writer's fallback."""
-    fallback = fallback_attempts(task)
-    out = []
-    for i, fb in enumerate(fallback):
-        a1, a2 = attempts[i] if i < len(attempts) else (None, None)
-        if a1 is None:
-            a1, a2 = a2, None
-        if a1 is None:
-            out.append(fb)
-        else:
-            out.append((a1, a2 if a2 is not None else (fb[0] if not np.array_equal(fb[0], a1) else fb[1])))
-    return out
-
-
-def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], float],
-               gate: Gate | None = None) -> TaskRecord:
-    """One task, isolated: never raises (except KeyboardInterrupt); falls back on any error. `gate`: the learned
-    policy's early stop after 2 steps (its decision goes into the record)."""
-    rec = TaskRecord(task.id, mode=plan.mode, reason=plan.reason, weight=plan.weight,
-                     planned_steps=plan.steps, planned_views=plan.views,
-                     policy=dict(plan.policy) if plan.policy is not None else None)
-    t0 = clock()
-    if plan.mode == "fallback":
-        return _fallback_record(task, "fallback", reason=plan.reason)
-    peak_memory_mb(reset=True)
-    task_deadline = t0 + plan.task_cap  # a retry shares the same time, never adds to it
-    for shrink in (0, 1):
-        try:
-            engine.reset()
-            # A retry trains in what is left of the training time; inference keeps its planned share, grown by
-            # however much slower than planned the steps run.
-            train_cap = TrainCap(max(0.0, task_deadline - clock() - plan.infer_reserve), plan.infer_reserve,
-                                 plan.step_seconds, gate)
-            tr = engine.train(task, plan.steps, train_cap, shrink) if plan.steps > 0 else TrainOutcome()
-            rec.steps, rec.tokens, rec.train_seconds = tr.steps, tr.tokens, tr.seconds
-            gated = gate is not None and gate.decision is not None and gate.decision["stopped"]
-            rec.train_stopped_by = ("gate" if gated else tr.stopped_by) + (f" ({tr.note})" if tr.note else "")
-            if gate is not None and gate.decision is not None and rec.policy is not None:
-                rec.policy["gate"] = dict(gate.decision)
-            if tr.losses:
-                rec.loss_first, rec.loss_last = tr.losses[0], tr.losses[-1]
-            # Inference gets the rest of the task's time, including what training did not use.
-            pred = engine.predict(task, plan.views, max(0.0, task_deadline - clock()), shrink)
-            rec.views, rec.infer_seconds, rec.candidates = pred.views, pred.seconds, pred.candidates
-            rec.prefill_seconds, rec.decode_seconds = pred.prefill_seconds, pred.decode_seconds
-            rec.rescore_seconds = pred.rescore_seconds
-            attempts = _complete(task, pred.attempts)
-            rec.status = "ok" if any(a[0] is not None for a in pred.attempts) else "fallback"
-            if rec.status == "fallback":
-                rec.reason = (rec.reason + "; " if rec.reason else "") + "no candidate found"
-            rec.attempts = [[np.asarray(a).tolist(), np.asarray(b).tolist()] for a, b in attempts]
-            break
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - one task must never stop the run
-            oom = is_oom(e)
-            rec.error = f"{type(e).__name__}: {e}".strip()[:500]
-            log.warning("task %s: %s%s", task.id, rec.error, " - retrying smaller" if oom and shrink == 0 else "")
-            log.debug("".join(traceback.format_exception(e)))
-            engine.free_memory()
-            if oom and shrink == 0:
-                rec.retried = True
-                continue
-            rec.status = "error"
-            rec.attempts = _fallback_record(task, "error").attempts
-            break
-    rec.seconds = clock() - t0
-    rec.peak_memory_mb = peak_memory_mb()
-    return rec
-
-
-# ---- the run ---------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
     submission_path: str
@@ -142,15 +51,6 @@ class RunResult:
     task_score: float | None = None
 
 
-def setup_logging(out_dir: str, worker: Worker, append: bool) -> logging.Handler:
-    name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
-    handler = logging.FileHandler(os.path.join(out_dir, name), mode="a" if append else "w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
-
-
 def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], float] = time.monotonic,
         solve_limit: int | None = None, progress: bool = True, worker: Worker | None = None) -> RunResult:
     """The whole job. `engine`, `clock` and `worker` are injectable for tests; by default the model
@@ -158,21 +58,12 @@ def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], flo
     start = clock()
     worker = worker or workers.from_env()
     os.makedirs(cfg.output.dir, exist_ok=True)
-    handler = setup_logging(cfg.output.dir, worker, append=cfg.output.resume)
+    name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
+    handler = attach_log(log, os.path.join(cfg.output.dir, name), append=cfg.output.resume)
     try:
         return _run(cfg, engine, clock, start, solve_limit, progress, worker)
     finally:
-        log.removeHandler(handler)
-        handler.close()
-
-
-def _attempts(rec: TaskRecord):
-    return [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in rec.attempts]
-
-
-def _fallback_record(task, status: str, reason: str = "", error: str = "") -> TaskRecord:
-    return TaskRecord(task.id, status=status, mode="fallback", reason=reason, error=error,
-                      attempts=[[a.tolist(), b.tolist()] for a, b in fallback_attempts(task)])
+        detach_log(log, handler)
 
 
 @dataclass(frozen=True)
@@ -203,7 +94,7 @@ def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit
     log.info("run: %d tasks (%d invalid), budget %.0f s, output %s, worker %d of %d", len(taskset),
              len(taskset.invalid), cfg.budget.seconds, files.dir, worker.rank, worker.world_size)
     done = open_journals(cfg, files, worker)
-    fixed: dict[str, TaskRecord] = {t.id: _fallback_record(t, "invalid", reason=t.reason) for t in taskset.invalid}
+    fixed: dict[str, TaskRecord] = {t.id: fallback_record(t, "invalid", reason=t.reason) for t in taskset.invalid}
     for t in taskset.invalid:
         log.warning("task %s is invalid: %s (answered by fallback)", t.id, t.reason)
 
@@ -216,13 +107,13 @@ def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit
     todo = [t for t in taskset.valid if t.id not in done]
     if solve_limit is not None:
         todo, skipped = todo[:solve_limit], todo[solve_limit:]
-        fixed.update({t.id: _fallback_record(t, "fallback", reason="quick commit run") for t in skipped})
+        fixed.update({t.id: fallback_record(t, "fallback", reason="quick commit run") for t in skipped})
     if done:
         log.info("resume: %d tasks already done, %d to go", len(done), len(todo))
     if todo and engine is None:
         engine, error = load_engine(cfg, worker)
         if engine is None:
-            fixed.update({t.id: _fallback_record(t, "error", error=f"model load: {error}") for t in todo})
+            fixed.update({t.id: fallback_record(t, "error", error=f"model load: {error}") for t in todo})
             todo = []
     if todo:
         solve_all(engine, todo, cfg, clock, start, worker, files.journal, merge, progress, policy)
@@ -247,6 +138,10 @@ def open_journals(cfg: RunConfig, files: Outputs, worker: Worker) -> dict[str, T
             os.unlink(path)
     worker.barrier("journals-ready")
     return journal.read_records(files.dir) if cfg.output.resume else {}
+
+
+def _attempts(rec: TaskRecord):
+    return [(np.asarray(a, np.uint8), np.asarray(b, np.uint8)) for a, b in rec.attempts]
 
 
 def _merger(writer: SubmissionWriter, files: Outputs, worker: Worker):
@@ -367,7 +262,7 @@ def task_costs(engine: Engine, todo: list[Task], journal_path: str,
         except Exception as e:  # noqa: BLE001 - one task's estimate must never stop the run
             error = f"cost estimate: {type(e).__name__}: {e}"[:500]
             log.warning("task %s: %s (answered by fallback)", t.id, error)
-            rec = _fallback_record(t, "error", error=error)
+            rec = fallback_record(t, "error", error=error)
             journal.append_journal(journal_path, rec)
             merge(rec)
     return costs, kept
