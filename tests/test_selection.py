@@ -9,7 +9,7 @@ from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.decoding import GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
-from arc_ttt.modeling.decoding import Deadline
+from arc_ttt.core.clock import Deadline
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view, view_nll
 from test_inference import OracleLM, random_task
 

@@ -6,11 +6,12 @@ from typing import Callable
 
 import torch
 
+from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.tasks import Task
 from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
-from .decoding import Deadline, PhaseTimes, TaskPrediction, generate_candidates
+from .decoding import PhaseTimes, TaskPrediction, generate_candidates
 from .selection import SCORING_SEED, select
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..core.config import TTTConfig
-from ..core.planner import TrainCap
+from ..core.clock import TrainCap
 from ..core.tasks import Pair, Task
 from ..core.textformat import Encoded, GridCodec
 from ..core.views import View, sample_views

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..core.clock import Deadline
 from ..core.config import FinetuneConfig, TTTConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
@@ -34,7 +35,7 @@ from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name
 from ..core.devset import load_dev_tasks
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
-from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
+from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
 
 log = logging.getLogger("arc_ttt.finetune")

@@ -26,9 +26,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..core import journal
+from ..core.clock import TrainCap
 from ..core.config import RunConfig, to_dict
 from ..core.modelfolder import describe_model
-from ..core.planner import Gate, Planner, TaskCost, TaskPlan, TrainCap
+from ..core.planner import Gate, Planner, TaskCost, TaskPlan
 from ..core.policy import LearnedPolicy, load_policy
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import SubmissionWriter, fallback_attempts, score_submission, write_json_atomic
