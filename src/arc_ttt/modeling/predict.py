@@ -41,7 +41,7 @@ def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n
             raw = generate_candidates(model, codec, task, ti, views, cfg, share, times)
             t1 = clock()
             ranked = select(model, codec, task, ti, raw, cfg, share, seed=seed, keep_background=keep_background)
-            now = clock()  # (few clock reads: tests count them)
+            now = clock()
             times.decode += t1 - t0 - (times.prefill - prefill)
             times.rescore += now - t1
             deadline.hit |= share.hit
