@@ -39,7 +39,8 @@ from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.textformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora, ttt
-from arc_ttt.modeling.decoding import Deadline, PhaseTimes, generate_candidates
+from arc_ttt.core.clock import Deadline
+from arc_ttt.modeling.decoding import PhaseTimes, generate_candidates
 from arc_ttt.modeling.loading import char_tokenizer, load_model, save_model
 from arc_ttt.modeling.selection import poe_nll
 

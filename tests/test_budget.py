@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from arc_ttt.core.planner import BudgetConfig, Planner, TaskCost, difficulty_weights
-from arc_ttt.runner.simulate import FakeClock
+from arc_ttt.core.clock import FakeClock
 
 
 def costs(n, tokens=1000, answer=100):
@@ -170,15 +170,3 @@ def test_an_engine_that_does_not_split_inference_gets_one_factor_for_all_of_it()
     p.record("t0", p.plan("t0"), train_seconds=0.0, steps_done=0, infer_seconds=3 * before, views_done=8)
     assert (p.prefill.factor, p.decode.factor) == pytest.approx((3.0, 3.0)) and p.rescore.samples == 0
     assert p.infer_seconds(t, 8) == pytest.approx(3 * before)
-
-
-def test_a_train_cap_comes_sooner_by_the_inference_reserve_times_the_slowdown():
-    from arc_ttt.core.planner import TrainCap
-
-    cap = TrainCap(seconds=50.0, infer_reserve=10.0, step_seconds=1.0)
-    assert not cap.reached(0.0, 0)
-    assert not cap.reached(49.0, 49) and cap.reached(50.0, 50)  # on plan: while the next step ends in time
-    assert not cap.reached(38.0, 19) and cap.reached(40.0, 20)  # 2x slow: inference needs 10 s more, from 40 s
-    assert not cap.reached(16.0, 4) and cap.reached(20.0, 5)  # 4x slow: 30 s more, the step 16-20 s is the last
-    assert not cap.reached(30.0, 60) and cap.reached(49.75, 99)  # faster than planned: never sooner, never later
-    assert TrainCap(50.0).reached(50.0, 10) and not TrainCap(50.0).reached(49.9, 1)  # no estimate: plain seconds

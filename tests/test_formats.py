@@ -21,7 +21,8 @@ from arc_ttt.core.textformat import (FORMAT_FILE, TokenizerFormatError, codec_fo
                                      write_format_file)
 from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
-from arc_ttt.modeling.decoding import Deadline, GridGrammar, codec_grammar, dfs
+from arc_ttt.core.clock import Deadline
+from arc_ttt.modeling.decoding import GridGrammar, codec_grammar, dfs
 from arc_ttt.modeling.loading import format_keep_ids, load_kwargs, prepare_model, shrink_vocab, tiny_llama
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.selection import poe_nll

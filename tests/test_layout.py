@@ -105,9 +105,9 @@ def test_function_level_imports_say_why():
     assert unexplained == []
 
 
-@pytest.mark.parametrize("module", ["arc_ttt.core.config", "arc_ttt.core.planner", "arc_ttt.core.submission",
-                                    "arc_ttt.core.journal", "arc_ttt.core.views", "arc_ttt.core.textformat",
-                                    "arc_ttt.runner.pipeline", "arc_ttt.cli"])
+@pytest.mark.parametrize("module", ["arc_ttt.core.config", "arc_ttt.core.clock", "arc_ttt.core.planner",
+                                    "arc_ttt.core.submission", "arc_ttt.core.journal", "arc_ttt.core.views",
+                                    "arc_ttt.core.textformat", "arc_ttt.runner.pipeline", "arc_ttt.cli"])
 def test_the_core_and_the_run_load_without_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

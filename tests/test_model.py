@@ -104,7 +104,7 @@ def tiny_src(tmp_path_factory, smollm2_tokenizer):
 def test_prepare_model_shrink_round_trip(tiny_src, tmp_path, small_tasks):
     dst = str(tmp_path / "shrunk")
     prepare_model(tiny_src, dst, shrink_vocab=True, dtype="float32")
-    assert not os.path.exists(dst + ".tmp")
+    assert not os.path.exists(dst + ".tmp") and not os.path.exists(dst + ".old")  # core.folders leaves nothing
     original, tok = load_model(ModelConfig(path=tiny_src, dtype="float32", device="cpu"))
     shrunk, new_tok = load_model(ModelConfig(path=dst, dtype="float32", device="cpu"))
     cfg = shrunk.config

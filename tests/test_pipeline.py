@@ -8,9 +8,10 @@ import torch
 
 from arc_ttt.core.config import load_config
 from arc_ttt.core.journal import read_journal
+from arc_ttt.core.clock import FakeClock
 from arc_ttt.runner.isolation import _complete
 from arc_ttt.runner.pipeline import run
-from arc_ttt.runner.simulate import FakeClock, SimEngine
+from arc_ttt.runner.simulate import SimEngine
 from arc_ttt.core.submission import score_submission, validate_submission
 
 

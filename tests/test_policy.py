@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from arc_ttt.core.config import BudgetConfig, ConfigError, load_config
-from arc_ttt.core.planner import Planner, TaskCost, TrainCap
+from arc_ttt.core.clock import FakeClock, TrainCap
+from arc_ttt.core.planner import Planner, TaskCost
 from arc_ttt.core.policy import (ACTIONS, PID, LearnedPolicy, PolicyFileError, choose, cross_fit, fit_policy,
                                  load_policy, save_policy, solve_lambda, total_cost)
-from arc_ttt.runner.simulate import FakeClock, replay_table
+from arc_ttt.runner.simulate import replay_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -221,14 +222,6 @@ def test_the_gate_stops_a_task_whose_gain_is_flat(table, policy):
     assert decisions["flat"].steps == 2 and decisions["flat"].train_stopped_by == "gate"
     assert decisions["flat"].policy["gate"]["stopped"] and decisions["flat"].policy["gate"]["further_gain"] <= 0
     assert decisions["rising"].steps == 16 and not decisions["rising"].policy["gate"]["stopped"]
-
-
-def test_a_train_cap_without_a_gate_ignores_the_losses():
-    cap = TrainCap(50.0)
-    assert not cap.reached(10.0, 2, [0.0, 0.0])
-    stop = TrainCap(50.0, gate=lambda losses: losses[1] < 0.1)
-    assert stop.reached(10.0, 2, [0.5, 0.05]) and not stop.reached(10.0, 2, [0.5, 0.5])
-    assert not stop.reached(10.0, 3, [0.5, 0.05, 0.01])  # only after 2 steps
 
 
 # ---- the file, the config ------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import ticking
 
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
@@ -9,7 +10,7 @@ from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.decoding import GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
-from arc_ttt.modeling.decoding import Deadline
+from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view, view_nll
 from test_inference import OracleLM, random_task
 
@@ -139,13 +140,20 @@ def test_batched_scoring_stops_between_forwards_on_whole_views(tiny_model, codec
     task, grids = scoring_case()
     views = sample_views(task, 4, seed=4)
     monkeypatch.setattr(selection, "LOGIT_BUDGET", 2 * 10 * tiny_model.config.vocab_size)
-    full = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2)
+
+    def score(cap: float):
+        """The scores within `cap` seconds when each forward of the model takes one second; the seconds taken."""
+        with ticking(tiny_model, FakeClock()) as clock:
+            nll = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2, deadline=Deadline(clock, cap))
+        return nll, clock()
+
+    full, took = score(1e9)
     assert full.shape == (len(grids), 4)
     seen = []
-    for ticks in range(1, 40):  # the deadline passes at the clock's `ticks`-th reading
-        clock = iter(range(1000)).__next__
-        part = poe_nll(tiny_model, codec, task, 0, grids, views, batch_size=2, deadline=Deadline(clock, ticks))
+    for cap in range(int(took) + 1):  # the deadline passes after `cap` forwards
+        part, spent = score(cap)
         np.testing.assert_allclose(part, full[:, :part.shape[1]], rtol=1e-5)  # whole views, the first ones
+        assert spent <= cap + 1  # checked between forwards: one may end past the deadline
         seen.append(part.shape[1])
     assert seen == sorted(seen) and {0, 2, 4} <= set(seen)  # groups of 2 views (batch_size)
 
@@ -176,14 +184,13 @@ def test_true_answer_wins_when_most_views_agree(codec, tokenizer, mode):
 
 
 def test_prediction_splits_its_time_into_prefill_decoding_and_rescoring(tiny_model, codec, small_tasks):
-    ticks = iter(range(10**6))
-    clock = lambda: float(next(ticks))  # noqa: E731 - every reading one "second" later
     for decoding in ("greedy", "dfs"):
         cfg = InferenceConfig(n_views=2, n_score_views=2, decoding=decoding, selection="both", max_candidates=2)
-        pred = predict_task(tiny_model, codec, small_tasks[0], cfg, clock=clock)
+        with ticking(tiny_model, FakeClock()) as clock:  # each forward one second
+            pred = predict_task(tiny_model, codec, small_tasks[0], cfg, clock=clock)
         t = pred.times
         assert t.prefill > 0 and t.decode > 0 and t.rescore > 0
-        assert t.prefill + t.decode + t.rescore <= pred.seconds
+        assert t.prefill + t.decode + t.rescore == pred.seconds  # every forward in exactly one phase
 
 
 def test_missing_attempts_are_none(codec, tokenizer):

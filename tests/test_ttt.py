@@ -4,7 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import ticking
 
+from arc_ttt.core.clock import FakeClock
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.loading import tiny_llama
@@ -294,10 +296,12 @@ def test_loss_falls_on_a_real_task(tokenizer, small_tasks, codec, loss_vocab):
 
 def test_time_cap_stops_early_with_fake_clock(model, small_tasks, codec):
     data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=20)
-    ticks = itertools.count()
-    result = ttt.train(model, data, EXACT, time_cap=5.0, clock=lambda: float(next(ticks)))
-    # the clock is read once at the start and once before each step: steps at t=1..4 run, t=5 stops
-    assert result.stopped_by == "time_cap" and result.steps == 4 and len(result.losses) == 4
+    assert EXACT.grad_accum == 1  # one forward per step
+    with ticking(model, FakeClock()) as clock:  # each forward one second
+        result = ttt.train(model, data, EXACT, time_cap=5.0, clock=clock)
+    # checked before each step: the steps starting at t=0..4 run, the one that would start at t=5 does not
+    assert result.stopped_by == "time_cap" and result.steps == 5 and len(result.losses) == 5
+    assert result.seconds == 5.0
     assert not model.training
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .clock import Clock
 from .config import BudgetConfig
 from .policy import GATE_STEPS, PID, LearnedPolicy, choose, derived_features, solve_lambda, total_cost
 
@@ -37,32 +38,6 @@ class TaskCost:
     difficulty: float | None = None  # base model's NLL per output token on its own demos
     demos: int = 0  # demonstration pairs (a learned policy's feature; 0 = unknown)
     output_area: int = 0  # cells of the largest demo output (the same)
-
-
-@dataclass(frozen=True)
-class TrainCap:
-    """When a task's training must stop (checked between steps). With the plan's estimate of a step: when the next
-    step, at the pace of those done, would end past `seconds` brought forward by `infer_reserve` times how much
-    slower than planned the steps run. A task slow to train is slow to predict as well, and a task stopped with
-    no prediction scores nothing, while one with a few steps fewer still scores. Without it: at `seconds`."""
-
-    seconds: float
-    infer_reserve: float = 0.0  # the inference time the plan reserved after training
-    step_seconds: float = 0.0  # the plan's estimate of one step (0: unknown)
-    gate: Callable[[Sequence[float]], bool] | None = None  # after GATE_STEPS steps, given their losses: stop?
-
-    @classmethod
-    def of(cls, cap: "float | TrainCap | None") -> "TrainCap | None":
-        """The cap itself, or one of plain seconds."""
-        return cls(float(cap)) if isinstance(cap, (int, float)) else cap
-
-    def reached(self, elapsed: float, steps_done: int, losses: Sequence[float] = ()) -> bool:
-        if self.gate is not None and steps_done == GATE_STEPS and len(losses) >= GATE_STEPS and self.gate(losses):
-            return True
-        if not steps_done or self.step_seconds <= 0:
-            return elapsed >= self.seconds
-        pace = elapsed / steps_done
-        return elapsed + pace > self.seconds - self.infer_reserve * max(0.0, pace / self.step_seconds - 1.0)
 
 
 @dataclass(frozen=True)
@@ -145,7 +120,7 @@ class Planner:
     cfg: BudgetConfig
     tasks: list[TaskCost]  # the tasks still to run, in order
     start: float  # clock value when the run started
-    clock: object = None  # callable -> seconds; injected
+    clock: Clock | None = None  # injected; None: time.monotonic
     default_views: int = 8
     infer_batch: int = 8  # views decoded together
     workers: int = 1  # processes sharing the remaining tasks (one per GPU)

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .planner import TaskCost, TrainCap
+from .clock import TrainCap
+from .planner import TaskCost
 from .tasks import Task
 
 

@@ -18,13 +18,13 @@ can retry with a smaller batch.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 
+from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
 from ..core.tasks import MAX_SIDE, Task
@@ -51,27 +51,6 @@ class PhaseTimes:
     prefill: float = 0.0  # the views' prompts (greedy: each batch's left-padded prompts; DFS: each view's)
     decode: float = 0.0  # candidate generation, prefill excluded
     rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
-
-
-@dataclass
-class Deadline:
-    """A point in time on an injected clock; remembers whether anyone found it passed."""
-
-    clock: Callable[[], float] = time.monotonic
-    at: float | None = None
-    hit: bool = field(default=False, init=False)
-
-    def passed(self) -> bool:
-        if self.at is not None and self.clock() >= self.at:
-            self.hit = True
-        return self.hit
-
-    def share(self, parts: int) -> "Deadline":
-        """A deadline for the next of `parts` equal shares of the time left (same clock, shared `hit` is not)."""
-        if self.at is None:
-            return Deadline(self.clock, None)
-        now = self.clock()
-        return Deadline(self.clock, now + max(0.0, self.at - now) / max(1, parts))
 
 
 # --- the grid grammar -------------------------------------------------------------------------

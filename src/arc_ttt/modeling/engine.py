@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from ..core.config import RunConfig
-from ..core.planner import TaskCost, TrainCap
+from ..core.clock import Clock, TrainCap
+from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
@@ -24,7 +25,7 @@ class ModelEngine:
     codec: GridCodec
     cfg: RunConfig
     initial: lora.AdapterSnapshot
-    clock: object = time.monotonic
+    clock: Clock = time.monotonic
 
     @classmethod
     def load(cls, cfg: RunConfig) -> "ModelEngine":

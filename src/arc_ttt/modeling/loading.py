@@ -21,6 +21,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
+from ..core.folders import atomic_folder  # noqa: E402
 from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable, mark_demo  # noqa: E402
 from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
                                kit_format, read_format_file, write_format_file)
@@ -165,15 +166,12 @@ def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> st
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
     mark_dequantised(model)
-    tmp = dst.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    make_portable(tmp)
-    if format_name is not None:
-        write_format_file(tmp, format_name)
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    with atomic_folder(dst) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        make_portable(tmp)
+        if format_name is not None:
+            write_format_file(tmp, format_name)
     return dst
 
 
@@ -358,12 +356,9 @@ def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "
         if shrink_vocab:
             raise ValueError(f"{folder} is pre-quantised: its vocabulary cannot be shrunk here; use it as it is")
         codec_for(name, load_tokenizer(ModelConfig(path=folder)))
-        tmp = dst.rstrip("/") + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp)
-        write_format_file(tmp, name)
-        shutil.rmtree(dst, ignore_errors=True)
-        os.replace(tmp, dst)
+        with atomic_folder(dst) as tmp:
+            shutil.copytree(folder, tmp, dirs_exist_ok=True)
+            write_format_file(tmp, name)
         return dst
     model, tok = load_model(ModelConfig(path=folder, gguf_file=gguf, dtype=dtype, device="cpu"))
     codec_for(name, tok)  # the source must already speak the format

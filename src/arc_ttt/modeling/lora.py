@@ -8,8 +8,6 @@ reloading the model.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from dataclasses import dataclass
 
@@ -19,6 +17,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
+from ..core.folders import atomic_folder
 
 def _is_projection(module: nn.Module) -> bool:
     if isinstance(module, (nn.Linear, Conv1D)):
@@ -133,21 +132,18 @@ def restore(model: nn.Module, snap: AdapterSnapshot) -> None:
 def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
     """The trained adapter as a peft folder (adapter_config.json + adapter_model.safetensors), its tensors cast
     to `dtype` (half the size of fp32: the committed default adapter must stay small). Written atomically."""
-    tmp = folder.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     params = trainable_parameters(model)
     saved = {name: p.detach().clone() for name, p in params.items()}
-    try:
-        with torch.no_grad():
-            for p in params.values():
-                p.data = p.data.to(dtype)
-        model.save_pretrained(tmp)
-    finally:
-        with torch.no_grad():
-            for name, p in params.items():
-                p.data = saved[name]
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        try:
+            with torch.no_grad():
+                for p in params.values():
+                    p.data = p.data.to(dtype)
+            model.save_pretrained(tmp)
+        finally:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.data = saved[name]
     return folder
 
 

@@ -6,11 +6,12 @@ from typing import Callable
 
 import torch
 
+from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.tasks import Task
 from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
-from .decoding import Deadline, PhaseTimes, TaskPrediction, generate_candidates
+from .decoding import PhaseTimes, TaskPrediction, generate_candidates
 from .selection import SCORING_SEED, select
 
 
@@ -40,7 +41,7 @@ def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n
             raw = generate_candidates(model, codec, task, ti, views, cfg, share, times)
             t1 = clock()
             ranked = select(model, codec, task, ti, raw, cfg, share, seed=seed, keep_background=keep_background)
-            now = clock()  # (few clock reads: tests count them)
+            now = clock()
             times.decode += t1 - t0 - (times.prefill - prefill)
             times.rescore += now - t1
             deadline.hit |= share.hit

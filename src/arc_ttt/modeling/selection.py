@@ -19,12 +19,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
 from ..core.textformat import END, GridCodec
 from ..core.views import View, sample_views
-from .decoding import Deadline, build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
+from .decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)

@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
-from ..core.planner import TrainCap
 from ..core.tasks import Pair, Task
 from ..core.textformat import Encoded, GridCodec
 from ..core.views import View, sample_views

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -26,15 +25,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..core.clock import Deadline
 from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
 from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name
 from ..core.devset import load_dev_tasks
+from ..core.folders import atomic_folder, recover_folder
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
-from ..modeling.decoding import Deadline, build_prompt, grammar_for, greedy_batch, path_to_grid
+from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
 from .logfile import attach_log, detach_log
 
@@ -167,16 +168,12 @@ def fingerprint(cfg: FinetuneConfig) -> dict:
 
 def save_checkpoint(folder: str, model, opt, sched, scaler, progress: Progress, cfg: FinetuneConfig) -> None:
     """Atomic: a kill during the write leaves the previous checkpoint whole."""
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    torch.save({"trainable": {n: p.detach().cpu() for n, p in lora.trainable_parameters(model).items()},
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
-               os.path.join(tmp, "state.pt"))
-    write_json_atomic(os.path.join(tmp, "progress.json"),
-                      {"progress": dataclasses.asdict(progress), "config": fingerprint(cfg)})
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        torch.save({"trainable": {n: p.detach().cpu() for n, p in lora.trainable_parameters(model).items()},
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
+                   os.path.join(tmp, "state.pt"))
+        write_json_atomic(os.path.join(tmp, "progress.json"),
+                          {"progress": dataclasses.asdict(progress), "config": fingerprint(cfg)})
 
 
 def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig) -> Progress:
@@ -220,6 +217,7 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], f
     (tests use it to simulate a kill)."""
     out = cfg.output.dir
     ckpt = os.path.join(out, CHECKPOINT)
+    recover_folder(ckpt)  # a save killed between its two renames left the checkpoint beside its place
     if not resume and os.path.exists(ckpt):
         raise ValueError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another "
                          "output.dir")

@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.planner import Gate, TaskPlan, TrainCap
+from ..core.clock import TrainCap
+from ..core.planner import Gate, TaskPlan
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import fallback_attempts
 from ..core.tasks import Task

@@ -1,4 +1,4 @@
-"""A simulated engine and clock: the run's real loop without a model.
+"""Simulated engines on a fake clock (core.clock.FakeClock): the run's real loop without a model.
 
 Used by the tests (deadline, isolation, resume) and by benchmarks/budget.py. Costs follow the
 planner's own cost model times a per-task "true" factor the planner does not know, so the
@@ -11,21 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.config import BudgetConfig
-from ..core.planner import Planner, TaskCost, TrainCap
+from ..core.clock import FakeClock, TrainCap
+from ..core.planner import Planner, TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.textformat import answer_tokens
-
-
-@dataclass
-class FakeClock:
-    now: float = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
