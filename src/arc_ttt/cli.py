@@ -11,7 +11,8 @@ from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
 from .core.textformat import FORMATS, codec_for, get_format, read_format_file, resolve_format_name
-from .delivery import environment, wheelhouse
+from .delivery import wheelhouse
+from .delivery.accelerator import MACHINE_SHAPES
 from .delivery.bundle import DEFAULT_OUT, KAGGLE_LICENSES, BundleSpec, MetadataError, build_bundle
 from .runner.pipeline import run
 
@@ -291,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
     k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
-                   + ", ".join(environment.MACHINE_SHAPES))
+                   + ", ".join(MACHINE_SHAPES))
     k.add_argument("--format", choices=FORMATS, help="the model's prompt format, when neither the config's "
                    "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
     k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",

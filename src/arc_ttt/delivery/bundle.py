@@ -32,7 +32,11 @@ from email.parser import Parser
 from ..core.config import load_config
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.textformat import FORMATS, write_format_file
-from . import environment, wheelhouse
+from . import wheelhouse
+from .accelerator import MACHINE_SHAPES, check_machine_shape
+from .commitrun import BUILD_FILE
+from .environment import transformers_version
+from .inputs import is_model_dir
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
 REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
@@ -192,9 +196,9 @@ def validate_kernel_metadata(meta: dict, folder: str) -> list[str]:
         shape = meta.get("machine_shape")
         if shape is None:
             problems.append(f"{KERNEL_META}: enable_gpu without machine_shape gets Kaggle's default GPU (a P100, "
-                            f"which today's torch cannot use): set one of {', '.join(environment.MACHINE_SHAPES)}")
-        elif shape not in environment.MACHINE_SHAPES:
-            problems.append(f"{KERNEL_META}: machine_shape {shape!r} is not one of {', '.join(environment.MACHINE_SHAPES)}")
+                            f"which today's torch cannot use): set one of {', '.join(MACHINE_SHAPES)}")
+        elif shape not in MACHINE_SHAPES:
+            problems.append(f"{KERNEL_META}: machine_shape {shape!r} is not one of {', '.join(MACHINE_SHAPES)}")
     return problems
 
 
@@ -282,7 +286,7 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
 
 def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: str) -> list[str]:
     """What `make kernel` says about the model it ships."""
-    here = environment.transformers_version()
+    here = transformers_version()
     if info is None:
         return [f"model: Kaggle model {spec.model_source} (not checked here)",
                 f"  prompt format: {fmt} ({fmt_source}); transformers here: {here}"]
@@ -297,7 +301,7 @@ def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info:
              {"kind": info.kind, "architecture": info.architecture, "base": info.base,
               "saved_with_transformers": info.saved_with, "folder": os.path.basename(os.path.normpath(spec.model))})
     return {"commit": commit, "config": os.path.basename(spec.config), "format": fmt, "format_source": fmt_source,
-            "model": model, "builder_transformers": environment.transformers_version()}
+            "model": model, "builder_transformers": transformers_version()}
 
 
 def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
@@ -308,7 +312,7 @@ def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
     for name in sorted(os.listdir(configs)):
         if name.endswith((".yaml", ".yml")):
             shutil.copy2(os.path.join(configs, name), os.path.join(dst, "configs", name))
-    _write_json(os.path.join(dst, environment.BUILD_FILE), record)
+    _write_json(os.path.join(dst, BUILD_FILE), record)
 
 
 def write_wheels(spec: BundleSpec, dst: str) -> None:
@@ -494,7 +498,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         raise MetadataError("no Kaggle owner: pass --owner (make kernel KERNEL_ARGS=\"--owner you\") or set "
                             "KAGGLE_USERNAME. The kaggle CLI's newer sign-ins (kaggle auth login, KAGGLE_API_TOKEN, "
                             "~/.kaggle/access_token) carry no username; only a legacy kaggle.json does")
-    if spec.model is not None and not environment.is_model_dir(spec.model):
+    if spec.model is not None and not is_model_dir(spec.model):
         raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
     info = describe_model(spec.model) if spec.model is not None else None
     fmt, fmt_source = resolve_format(spec, info)
@@ -502,8 +506,8 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     if machine_shape is None:
         raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
                             f"its default GPU (a P100, which today's torch cannot use). Use one of "
-                            f"{', '.join(environment.MACHINE_SHAPES)}")
-    environment.check_machine_shape(machine_shape)
+                            f"{', '.join(MACHINE_SHAPES)}")
+    check_machine_shape(machine_shape)
     commit = git_commit()
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
