@@ -13,7 +13,8 @@ from .core.tasks import TaskFileError, parse_task, read_json_object
 from .core.textformat import FORMATS, codec_for, get_format, read_format_file, resolve_format_name
 from .delivery import wheelhouse
 from .delivery.accelerator import MACHINE_SHAPES
-from .delivery.bundle import DEFAULT_OUT, KAGGLE_LICENSES, BundleSpec, MetadataError, build_bundle
+from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
+from .delivery.metadata import KAGGLE_LICENSES, MetadataError
 from .runner.pipeline import run
 
 
