@@ -278,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-index", type=int, default=0)
     p.add_argument("--model", help="a model folder: its tokenizer writes the special tokens (and is checked)")
     p.set_defaults(func=cmd_show_prompt)
+    add_kernel_commands(sub)
+    add_wheels_commands(sub)
+    return parser
+
+
+def add_kernel_commands(sub) -> None:
+    """`arc-ttt kernel build`: the options that fill a BundleSpec."""
     p = sub.add_parser("kernel", help="the Kaggle submission bundle")
     ksub = p.add_subparsers(dest="kernel_command", required=True)
     k = ksub.add_parser("build", help="code, wheels and model datasets + the kernel folder, metadata validated")
@@ -303,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--public", action="store_true", help="a public kernel (default private)")
     k.set_defaults(func=cmd_kernel_build)
 
+
+def add_wheels_commands(sub) -> None:
+    """`arc-ttt wheels build|check|verify`: the offline wheelhouse."""
     p = sub.add_parser("wheels", help="the offline wheelhouse for the Kaggle image")
     wsub = p.add_subparsers(dest="wheels_command", required=True)
     w = wsub.add_parser("build", help="download for Kaggle, check the closure, write the manifest")
@@ -319,7 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--pins", default="requirements.txt", help="versions for the image stand-ins (torch, numpy, ...)")
     for w in wsub.choices.values():
         w.set_defaults(func=cmd_wheels)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
