@@ -136,7 +136,7 @@ elif importlib.util.find_spec("arc_ttt") is None:
                               "(which installs it with pip install -e .)")
 
 import arc_ttt
-from arc_ttt.delivery import environment
+from arc_ttt.delivery import accelerator, commitrun, environment, inputs, launch, scoringrun
 
 print("arc_ttt", arc_ttt.__version__, "from", os.path.dirname(arc_ttt.__file__))
 print("python", sys.executable)"""
@@ -146,24 +146,24 @@ env = environment.detect(input_root=INPUT_ROOT)
 output_dir = OUTPUT_DIR or env.working_dir
 if env.on_kaggle:
     # A valid submission.json first (every task, both attempts), before anything below can fail.
-    CHALLENGES = CHALLENGES or environment.find_challenges(INPUT_ROOT, competition=COMPETITION)
-    n = environment.write_fallback_submission(CHALLENGES, os.path.join(output_dir, "submission.json"))
+    CHALLENGES = CHALLENGES or inputs.find_challenges(INPUT_ROOT, competition=COMPETITION)
+    n = scoringrun.write_fallback_submission(CHALLENGES, os.path.join(output_dir, "submission.json"))
     print(f"fallback submission.json written: {n} tasks from {CHALLENGES}")
-    for other in environment.other_challenges(INPUT_ROOT, CHALLENGES):
+    for other in inputs.other_challenges(INPUT_ROOT, CHALLENGES):
         print("WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES):", other)
     # The commit run needs both signs: no rerun variable, and every test id an evaluation id.
     env = environment.with_test_file(env, CHALLENGES)
     print(environment.run_kind_line(env, CHALLENGES))
-    build = environment.read_build(CODE_SRC)
+    build = commitrun.read_build(CODE_SRC)
     print("code dataset BUILD.json:", json.dumps(build), "| kernel built from commit", BUILD_COMMIT)
-    problem = environment.check_build(env, build, BUILD_COMMIT)  # raises on the commit run
+    problem = commitrun.check_build(env, build, BUILD_COMMIT)  # raises on the commit run
     if problem:
         print("WARNING:", problem)
     try:  # internet is off: what the image lacks comes from the wheels dataset
-        wheelhouse = environment.find_wheelhouse(INPUT_ROOT)
+        wheelhouse = inputs.find_wheelhouse(INPUT_ROOT)
         print("installing offline from", wheelhouse)
-        environment.install_wheelhouse(wheelhouse)
-    except (environment.InputNotFound, subprocess.CalledProcessError) as e:
+        inputs.install_wheelhouse(wheelhouse)
+    except (inputs.InputNotFound, subprocess.CalledProcessError) as e:
         if env.commit_run:
             raise  # the commit run stops here; the scoring run carries on with what the image has
         print("WARNING: offline install failed, carrying on with the image's packages:", e)
@@ -180,12 +180,12 @@ CONFIGURE = """\
 # cell re-validates submission.json. Everywhere else errors stop the notebook, so that they are seen.
 from arc_ttt.core.config import load_config
 
-with environment.rerun_guard(env, "configure", output_dir):
+with scoringrun.rerun_guard(env, "configure", output_dir):
     from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
 
     config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
     # On the commit run the placeholder's tasks are evaluation tasks: score the quick tasks against their solutions.
-    solutions = SOLUTIONS or (environment.quick_solutions(env, CHALLENGES) if env.on_kaggle else None)
+    solutions = SOLUTIONS or (commitrun.quick_solutions(env, CHALLENGES) if env.on_kaggle else None)
     overrides = environment.run_overrides(
         env, challenges=CHALLENGES, solutions=solutions, model=MODEL, output_dir=output_dir,
         budget_seconds=BUDGET_SECONDS, max_tasks=MAX_TASKS, competition=COMPETITION, format_name=FORMAT)
@@ -202,8 +202,8 @@ with environment.rerun_guard(env, "configure", output_dir):
         print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")
     # What runs: the model, its prompt format and the transformers versions. On the commit run, a folder the
     # installed transformers would load wrongly (e.g. saved by 5.x without a top-level rope_theta) stops here.
-    format_name, format_source = environment.resolve_format(cfg.model.format, cfg.model.path)
-    model_lines, model_problem = environment.model_report(env, cfg.model.path, format_name, format_source)
+    format_name, format_source = commitrun.resolve_format(cfg.model.format, cfg.model.path)
+    model_lines, model_problem = commitrun.model_report(env, cfg.model.path, format_name, format_source)
     for line in model_lines:
         print(line)
     if model_problem:
@@ -212,37 +212,37 @@ with environment.rerun_guard(env, "configure", output_dir):
 ACCELERATOR = """\
 # The GPU, its compute capability against this torch's kernels, and the library versions. On the
 # Kaggle commit run an unusable GPU stops here: every task would otherwise fall back and score zero.
-with environment.rerun_guard(env, "the accelerator check", output_dir):
-    gpu = environment.gpu_info()
+with scoringrun.rerun_guard(env, "the accelerator check", output_dir):
+    gpu = accelerator.gpu_info()
     for line in gpu.lines():
         print(line)
-    problem = environment.require_usable_gpu(env, cfg.model.device, gpu)
+    problem = accelerator.require_usable_gpu(env, cfg.model.device, gpu)
     if problem:
         print("WARNING:", problem)
     n_workers = gpu.count if cfg.model.device == "auto" and not problem else 1
-    command = environment.worker_command(n_workers, config_path, [*overrides, *OVERRIDES], cfg.output.dir,
-                                         solve_limit=limit)
+    command = launch.worker_command(n_workers, config_path, [*overrides, *OVERRIDES], cfg.output.dir,
+                                    solve_limit=limit)
     print(f"{n_workers} worker(s)" + (": " + " ".join(command) if command else ", in this process"))"""
 
 RUN = """\
 records, summary = [], {}
-with environment.rerun_guard(env, "the run", output_dir):
+with scoringrun.rerun_guard(env, "the run", output_dir):
     from arc_ttt.runner.pipeline import run
 
     if command:  # one torchrun worker per GPU, sharing the tasks (arc_ttt.runner.workers)
-        environment.run_workers(command, check=not env.scoring_run)  # a killed worker never fails the scoring run
+        launch.run_workers(command, check=not env.scoring_run)  # a killed worker never fails the scoring run
     else:
         run(cfg, solve_limit=limit)
-    log_json = environment.read_log(cfg.output.dir)
+    log_json = launch.read_log(cfg.output.dir)
     records, summary = log_json["tasks"], log_json["summary"]
     print("submission:", os.path.join(cfg.output.dir, "submission.json"))
     print(f"{len(records)} tasks in {summary['seconds']:.0f} s: {summary['status']}")"""
 
 REPORT = """\
-with environment.rerun_guard(env, "the report", output_dir):
+with scoringrun.rerun_guard(env, "the report", output_dir):
     from IPython.display import HTML, display
 
-    quick = environment.quick_score_line(records) if limit is not None else None
+    quick = commitrun.quick_score_line(records) if limit is not None else None
     if quick:
         print(quick)  # the fallback-answered tasks are left out: they would dilute the score
     elif summary.get("score") is not None:
@@ -255,18 +255,18 @@ with environment.rerun_guard(env, "the report", output_dir):
 CHECK = """\
 # The commit run: fail loudly when every task it tried errored, and project the scoring rerun
 # (120 and 240 tasks) from the speed measured here, with this GPU and this config.
-with environment.rerun_guard(env, "the commit-run checks", output_dir):
-    environment.check_commit_run(env, records, limit)
+with scoringrun.rerun_guard(env, "the commit-run checks", output_dir):
+    commitrun.check_commit_run(env, records, limit)
     if limit is not None:
         where = f"{n_workers} x {gpu.name or 'CPU'}, {os.path.basename(config_path)}"
-        for line in environment.projection_lines(environment.project_rerun(records, cfg, workers=n_workers), where):
+        for line in commitrun.projection_lines(commitrun.project_rerun(records, cfg, workers=n_workers), where):
             print(line)"""
 
 FINALIZE = """\
 # Last: submission.json re-validated against the challenges, rewritten from the journals if it is not valid.
 if env.on_kaggle:
-    with environment.rerun_guard(env, "the final check", output_dir):
-        print(environment.finalize_submission(CHALLENGES, output_dir))"""
+    with scoringrun.rerun_guard(env, "the final check", output_dir):
+        print(scoringrun.finalize_submission(CHALLENGES, output_dir))"""
 
 
 def build(parameters: dict | None = None, note: str | None = None) -> nbformat.NotebookNode:

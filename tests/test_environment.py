@@ -1,4 +1,5 @@
-"""Environment detection and input finding, on fake environments and fake /kaggle/input trees."""
+"""What the notebook runs from arc_ttt.delivery (environment, inputs, accelerator, launch, the commit run's checks and
+the scoring rerun's guard), on fake environments and fake /kaggle/input trees."""
 import dataclasses
 import json
 import os
@@ -9,6 +10,7 @@ import pytest
 
 from arc_ttt.core.config import load_config
 
+from arc_ttt.delivery import accelerator, commitrun, inputs, launch, scoringrun
 from arc_ttt.delivery import environment as E
 
 
@@ -77,28 +79,28 @@ def test_solve_limit_quick_only_on_the_kaggle_commit_run(tmp_path):
     "competitions/arc-prize-2025",
 ])
 def test_find_challenges_in_both_layouts(tmp_path, layout):
-    path = touch(tmp_path / layout / E.CHALLENGES_FILE)
+    path = touch(tmp_path / layout / inputs.CHALLENGES_FILE)
     touch(tmp_path / layout / "arc-agi_evaluation_challenges.json")
-    assert E.find_challenges(str(tmp_path)) == path
+    assert inputs.find_challenges(str(tmp_path)) == path
 
 
 def test_find_challenges_prefers_the_named_competition_and_refuses_to_guess(tmp_path):
-    a = touch(tmp_path / "competitions" / "arc-prize-2024" / E.CHALLENGES_FILE)
-    b = touch(tmp_path / "competitions" / "arc-prize-2025" / E.CHALLENGES_FILE)
-    assert E.find_challenges(str(tmp_path), competition="arc-prize-2025") == b
-    with pytest.raises(E.InputNotFound) as e:
-        E.find_challenges(str(tmp_path))
+    a = touch(tmp_path / "competitions" / "arc-prize-2024" / inputs.CHALLENGES_FILE)
+    b = touch(tmp_path / "competitions" / "arc-prize-2025" / inputs.CHALLENGES_FILE)
+    assert inputs.find_challenges(str(tmp_path), competition="arc-prize-2025") == b
+    with pytest.raises(inputs.InputNotFound) as e:
+        inputs.find_challenges(str(tmp_path))
     assert a in str(e.value) and b in str(e.value)
 
 
 def test_a_second_challenges_file_in_another_dataset_does_not_stop_the_run(tmp_path):
-    ours = touch(tmp_path / "competitions" / "arc-prize-2025" / E.CHALLENGES_FILE)
-    touch(tmp_path / "datasets" / "someone" / "arc-copy" / E.CHALLENGES_FILE)
-    assert E.find_challenges(str(tmp_path), competition="arc-prize-2025") == ours
-    assert E.find_challenges(str(tmp_path)) == ours  # without the slug, the competition mount still wins
-    old = touch(tmp_path / "old" / "arc-prize-2025" / E.CHALLENGES_FILE)  # the older /kaggle/input/<slug>/ layout
+    ours = touch(tmp_path / "competitions" / "arc-prize-2025" / inputs.CHALLENGES_FILE)
+    touch(tmp_path / "datasets" / "someone" / "arc-copy" / inputs.CHALLENGES_FILE)
+    assert inputs.find_challenges(str(tmp_path), competition="arc-prize-2025") == ours
+    assert inputs.find_challenges(str(tmp_path)) == ours  # without the slug, the competition mount still wins
+    old = touch(tmp_path / "old" / "arc-prize-2025" / inputs.CHALLENGES_FILE)  # the older /kaggle/input/<slug>/ layout
     os.remove(ours)
-    assert E.find_challenges(str(tmp_path / "old"), competition="arc-prize-2025") == old
+    assert inputs.find_challenges(str(tmp_path / "old"), competition="arc-prize-2025") == old
 
 
 def test_fallback_submission_is_complete_before_anything_runs(tmp_path, challenges):
@@ -106,7 +108,7 @@ def test_fallback_submission_is_complete_before_anything_runs(tmp_path, challeng
 
     path, _, raw = challenges
     out = tmp_path / "working" / "submission.json"
-    assert E.write_fallback_submission(str(path), str(out)) == len(raw)
+    assert scoringrun.write_fallback_submission(str(path), str(out)) == len(raw)
     with open(out) as f:
         assert validate_submission(raw, json.load(f)) == []
     assert os.stat(out).st_mode & 0o444 == 0o444  # readable, not mkstemp's 0600
@@ -114,47 +116,47 @@ def test_fallback_submission_is_complete_before_anything_runs(tmp_path, challeng
 
 def test_missing_challenges_error_lists_what_was_searched(tmp_path):
     touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "README.md")
-    with pytest.raises(E.InputNotFound) as e:
-        E.find_challenges(str(tmp_path))
+    with pytest.raises(inputs.InputNotFound) as e:
+        inputs.find_challenges(str(tmp_path))
     msg = str(e.value)
-    assert str(tmp_path) in msg and "datasets" in msg and E.CHALLENGES_FILE in msg
-    with pytest.raises(E.InputNotFound, match="does not exist"):
-        E.find_challenges(str(tmp_path / "nothing"))
+    assert str(tmp_path) in msg and "datasets" in msg and inputs.CHALLENGES_FILE in msg
+    with pytest.raises(inputs.InputNotFound, match="does not exist"):
+        inputs.find_challenges(str(tmp_path / "nothing"))
 
 
 def test_find_model_in_the_kaggle_models_layout(tmp_path):
     deep = tmp_path / "models" / "me" / "smollm2" / "transformers" / "135m" / "1"
     make_model(deep)
     touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "configs" / "config.json")  # config.json, no weights
-    assert E.find_model_dir(str(tmp_path)) == str(deep)
+    assert inputs.find_model_dir(str(tmp_path)) == str(deep)
 
 
 def test_find_model_gguf_and_dataset_layout(tmp_path):
     folder = tmp_path / "datasets" / "me" / "arc-ttt-model"
     touch(folder / "model.Q4_1.gguf", "")
-    assert E.find_model_dir(str(tmp_path)) == str(folder)
+    assert inputs.find_model_dir(str(tmp_path)) == str(folder)
 
 
 def test_find_model_errors(tmp_path):
-    with pytest.raises(E.InputNotFound, match="no model folder found"):
-        E.find_model_dir(str(tmp_path))
+    with pytest.raises(inputs.InputNotFound, match="no model folder found"):
+        inputs.find_model_dir(str(tmp_path))
     make_model(tmp_path / "a")
     make_model(tmp_path / "b")
-    with pytest.raises(E.InputNotFound, match="several model folder"):
-        E.find_model_dir(str(tmp_path))
-    assert E.find_model_dir(str(tmp_path), prefer="b") == str(tmp_path / "b")
+    with pytest.raises(inputs.InputNotFound, match="several model folder"):
+        inputs.find_model_dir(str(tmp_path))
+    assert inputs.find_model_dir(str(tmp_path), prefer="b") == str(tmp_path / "b")
 
 
 def test_find_wheelhouse_by_its_own_manifest_name(tmp_path):
     touch(tmp_path / "datasets" / "me" / "arc-ttt-code" / "configs" / "x.json")
     touch(tmp_path / "datasets" / "someone" / "other" / "manifest.json")  # an unrelated dataset's manifest
-    touch(tmp_path / "arc-ttt-wheels" / E.WHEEL_MANIFEST)
-    assert E.WHEEL_MANIFEST == "arc-ttt-wheels-manifest.json"
-    assert E.find_wheelhouse(str(tmp_path)) == str(tmp_path / "arc-ttt-wheels")
+    touch(tmp_path / "arc-ttt-wheels" / inputs.WHEEL_MANIFEST)
+    assert inputs.WHEEL_MANIFEST == "arc-ttt-wheels-manifest.json"
+    assert inputs.find_wheelhouse(str(tmp_path)) == str(tmp_path / "arc-ttt-wheels")
 
 
 def test_run_overrides_search_on_kaggle_only(tmp_path):
-    challenges = touch(tmp_path / "competitions" / "arc-prize-2025" / E.CHALLENGES_FILE)
+    challenges = touch(tmp_path / "competitions" / "arc-prize-2025" / inputs.CHALLENGES_FILE)
     model = make_model(tmp_path / "datasets" / "me" / "arc-ttt-model")
     kaggle = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, input_root=str(tmp_path))
     assert E.run_overrides(kaggle, budget_seconds=600) == [
@@ -185,11 +187,11 @@ def test_install_wheelhouse_runs_pip_offline(tmp_path):
 
     version = importlib.metadata.version("pyyaml")
     touch(tmp_path / "requirements.txt", f"pyyaml=={version}\n")
-    cmd = E.install_wheelhouse(str(tmp_path))
+    cmd = inputs.install_wheelhouse(str(tmp_path))
     assert "--no-index" in cmd and cmd[cmd.index("--find-links") + 1] == str(tmp_path)
     touch(tmp_path / "requirements.txt", "arc-ttt-no-such-package==1.0\n")
     with pytest.raises(subprocess.CalledProcessError):
-        E.install_wheelhouse(str(tmp_path))
+        inputs.install_wheelhouse(str(tmp_path))
 
 
 # --- the accelerator ---------------------------------------------------------------------------
@@ -208,12 +210,12 @@ CUDA_128_ARCHS = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120
     (None, CUDA_128_ARCHS, False),  # no GPU at all
 ])
 def test_gpu_problem(capability, arch_list, usable):
-    problem = E.gpu_problem(capability, arch_list)
+    problem = accelerator.gpu_problem(capability, arch_list)
     assert (problem is None) is usable, problem
 
 
 def gpu(capability, arch_list=CUDA_128_ARCHS, count=1):
-    return E.GpuInfo(count if capability else 0, "Tesla P100-PCIE-16GB" if capability == (6, 0) else "GPU",
+    return accelerator.GpuInfo(count if capability else 0, "Tesla P100-PCIE-16GB" if capability == (6, 0) else "GPU",
                      capability, tuple(arch_list), {"torch": "2.8.0+cu128"})
 
 
@@ -221,27 +223,27 @@ def test_an_unusable_gpu_fails_the_commit_run_only(tmp_path):
     commit = commit_env(tmp_path)
     rerun = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
     p100 = gpu((6, 0))
-    with pytest.raises(E.AcceleratorUnusable, match="sm_60.*machine_shape"):
-        E.require_usable_gpu(commit, "auto", p100)
-    with pytest.raises(E.AcceleratorUnusable, match="no CUDA GPU visible"):
-        E.require_usable_gpu(commit, "auto", gpu(None))
-    assert "sm_60" in E.require_usable_gpu(rerun, "auto", p100)  # warned: the fallback file still scores
-    assert E.require_usable_gpu(commit, "cpu", p100) is None  # the config asks for the CPU
-    assert E.require_usable_gpu(commit, "auto", gpu((8, 9))) is None
+    with pytest.raises(accelerator.AcceleratorUnusable, match="sm_60.*machine_shape"):
+        accelerator.require_usable_gpu(commit, "auto", p100)
+    with pytest.raises(accelerator.AcceleratorUnusable, match="no CUDA GPU visible"):
+        accelerator.require_usable_gpu(commit, "auto", gpu(None))
+    assert "sm_60" in accelerator.require_usable_gpu(rerun, "auto", p100)  # warned: the fallback file still scores
+    assert accelerator.require_usable_gpu(commit, "cpu", p100) is None  # the config asks for the CPU
+    assert accelerator.require_usable_gpu(commit, "auto", gpu((8, 9))) is None
     assert "compute capability 6.0" in "\n".join(p100.lines())
 
 
 def test_gpu_info_reports_this_machine():
-    info = E.gpu_info()
+    info = accelerator.gpu_info()
     assert info.versions["torch"] and "transformers" in info.versions
     assert info.count == 0 or info.capability is not None  # CPU here; on a GPU machine the first device's
 
 
 def test_machine_shapes():
-    assert [E.check_machine_shape(n) for n in E.MACHINE_SHAPES] == list(E.MACHINE_SHAPES)
-    assert E.check_machine_shape(None) is None
+    assert [accelerator.check_machine_shape(n) for n in accelerator.MACHINE_SHAPES] == list(accelerator.MACHINE_SHAPES)
+    assert accelerator.check_machine_shape(None) is None
     with pytest.raises(ValueError, match="NvidiaTeslaP100.*retired.*NvidiaTeslaT4"):
-        E.check_machine_shape("NvidiaTeslaP100")
+        accelerator.check_machine_shape("NvidiaTeslaP100")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert load_config(os.path.join(root, "configs", "kaggle.yaml")).kaggle.machine_shape in ("NvidiaTeslaT4", "NvidiaL4X1")
     assert load_config(os.path.join(root, "configs", "kaggle-4xL4-12h.yaml")).kaggle.machine_shape == "NvidiaL4"
@@ -255,10 +257,10 @@ def test_commit_run_fails_when_every_task_it_tried_errored(tmp_path):
     skipped = {"id": "c", "status": "fallback", "reason": "quick commit run"}
     errored = [{"id": "a", "status": "error", "error": "model load: OSError: no weights"},
                {"id": "b", "status": "error", "error": "model load: OSError: no weights"}, skipped]
-    with pytest.raises(E.CommitRunFailed, match="all 2 tasks.*no weights"):
-        E.check_commit_run(commit, errored, 2)
-    E.check_commit_run(rerun, errored, None)  # the rerun keeps its fallback file
-    E.check_commit_run(commit, [errored[0], {"id": "b", "status": "ok"}, skipped], 2)  # one worked: fine
+    with pytest.raises(commitrun.CommitRunFailed, match="all 2 tasks.*no weights"):
+        commitrun.check_commit_run(commit, errored, 2)
+    commitrun.check_commit_run(rerun, errored, None)  # the rerun keeps its fallback file
+    commitrun.check_commit_run(commit, [errored[0], {"id": "b", "status": "ok"}, skipped], 2)  # one worked: fine
 
 
 def record(tid, steps, train_seconds, views, infer_seconds, tokens_per_step=2000):
@@ -270,7 +272,7 @@ def test_projection_for_the_scoring_rerun_from_measured_speed():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))  # 7200 s, up to 64 steps, 8 views
     records = [record("a", 10, 20.0, 8, 16.0), record("b", 10, 20.0, 8, 16.0)]  # 2 s per step, 2 s per view
-    rows = E.project_rerun(records, cfg)
+    rows = commitrun.project_rerun(records, cfg)
     assert [r["tasks"] for r in rows] == [120, 240]
     assert rows[0]["seconds_per_step"] == 2.0 and rows[0]["seconds_per_view"] == 2.0
     for r in rows:
@@ -282,30 +284,30 @@ def test_projection_for_the_scoring_rerun_from_measured_speed():
     # 6840 s x 0.987 / 240 = 28.1 s each: 8 views and 5 steps (26.5 s with the overhead) fit, 6 steps do not
     assert (rows[1]["steps"], rows[1]["views"]) == (5, 8)
     # a four times faster GPU (or four workers) affords more steps
-    assert E.project_rerun(records, cfg, workers=4)[1]["steps"] > rows[1]["steps"]
-    text = "\n".join(E.projection_lines(rows, "1 x NVIDIA L4, kaggle.yaml"))
+    assert commitrun.project_rerun(records, cfg, workers=4)[1]["steps"] > rows[1]["steps"]
+    text = "\n".join(commitrun.projection_lines(rows, "1 x NVIDIA L4, kaggle.yaml"))
     assert text.startswith("projection for the scoring rerun on 1 x NVIDIA L4, kaggle.yaml (measured 2.0 s/step")
     assert " 120 tasks:" in text and " 240 tasks:" in text and "fits" in text
-    assert E.project_rerun([{"id": "a", "status": "error", "steps": 0, "views": 0}], cfg) == []
-    assert "nothing was measured" in E.projection_lines([])[0]
+    assert commitrun.project_rerun([{"id": "a", "status": "error", "steps": 0, "views": 0}], cfg) == []
+    assert "nothing was measured" in commitrun.projection_lines([])[0]
 
 
 def test_projection_says_when_even_the_minimum_does_not_fit():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))
     slow = [record("a", 4, 400.0, 2, 200.0)]  # 100 s per step and per view
-    rows = E.project_rerun(slow, cfg)
+    rows = commitrun.project_rerun(slow, cfg)
     assert [(r["mode"], r["steps"], r["views"]) for r in rows] == [("fallback", 0, 0)] * 2  # not one view fits
     assert "WARNING: with 120 and 240 tasks the planner cannot afford test-time training" in "\n".join(
-        E.projection_lines(rows))
+        commitrun.projection_lines(rows))
 
 
 # --- more than one GPU -------------------------------------------------------------------------
 
 def test_worker_command_one_process_per_gpu():
-    assert E.worker_command(0, "c.yaml", [], "/out") is None
-    assert E.worker_command(1, "c.yaml", [], "/out") is None
-    cmd = E.worker_command(4, "/k/c.yaml", ["model.path=/m", "data.task_ids=[]"], "/out", solve_limit=2)
+    assert launch.worker_command(0, "c.yaml", [], "/out") is None
+    assert launch.worker_command(1, "c.yaml", [], "/out") is None
+    cmd = launch.worker_command(4, "/k/c.yaml", ["model.path=/m", "data.task_ids=[]"], "/out", solve_limit=2)
     assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc-per-node=4" in cmd
     i = cmd.index("arc_ttt")
     assert cmd[i:i + 6] == ["arc_ttt", "run", "--config", "/k/c.yaml", "--output", "/out"]
@@ -327,12 +329,12 @@ def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challen
             "model.device=cpu", "model.dtype=float32", "budget.max_steps=2", "budget.min_steps=1",
             "inference.n_views=1", "inference.n_score_views=1", "inference.decoding=greedy",
             "output.pictures=false", "budget.adaptive=false", "budget.seconds=600"]
-    cmd = E.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=29631)
+    cmd = launch.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=29631)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(root)
-    E.run_workers(cmd)
+    launch.run_workers(cmd)
     assert sorted(p.name for p in out.glob("run*.log")) == ["run.log", "run.rank1.log", "run.rank2.log", "run.rank3.log"]
-    log = E.read_log(str(out))
+    log = launch.read_log(str(out))
     assert sorted(t["id"] for t in log["tasks"]) == sorted(two)
     with open(out / "submission.json") as f:
         assert validate_submission(two, json.load(f)) == []
@@ -344,12 +346,12 @@ def competition_folder(root, test_ids, eval_ids, solutions=True):
     """A fake competition folder: the test file and the evaluation files beside it (each task one 1x1 pair)."""
     task = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}
     folder = os.path.join(root, "competitions", "arc-prize-2025")
-    touch(os.path.join(folder, E.CHALLENGES_FILE), json.dumps({t: task for t in test_ids}))
+    touch(os.path.join(folder, inputs.CHALLENGES_FILE), json.dumps({t: task for t in test_ids}))
     if eval_ids is not None:
         touch(os.path.join(folder, E.EVALUATION_CHALLENGES), json.dumps({t: task for t in eval_ids}))
         if solutions:
             touch(os.path.join(folder, E.EVALUATION_SOLUTIONS), json.dumps({t: [[[2]]] for t in eval_ids}))
-    return os.path.join(folder, E.CHALLENGES_FILE)
+    return os.path.join(folder, inputs.CHALLENGES_FILE)
 
 
 @pytest.mark.parametrize("rerun_var,test_ids,eval_ids,commit", [
@@ -366,48 +368,48 @@ def test_quick_mode_only_when_every_test_id_is_an_evaluation_id(tmp_path, rerun_
     assert env.commit_run is commit and env.scoring_run is not commit
     assert E.solve_limit(env, "quick", 2) == (2 if commit else None)
     assert ("Kaggle commit run" in E.run_kind_line(env, challenges)) is commit
-    assert (E.quick_solutions(env, challenges) is not None) is commit  # scored against the evaluation solutions
+    assert (commitrun.quick_solutions(env, challenges) is not None) is commit  # scored against the evaluation solutions
 
 
 def test_quick_score_line_counts_only_the_tasks_tried():
     records = [{"id": "a", "status": "ok", "correct": [True]}, {"id": "b", "status": "ok", "correct": [True, False]},
                {"id": "c", "status": "fallback", "reason": "quick commit run", "correct": [False]}]
-    assert E.quick_score_line(records).startswith("quick tasks solved 1 of 2 (test outputs 2 of 3;")
-    assert "WARNING" in E.quick_score_line([dict(records[1])])
-    assert E.quick_score_line([{"id": "a", "status": "ok", "correct": None}]) is None  # no solutions: no line
+    assert commitrun.quick_score_line(records).startswith("quick tasks solved 1 of 2 (test outputs 2 of 3;")
+    assert "WARNING" in commitrun.quick_score_line([dict(records[1])])
+    assert commitrun.quick_score_line([{"id": "a", "status": "ok", "correct": None}]) is None  # no solutions: no line
 
 
 def test_other_challenges_files_are_named(tmp_path):
-    ours = touch(os.path.join(tmp_path, "competitions", "arc-prize-2026", E.CHALLENGES_FILE))
-    theirs = touch(os.path.join(tmp_path, "competitions", "arc-prize-2025", E.CHALLENGES_FILE))
-    assert E.find_challenges(str(tmp_path), competition="arc-prize-2026") == ours
-    assert E.other_challenges(str(tmp_path), ours) == [theirs]
+    ours = touch(os.path.join(tmp_path, "competitions", "arc-prize-2026", inputs.CHALLENGES_FILE))
+    theirs = touch(os.path.join(tmp_path, "competitions", "arc-prize-2025", inputs.CHALLENGES_FILE))
+    assert inputs.find_challenges(str(tmp_path), competition="arc-prize-2026") == ours
+    assert inputs.other_challenges(str(tmp_path), ours) == [theirs]
 
 
 # --- the scoring rerun never raises -----------------------------------------------------------------
 
 def test_rerun_guard_logs_on_the_scoring_run_and_raises_elsewhere(tmp_path, capsys):
     scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
-    with E.rerun_guard(scoring, "the run", str(tmp_path / "out")):
+    with scoringrun.rerun_guard(scoring, "the run", str(tmp_path / "out")):
         raise RuntimeError("worker 0 died")
     assert "ERROR in the run on the scoring run" in capsys.readouterr().out
     assert "RuntimeError: worker 0 died" in (tmp_path / "out" / "run.log").read_text()
     for env in (commit_env(tmp_path), E.detect({}, input_root=str(tmp_path / "absent"), modules={})):
         with pytest.raises(RuntimeError, match="worker 0 died"):
-            with E.rerun_guard(env, "the run", str(tmp_path / "out")):
+            with scoringrun.rerun_guard(env, "the run", str(tmp_path / "out")):
                 raise RuntimeError("worker 0 died")
 
 
 def test_a_killed_worker_fails_only_when_asked_and_read_log_names_the_file(tmp_path):
     killed = [sys.executable, "-c", "raise SystemExit(137)"]  # what torchrun returns when the host kills a worker
-    assert E.run_workers(killed, check=False) == 137
+    assert launch.run_workers(killed, check=False) == 137
     with pytest.raises(subprocess.CalledProcessError):
-        E.run_workers(killed)
+        launch.run_workers(killed)
     with pytest.raises(FileNotFoundError, match="log.json"):
-        E.read_log(str(tmp_path))
+        launch.read_log(str(tmp_path))
     touch(str(tmp_path / "log.json"), "{\"summary\": ")  # cut by a kill
     with pytest.raises(FileNotFoundError, match="log.json"):
-        E.read_log(str(tmp_path))
+        launch.read_log(str(tmp_path))
 
 
 def test_finalize_submission_rewrites_an_invalid_file_from_the_journals(tmp_path, challenges):
@@ -417,8 +419,8 @@ def test_finalize_submission_rewrites_an_invalid_file_from_the_journals(tmp_path
 
     c, _, raw = challenges
     out = tmp_path / "out"
-    E.write_fallback_submission(str(c), str(out / "submission.json"))
-    assert E.finalize_submission(str(c), str(out)).startswith("submission.json valid")
+    scoringrun.write_fallback_submission(str(c), str(out / "submission.json"))
+    assert scoringrun.finalize_submission(str(c), str(out)).startswith("submission.json valid")
     first = next(iter(raw))
     answer = [[[7]], [[8]]]
     journal.append_journal(str(out / "journal.rank1.jsonl"),
@@ -428,7 +430,7 @@ def test_finalize_submission_rewrites_an_invalid_file_from_the_journals(tmp_path
             os.unlink(out / "submission.json")
         else:
             (out / "submission.json").write_text(broken)
-        line = E.finalize_submission(str(c), str(out))
+        line = scoringrun.finalize_submission(str(c), str(out))
         assert "rewritten from the journals, 1 of 4 tasks answered" in line and "STILL" not in line, line
         sub = json.loads((out / "submission.json").read_text())
         assert validate_submission(raw, sub) == [] and sub[first][0] == {"attempt_1": [[7]], "attempt_2": [[8]]}
@@ -439,15 +441,15 @@ def test_finalize_submission_rewrites_an_invalid_file_from_the_journals(tmp_path
 def test_a_stale_code_dataset_fails_the_commit_run(tmp_path):
     touch(str(tmp_path / "code" / "BUILD.json"), json.dumps({"commit": "old123"}))
     src = str(tmp_path / "code" / "src")
-    build = E.read_build(src)
-    assert build == {"commit": "old123"} and E.read_build(str(tmp_path / "none" / "src")) is None
-    with pytest.raises(E.BundleMismatch, match="'old123' but this kernel was built from 'new456'"):
-        E.check_build(commit_env(tmp_path), build, "new456")
+    build = commitrun.read_build(src)
+    assert build == {"commit": "old123"} and commitrun.read_build(str(tmp_path / "none" / "src")) is None
+    with pytest.raises(commitrun.BundleMismatch, match="'old123' but this kernel was built from 'new456'"):
+        commitrun.check_build(commit_env(tmp_path), build, "new456")
     scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
-    assert "stale" in E.check_build(scoring, build, "new456")  # warned, never raised
-    assert E.check_build(commit_env(tmp_path), build, "old123") is None
-    assert E.check_build(commit_env(tmp_path), build, None) is None  # a notebook run by hand names no commit
-    assert "no readable BUILD.json" in E.build_problem(None, "new456")
+    assert "stale" in commitrun.check_build(scoring, build, "new456")  # warned, never raised
+    assert commitrun.check_build(commit_env(tmp_path), build, "old123") is None
+    assert commitrun.check_build(commit_env(tmp_path), build, None) is None  # a notebook run by hand names no commit
+    assert "no readable BUILD.json" in commitrun.build_problem(None, "new456")
 
 
 def v5_folder(folder, *, portable=False, card=None, demo=False):
@@ -471,37 +473,37 @@ def v5_folder(folder, *, portable=False, card=None, demo=False):
 def test_model_report_names_the_model_and_fails_the_commit_run_on_an_unreadable_folder(tmp_path):
     raw = v5_folder(tmp_path / "raw")
     old = {"version": "4.57.1", "has_class": lambda name: name != "TokenizersBackend"}
-    with pytest.raises(E.BundleMismatch, match="no top-level rope_theta.*TokenizersBackend"):
-        E.model_report(commit_env(tmp_path), raw, "kit", "model.format", **old)
+    with pytest.raises(commitrun.BundleMismatch, match="no top-level rope_theta.*TokenizersBackend"):
+        commitrun.model_report(commit_env(tmp_path), raw, "kit", "model.format", **old)
     scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
-    lines, problem = E.model_report(scoring, raw, "kit", "model.format", **old)
+    lines, problem = commitrun.model_report(scoring, raw, "kit", "model.format", **old)
     assert "default RoPE base" in problem and "prompt format used: kit (model.format); transformers here: 4.57.1" in "\n".join(lines)
-    assert E.model_report(commit_env(tmp_path), raw, "kit", "x", version="5.23.0")[1] is None  # 5.x reads its own
+    assert commitrun.model_report(commit_env(tmp_path), raw, "kit", "x", version="5.23.0")[1] is None  # 5.x reads its own
     portable = v5_folder(tmp_path / "portable", portable=True)
-    assert E.model_report(commit_env(tmp_path), portable, "kit", "x", **old)[1] is None
+    assert commitrun.model_report(commit_env(tmp_path), portable, "kit", "x", **old)[1] is None
     demo = v5_folder(tmp_path / "demo", portable=True, card={"base_model": {"path": "models/smollm2-135m"}}, demo=True)
-    lines, _ = E.model_report(commit_env(tmp_path), demo, "kit", "x", **old)
+    lines, _ = commitrun.model_report(commit_env(tmp_path), demo, "kit", "x", **old)
     assert "DEMONSTRATION" in lines[1] and any(line.startswith("WARNING: this is the kit's demonstration") for line in lines)
     tuned = v5_folder(tmp_path / "tuned", portable=True, card={"base_model": {"path": "/m/Qwen3-4B"}, "format": "nvarc"})
-    assert "fine-tuned from /m/Qwen3-4B" in E.model_report(commit_env(tmp_path), tuned, "nvarc", "x", **old)[0][1]
+    assert "fine-tuned from /m/Qwen3-4B" in commitrun.model_report(commit_env(tmp_path), tuned, "nvarc", "x", **old)[0][1]
     # a user's own fine-tune of the demo's base is not the demo: its merge stamp is of another adapter
     own = v5_folder(tmp_path / "own", portable=True, card={"base_model": {"path": "models/smollm2-135m"}})
-    assert "fine-tuned from models/smollm2-135m" in E.model_report(commit_env(tmp_path), own, "kit", "x", **old)[0][1]
+    assert "fine-tuned from models/smollm2-135m" in commitrun.model_report(commit_env(tmp_path), own, "kit", "x", **old)[0][1]
 
 
 def test_the_prompt_format_and_where_it_came_from(tmp_path):
     folder = v5_folder(tmp_path / "m")
-    assert E.resolve_format("nvarc", folder) == ("nvarc", "model.format")
-    assert E.resolve_format("auto", folder)[1].startswith("GUESSED")
+    assert commitrun.resolve_format("nvarc", folder) == ("nvarc", "model.format")
+    assert commitrun.resolve_format("auto", folder)[1].startswith("GUESSED")
     touch(os.path.join(folder, "arc_format.json"), json.dumps({"format": "architects"}))
-    assert E.resolve_format("auto", folder) == ("architects", "the model folder's m/arc_format.json")
+    assert commitrun.resolve_format("auto", folder) == ("architects", "the model folder's m/arc_format.json")
     assert "model.format=marc" in E.run_overrides(E.detect({}, input_root=str(tmp_path / "x"), modules={}),
                                                  format_name="marc")
 
 
 def test_no_gpu_names_the_reasons_outside_the_notebook(tmp_path):
-    with pytest.raises(E.AcceleratorUnusable, match="phone number.*weekly GPU quota"):
-        E.require_usable_gpu(commit_env(tmp_path), "auto", gpu(None))
+    with pytest.raises(accelerator.AcceleratorUnusable, match="phone number.*weekly GPU quota"):
+        accelerator.require_usable_gpu(commit_env(tmp_path), "auto", gpu(None))
     with pytest.raises(ValueError, match="retired"):
-        E.check_machine_shape("NvidiaTeslaP100")
-    assert {"NvidiaTeslaA100", "NvidiaTeslaT4Highmem", "NvidiaRtxPro6000"} <= set(E.MACHINE_SHAPES)  # KAGGLE.md's list
+        accelerator.check_machine_shape("NvidiaTeslaP100")
+    assert {"NvidiaTeslaA100", "NvidiaTeslaT4Highmem", "NvidiaRtxPro6000"} <= set(accelerator.MACHINE_SHAPES)  # KAGGLE.md's list

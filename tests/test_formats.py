@@ -17,8 +17,8 @@ from arc_ttt.cli import main as cli_main
 from arc_ttt.core.chatformat import NumpyGridGrammar, char_step, numpy_text, parse_numpy_text
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.textformat import (FORMAT_FILE, TokenizerFormatError, codec_for, get_format, resolve_format_name,
-                                     write_format_file)
+from arc_ttt.core.codec import TokenizerFormatError
+from arc_ttt.core.textformat import FORMAT_FILE, codec_for, get_format, resolve_format_name, write_format_file
 from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline

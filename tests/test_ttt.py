@@ -11,7 +11,8 @@ from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair
-from arc_ttt.core.textformat import Encoded, GridCodec
+from arc_ttt.core.codec import Encoded
+from arc_ttt.core.textformat import GridCodec
 
 EXACT = ttt.TTTConfig(autocast="off", warmup=0.0)
 

@@ -5,13 +5,16 @@ import argparse
 import os
 import sys
 
+from .core.codec import TokenizerFormatError
 from .core.config import ConfigError, load_config
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
-from .core.textformat import FORMATS, TokenizerFormatError, codec_for, get_format, read_format_file, resolve_format_name
-from .delivery import environment, wheelhouse
-from .delivery.bundle import DEFAULT_OUT, KAGGLE_LICENSES, BundleSpec, MetadataError, build_bundle
+from .core.textformat import FORMATS, codec_for, get_format, read_format_file, resolve_format_name
+from .delivery import wheelhouse
+from .delivery.accelerator import MACHINE_SHAPES
+from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
+from .delivery.metadata import KAGGLE_LICENSES, MetadataError
 from .runner.pipeline import run
 
 
@@ -275,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-index", type=int, default=0)
     p.add_argument("--model", help="a model folder: its tokenizer writes the special tokens (and is checked)")
     p.set_defaults(func=cmd_show_prompt)
+    add_kernel_commands(sub)
+    add_wheels_commands(sub)
+    return parser
+
+
+def add_kernel_commands(sub) -> None:
+    """`arc-ttt kernel build`: the options that fill a BundleSpec."""
     p = sub.add_parser("kernel", help="the Kaggle submission bundle")
     ksub = p.add_subparsers(dest="kernel_command", required=True)
     k = ksub.add_parser("build", help="code, wheels and model datasets + the kernel folder, metadata validated")
@@ -290,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--prepare", action="store_true", help="re-save the weights through prepare_model")
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
     k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
-                   + ", ".join(environment.MACHINE_SHAPES))
+                   + ", ".join(MACHINE_SHAPES))
     k.add_argument("--format", choices=FORMATS, help="the model's prompt format, when neither the config's "
                    "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
     k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",
@@ -300,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--public", action="store_true", help="a public kernel (default private)")
     k.set_defaults(func=cmd_kernel_build)
 
+
+def add_wheels_commands(sub) -> None:
+    """`arc-ttt wheels build|check|verify`: the offline wheelhouse."""
     p = sub.add_parser("wheels", help="the offline wheelhouse for the Kaggle image")
     wsub = p.add_subparsers(dest="wheels_command", required=True)
     w = wsub.add_parser("build", help="download for Kaggle, check the closure, write the manifest")
@@ -316,7 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--pins", default="requirements.txt", help="versions for the image stand-ins (torch, numpy, ...)")
     for w in wsub.choices.values():
         w.set_defaults(func=cmd_wheels)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .tasks import GRID_DTYPE, MAX_SIDE, Pair
-from .textformat import DIGITS, END, NEWLINE, Encoded, LossOn, TokenizerFormatError, grammar_masks
+from .codec import DIGITS, END, NEWLINE, Encoded, LossOn, TokenizerFormatError, grammar_masks
 
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
                "Here are some examples from this transformation, your answer must follow the format.\n"

@@ -1,19 +1,13 @@
-"""Prompt formats: the grid text a model was trained on, and its token vocabulary.
+"""Prompt formats by name, and the symbol formats' codec: what a run, the fine-tuning and the CLI ask for.
 
-The kit's own layout (format "kit"), one token per cell, one newline per row, three markers:
-
-    [bos] I <input rows> O <output rows> E  I ... O <output rows> E ... I <query rows> O
-
-A row is its cells' digits followed by a newline, so an H x W grid costs H*W + H tokens. The winners'
-checkpoints were trained on other layouts, and a model shown another layout loses most of what it learned:
-`PromptFormat` also expresses ARChitects' ("architects") and NVARC's ("nvarc"); MIT's chat-template format
-("marc", numpy-printed arrays over a stock BPE vocabulary) lives in `core.chatformat`. Symbol formats are
-built from token ids symbol by symbol, never by tokenizing joined text, so BPE merges can never change the
-layout; `check_format` still refuses a tokenizer that lacks a symbol or merges symbols the model saw apart.
+`get_format` names every format (`FORMATS`); `resolve_format_name` turns `model.format` ("auto" included)
+into one, reading the model folder's arc_format.json; `codec_for` binds a format to a tokenizer. The
+formats themselves live beside: the symbol layouts (kit, ARChitects, NVARC) in `core.symbolformat`, MIT's
+chat format (marc) in `core.chatformat`, and what every codec shares (the answer alphabet, the encoded
+sequence and its loss mask) in `core.codec`. `GridCodec` is a symbol format bound to one tokenizer's ids.
 """
 from __future__ import annotations
 
-import enum
 import json
 import os
 from dataclasses import dataclass
@@ -21,201 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .tasks import MAX_SIDE, GRID_DTYPE, Pair
-
-DIGITS = "0123456789"
-# A generated answer as indices into `GridCodec.grid_token_ids`: digits 0-9, then newline, then end.
-NEWLINE, END = 10, 11
-
-
-class LossOn(str, enum.Enum):
-    """Which output grids the training loss covers."""
-
-    ALL_OUTPUTS = "all_outputs"
-    ALL_BUT_FIRST = "all_but_first"
-    LAST = "last"
-
-
-class TokenizerFormatError(ValueError):
-    """The tokenizer cannot express the grid format one token per symbol."""
-
-
-@dataclass(frozen=True)
-class GridFormat:
-    input_marker: str = "I"
-    output_marker: str = "O"
-    end_marker: str = "E"
-    newline: str = "\n"
-
-    def symbols(self) -> dict[str, str]:
-        """name -> symbol, for every symbol the format uses."""
-        named = {f"digit {d}": d for d in DIGITS}
-        named.update(newline=self.newline, **{"input marker": self.input_marker,
-                                                "output marker": self.output_marker,
-                                                "end marker": self.end_marker})
-        return named
-
-    def grid_text(self, grid: np.ndarray) -> str:
-        return "".join("".join(DIGITS[v] for v in row) + self.newline for row in np.asarray(grid))
-
-    def parse(self, text: str) -> np.ndarray | None:
-        """Generated text -> grid, or None for anything that is not a legal ARC grid."""
-        text = text.split(self.end_marker, 1)[0]
-        return _rows_to_grid(text.split(self.newline), lambda row: [DIGITS.index(ch) for ch in row]
-                             if all(ch in DIGITS for ch in row) else None)
-
-
-def _rows_to_grid(rows: list, cells) -> np.ndarray | None:
-    if rows and len(rows[-1]) == 0:  # the newline that closes the last row
-        rows = rows[:-1]
-    if not rows or len(rows) > MAX_SIDE:
-        return None
-    parsed = []
-    for row in rows:
-        values = cells(row)
-        if not values or values is None or len(values) > MAX_SIDE:
-            return None
-        if parsed and len(values) != len(parsed[0]):
-            return None
-        parsed.append(values)
-    return np.array(parsed, dtype=GRID_DTYPE)
-
-
-def answer_tokens(demos: Sequence[Pair]) -> int:
-    """Expected length of a generated answer: the largest demo output's H*W+H tokens, plus the end marker."""
-    return max(p.output.shape[0] * (p.output.shape[1] + 1) for p in demos) + 1
-
-
-def grid_symbols(grid: np.ndarray, rows_terminated: bool = True) -> list[int]:
-    """A grid as the answer the model writes, in grid-token indices (digits, a newline per row or between
-    rows, end)."""
-    h, _ = grid.shape
-    rows = np.concatenate([np.asarray(grid, dtype=np.int64), np.full((h, 1), NEWLINE)], axis=1)
-    flat = rows.reshape(-1).tolist()
-    return [*(flat if rows_terminated else flat[:-1]), END]
-
-
-def grammar_masks(grammar, tokens: Sequence[int]) -> np.ndarray:
-    """The allowed set before each token of a complete text, shape (len, vocabulary of the grammar), from any
-    grammar with `start`, `allowed(state)` and `advance(state, k)` (re-scoring masks a whole answer at once)."""
-    state, out = grammar.start, []
-    for k in tokens:
-        out.append(grammar.allowed(state))
-        state = grammar.advance(state, k)
-    return np.stack(out)
-
-
-def parse_grid_text(text: str, fmt: GridFormat = GridFormat()) -> np.ndarray | None:
-    return fmt.parse(text)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    ids: np.ndarray  # int64 token ids
-    loss_mask: np.ndarray  # bool, True where the token is a target (output cells, newlines, end marker)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass(frozen=True)
-class PromptFormat:
-    """A prompt layout built symbol by symbol: each symbol is one token, found alone in the vocabulary.
-
-        [bos] preamble  (separator)? input_prefix <input rows> output_prefix <output rows> end ...
-                        (separator)? input_prefix <query rows> output_prefix
-
-    Rows are digits; `rows_terminated` closes every row with a newline (ARChitects' and the kit's
-    layouts), otherwise rows are joined by newlines (NVARC). The end symbol closes an answer and plays
-    END in decoding. Symbols listed in `specials` are special tokens resolved through the tokenizer
-    (role "eos"/"bos"/"pad": the tokenizer's own; role "token": the added token of that name), never by
-    encoding their text, so a tokenizer that would split `<|im_end|>` as text cannot corrupt the layout.
-    """
-
-    name: str
-    input_prefix: tuple[str, ...]
-    output_prefix: tuple[str, ...]
-    end: str
-    preamble: tuple[str, ...] = ()
-    separator: tuple[str, ...] = ()
-    rows_terminated: bool = True
-    bos: str = "optional"  # "required" | "optional" (when the tokenizer has one) | "none"
-    newline: str = "\n"
-    specials: tuple[tuple[str, str], ...] = ()  # (symbol, role)
-    merge_hint: str = "Run `arc-ttt prepare-model --shrink-vocab`."
-
-    @property
-    def special_roles(self) -> dict[str, str]:
-        return dict(self.specials)
-
-    def symbols(self) -> dict[str, str]:
-        """name -> symbol for every symbol the layout uses (the vocabulary it needs)."""
-        named = {f"digit {d}": d for d in DIGITS}
-        named["newline"] = self.newline
-        for part in ("preamble", "input_prefix", "output_prefix", "separator"):
-            for sym in getattr(self, part):
-                named.setdefault(f"{part.replace('_', ' ')} symbol {sym!r}", sym)
-        named["end of answer"] = self.end
-        return named
-
-    def grid_symbols(self, grid: np.ndarray) -> list[str]:
-        rows = ["".join(DIGITS[v] for v in row) for row in np.asarray(grid)]
-        out: list[str] = []
-        for i, row in enumerate(rows):
-            out += list(row)
-            if self.rows_terminated or i < len(rows) - 1:
-                out.append(self.newline)
-        return out
-
-    def layout(self, pairs: Sequence[Pair], query: np.ndarray | None = None) -> tuple[list[str], list[bool]]:
-        """Symbols of complete pairs (then of a query input, if given) and which are answer symbols.
-        BOS is not included: it is the tokenizer's, added by the codec."""
-        syms, target = list(self.preamble), [False] * len(self.preamble)
-        for i, p in enumerate(pairs):
-            head = [*(self.separator if i else ()), *self.input_prefix, *self.grid_symbols(p.input), *self.output_prefix]
-            answer = [*self.grid_symbols(p.output), self.end]
-            syms += head + answer
-            target += [False] * len(head) + [True] * len(answer)
-        if query is not None:
-            head = [*(self.separator if pairs else ()), *self.input_prefix, *self.grid_symbols(query),
-                    *self.output_prefix]
-            syms += head
-            target += [False] * len(head)
-        return syms, target
-
-    def prompt_text(self, demos: Sequence[Pair], query: np.ndarray, names: dict[str, str] | None = None) -> str:
-        """The prompt as text, special tokens written out (by `names`, e.g. the tokenizer's own eos text), no BOS."""
-        names = names or {}
-        return "".join(names.get(s, s) for s in self.layout(demos, query)[0])
-
-    def grid_text(self, grid: np.ndarray) -> str:
-        return "".join(self.grid_symbols(grid))
-
-    def parse(self, text: str) -> np.ndarray | None:
-        """Answer text (the model's continuation) -> grid, or None when it is not a legal ARC grid."""
-        text = text.split(self.end, 1)[0]
-        return _rows_to_grid(text.split(self.newline), lambda row: [DIGITS.index(ch) for ch in row]
-                             if all(ch in DIGITS for ch in row) else None)
-
-
-def kit_format(fmt: GridFormat = GridFormat()) -> PromptFormat:
-    """The kit's own layout: `I` rows `O` rows `E`, rows newline-terminated, the tokenizer's BOS if it has one."""
-    return PromptFormat("kit", (fmt.input_marker,), (fmt.output_marker,), fmt.end_marker, newline=fmt.newline)
-
-
-# ARChitects 2024 / Product-of-Experts 2025: BOS, this preprompt, `I` rows `\n+/-=O` rows `\n` EOS; every row
-# newline-terminated in this layout because their `\n+/-=O` and `\n</s>` supply the last row's newline.
-ARCHITECTS_PREPROMPT = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz"
-ARCHITECTS = PromptFormat(
-    "architects", input_prefix=("I",), output_prefix=tuple("+/-=O"), end="</s>", preamble=tuple(ARCHITECTS_PREPROMPT),
-    bos="required", specials=(("</s>", "eos"),),
-    merge_hint="ARChitects' checkpoints ship a vocabulary of single characters without merges; use that tokenizer.")
-# NVARC 2025: no BOS, no system prompt, Qwen chat markers, rows joined by newlines.
-NVARC = PromptFormat(
-    "nvarc", input_prefix=("<|im_start|>", "user", "\n"), output_prefix=("<|im_end|>", "<|im_start|>", "assistant", "\n"),
-    end="<|im_end|>", rows_terminated=False, bos="none",
-    specials=(("<|im_start|>", "token"), ("<|im_end|>", "token")),
-    merge_hint="NVARC's checkpoint ships a 16-token vocabulary; use that tokenizer.")
+from .chatformat import MARC
+from .codec import DIGITS, Encoded, LossOn, answer_tokens, grid_symbols, rows_to_grid
+# re-exported: modeling.decoding and modeling.loading import these from here
+from .codec import END, NEWLINE, TokenizerFormatError, grammar_masks  # noqa: F401
+from .kitformat import GridFormat
+from .symbolformat import ARCHITECTS, NVARC, PromptFormat, check_format, kit_format
+from .tasks import MAX_SIDE, Pair
 
 FORMATS = ("kit", "architects", "nvarc", "marc")
 FORMAT_FILE = "arc_format.json"  # in a model folder: {"format": NAME}, written by `arc-ttt prepare-model`
@@ -230,7 +36,6 @@ def get_format(name: str):
     if name == "nvarc":
         return NVARC
     if name == "marc":
-        from .chatformat import MARC  # marc's own module: numpy text and its grammar
         return MARC
     raise ValueError(f"unknown prompt format {name!r}: choose one of {', '.join(FORMATS)}")
 
@@ -420,104 +225,4 @@ class GridCodec:
                 return None
         if not self.fmt.rows_terminated and rows and not rows[-1]:
             return None  # a trailing newline is not in this layout
-        return _rows_to_grid(rows, lambda row: row)
-
-
-def check_format(tokenizer, fmt: PromptFormat) -> tuple[dict[str, int], dict[str, str]]:
-    """(symbol -> id, special symbol -> the tokenizer's text for it) for a format; raises TokenizerFormatError
-    naming the format and every missing, split or merged symbol."""
-    if fmt.name == "kit":  # the kit's own layout keeps its established check and messages
-        grid_format = GridFormat(fmt.input_prefix[0], fmt.output_prefix[0], fmt.end, fmt.newline)
-        try:
-            named = check_tokenizer(tokenizer, grid_format)
-        except TokenizerFormatError as e:
-            raise TokenizerFormatError(f"prompt format 'kit': {e}") from None
-        return {sym: named[name] for name, sym in grid_format.symbols().items()}, {}
-    roles = fmt.special_roles
-    problems: list[str] = []
-    ids: dict[str, int] = {}
-    names: dict[str, str] = {}
-    unk = getattr(tokenizer, "unk_token_id", None)
-    added = set(getattr(tokenizer, "all_special_tokens", [])) | set(tokenizer.get_added_vocab())
-    for sym in dict.fromkeys(fmt.symbols().values()):
-        role = roles.get(sym)
-        if role in ("eos", "bos", "pad"):
-            i = getattr(tokenizer, f"{role}_token_id")
-            if i is None:
-                problems.append(f"{sym!r} is the tokenizer's {role} token, and it has none")
-                continue
-            ids[sym], names[sym] = i, getattr(tokenizer, f"{role}_token")
-        elif role == "token":
-            i = tokenizer.convert_tokens_to_ids(sym)
-            if sym not in added or i is None or i == unk:
-                problems.append(f"special token {sym!r} is missing")
-                continue
-            ids[sym], names[sym] = i, sym
-        else:
-            toks = tokenizer.encode(sym, add_special_tokens=False)
-            if len(toks) != 1 or (toks[0] == unk and sym != getattr(tokenizer, "unk_token", None)):
-                problems.append(f"{sym!r} is missing (encodes to {len(toks)} tokens {toks})" if len(toks) != 1
-                                else f"{sym!r} is missing (unknown token)")
-                continue
-            ids[sym] = toks[0]
-    if fmt.bos == "required" and tokenizer.bos_token_id is None:
-        problems.append("the format starts with the tokenizer's BOS, and it has none")
-    by_id: dict[int, str] = {}
-    for sym, i in ids.items():
-        if i in by_id:
-            problems.append(f"{by_id[i]!r} and {sym!r} share token id {i}")
-        by_id[i] = sym
-    if not problems:  # merges: runs of text symbols encoded whole must still give one token per symbol
-        rows = np.array([[int(a), int(b)] * 5 for a in DIGITS for b in DIGITS], dtype=GRID_DTYPE).reshape(10, 10, 10)
-        syms, _ = fmt.layout([Pair(rows[a], rows[(a + 1) % 10]) for a in range(10)])
-        run: list[str] = []
-        for sym in [*syms, None]:
-            if sym is not None and sym not in roles:
-                run.append(sym)
-                continue
-            if run:
-                got = tokenizer.encode("".join(run), add_special_tokens=False)
-                want = [ids[s] for s in run]
-                if got != want:
-                    k = next((j for j, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
-                    piece = tokenizer.convert_ids_to_tokens(got[k]) if k < len(got) else None
-                    problems.append(f"merged symbols: {''.join(run[max(0, k - 3):k + 4])!r} encodes to "
-                                    f"{len(got)} tokens instead of {len(want)} (one per symbol); at symbol {k} the "
-                                    f"tokenizer writes {piece!r} for {run[k] if k < len(run) else None!r}")
-                    break
-                run = []
-    if problems:
-        raise TokenizerFormatError(f"this tokenizer does not fit prompt format {fmt.name!r}: " + "; ".join(problems)
-                                   + f". {fmt.merge_hint}")
-    return ids, names
-
-
-def check_tokenizer(tokenizer, fmt: GridFormat = GridFormat()) -> dict[str, int]:
-    """symbol name (as in GridFormat.symbols) -> id; raises TokenizerFormatError naming the first symbol or merge that breaks the format."""
-    ids: dict[str, int] = {}  # by name: two names may (wrongly) share one symbol
-    for name, sym in fmt.symbols().items():
-        toks = tokenizer.encode(sym, add_special_tokens=False)
-        if len(toks) != 1:
-            raise TokenizerFormatError(
-                f"{name} {sym!r} encodes to {len(toks)} tokens {toks} with this tokenizer; the grid format "
-                f"needs exactly one. Choose other marker symbols, or run `arc-ttt prepare-model --shrink-vocab`.")
-        if toks[0] == getattr(tokenizer, "unk_token_id", None) and sym != getattr(tokenizer, "unk_token", None):
-            raise TokenizerFormatError(f"{name} {sym!r} is not in this tokenizer's vocabulary (it encodes to the "
-                                       f"unknown token)")
-        ids[name] = toks[0]
-    by_id: dict[int, str] = {}
-    for name, i in ids.items():
-        if i in by_id:
-            raise TokenizerFormatError(f"the {by_id[i]} and the {name} share token id {i}")
-        by_id[i] = name
-    # Every ordered pair of digits side by side, rows closed by newlines: a BPE merge shows up as a
-    # shorter encoding.
-    for a in DIGITS:
-        row = "".join(a + b for b in DIGITS)
-        text = row + fmt.newline + row + fmt.newline
-        toks = tokenizer.encode(text, add_special_tokens=False)
-        if len(toks) != 2 * len(row) + 2:
-            raise TokenizerFormatError(
-                f"a 2x{len(row)} grid {text!r} encodes to {len(toks)} tokens, expected {2 * len(row) + 2} "
-                f"(H*W+H): the tokenizer merges digits or newlines. Run `arc-ttt prepare-model --shrink-vocab`.")
-    return ids
+        return rows_to_grid(rows, lambda row: row)

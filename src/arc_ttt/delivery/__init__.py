@@ -1,2 +1,3 @@
-"""The edges that ship the kit: environment detection (Kaggle, Colab, local), the Kaggle bundle and
-the offline wheelhouse. Nothing below imports them."""
+"""The edges that ship the kit: what the notebook runs on Kaggle, Colab or locally (environment, inputs,
+accelerator, launch, the commit run's checks, the scoring rerun's guard), the Kaggle bundle and the offline
+wheelhouse. Nothing below imports them."""

@@ -13,26 +13,29 @@ kernel's fixed fields); the builder fills in the owner, sources and accelerator,
 Kaggle's CLI turns internet ON when `enable_internet` is absent, skips sub-folders of a dataset
 unless `-r tar`/`-r zip` is given, and without `machine_shape` gives a P100 that today's torch
 cannot use; all three fail silently on the platform, so the builder writes every field explicitly
-and refuses metadata it would not accept itself.
+and refuses metadata it would not accept itself (`delivery.metadata`); `delivery.publish` writes publish.sh.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-import re
-import shlex
 import shutil
 import stat
 import subprocess
-import zipfile
 from dataclasses import dataclass, field
-from email.parser import Parser
 
 from ..core.config import load_config
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.textformat import FORMATS, write_format_file
-from . import environment, wheelhouse
+from . import wheelhouse
+from .accelerator import MACHINE_SHAPES, check_machine_shape
+from .commitrun import BUILD_FILE
+from .environment import transformers_version
+from .inputs import is_model_dir
+from .metadata import (DATASET_META, KERNEL_META, PLACEHOLDER_OWNER, MetadataError, dataset_description, kaggle_owner,
+                       read_template, slugify, validate_folder, write_json)
+from .publish import publish_script
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
 REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
@@ -40,20 +43,6 @@ NOTEBOOK_SOURCE = os.path.join(REPO_DIR, "notebooks", "build_notebook.py")  # bu
 CODE_FILE = "arc_ttt_submission.ipynb"
 TEMPLATES = os.path.join(REPO_DIR, "kaggle_kernel", "templates")
 DEFAULT_OUT = os.path.join("kaggle_kernel", "build")
-DATASET_META = "dataset-metadata.json"
-KERNEL_META = "kernel-metadata.json"
-PLACEHOLDER_OWNER = "your-kaggle-username"
-OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
-DATASET_SLUG_LEN = (6, 50)  # what the kaggle CLI 2.2.x accepts
-KERNEL_SLUG_LEN = (5, 50)
-# The licence names Kaggle accepts in dataset-metadata.json (kaggle-api docs/datasets_metadata.md). The CLI sends any
-# string and exits 0; only the server refuses, so the builder checks against this list. "other" needs a description.
-KAGGLE_LICENSES = ("CC0-1.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-NC-SA-4.0", "GPL-2.0", "ODbL-1.0", "DbCL-1.0",
-                   "copyright-authors", "other", "unknown", "CC-BY-4.0", "CC-BY-NC-4.0", "PDDL", "CC-BY-3.0",
-                   "CC-BY-3.0-IGO", "US-Government-Works", "CC-BY-NC-SA-3.0-IGO", "CDLA-Permissive-1.0",
-                   "CDLA-Sharing-1.0", "CC-BY-ND-4.0", "CC-BY-NC-ND-4.0", "ODC-BY-1.0", "LGPL-3.0", "AGPL-3.0",
-                   "FDL-1.3", "EU-ODP-Legal-Notice", "apache-2.0", "GPL-3.0")
 
 
 @dataclass(frozen=True)
@@ -88,158 +77,6 @@ class Bundle:
     folders: dict[str, str] = field(default_factory=dict)  # code/wheels/model/kernel -> path
     ids: dict[str, str] = field(default_factory=dict)  # same keys -> Kaggle id
     commands: list[str] = field(default_factory=list)
-
-
-class MetadataError(ValueError):
-    pass
-
-
-# --- metadata ----------------------------------------------------------------------------------
-
-def slugify(title: str) -> str:
-    """Kaggle's kernel slug from its title: lower case, runs of other characters -> one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-
-
-def kaggle_owner(env: dict | None = None, home: str | None = None) -> str | None:
-    """The Kaggle user name: KAGGLE_USERNAME, else the `username` in the kaggle CLI's kaggle.json."""
-    env = os.environ if env is None else env
-    if env.get("KAGGLE_USERNAME"):
-        return env["KAGGLE_USERNAME"]
-    home = os.path.expanduser("~") if home is None else home
-    folders = [env.get("KAGGLE_CONFIG_DIR"), os.path.join(home, ".kaggle"), os.path.join(home, ".config", "kaggle")]
-    for folder in filter(None, folders):
-        path = os.path.join(folder, "kaggle.json")
-        if os.path.isfile(path):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    name = json.load(f).get("username")
-            except (OSError, ValueError, AttributeError) as e:
-                raise MetadataError(f"{path}: cannot read the username ({e})") from None
-            if name:
-                return name
-    return None
-
-
-def _check_id(value: object, what: str, slug_len: tuple[int, int]) -> list[str]:
-    if not isinstance(value, str) or value.count("/") != 1:
-        return [f"{what}: id {value!r} is not 'owner/slug'"]
-    owner, slug = value.split("/")
-    problems = []
-    if owner == PLACEHOLDER_OWNER:
-        problems.append(f"{what}: owner {owner!r} is the placeholder: pass --owner or set KAGGLE_USERNAME")
-    elif not OWNER_RE.match(owner):
-        problems.append(f"{what}: owner {owner!r} has characters Kaggle does not allow")
-    lo, hi = slug_len
-    if not (SLUG_RE.match(slug) and lo <= len(slug) <= hi):
-        problems.append(f"{what}: slug {slug!r} must be {lo}-{hi} characters of a-z, 0-9 and '-'")
-    return problems
-
-
-def validate_dataset_metadata(meta: dict, folder: str) -> list[str]:
-    problems = _check_id(meta.get("id"), DATASET_META, DATASET_SLUG_LEN)
-    title = meta.get("title")
-    if not isinstance(title, str) or not 6 <= len(title) <= 50:
-        problems.append(f"{DATASET_META}: title {title!r} must be 6-50 characters")
-    licenses = meta.get("licenses")
-    name = licenses[0].get("name") if isinstance(licenses, list) and len(licenses) == 1 and isinstance(licenses[0], dict) else None
-    if not (isinstance(name, str) and name.strip() and "{" not in name):
-        problems.append(f"{DATASET_META}: licenses must hold exactly one {{'name': ...}}, got {licenses!r}")
-    elif name not in KAGGLE_LICENSES:
-        problems.append(f"{DATASET_META}: licence {name!r} is not one Kaggle accepts (the CLI would upload it and the "
-                        f"server refuse it); use one of {', '.join(KAGGLE_LICENSES)}, or 'other' with a description")
-    elif name == "other" and not str(meta.get("description") or "").strip():
-        problems.append(f"{DATASET_META}: licence 'other' needs a description saying which licence applies")
-    files = [f for f in os.listdir(folder) if f != DATASET_META]
-    if not files:
-        problems.append(f"{folder}: the dataset has no files")
-    return problems
-
-
-def validate_kernel_metadata(meta: dict, folder: str) -> list[str]:
-    problems = _check_id(meta.get("id"), KERNEL_META, KERNEL_SLUG_LEN)
-    required = ("id", "title", "code_file", "language", "kernel_type", "is_private", "enable_gpu", "enable_tpu",
-                "enable_internet", "dataset_sources", "competition_sources", "kernel_sources", "model_sources")
-    problems += [f"{KERNEL_META}: {k} missing" for k in required if k not in meta]
-    if meta.get("enable_internet") is not False:
-        problems.append(f"{KERNEL_META}: enable_internet must be false (the competition runs offline; "
-                        f"the CLI turns it on when absent)")
-    title = meta.get("title")
-    if not isinstance(title, str) or not 5 <= len(title) <= 50:
-        problems.append(f"{KERNEL_META}: title {title!r} must be 5-50 characters")
-    elif isinstance(meta.get("id"), str) and slugify(title) != meta["id"].split("/")[-1]:
-        problems.append(f"{KERNEL_META}: title {title!r} gives slug {slugify(title)!r}, "
-                        f"not the id's {meta['id'].split('/')[-1]!r} (Kaggle would make a new kernel)")
-    if meta.get("language") != "python" or meta.get("kernel_type") != "notebook":
-        problems.append(f"{KERNEL_META}: expected language python and kernel_type notebook")
-    code = meta.get("code_file")
-    if not isinstance(code, str) or not os.path.isfile(os.path.join(folder, code)):
-        problems.append(f"{KERNEL_META}: code_file {code!r} is not in {folder}")
-    for key in ("dataset_sources", "competition_sources", "kernel_sources", "model_sources"):
-        if not isinstance(meta.get(key, []), list):
-            problems.append(f"{KERNEL_META}: {key} must be a list")
-    for ds in meta.get("dataset_sources", []):
-        problems += _check_id(ds, f"{KERNEL_META} dataset_sources", DATASET_SLUG_LEN)
-    for ms in meta.get("model_sources", []):
-        parts = ms.split("/") if isinstance(ms, str) else []
-        if len(parts) != 5 or not all(parts):
-            problems.append(f"{KERNEL_META}: model source {ms!r} is not owner/model/framework/variation/version")
-        elif not parts[4].isdigit():
-            problems.append(f"{KERNEL_META}: model source {ms!r}: the version {parts[4]!r} must be an integer")
-    if not meta.get("competition_sources"):
-        problems.append(f"{KERNEL_META}: no competition attached")
-    if meta.get("enable_gpu"):
-        shape = meta.get("machine_shape")
-        if shape is None:
-            problems.append(f"{KERNEL_META}: enable_gpu without machine_shape gets Kaggle's default GPU (a P100, "
-                            f"which today's torch cannot use): set one of {', '.join(environment.MACHINE_SHAPES)}")
-        elif shape not in environment.MACHINE_SHAPES:
-            problems.append(f"{KERNEL_META}: machine_shape {shape!r} is not one of {', '.join(environment.MACHINE_SHAPES)}")
-    return problems
-
-
-def validate_folder(folder: str) -> list[str]:
-    """Validate whichever metadata file the folder holds."""
-    for name, check in ((KERNEL_META, validate_kernel_metadata), (DATASET_META, validate_dataset_metadata)):
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return check(json.load(f), folder)
-    return [f"{folder}: no {DATASET_META} or {KERNEL_META}"]
-
-
-def _write_json(path: str, obj: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def read_template(templates: str, name: str, **values: str) -> dict:
-    """A JSON template from kaggle_kernel/templates/, with the {placeholders} in its strings filled in."""
-    path = os.path.join(templates, name)
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise MetadataError(f"template {path}: {e}") from None
-
-    def fill(x):
-        if isinstance(x, str):
-            return x.format(**values)
-        if isinstance(x, list):
-            return [fill(v) for v in x]
-        if isinstance(x, dict):
-            return {k: fill(v) for k, v in x.items()}
-        return x
-
-    try:
-        return fill(meta)
-    except KeyError as e:
-        raise MetadataError(f"template {path}: unknown placeholder {e}") from None
-
-
-def dataset_metadata(owner: str, slug: str, title: str, license_name: str = "apache-2.0") -> dict:
-    return {"title": title, "id": f"{owner}/{slug}", "licenses": [{"name": license_name}]}
 
 
 # --- the four folders ---------------------------------------------------------------------------
@@ -282,7 +119,7 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
 
 def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: str) -> list[str]:
     """What `make kernel` says about the model it ships."""
-    here = environment.transformers_version()
+    here = transformers_version()
     if info is None:
         return [f"model: Kaggle model {spec.model_source} (not checked here)",
                 f"  prompt format: {fmt} ({fmt_source}); transformers here: {here}"]
@@ -297,7 +134,7 @@ def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info:
              {"kind": info.kind, "architecture": info.architecture, "base": info.base,
               "saved_with_transformers": info.saved_with, "folder": os.path.basename(os.path.normpath(spec.model))})
     return {"commit": commit, "config": os.path.basename(spec.config), "format": fmt, "format_source": fmt_source,
-            "model": model, "builder_transformers": environment.transformers_version()}
+            "model": model, "builder_transformers": transformers_version()}
 
 
 def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
@@ -308,7 +145,7 @@ def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
     for name in sorted(os.listdir(configs)):
         if name.endswith((".yaml", ".yml")):
             shutil.copy2(os.path.join(configs, name), os.path.join(dst, "configs", name))
-    _write_json(os.path.join(dst, environment.BUILD_FILE), record)
+    write_json(os.path.join(dst, BUILD_FILE), record)
 
 
 def write_wheels(spec: BundleSpec, dst: str) -> None:
@@ -393,82 +230,7 @@ def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, o
         "model_sources": [spec.model_source] if spec.model_source else [],
         "machine_shape": machine_shape,
     })
-    _write_json(os.path.join(dst, KERNEL_META), meta)
-
-
-def publish_script(bundle: Bundle, wait_seconds: int = 1800) -> str:
-    """publish.sh: each dataset created on first publish and versioned after (one upload each), then a
-    bounded wait until Kaggle has processed it (stopping on an error status), then the kernel."""
-    message = shlex.quote(f"arc-ttt-kit {bundle.commit}")
-    lines = [
-        "#!/bin/sh",
-        "# Publish the bundle with the kaggle CLI (kaggle auth login, KAGGLE_API_TOKEN or ~/.kaggle). Written by arc-ttt kernel build.",
-        "set -eu",
-        f"WAIT_SECONDS=${{WAIT_SECONDS:-{wait_seconds}}}",
-        "checked() {  # run a kaggle command; stop on a failed status OR on error text (CLI 2.2.5 prints '... error: ...' and exits 0)",
-        "  out=$(\"$@\" 2>&1) || { echo \"$out\" >&2; echo \"failed: $*\" >&2; exit 1; }",
-        "  echo \"$out\"",
-        "  case \"$out\" in",
-        "    *[Ee]rror*|*ERROR*) echo \"stopped: the kaggle CLI reported an error (exit status 0): $*\" >&2; exit 1 ;;",
-        "  esac",
-        "}",
-        "publish() {  # folder id: create the dataset the first time, add a version after",
-        "  if kaggle datasets status \"$2\" >/dev/null 2>&1; then",
-        f"    checked kaggle datasets version -p \"$1\" -r tar -m {message}",
-        "  else",
-        "    checked kaggle datasets create -p \"$1\" -r tar",
-        "  fi",
-        "}",
-        "wait_ready() {  # id: until Kaggle has processed the upload; stop on an error or after WAIT_SECONDS",
-        "  waited=0",
-        "  while :; do",
-        "    status=$(kaggle datasets status \"$1\" 2>&1 || true)",
-        "    case \"$status\" in",
-        "      *ready*) echo \"$1: ready\"; return 0 ;;",
-        "      *rror*|*ailed*) echo \"$1: processing failed: $status\" >&2; exit 1 ;;",
-        "    esac",
-        "    if [ \"$waited\" -ge \"$WAIT_SECONDS\" ]; then",
-        "      echo \"$1: not ready after $WAIT_SECONDS s (last status: $status)\" >&2; exit 1",
-        "    fi",
-        "    sleep 10; waited=$((waited + 10))",
-        "  done",
-        "}",
-    ]
-    keys = [k for k in ("code", "wheels", "model") if k in bundle.folders]
-    lines += [f"publish {shlex.quote(bundle.folders[k])} {bundle.ids[k]}" for k in keys]
-    lines += [f"wait_ready {bundle.ids[k]}" for k in keys]  # the kernel can only attach processed versions
-    lines.append(f"checked kaggle kernels push -p {shlex.quote(bundle.folders['kernel'])}")
-    lines.append(f"echo \"pushed: kaggle kernels status {bundle.ids['kernel']}\"")
-    return "\n".join(lines) + "\n"
-
-
-def dataset_description(key: str, folder: str, spec: BundleSpec, commit: str, template: str | None) -> str | None:
-    """The dataset's description: the wheels' own licences (its licence is "other"), the model's licence note."""
-    parts = [template.strip()] if template else []
-    if key == "wheels":
-        rows = [f"- {w.file}: {wheel_license(os.path.join(folder, w.file))}" for w in wheelhouse.read_wheelhouse(folder)]
-        parts.append("Each wheel keeps its own licence (from its METADATA):\n" + "\n".join(rows))
-    if key == "model" and spec.model_license_note:
-        parts.append(spec.model_license_note)
-    if parts:
-        parts.append(f"Built by arc-ttt-kit commit {commit}.")
-    return "\n\n".join(parts) or None
-
-
-def wheel_license(path: str) -> str:
-    """A wheel's licence from its METADATA (License-Expression, License, or the licence classifiers)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-            meta = Parser().parsestr(z.read(name).decode("utf-8", "replace"), headersonly=True)
-    except (OSError, StopIteration, zipfile.BadZipFile):
-        return "unknown (no readable METADATA)"
-    for key in ("License-Expression", "License"):
-        value = (meta.get(key) or "").strip()
-        if value and "\n" not in value and len(value) < 80:
-            return value
-    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
-    return ", ".join(classifiers) or "not stated in METADATA"
+    write_json(os.path.join(dst, KERNEL_META), meta)
 
 
 def _make_readable(root: str) -> None:
@@ -494,7 +256,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         raise MetadataError("no Kaggle owner: pass --owner (make kernel KERNEL_ARGS=\"--owner you\") or set "
                             "KAGGLE_USERNAME. The kaggle CLI's newer sign-ins (kaggle auth login, KAGGLE_API_TOKEN, "
                             "~/.kaggle/access_token) carry no username; only a legacy kaggle.json does")
-    if spec.model is not None and not environment.is_model_dir(spec.model):
+    if spec.model is not None and not is_model_dir(spec.model):
         raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
     info = describe_model(spec.model) if spec.model is not None else None
     fmt, fmt_source = resolve_format(spec, info)
@@ -502,8 +264,8 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     if machine_shape is None:
         raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
                             f"its default GPU (a P100, which today's torch cannot use). Use one of "
-                            f"{', '.join(environment.MACHINE_SHAPES)}")
-    environment.check_machine_shape(machine_shape)
+                            f"{', '.join(MACHINE_SHAPES)}")
+    check_machine_shape(machine_shape)
     commit = git_commit()
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
@@ -520,10 +282,10 @@ def build_bundle(spec: BundleSpec) -> Bundle:
         writers[key](folder)
         t = read_template(spec.templates, f"dataset-{key}.json", prefix=spec.prefix, model_license=spec.model_license)
         meta = {"title": t.get("title"), "id": f"{owner}/{t.get('slug')}", "licenses": t.get("licenses")}
-        description = dataset_description(key, folder, spec, commit, t.get("description"))
+        description = dataset_description(key, folder, commit, t.get("description"), spec.model_license_note)
         if description:
             meta["description"] = description
-        _write_json(os.path.join(folder, DATASET_META), meta)
+        write_json(os.path.join(folder, DATASET_META), meta)
         bundle.folders[key], bundle.ids[key] = folder, meta["id"]
     bundle.folders["kernel"] = os.path.join(root, "kernel")
     write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit, owner, machine_shape, fmt)
@@ -533,7 +295,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     problems = [p for folder in bundle.folders.values() for p in validate_folder(folder)]
     if problems:
         raise MetadataError("invalid bundle:\n  " + "\n  ".join(problems))
-    script = publish_script(bundle)
+    script = publish_script(bundle.commit, bundle.folders, bundle.ids)
     bundle.commands = [line for line in script.splitlines() if line.startswith(("publish ", "wait_ready ", "checked kaggle "))]
     with open(os.path.join(root, "publish.sh"), "w", encoding="utf-8") as f:
         f.write(script)

@@ -23,7 +23,8 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
-from ..core.textformat import END, GridCodec
+from ..core.codec import END
+from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
 from .decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device

@@ -43,7 +43,7 @@ def png_data_uri(img: np.ndarray) -> str:
     import matplotlib  # only when a picture is drawn: the report works without it
 
     matplotlib.use("Agg", force=False)
-    from matplotlib import image as mpimg  # (same)
+    from matplotlib import image as mpimg  # optional as above: the report works without matplotlib
 
     buf = io.BytesIO()
     mpimg.imsave(buf, img, format="png")
