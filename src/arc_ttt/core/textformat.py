@@ -17,8 +17,6 @@ import numpy as np
 
 from .chatformat import MARC
 from .codec import DIGITS, Encoded, LossOn, answer_tokens, grid_symbols, rows_to_grid
-# re-exported: modeling.decoding and modeling.loading import these from here
-from .codec import END, NEWLINE, TokenizerFormatError, grammar_masks  # noqa: F401
 from .kitformat import GridFormat
 from .symbolformat import ARCHITECTS, NVARC, PromptFormat, check_format, kit_format
 from .tasks import MAX_SIDE, Pair

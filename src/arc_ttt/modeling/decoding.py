@@ -28,7 +28,8 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
 from ..core.tasks import MAX_SIDE, Task
-from ..core.textformat import END, NEWLINE, GridCodec, grammar_masks
+from ..core.codec import END, NEWLINE, grammar_masks
+from ..core.textformat import GridCodec
 from ..core.views import View
 from .loading import model_device
 

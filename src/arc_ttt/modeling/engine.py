@@ -13,7 +13,8 @@ from ..core.clock import Clock, TrainCap
 from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.textformat import GridCodec, LossOn, codec_for, resolve_format_name
+from ..core.codec import LossOn
+from ..core.textformat import GridCodec, codec_for, resolve_format_name
 from . import lora, ttt
 from .loading import load_model
 from .predict import inference_views, predict_task

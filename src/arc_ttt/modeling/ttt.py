@@ -22,7 +22,8 @@ import torch
 from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
-from ..core.textformat import Encoded, GridCodec
+from ..core.codec import Encoded
+from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
 from .loading import model_device, resolve_dtype
 

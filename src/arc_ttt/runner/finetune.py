@@ -30,7 +30,8 @@ from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
-from ..core.textformat import Encoded, GridCodec, codec_for, resolve_format_name
+from ..core.codec import Encoded
+from ..core.textformat import GridCodec, codec_for, resolve_format_name
 from ..core.devset import load_dev_tasks
 from ..core.folders import atomic_folder, recover_folder
 from ..core.views import IDENTITY, View, sample_views

@@ -15,7 +15,7 @@ from ..core.clock import FakeClock, TrainCap
 from ..core.planner import Planner, TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.textformat import answer_tokens
+from ..core.codec import answer_tokens
 
 
 @dataclass
