@@ -3,7 +3,7 @@
 
 The notebook is thin on purpose: every decision lives in the arc_ttt package, where it is
 tested. Cells get stable ids and no outputs so that the committed .ipynb diffs cleanly;
-tests/test_notebook.py fails when the committed file differs from what this script writes.
+tests/delivery/test_notebook.py fails when the committed file differs from what this script writes.
 """
 from __future__ import annotations
 

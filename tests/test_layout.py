@@ -130,3 +130,35 @@ def test_the_core_and_the_run_load_without_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", f"importing {module} loads torch"
+
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# Test files under a layer's folder that test no single module of it, and what they test instead.
+ACROSS = {"core/test_formats.py": "every prompt format end to end", "runner/test_run_e2e.py": "the CLI in a subprocess",
+          "delivery/test_notebook.py": "the notebook notebooks/build_notebook.py writes",
+          "delivery/test_kaggle_configs.py": "the shipped Kaggle configs"}
+
+
+def test_tests_mirror_src():
+    """tests/<layer>/test_<module>.py for src/arc_ttt/<layer>/<module>.py: a reader finds a module's tests by its path."""
+    known = modules()
+    stray = []
+    for layer in ("core", "modeling", "runner", "delivery"):
+        for f in sorted(os.listdir(os.path.join(TESTS, layer))):
+            if f.startswith("test_") and f.endswith(".py") and f"{layer}/{f}" not in ACROSS \
+                    and f"{layer}.{f[5:-3]}" not in known:
+                stray.append(f"{layer}/{f}")
+    assert stray == [], "name a test file after the module it tests, or list it in ACROSS with what it tests"
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in conftest.py; a test file importing another couples their collection."""
+    found = []
+    for folder, _, files in os.walk(TESTS):
+        for f in files:
+            if f.endswith(".py"):
+                for node in ast.walk(ast.parse(open(os.path.join(folder, f), encoding="utf-8").read())):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                        [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                    found += [f"{f}: {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert found == []

@@ -5,12 +5,14 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from torch.distributed import HashStore
 
 from arc_ttt.core.submission import validate_submission
 from arc_ttt.core.journal import journal_name
 from arc_ttt.runner.workers import Worker, from_env
-from test_run_e2e import FAST, ROOT
+from conftest import E2E_FAST as FAST
+from conftest import ROOT, free_port
 
 
 def test_single_process_is_worker_zero_of_one():
@@ -57,12 +59,13 @@ def test_barrier_waits_for_everyone():
     assert sorted(order) == [0, 1]
 
 
+@pytest.mark.e2e
 def test_torchrun_two_workers_share_the_tasks_and_merge_one_submission(tiny_model_dir, challenges, tmp_path):
     c, s, raw = challenges
     out = tmp_path / "out"
     sets = [f"model.path={tiny_model_dir}", f"data.challenges={c}", f"data.solutions={s}", *FAST,
             "budget.adaptive=false"]
-    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc-per-node=2", "--master-port=29617",
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc-per-node=2", f"--master-port={free_port()}",
            "-m", "arc_ttt", "run", "--config", "configs/local.yaml", "--output", str(out), "--quiet",
            *[x for kv in sets for x in ("--set", kv)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

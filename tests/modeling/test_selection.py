@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import ticking
+from conftest import OracleLM, random_task, ticking
 
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
@@ -13,7 +13,6 @@ from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view, view_nll
-from test_inference import OracleLM, random_task
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from arc_ttt.core.submission import validate_submission
+from conftest import E2E_FAST as FAST
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST = ["data.task_ids=[]", "inference.decoding=greedy", "inference.n_views=2", "inference.n_score_views=2",
-        "budget.max_steps=2", "budget.min_steps=1", "budget.seconds=300", "budget.min_margin_seconds=5", "ttt.autocast=\"off\""]
+pytestmark = pytest.mark.e2e  # every test here runs the CLI in a subprocess
 
 
 def arc_ttt(*args, **kw):

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import ticking
-from transformers import DynamicCache
+from conftest import OracleLM, random_task, ticking
 
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
@@ -18,74 +17,6 @@ from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.textformat import GridCodec
-
-
-class OracleLM(torch.nn.Module):
-    """A fake causal LM that answers the query it is shown with a known grid.
-
-    It keeps the token history in the KV cache it is handed (ids stored as keys), so cache copies,
-    crops and batch repeats behave as with a real model. After the last output marker it puts all
-    its mass on the next token of the answer registered for the query input it reads back from the
-    prompt (i.e. in the view's frame); elsewhere its logits are flat.
-    """
-
-    def __init__(self, codec: GridCodec, vocab: int):
-        super().__init__()
-        self.codec, self.vocab = codec, vocab
-        self.answers: dict[tuple, list[int]] = {}
-        self.anchor = torch.nn.Parameter(torch.zeros(1))  # device and dtype for the caller
-        self.calls = 0
-
-    def teach(self, view: View, query: np.ndarray, answer: np.ndarray) -> None:
-        """In `view`, the query input `query` (original frame) is answered with `answer` (original frame)."""
-        q = view.apply_grid(query)
-        key = (q.shape, q.tobytes())
-        tokens = [*self.codec.encode_grid(view.apply_grid(answer)), self.codec.end_id]
-        if self.answers.get(key, tokens) != tokens:
-            raise ValueError("two views show the same query but want different answers")
-        self.answers[key] = tokens
-
-    def answer_for(self, seq: list[int], t: int) -> int | None:
-        """The token the oracle emits after seq[:t+1], if t is inside an answer it knows."""
-        c = self.codec
-        m = max((i for i in range(t + 1) if seq[i] == c.output_id), default=None)
-        if m is None:
-            return None
-        i = max((j for j in range(m) if seq[j] == c.input_id), default=None)
-        grid = None if i is None else c.decode(seq[i + 1:m])
-        tokens = None if grid is None else self.answers.get((grid.shape, grid.tobytes()))
-        offset = t - m
-        return tokens[offset] if tokens is not None and offset < len(tokens) else None
-
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True,
-                logits_to_keep=0, **kw):
-        self.calls += 1
-        cache = past_key_values if past_key_values is not None else DynamicCache()
-        ids = input_ids[:, None, :, None].float()
-        history = cache.update(ids, ids, 0)[0][:, 0, :, 0].long()
-        n, new = input_ids.shape
-        keep = new if not logits_to_keep else min(logits_to_keep, new)
-        logits = torch.zeros((n, keep, self.vocab))
-        total = history.shape[1]
-        for b in range(n):
-            seq = history[b].tolist()
-            for j, t in enumerate(range(total - keep, total)):
-                tok = self.answer_for(seq, t)
-                if tok is not None:
-                    logits[b, j, tok] = 12.0
-        return type("Out", (), {"logits": logits, "past_key_values": cache})()
-
-
-def random_task(rng, n_train=3, shape=(3, 4)) -> Task:
-    """A task whose answer is a fixed recolouring of the transposed input (all grids asymmetric)."""
-    lut = np.array([0, 2, 3, 4, 5, 6, 7, 8, 9, 1], dtype=np.uint8)
-
-    def pair(with_output=True):
-        x = rng.integers(0, 10, shape).astype(np.uint8)
-        return Pair(x, lut[x.T] if with_output else None)
-
-    test = pair()
-    return Task("synthetic", tuple(pair() for _ in range(n_train)), (Pair(test.input, None),)), test.output
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,7 @@ def test_cli_validate_and_score(tmp_path, files, capsys):
     assert "not valid JSON" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_python_dash_m_entry_point(files, tmp_path):
     c, s, *_ = files
     out = subprocess.run([sys.executable, "-m", "arc_ttt", "validate", str(c), str(tmp_path / "none.json")],
@@ -120,6 +121,7 @@ while True:
 """
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_write_always_leaves_a_valid_file(tmp_path, files):
     c, _, challenges, _ = files
     path = tmp_path / "submission.json"

@@ -12,6 +12,7 @@ from arc_ttt.core.config import load_config
 
 from arc_ttt.delivery import accelerator, commitrun, inputs, launch, scoringrun
 from arc_ttt.delivery import environment as E
+from conftest import ROOT, free_port
 
 
 def touch(path, text="{}"):
@@ -244,7 +245,7 @@ def test_machine_shapes():
     assert accelerator.check_machine_shape(None) is None
     with pytest.raises(ValueError, match="NvidiaTeslaP100.*retired.*NvidiaTeslaT4"):
         accelerator.check_machine_shape("NvidiaTeslaP100")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     assert load_config(os.path.join(root, "configs", "kaggle.yaml")).kaggle.machine_shape in ("NvidiaTeslaT4", "NvidiaL4X1")
     assert load_config(os.path.join(root, "configs", "kaggle-4xL4-12h.yaml")).kaggle.machine_shape == "NvidiaL4"
 
@@ -269,7 +270,7 @@ def record(tid, steps, train_seconds, views, infer_seconds, tokens_per_step=2000
 
 
 def test_projection_for_the_scoring_rerun_from_measured_speed():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))  # 7200 s, up to 64 steps, 8 views
     records = [record("a", 10, 20.0, 8, 16.0), record("b", 10, 20.0, 8, 16.0)]  # 2 s per step, 2 s per view
     rows = commitrun.project_rerun(records, cfg)
@@ -293,7 +294,7 @@ def test_projection_for_the_scoring_rerun_from_measured_speed():
 
 
 def test_projection_says_when_even_the_minimum_does_not_fit():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     cfg = load_config(os.path.join(root, "configs", "kaggle.yaml"))
     slow = [record("a", 4, 400.0, 2, 200.0)]  # 100 s per step and per view
     rows = commitrun.project_rerun(slow, cfg)
@@ -315,6 +316,7 @@ def test_worker_command_one_process_per_gpu():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challenges, monkeypatch):
     """4 "GPUs" -> 4 torchrun workers, here CPU processes on the tiny model and 2 tasks: every worker starts
     (its own log), the tasks are shared out, one valid submission comes out."""
@@ -323,13 +325,13 @@ def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challen
     c, _, raw = challenges
     two = dict(list(raw.items())[:2])
     (tmp_path / "two.json").write_text(json.dumps(two))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     out = tmp_path / "out"
     sets = [f"model.path={tiny_model_dir}", f"data.challenges={tmp_path / 'two.json'}", "data.task_ids=[]",
             "model.device=cpu", "model.dtype=float32", "budget.max_steps=2", "budget.min_steps=1",
             "inference.n_views=1", "inference.n_score_views=1", "inference.decoding=greedy",
             "output.pictures=false", "budget.adaptive=false", "budget.seconds=600"]
-    cmd = launch.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=29631)
+    cmd = launch.worker_command(4, os.path.join(root, "configs", "local.yaml"), sets, str(out), master_port=free_port())
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(root)
     launch.run_workers(cmd)

@@ -6,8 +6,8 @@ import pytest
 
 from arc_ttt.core.config import load_config
 from arc_ttt.delivery import accelerator
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KAGGLE_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "kaggle*.yaml")))
 TWELVE_HOURS = 12 * 3600
 

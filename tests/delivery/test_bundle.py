@@ -17,10 +17,9 @@ from arc_ttt.delivery import wheelhouse as W
 from arc_ttt.core.submission import validate_submission
 from arc_ttt.core.tasks import to_kaggle
 from conftest import NOTEBOOK_FAST as FAST
-from conftest import execute, stream_text
-from test_wheels import fake_wheel
+from conftest import execute, fake_wheel, stream_text
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "kaggle.yaml")
 
 
@@ -217,6 +216,7 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
     assert K.build_bundle(spec).ids["kernel"] == "someone/arc-ttt-submission"
 
 
+@pytest.mark.e2e
 def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_wheelhouse):
     source = "tester/smollm2/transformers/135m/1"
     with pytest.raises(M.MetadataError, match=f"Kaggle model {source} and .* model.format: auto.*--format"):
@@ -382,6 +382,7 @@ def pack_like_an_unprocessed_upload(code: str, dst: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+@pytest.mark.e2e
 def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, bundle, two_tasks, venv_kernel,
                                                          small_tasks, rerun):
     """The kernel's notebook on a fake /kaggle/input holding the bundle's datasets: the package comes from the
@@ -490,6 +491,7 @@ def fake_kaggle_inputs(tmp_path, bundle, two_tasks, stale_commit=None):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+@pytest.mark.e2e
 def test_a_stale_dataset_fails_the_commit_run_and_the_scoring_run_never_raises(tmp_path, monkeypatch, bundle,
                                                                                two_tasks, venv_kernel, rerun):
     """A stale code dataset (BUILD.json names another commit): the commit run stops in the environment cell, after

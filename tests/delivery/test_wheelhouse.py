@@ -1,23 +1,12 @@
 """Wheelhouse closure check and manifest, on fake wheels built here (no network)."""
 import json
 import os
-import zipfile
 
 import pytest
 
 from arc_ttt.delivery import wheelhouse as W
-
-
-def fake_wheel(folder, name, version, requires=(), tag="py3-none-any"):
-    """A minimal but real wheel: a zip with the .dist-info/METADATA that the checks read."""
-    dist = f"{name.replace('-', '_')}-{version}"
-    path = os.path.join(folder, f"{dist}-{tag}.whl")
-    meta = "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}\n".format(
-        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires))
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(f"{dist}.dist-info/METADATA", meta)
-        z.writestr(f"{name.replace('-', '_')}/__init__.py", "")
-    return path
+from conftest import fake_wheel
+from conftest import ROOT
 
 
 @pytest.fixture
@@ -117,7 +106,7 @@ def test_image_stand_ins_are_pinned(house, tmp_path):
 
 
 def test_repo_requirements_never_ship_torch_and_image_list_parses():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     reqs = W.read_requirements(os.path.join(root, "wheels", "requirements-kaggle.txt"))
     assert {r.name for r in reqs} >= {"bitsandbytes"}
     assert all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in reqs)

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from arc_ttt.core.config import ConfigError, RunConfig, load_config
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(__file__))
 
 
 def test_defaults_and_overrides():

@@ -14,8 +14,8 @@ from arc_ttt.core.planner import Planner, TaskCost
 from arc_ttt.core.policy import (ACTIONS, PID, LearnedPolicy, PolicyFileError, choose, cross_fit, fit_policy,
                                  load_policy, save_policy, solve_lambda, total_cost)
 from arc_ttt.runner.simulate import replay_table
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def synthetic_table(n=48, seed=0, levels=ACTIONS, views=8, flat_share=0.3):
