@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from .clock import Clock
 from .config import BudgetConfig
-from .policy import GATE_STEPS, PID, LearnedPolicy, choose, derived_features, solve_lambda, total_cost
+from .policy import GATE_STEPS, PID, Gate, LearnedPolicy, choose, derived_features, solve_lambda, total_cost
 
 
 @dataclass(frozen=True)
@@ -56,28 +55,6 @@ class TaskPlan:
     @property
     def train_cap(self) -> float:
         return max(0.0, self.task_cap - self.infer_reserve)
-
-
-@dataclass
-class Gate:
-    """The learned policy's early stop, called by training after GATE_STEPS steps with their losses; remembers
-    what it predicted and decided, for the task's record."""
-
-    policy: LearnedPolicy
-    row: dict  # the task's features
-    steps: int  # planned
-    min_gain: float = 0.0
-    decision: dict | None = None
-
-    def __call__(self, losses: Sequence[float]) -> bool:
-        loss = float(losses[GATE_STEPS - 1])
-        d = self.row.get("difficulty")
-        row = {**self.row, "loss_after_2": loss, "loss_left_2": loss / d if d else None}
-        further = self.policy.further_gain(row, self.steps)
-        stop = further <= self.min_gain
-        self.decision = {"loss_after_2": round(row["loss_after_2"], 5), "further_gain": round(further, 5),
-                         "stopped": stop}
-        return stop
 
 
 @dataclass

@@ -350,3 +350,25 @@ def cross_fit(table: dict, k: int = 5, seed: int = 0, **fit_kwargs) -> CrossFitt
         train = [i for i in ids if fold_of[i] != f] or ids
         fitted[f] = fit_policy(table, tasks=train, **fit_kwargs)
     return CrossFitted({i: fitted[fold_of[i]] for i in ids})
+
+
+@dataclass
+class Gate:
+    """The learned policy's early stop, called by training after GATE_STEPS steps with their losses; remembers
+    what it predicted and decided, for the task's record."""
+
+    policy: LearnedPolicy
+    row: dict  # the task's features
+    steps: int  # planned
+    min_gain: float = 0.0
+    decision: dict | None = None
+
+    def __call__(self, losses: Sequence[float]) -> bool:
+        loss = float(losses[GATE_STEPS - 1])
+        d = self.row.get("difficulty")
+        row = {**self.row, "loss_after_2": loss, "loss_left_2": loss / d if d else None}
+        further = self.policy.further_gain(row, self.steps)
+        stop = further <= self.min_gain
+        self.decision = {"loss_after_2": round(row["loss_after_2"], 5), "further_gain": round(further, 5),
+                         "stopped": stop}
+        return stop

@@ -11,14 +11,13 @@ the view is drawn from (seed, k). So a resumed run sees exactly the data the uni
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -33,22 +32,18 @@ from ..core.tasks import Task
 from ..core.codec import Encoded
 from ..core.textformat import GridCodec, codec_for, resolve_format_name
 from ..core.devset import load_dev_tasks
-from ..core.folders import atomic_folder, recover_folder
+from ..core.folders import recover_folder
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
 from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
+from .checkpoint import CHECKPOINT, Progress, fingerprint, load_checkpoint, save_checkpoint
 from .logfile import attach_log, detach_log
 
 log = logging.getLogger("arc_ttt.finetune")
 
-CHECKPOINT = "checkpoint"
 GREEDY_SECONDS = 30.0  # per held-out test output: an untrained model may ramble up to a 30x30 grid
 CARD = "finetune.json"
-# Sections whose change makes a checkpoint meaningless; eval and output settings (and max_minutes) may change.
-RESUME_KEYS = ("model", "data", "lora", "views", "seed")
-RESUME_TRAIN_KEYS = ("mode", "steps", "batch_size", "grad_accum", "max_len", "lr", "embedding_lr", "warmup",
-                     "weight_decay", "loss_on")
 
 
 # ---------------------------------------------------------------------------- data
@@ -145,55 +140,6 @@ def evaluate(model, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, step:
     return out
 
 
-# ---------------------------------------------------------------------------- state
-
-@dataclass
-class Progress:
-    """Everything a resumed run needs besides the tensors."""
-
-    step: int = 0
-    tokens: int = 0
-    seconds: float = 0.0  # training time, summed over sessions
-    sessions: int = 0
-    losses: list[float] = field(default_factory=list)  # per optimizer step
-    evals: list[dict] = field(default_factory=list)
-    d8_counts: list[int] = field(default_factory=lambda: [0] * 8)  # samples drawn under each D8 element
-
-
-def fingerprint(cfg: FinetuneConfig) -> dict:
-    d = to_dict(cfg)
-    out = {k: d[k] for k in RESUME_KEYS}
-    out["train"] = {k: d["train"][k] for k in RESUME_TRAIN_KEYS}
-    return out
-
-
-def save_checkpoint(folder: str, model, opt, sched, scaler, progress: Progress, cfg: FinetuneConfig) -> None:
-    """Atomic: a kill during the write leaves the previous checkpoint whole."""
-    with atomic_folder(folder) as tmp:
-        torch.save({"trainable": {n: p.detach().cpu() for n, p in lora.trainable_parameters(model).items()},
-                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
-                   os.path.join(tmp, "state.pt"))
-        write_json_atomic(os.path.join(tmp, "progress.json"),
-                          {"progress": dataclasses.asdict(progress), "config": fingerprint(cfg)})
-
-
-def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig) -> Progress:
-    with open(os.path.join(folder, "progress.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta["config"] != fingerprint(cfg):
-        diff = sorted(k for k in fingerprint(cfg) if fingerprint(cfg)[k] != meta["config"].get(k))
-        raise ValueError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "
-                         "resume with the same config, or start a new output.dir")
-    state = torch.load(os.path.join(folder, "state.pt"), map_location=model_device(model), weights_only=True)
-    with torch.no_grad():
-        for name, p in lora.trainable_parameters(model).items():
-            p.copy_(state["trainable"][name])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    return Progress(**meta["progress"])
-
-
 # ---------------------------------------------------------------------------- the recipe
 
 @dataclass
@@ -214,8 +160,8 @@ def prepare_trainable(model, cfg: FinetuneConfig):
 
 def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], float] = time.monotonic,
              progress_bar: bool = True, on_step: Callable[[int], None] | None = None) -> FinetuneResult:
-    """Run (or resume) the fine-tuning that `cfg` describes. `on_step(step)` is called after each optimizer step
-    (tests use it to simulate a kill)."""
+    """Run (or resume) the fine-tuning that `cfg` describes: setup -> train -> finish. `on_step(step)` is called
+    after each optimizer step (tests use it to simulate a kill)."""
     out = cfg.output.dir
     ckpt = os.path.join(out, CHECKPOINT)
     recover_folder(ckpt)  # a save killed between its two renames left the checkpoint beside its place
@@ -227,12 +173,34 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], f
     os.makedirs(out, exist_ok=True)
     handler = attach_log(log, os.path.join(out, "train.log"), append=True)  # a resumed run adds to it
     try:
-        return _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step)
+        session = setup(cfg, ckpt, resume)
+        stop = train(session, clock, progress_bar, on_step)
+        return finish(session, stop)
     finally:
         detach_log(log, handler)
 
 
-def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneResult:
+@dataclass
+class Session:
+    """What one fine-tuning session holds: built by `setup`, stepped by `train`, closed by `finish`."""
+
+    cfg: FinetuneConfig
+    ckpt: str
+    model: torch.nn.Module
+    tokenizer: object
+    codec: GridCodec
+    corpus: Corpus
+    dev: list[Task] | None
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    prog: Progress
+
+
+def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
+    """The model in its prompt format, the corpus (never the measured sets), the optimizer; from the checkpoint
+    when resuming; the held-out figures before the first step."""
     tc = cfg.train
     model, tok = load_model(cfg.model)
     codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tok)  # refuses a tokenizer that cannot speak it
@@ -248,8 +216,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     model = prepare_trainable(model, cfg)
     device = model_device(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(ttt.param_groups(model, tc),
-                            lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(ttt.param_groups(model, tc), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ttt.lr_factor(s, tc.steps, tc.warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=ttt.needs_loss_scaling(tc.autocast, ttt.weight_dtype(model),
                                                                                device))
@@ -262,13 +229,17 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
     if not prog.evals and cfg.eval.at_start:
         prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev))
         log.info("held-out before training: %s", prog.evals[-1])
+    return Session(cfg, ckpt, model, tok, codec, corpus, dev, params, opt, sched, scaler, prog)
 
-    pad_id = ttt.pad_id(model)
-    start = clock()
-    session_start_seconds = prog.seconds
-    last_ckpt = start
-    stop = None
-    model.train()
+
+def train(s: Session, clock: Callable[[], float], progress_bar: bool,
+          on_step: Callable[[int], None] | None) -> str | None:
+    """Optimizer steps until the last one, evaluating and checkpointing on the way. Returns why it stopped early
+    (max_minutes, Ctrl-C), or None when every step is done."""
+    tc, prog = s.cfg.train, s.prog
+    start, session_start_seconds = clock(), prog.seconds
+    last_ckpt, stop = start, None
+    s.model.train()
     bar = tqdm(total=tc.steps, initial=prog.step, desc="finetune", unit="step", disable=not progress_bar,
                file=sys.stderr, dynamic_ncols=True)
     try:
@@ -277,16 +248,7 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
                 stop = f"max_minutes={tc.max_minutes:g} reached"
                 break
             t0 = clock()
-            first = prog.step * tc.grad_accum * tc.batch_size
-            samples = [sample_view(corpus.train, first + j, codec, cfg) for j in range(tc.grad_accum * tc.batch_size)]
-            seqs = [codec.encode_pairs(view.apply(sub).train, tc.loss_on) for sub, view in samples]
-            for _, view in samples:
-                prog.d8_counts[view.d8] += 1
-            micro = [ttt.collate(seqs[j:j + tc.batch_size], pad_id, device) for j in range(0, len(seqs), tc.batch_size)]
-            loss, tokens = ttt.optimizer_step(model, micro, opt, sched, scaler, params, tc.autocast, tc.max_grad_norm)
-            prog.tokens += tokens
-            prog.step += 1
-            prog.losses.append(round(loss, 5))
+            train_step(s)
             now = clock()
             prog.seconds = session_start_seconds + (now - start)
             bar.update(1)
@@ -294,28 +256,56 @@ def _finetune(cfg, out, ckpt, resume, clock, progress_bar, on_step) -> FinetuneR
             if tc.max_minutes is not None:
                 post["left"] = f"{max(0.0, tc.max_minutes - prog.seconds / 60):.0f} min"
             bar.set_postfix(post, refresh=False)
-            if prog.step % cfg.eval.every_steps == 0 or prog.step == tc.steps:
-                prog.evals.append(evaluate(model, codec, corpus, cfg, prog.step, dev))
-                log.info("held-out at step %d: %s", prog.step, prog.evals[-1])
-                if cfg.output.keep_adapters and tc.mode == "lora":
-                    keep_adapter(model, cfg, prog.evals[-1])
-            if now - last_ckpt >= cfg.output.checkpoint_minutes * 60 or prog.step == tc.steps:
-                save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
+            if prog.step % s.cfg.eval.every_steps == 0 or prog.step == tc.steps:
+                evaluate_now(s)
+            if now - last_ckpt >= s.cfg.output.checkpoint_minutes * 60 or prog.step == tc.steps:
+                save_checkpoint(s.ckpt, s.model, s.opt, s.sched, s.scaler, prog, s.cfg)
                 last_ckpt = clock()
                 log.info("checkpoint at step %d (%.0f s of training, %d tokens)", prog.step, prog.seconds, prog.tokens)
             if on_step is not None:
                 on_step(prog.step)
             log.debug("step %d loss %.4f (%.2f s)", prog.step, prog.losses[-1], now - t0)
     except KeyboardInterrupt:
-        stop = "interrupted"  # checkpointed below, like a stop at max_minutes
+        stop = "interrupted"  # checkpointed by `finish`, like a stop at max_minutes
     finally:
         bar.close()
+    return stop
+
+
+def train_step(s: Session) -> None:
+    """One optimizer step over grad_accum x batch_size fresh samples, each a task under a random view; the sample
+    index decides task and view, so a resumed run draws what an unbroken one would have."""
+    tc, prog = s.cfg.train, s.prog
+    first = prog.step * tc.grad_accum * tc.batch_size
+    samples = [sample_view(s.corpus.train, first + j, s.codec, s.cfg) for j in range(tc.grad_accum * tc.batch_size)]
+    seqs = [s.codec.encode_pairs(view.apply(sub).train, tc.loss_on) for sub, view in samples]
+    for _, view in samples:
+        prog.d8_counts[view.d8] += 1
+    device = model_device(s.model)
+    micro = [ttt.collate(seqs[j:j + tc.batch_size], ttt.pad_id(s.model), device)
+             for j in range(0, len(seqs), tc.batch_size)]
+    loss, tokens = ttt.optimizer_step(s.model, micro, s.opt, s.sched, s.scaler, s.params, tc.autocast,
+                                      tc.max_grad_norm)
+    prog.tokens += tokens
+    prog.step += 1
+    prog.losses.append(round(loss, 5))
+
+
+def evaluate_now(s: Session) -> None:
+    s.prog.evals.append(evaluate(s.model, s.codec, s.corpus, s.cfg, s.prog.step, s.dev))
+    log.info("held-out at step %d: %s", s.prog.step, s.prog.evals[-1])
+    if s.cfg.output.keep_adapters and s.cfg.train.mode == "lora":
+        keep_adapter(s.model, s.cfg, s.prog.evals[-1])
+
+
+def finish(s: Session, stop: str | None) -> FinetuneResult:
+    """A checkpoint when stopped early; the card always; adapter and merged model when every step is done."""
     if stop is not None:
-        save_checkpoint(ckpt, model, opt, sched, scaler, prog, cfg)
-        log.info("stopped at step %d of %d: %s; --resume continues", prog.step, tc.steps, stop)
-    finished = prog.step >= tc.steps
-    card = write_outputs(model, tok, codec, corpus, cfg, prog, finished)
-    return FinetuneResult(out, prog, finished, card)
+        save_checkpoint(s.ckpt, s.model, s.opt, s.sched, s.scaler, s.prog, s.cfg)
+        log.info("stopped at step %d of %d: %s; --resume continues", s.prog.step, s.cfg.train.steps, stop)
+    finished = s.prog.step >= s.cfg.train.steps
+    card = write_outputs(s.model, s.tokenizer, s.codec, s.corpus, s.cfg, s.prog, finished)
+    return FinetuneResult(s.cfg.output.dir, s.prog, finished, card)
 
 
 def keep_adapter(model, cfg: FinetuneConfig, evaluation: dict) -> str:

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from ..core.clock import TrainCap
-from ..core.planner import Gate, TaskPlan
+from ..core.planner import TaskPlan
+from ..core.policy import Gate
 from ..core.records import Engine, TaskRecord, TrainOutcome
 from ..core.submission import fallback_attempts
 from ..core.tasks import Task
