@@ -65,7 +65,7 @@ KERNEL_FORMAT       ?=
 KERNEL_ARGS         ?=
 
 notebook: $(STAMP)
-	$(PY) notebooks/build_notebook.py
+	$(PY) -m arc_ttt.delivery.notebook
 
 # Wheels for the Kaggle image (CPython 3.12, manylinux x86_64), closure-checked, sha256 manifest.
 # Skips the download when the manifest already matches the requirements (--force to redo).

@@ -1,5 +1,5 @@
 """The submission notebook: committed file == generator output, and a real papermill execution."""
-import importlib.util
+import ast
 import json
 import os
 
@@ -14,13 +14,23 @@ from conftest import ROOT
 NOTEBOOK = os.path.join(ROOT, "notebooks", "arc_ttt_submission.ipynb")
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("build_notebook", os.path.join(ROOT, "notebooks", "build_notebook.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from arc_ttt.delivery import notebook
+
+    return notebook
 
 
 # --- the committed notebook -----------------------------------------------------------------
+
+def test_every_code_cell_is_a_python_file_that_parses():
+    """Linters and tests see the cells: each is delivery/cells/NAME.py, and every file is some notebook's cell."""
+    generator = load_generator()
+    shown = {c.source for nb in (generator.build(), generator.build_finetune()) for c in nb.cells
+             if c.cell_type == "code" and c.id != "parameters"}
+    files = sorted(f[:-3] for f in os.listdir(generator.CELLS) if f.endswith(".py") and f != "__init__.py")
+    assert {generator.cell(name) for name in files} == shown
+    for name in files:
+        ast.parse(generator.cell(name), filename=f"{name}.py")
+
 
 def test_committed_notebook_is_the_generators_output():
     with open(NOTEBOOK, encoding="utf-8") as f:

@@ -17,7 +17,6 @@ and refuses metadata it would not accept itself (`delivery.metadata`); `delivery
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -39,7 +38,6 @@ from .publish import publish_script
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/arc_ttt
 REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
-NOTEBOOK_SOURCE = os.path.join(REPO_DIR, "notebooks", "build_notebook.py")  # build(parameters) -> the notebook
 CODE_FILE = "arc_ttt_submission.ipynb"
 TEMPLATES = os.path.join(REPO_DIR, "kaggle_kernel", "templates")
 DEFAULT_OUT = os.path.join("kaggle_kernel", "build")
@@ -62,7 +60,6 @@ class BundleSpec:
     model_license_note: str | None = None  # the description; needed with "other" (e.g. the Llama 3 licence)
     format: str | None = None  # the model's prompt format when neither the config nor the folder names it
     private: bool = True
-    notebook_source: str = NOTEBOOK_SOURCE
     templates: str = TEMPLATES
 
 
@@ -194,27 +191,17 @@ def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> Non
         mark_demo(dst)
 
 
-def load_notebook_builder(path: str = NOTEBOOK_SOURCE):
-    """notebooks/build_notebook.py as a module: its build(parameters, note) renders the notebook."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"notebook source {path} not found")
-    spec = importlib.util.spec_from_file_location("arc_ttt_build_notebook", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str,
                  fmt: str) -> None:
     """The notebook with CONFIG, COMPETITION, FORMAT and BUILD_COMMIT set through its parameters cell, and its
     metadata. The competition: --competition, else the config's kaggle.competition."""
     import nbformat  # reason: a build-time dependency only; nothing at run time needs it
 
-    competition = spec.competition or load_config(spec.config).kaggle.competition
+    from . import notebook  # reason: it needs nbformat too, at build time only
 
-    builder = load_notebook_builder(spec.notebook_source)
+    competition = spec.competition or load_config(spec.config).kaggle.competition
     config_name = os.path.splitext(os.path.basename(spec.config))[0]
-    nb = builder.build({"CONFIG": config_name, "COMPETITION": competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
+    nb = notebook.build({"CONFIG": config_name, "COMPETITION": competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
                        note=f"Built from arc-ttt-kit commit `{commit}`; prompt format `{fmt}`.")
     os.makedirs(dst)
     with open(os.path.join(dst, CODE_FILE), "w", encoding="utf-8") as f:
