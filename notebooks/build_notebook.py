@@ -181,7 +181,7 @@ CONFIGURE = """\
 from arc_ttt.core.config import load_config
 
 with scoringrun.rerun_guard(env, "configure", output_dir):
-    from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
+    from arc_ttt.modeling.embedded import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
 
     config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
     # On the commit run the placeholder's tasks are evaluation tasks: score the quick tasks against their solutions.
@@ -346,7 +346,7 @@ overrides = [*([f"model.path={BASE_MODEL}"] if BASE_MODEL else []), *([f"train.s
 cfg = load_config(config_path, overrides, cls=FinetuneConfig)
 if not os.path.exists(os.path.join(cfg.model.path, "config.json")):
     if cfg.model.path == DEFAULT_MODEL_DIR:
-        from arc_ttt.modeling.loading import ensure_default_model
+        from arc_ttt.modeling.embedded import ensure_default_model
 
         ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF
     elif on_colab():

@@ -37,7 +37,9 @@ from ..core.folders import atomic_folder, recover_folder
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
-from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
+from ..modeling.export import merge_into_folder, save_model
+from ..modeling.loading import load_model
+from ..modeling.runtime import model_device, resolve_dtype
 from .logfile import attach_log, detach_log
 
 log = logging.getLogger("arc_ttt.finetune")
