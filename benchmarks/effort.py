@@ -49,7 +49,7 @@ from arc_ttt.core.codec import LossOn
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.modeling.engine import ModelEngine
-from arc_ttt.modeling.loading import model_device
+from arc_ttt.modeling.runtime import autocast_context, model_device
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +106,7 @@ def demo_entropy(engine: ModelEngine, task: Task) -> float:
     enc = codec.encode_pairs(demos, LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS)
     device = model_device(model)
     batch = ttt.collate([enc], ttt.pad_id(model), device)
-    with ttt.autocast_context(c.autocast, device):
+    with autocast_context(c.autocast, device):
         logits = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False).logits
     at = (batch.labels[0] != ttt.IGNORE).nonzero().squeeze(1)
     grid = torch.tensor(codec.grid_token_ids, device=device)

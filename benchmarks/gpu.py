@@ -41,8 +41,13 @@ from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
 from arc_ttt.modeling.decoding import PhaseTimes, generate_candidates
-from arc_ttt.modeling.loading import char_tokenizer, load_model, save_model
+from arc_ttt.modeling.export import save_model
+from arc_ttt.modeling.loading import load_model
 from arc_ttt.modeling.selection import poe_nll
+
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # a test loads this file by its path
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from tiny_models import char_tokenizer  # noqa: E402  a sibling: the random models' tokenizer, shared with the tests
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gpu.json")
 DTYPES = ("bfloat16", "float16")

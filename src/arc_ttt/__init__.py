@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 # OpenMP threads that wait at a barrier sleep instead of spinning. A spinning thread that shares a core
 # with another process made one TTT step 30x slower; libgomp reads this once, when torch is first
 # imported, so it is set here, before any of the package's modules imports torch. A value set by the
-# user wins. See model.configure_threads for the thread count.
+# user wins. See modeling.runtime.configure_threads for the thread count.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

@@ -147,7 +147,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
-    from .modeling.loading import prepare_model  # loads torch: only for this sub-command
+    from .modeling.export import prepare_model  # loads torch: only for this sub-command
 
     try:
         dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype, fmt=args.format)

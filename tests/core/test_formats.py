@@ -23,10 +23,11 @@ from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
 from arc_ttt.modeling.decoding import GridGrammar, codec_grammar, dfs
-from arc_ttt.modeling.loading import format_keep_ids, load_kwargs, prepare_model, shrink_vocab, tiny_llama
+from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
+from arc_ttt.modeling.loading import load_kwargs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.selection import poe_nll
-from conftest import ROOT
+from conftest import ROOT, tiny_llama
 
 ARCH_PREPROMPT = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz"
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "

@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+from conftest import tiny_llama
 
 from arc_ttt.core import modelfolder as M
 
@@ -56,7 +57,7 @@ def test_save_model_writes_a_portable_folder(tmp_path, tokenizer):
     """The kit's own save path (make model, prepare-model, the bundle's --prepare, finetune's merge)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from arc_ttt.modeling.loading import save_model
+    from arc_ttt.modeling.export import save_model
 
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2, rope_theta=100000.0)
@@ -74,7 +75,7 @@ def test_the_merged_demonstration_model_is_saved_in_bf16(tmp_path, tokenizer, ti
 
     from arc_ttt.core.config import LoraSettings
     from arc_ttt.modeling import lora
-    from arc_ttt.modeling.loading import ensure_arc_model, tiny_llama
+    from arc_ttt.modeling.embedded import ensure_arc_model
 
     adapter = str(tmp_path / "adapter")
     lora.save_adapter(lora.attach(tiny_llama(tokenizer), LoraSettings(r=4)), adapter)

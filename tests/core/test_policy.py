@@ -1,6 +1,5 @@
 """budget.policy: the learned policy (core.policy), its plan under the budget, the PID on the pace, the gate, and
 the replay of an effort table (benchmarks/policy.py). Everything on a simulated clock and synthetic tables."""
-import importlib.util
 import json
 import math
 import os
@@ -14,7 +13,7 @@ from arc_ttt.core.planner import Planner, TaskCost
 from arc_ttt.core.policy import (ACTIONS, PID, LearnedPolicy, PolicyFileError, choose, cross_fit, fit_policy,
                                  load_policy, save_policy, solve_lambda, total_cost)
 from arc_ttt.runner.simulate import replay_table
-from conftest import ROOT
+from conftest import ROOT, load_benchmark
 
 
 
@@ -292,13 +291,6 @@ def test_uniform_is_the_same_step_for_every_task():
 
 
 # ---- the replay ------------------------------------------------------------------------------------------------------
-def load_benchmark(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_replay_stays_within_every_budget_and_the_oracle_is_the_ceiling(tmp_path, table):
     bench = load_benchmark("policy")
     out = tmp_path / "policy.json"

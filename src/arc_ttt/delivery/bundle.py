@@ -175,7 +175,7 @@ def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> Non
     """The weights, hard-linked or copied (or re-saved by prepare_model), with config.json and
     tokenizer_config.json rewritten portably (never through a hard link) and arc_format.json naming `fmt`."""
     if spec.prepare or spec.shrink_vocab:
-        from ..modeling.loading import prepare_model  # loads torch: only when asked to re-save the weights
+        from ..modeling.export import prepare_model  # loads torch: only when asked to re-save the weights
 
         # the resolved prompt format decides what shrinking keeps and what the folder's arc_format.json says
         prepare_model(spec.model, dst, shrink_vocab=spec.shrink_vocab, fmt=fmt)

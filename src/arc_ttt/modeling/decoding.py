@@ -31,7 +31,7 @@ from ..core.tasks import MAX_SIDE, Task
 from ..core.codec import END, NEWLINE, grammar_masks
 from ..core.textformat import GridCodec
 from ..core.views import View
-from .loading import model_device
+from .runtime import model_device
 
 
 @dataclass

@@ -7,9 +7,8 @@ lucky one only under the view that made it. The ranking rules themselves live in
 
 `poe_nll` scores every (candidate, view) pair of a test input in few forwards: the views' prompts are
 prefilled together (left padded, like greedy decoding), then each view's cache row is repeated for its
-candidates and all pairs are scored in batches bounded by memory. `poe_nll_per_view` is the former
-path (one prompt cache per view, its candidates batched on copies of it), kept as the reference and
-the benchmark's baseline; both give the same numbers up to floating-point rounding.
+candidates and all pairs are scored in batches bounded by memory. The former path, one view at a
+time, is the reference and the benchmark's baseline: benchmarks/poe_reference.py.
 """
 from __future__ import annotations
 
@@ -27,46 +26,10 @@ from ..core.codec import END
 from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
 from .decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
-from .loading import model_device
+from .runtime import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
 SCORING_SEED = 1_000_003  # scoring views come from another stream than the generation views
-
-
-@torch.inference_mode()
-def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list[int]], batch_size: int) -> np.ndarray:
-    """NLL of each target continuing `prompt`: the prompt's cache once, targets batched on copies of it."""
-    device = model_device(model)
-    grid_ids = grid_ids_tensor(codec, device)
-    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
-    out = model(input_ids=torch.from_numpy(prompt)[None].to(device), use_cache=True, logits_to_keep=1)
-    prefix, first = out.past_key_values, out.logits[:, -1:]
-    vocab = out.logits.shape[-1]
-    nll = np.zeros(len(targets))
-    i = 0
-    while i < len(targets):
-        longest = max(len(t) for t in targets[i:i + batch_size])
-        n = max(1, min(batch_size, LOGIT_BUDGET // (longest * vocab)))
-        chunk = targets[i:i + n]
-        length = max(len(t) for t in chunk)
-        toks = torch.full((len(chunk), length), END, dtype=torch.long)  # padding with the end marker keeps the grid-id lookup in range
-        allowed = torch.ones((len(chunk), length, len(codec.grid_token_ids)), dtype=torch.bool)
-        for j, t in enumerate(chunk):
-            toks[j, :len(t)] = torch.tensor(t)
-            allowed[j, :len(t)] = torch.from_numpy(grammar.masks(t))
-        toks, allowed = toks.to(device), allowed.to(device)
-        logits = first.expand(len(chunk), 1, -1)
-        if length > 1:  # feed all but the last token; right padding cannot affect earlier positions
-            cache = copy.deepcopy(prefix)
-            cache.batch_repeat_interleave(len(chunk))
-            fed = grid_ids[toks[:, :-1]]
-            rest = model(input_ids=fed, past_key_values=cache, use_cache=True).logits
-            logits = torch.cat([logits, rest], dim=1)
-        logp = grid_logprobs(logits, grid_ids, allowed).gather(-1, toks[..., None])[..., 0]
-        real = torch.arange(length, device=device)[None] < torch.tensor([len(t) for t in chunk], device=device)[:, None]
-        nll[i:i + len(chunk)] = (-(logp.masked_fill(~real, 0.0)).sum(-1)).double().cpu().numpy()
-        i += len(chunk)
-    return nll
 
 
 @torch.inference_mode()
@@ -175,20 +138,6 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
     logp = grid_logprobs(logits, grid_ids, allowed).gather(-1, toks[..., None])[..., 0]
     real = torch.arange(length, device=device)[None] < torch.tensor([len(t) for t in targets], device=device)[:, None]
     return (-(logp.masked_fill(~real, 0.0)).sum(-1)).double().cpu().numpy()
-
-
-def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
-            views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
-            deadline: Deadline | None = None) -> np.ndarray:
-    """`poe_nll` one view at a time (the former path; reference and benchmark baseline)."""
-    columns = []
-    for view in views:
-        if not grids or (deadline is not None and deadline.passed()):
-            break
-        targets = [codec.answer_symbols(view.apply_grid(g)) for g in grids]
-        prompt = build_prompt(codec, view.apply(task), test_index, max_len - max(len(t) for t in targets))
-        columns.append(view_nll(model, codec, prompt, targets, batch_size))
-    return np.stack(columns, axis=1) if columns else np.zeros((len(grids), 0))
 
 
 def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,

@@ -25,7 +25,7 @@ from ..core.tasks import Pair, Task
 from ..core.codec import Encoded
 from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
-from .loading import model_device, resolve_dtype
+from .runtime import autocast_context, model_device, needs_loss_scaling, weight_dtype
 
 IGNORE = -100
 
@@ -166,36 +166,6 @@ def pad_id(model) -> int:
 def _accepts_logits_to_keep(model) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
-
-
-def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """The dtype autocast computes in, or None for no autocast. "auto" follows loading.resolve_dtype("auto")."""
-    if mode == "off":
-        return None
-    if mode == "auto":
-        dtype = resolve_dtype("auto", device)
-        return None if dtype == torch.float32 else dtype
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
-
-
-def autocast_context(mode: str, device: torch.device):
-    """Half-precision autocast in the dtype of `autocast_dtype`; a no-op context without one."""
-    dtype = autocast_dtype(mode, device)
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def weight_dtype(model) -> torch.dtype:
-    """The dtype of the frozen base weights (peft keeps the adapters in fp32 over an fp16 or bf16 base)."""
-    for p in model.parameters():
-        if not p.requires_grad and p.is_floating_point():
-            return p.dtype
-    return next(model.parameters()).dtype
-
-
-def needs_loss_scaling(autocast_mode: str, model_dtype: torch.dtype, device: torch.device) -> bool:
-    """fp16 gradients underflow without loss scaling, whether fp16 comes from autocast or from fp16 weights
-    (e.g. dtype float16 with autocast off); bf16 and fp32 have fp32's exponent range and need none."""
-    return torch.float16 in (autocast_dtype(autocast_mode, device), model_dtype)
 
 
 def embedding_adapter_parameters(model) -> list[torch.nn.Parameter]:

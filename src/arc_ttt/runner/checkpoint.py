@@ -13,7 +13,7 @@ from ..core.config import FinetuneConfig, to_dict
 from ..core.folders import atomic_folder
 from ..core.submission import write_json_atomic
 from ..modeling import lora
-from ..modeling.loading import model_device
+from ..modeling.runtime import model_device
 
 CHECKPOINT = "checkpoint"  # the folder in output.dir
 # Sections whose change makes a checkpoint meaningless; eval and output settings (and max_minutes) may change.

@@ -36,7 +36,10 @@ from ..core.folders import recover_folder
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
 from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
-from ..modeling.loading import load_model, merge_into_folder, model_device, resolve_dtype, save_model
+from ..modeling.export import merge_into_folder, save_model
+from ..modeling.loading import load_model
+from ..modeling import runtime
+from ..modeling.runtime import model_device, resolve_dtype
 from .checkpoint import CHECKPOINT, Progress, fingerprint, load_checkpoint, save_checkpoint
 from .logfile import attach_log, detach_log
 
@@ -218,8 +221,8 @@ def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(ttt.param_groups(model, tc), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ttt.lr_factor(s, tc.steps, tc.warmup))
-    scaler = torch.amp.GradScaler(device.type, enabled=ttt.needs_loss_scaling(tc.autocast, ttt.weight_dtype(model),
-                                                                               device))
+    scaling = runtime.needs_loss_scaling(tc.autocast, runtime.weight_dtype(model), device)
+    scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     prog = load_checkpoint(ckpt, model, opt, sched, scaler, cfg) if resume else Progress()
     prog.sessions += 1
     log.info("session %d from step %d of %d (%d trainable parameters)", prog.sessions, prog.step, tc.steps,
@@ -321,7 +324,7 @@ def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneCon
     """The card always; the adapter and the merged model once every step is done."""
     out = cfg.output.dir
     model.eval()
-    card = make_card(corpus, cfg, prog, finished, codec.name, str(ttt.weight_dtype(model)).replace("torch.", ""))
+    card = make_card(corpus, cfg, prog, finished, codec.name, str(runtime.weight_dtype(model)).replace("torch.", ""))
     if finished:
         if cfg.train.mode == "lora":
             adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,

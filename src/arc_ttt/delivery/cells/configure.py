@@ -3,7 +3,7 @@
 from arc_ttt.core.config import load_config
 
 with scoringrun.rerun_guard(env, "configure", output_dir):
-    from arc_ttt.modeling.loading import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
+    from arc_ttt.modeling.embedded import DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR, ensure_arc_model, ensure_default_model
 
     config_path = os.path.abspath(environment.resolve_config(CONFIG or environment.default_config_name(env)))
     # On the commit run the placeholder's tasks are evaluation tasks: score the quick tasks against their solutions.

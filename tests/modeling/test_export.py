@@ -1,0 +1,102 @@
+"""modeling.export: vocabulary shrinking keeps the kept tokens' log-probabilities, prepare_model and its CLI."""
+import json
+import os
+
+import numpy as np
+import torch
+from conftest import tied_tiny_llama, tiny_llama
+
+from arc_ttt.cli import main as cli_main
+from arc_ttt.core.config import ModelConfig
+from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.views import sample_views
+from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
+from arc_ttt.modeling.loading import load_model
+
+
+def arc_sequences(tasks, tokenizer, n_views=2):
+    """Real ARC tasks under a few augmented views, encoded with `tokenizer`'s grid codec."""
+    codec = GridCodec.from_tokenizer(tokenizer)
+    return [codec.encode_pairs(v.apply(t).train).ids for t in tasks for v in sample_views(t, n_views, seed=1)]
+
+
+@torch.no_grad()
+def next_token_logprobs(model, ids: np.ndarray, keep: list[int] | None = None) -> torch.Tensor:
+    logits = model(input_ids=torch.from_numpy(ids)[None]).logits[0].float()
+    if keep is not None:
+        logits = logits[:, keep]
+    return torch.log_softmax(logits, dim=-1)
+
+
+def assert_shrunk_equivalent(original, shrunk, tok, new_tok, tasks):
+    keep = format_keep_ids(tok)
+    old_seqs, new_seqs = arc_sequences(tasks, tok), arc_sequences(tasks, new_tok)
+    for old, new in zip(old_seqs, new_seqs):
+        np.testing.assert_array_equal(new, [keep.index(i) for i in old])  # the same text, renumbered
+        want = next_token_logprobs(original, old, keep)  # restricted to kept tokens, renormalised
+        got = next_token_logprobs(shrunk, new)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_format_keep_ids_on_smollm2(smollm2_tokenizer):
+    keep = format_keep_ids(smollm2_tokenizer)
+    codec = GridCodec.from_tokenizer(smollm2_tokenizer)
+    assert set(codec.format_token_ids) <= set(keep)
+    assert smollm2_tokenizer.eos_token_id in keep and smollm2_tokenizer.bos_token_id in keep
+    assert len(keep) <= 20
+
+
+def test_shrink_vocab_keeps_logprobs_on_real_arc(smollm2_tokenizer, small_tasks):
+    original = tiny_llama(smollm2_tokenizer)
+    shrunk = tiny_llama(smollm2_tokenizer)  # same seed: same weights; shrink_vocab works in place
+    shrunk, new_tok = shrink_vocab(shrunk, smollm2_tokenizer)
+    n = len(format_keep_ids(smollm2_tokenizer))
+    assert shrunk.get_input_embeddings().weight.shape[0] == n == shrunk.get_output_embeddings().weight.shape[0]
+    assert shrunk.config.vocab_size == n == len(new_tok)
+    assert_shrunk_equivalent(original, shrunk, smollm2_tokenizer, new_tok, small_tasks[:4])
+
+
+def test_shrink_vocab_tied_embeddings_stay_tied(smollm2_tokenizer, small_tasks):
+    original = tied_tiny_llama(smollm2_tokenizer)
+    shrunk, new_tok = shrink_vocab(tied_tiny_llama(smollm2_tokenizer), smollm2_tokenizer)
+    assert shrunk.get_output_embeddings().weight is shrunk.get_input_embeddings().weight
+    assert_shrunk_equivalent(original, shrunk, smollm2_tokenizer, new_tok, small_tasks[4:6])
+
+
+def test_shrunk_tokenizer_speaks_the_format(smollm2_tokenizer):
+    _, tok = shrink_vocab(tiny_llama(smollm2_tokenizer, hidden=16, layers=1), smollm2_tokenizer)
+    codec = GridCodec.from_tokenizer(tok)  # runs the full one-token-per-symbol check
+    grid = np.array([[0, 1, 2], [9, 8, 7]], dtype=np.uint8)
+    ids = codec.encode_grid(grid) + [codec.end_id]
+    np.testing.assert_array_equal(codec.decode(ids), grid)
+    assert tok.decode(ids) == "012\n987\nE"
+    assert tok.encode(tok.eos_token + "I0\n", add_special_tokens=False) == [tok.eos_token_id, codec.input_id,
+                                                                          codec.digit_ids[0], codec.newline_id]
+    for role in ("bos", "eos", "pad"):  # the special tokens keep their roles
+        old = getattr(smollm2_tokenizer, f"{role}_token")
+        assert getattr(tok, f"{role}_token") == old
+        assert getattr(tok, f"{role}_token_id") is not None
+
+
+def test_prepare_model_shrink_round_trip(tiny_src, tmp_path, small_tasks):
+    dst = str(tmp_path / "shrunk")
+    prepare_model(tiny_src, dst, shrink_vocab=True, dtype="float32")
+    assert not os.path.exists(dst + ".tmp") and not os.path.exists(dst + ".old")  # core.folders leaves nothing
+    original, tok = load_model(ModelConfig(path=tiny_src, dtype="float32", device="cpu"))
+    shrunk, new_tok = load_model(ModelConfig(path=dst, dtype="float32", device="cpu"))
+    cfg = shrunk.config
+    assert cfg.vocab_size == len(new_tok) == len(format_keep_ids(tok))
+    assert (cfg.eos_token_id, cfg.bos_token_id, cfg.pad_token_id) == (
+        new_tok.eos_token_id, new_tok.bos_token_id, new_tok.pad_token_id)
+    assert shrunk.get_output_embeddings().weight.data_ptr() == shrunk.get_input_embeddings().weight.data_ptr()
+    assert_shrunk_equivalent(original, shrunk, tok, new_tok, small_tasks[:2])
+
+
+def test_cli_prepare_model(tiny_src, tmp_path, capsys):
+    dst = str(tmp_path / "cli")
+    assert cli_main(["prepare-model", tiny_src, dst, "--shrink-vocab", "--dtype", "bfloat16"]) == 0
+    with open(os.path.join(dst, "config.json")) as f:
+        assert json.load(f)["dtype"] == "bfloat16"
+    model, tok = load_model(ModelConfig(path=dst, dtype="float32", device="cpu"))
+    assert len(tok) == model.config.vocab_size < 32
+    assert dst in capsys.readouterr().out
