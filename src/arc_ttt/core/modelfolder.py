@@ -126,7 +126,7 @@ class ModelInfo:
         return major_version(self.saved_with)
 
     def summary(self) -> str:
-        what = {"demo": "the kit's DEMONSTRATION model (SmolLM2-135M + the kit's small adapter: scores about 0)",
+        what = {"demo": "the kit's DEMONSTRATION model (SmolLM2-135M + the kit's small ARC adapter: far below a competitive model)",
                 "fine-tuned": f"fine-tuned from {self.base or '?'} (card {CARD_FILE})",
                 "base": "a model without a fine-tune card"}[self.kind]
         return (f"{self.architecture or '?'}, {what}; prompt format {self.format or '(none: arc_format.json missing)'}; "
@@ -136,8 +136,8 @@ class ModelInfo:
         """What a user must hear before spending a submission on this folder run in `format_used`."""
         out = []
         if self.kind == "demo":
-            out.append("WARNING: this is the kit's demonstration model: it checks the pipeline end to end and scores "
-                       "about 0. Ship your ARC model: make kernel KERNEL_MODEL=path/to/model")
+            out.append("WARNING: this is the kit's demonstration model: it checks the pipeline end to end and would "
+                       "score about 0 on the competition's tasks. Ship your ARC model: make kernel KERNEL_MODEL=path/to/model")
         if self.format and self.format != format_used:
             out.append(f"WARNING: the folder's arc_format.json says {self.format}; the run uses {format_used}")
         return out
@@ -174,7 +174,8 @@ def is_demo(folder: str, kit_adapter: str = os.path.join(REPO_DIR, DEFAULT_ADAPT
 def mark_demo(folder: str) -> None:
     with open(os.path.join(folder, DEMO_MARKER), "w", encoding="utf-8") as f:
         f.write("The arc-ttt-kit demonstration model: SmolLM2-135M with the kit's small ARC adapter. It checks the "
-                "pipeline end to end and scores about 0 on ARC.\n")
+                "pipeline end to end and solves only a few small tasks (benchmarks/README.md), far below a "
+                "competitive ARC model.\n")
 
 
 def describe_model(folder: str) -> ModelInfo:

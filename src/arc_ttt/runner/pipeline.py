@@ -182,7 +182,7 @@ def log_model(cfg: RunConfig, format_used: str) -> None:
     log.info("model %s: %s; prompt format used: %s (model.format: %s); transformers %s", cfg.model.path,
              info.summary(), format_used, cfg.model.format, transformers.__version__)
     if info.kind == "demo":
-        log.warning("this is the kit's demonstration model: it checks the pipeline and scores about 0")
+        log.warning("this is the kit's demonstration model: it checks the pipeline and solves only a few small tasks")
 
 
 def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], writer: SubmissionWriter,
