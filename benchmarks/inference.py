@@ -30,8 +30,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.clock import Deadline
-from arc_ttt.modeling.decoding import (GridGrammar, build_prompt, dfs, dfs_batched, greedy_batch,
-                                       output_side_limit)
+from arc_ttt.core.grammar import GridGrammar, output_side_limit
+from arc_ttt.modeling.decoding import build_prompt, dfs, dfs_batched, greedy_batch
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view

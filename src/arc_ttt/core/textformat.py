@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .chatformat import MARC
+from .grammar import GridGrammar
 from .codec import DIGITS, Encoded, LossOn, answer_tokens, grid_symbols, rows_to_grid
 from .kitformat import GridFormat
 from .symbolformat import ARCHITECTS, NVARC, PromptFormat, check_format, kit_format
@@ -122,13 +123,9 @@ class GridCodec:
     def name(self) -> str:
         return self.fmt.name
 
-    @property
-    def rows_terminated(self) -> bool:
-        return self.fmt.rows_terminated
-
-    def text_grammar(self, max_side: int = MAX_SIDE):
-        """None: symbol formats decode under modeling.decoding.GridGrammar (the marc codec brings its own)."""
-        return None
+    def grammar(self, max_side: int = MAX_SIDE) -> GridGrammar:
+        """The grid grammar with the format's row layout (rows newline-terminated, or joined by newlines)."""
+        return GridGrammar(max_side, separated=not self.fmt.rows_terminated)
 
     @property
     def grid_token_ids(self) -> tuple[int, ...]:

@@ -3,7 +3,8 @@
 For every test input the task is seen through N augmented views (core.views.sample_views). Each view
 is encoded as a prompt (its demonstrations, then its test input), the model continues with an
 output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
-grid tokens that keep the text a legal grid (`GridGrammar`), so every finished candidate parses.
+grid tokens that keep the text a legal grid (the codec's grammar, `core.grammar`), so every finished
+candidate parses.
 
 - greedy: views decoded together in batches, left padded, with the KV cache.
 - dfs: a search that keeps every continuation whose cumulative probability stays >= threshold (the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,9 +28,9 @@ import torch
 from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
-from ..core.tasks import MAX_SIDE, Task
-from ..core.codec import END, NEWLINE, grammar_masks
-from ..core.textformat import GridCodec
+from ..core.tasks import Task
+from ..core.codec import END, Codec, Grammar
+from ..core.grammar import State, grammar_for, output_side_limit
 from ..core.views import View
 from .loading import model_device
 
@@ -54,81 +55,9 @@ class PhaseTimes:
     rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
 
 
-# --- the grid grammar -------------------------------------------------------------------------
+# --- prompts ---------------------------------------------------------------------------------
 
-State = tuple[int, int, int]  # (finished rows, cells in the current row, row width; 0 = not fixed yet)
-
-
-@dataclass(frozen=True)
-class GridGrammar:
-    """Which grid token may come next so that the text stays a legal grid of at most max_side x max_side.
-
-    Rows must all have the first row's width, so every text that reaches the end marker parses, and
-    no text can be longer than `max_tokens`. `separated`: rows are joined by newlines and the end follows
-    the last row directly (NVARC); otherwise every row ends with a newline before the end (the kit, ARChitects).
-    """
-
-    max_side: int = MAX_SIDE
-    separated: bool = False
-    start: ClassVar[State] = (0, 0, 0)
-
-    @property
-    def max_tokens(self) -> int:
-        return self.max_side * (self.max_side + 1) + 1
-
-    def allowed(self, state: State) -> np.ndarray:
-        rows, col, width = state
-        ok = np.zeros(12, dtype=bool)
-        ok[:10] = rows < self.max_side and col < (width or self.max_side)
-        row_done = col > 0 and (width == 0 or col == width)
-        if self.separated:
-            ok[NEWLINE] = row_done and rows + 1 < self.max_side
-            ok[END] = row_done
-        else:
-            ok[NEWLINE] = row_done
-            ok[END] = col == 0 and rows > 0
-        return ok
-
-    @staticmethod
-    def advance(state: State, k: int) -> State:
-        rows, col, width = state
-        if k == NEWLINE:
-            return rows + 1, 0, width or col
-        return rows, col + 1, width  # a digit (the end marker finishes the text; nothing follows)
-
-    def masks(self, tokens: Sequence[int]) -> np.ndarray:
-        """The allowed set before each token of a complete text (grid-token indices)."""
-        return grammar_masks(self, tokens)
-
-
-def codec_grammar(codec: GridCodec, max_side: int = MAX_SIDE):
-    """The answer grammar of the codec's prompt format: the marc codec's own character-level grammar, else
-    GridGrammar with the format's row layout. Decoding and re-scoring both use it, so a candidate never gets
-    mass the decoder forbids."""
-    own = codec.text_grammar(max_side)
-    return own if own is not None else GridGrammar(max_side, separated=not codec.rows_terminated)
-
-
-def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
-    """The answer's expected side from the task's shapes: the largest demo output, or the query scaled
-    by the largest output/input growth seen in the demos, plus slack. D8 views swap rows and columns, so
-    one bound serves both. For budgeting the prompt only: decoding stays within the ARC limit (30), since
-    some true answers are larger than anything the demos show (e.g. ccd554ac, 67e490f4)."""
-    demos = [p for p in task.train if p.output is not None]
-    if not demos:
-        return MAX_SIDE
-    largest = max(max(p.output.shape) for p in demos)
-    growth = max(max(p.output.shape) / max(p.input.shape) for p in demos)
-    return min(MAX_SIDE, max(largest, math.ceil(growth * max(query.shape))) + slack)
-
-
-def grammar_for(task: Task, test_index: int, codec: GridCodec | None = None) -> GridGrammar:
-    """What the decoder may write for a test input: any grid within the ARC limit, in the codec's format. Not
-    the demos' shapes: 5 of 419 ARC-AGI-1 and 10 of 167 ARC-AGI-2 evaluation answers are larger than those suggest."""
-    return GridGrammar(MAX_SIDE) if codec is None else codec_grammar(codec, MAX_SIDE)
-
-
-def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
+def build_prompt(codec: Codec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
     """The view's prompt, dropping demonstrations from the end until it fits in `budget` tokens."""
     demos = list(view_task.train)
     query = view_task.test[test_index].input
@@ -141,7 +70,7 @@ def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int
 
 # --- model calls ------------------------------------------------------------------------------
 
-def grid_ids_tensor(codec: GridCodec, device) -> torch.Tensor:
+def grid_ids_tensor(codec: Codec, device) -> torch.Tensor:
     return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
 
 
@@ -152,7 +81,7 @@ def grid_logprobs(logits: torch.Tensor, grid_ids: torch.Tensor, allowed: torch.T
     return torch.log_softmax(logits.float(), dim=-1)[..., grid_ids].masked_fill(~allowed, float("-inf"))
 
 
-def left_padded(codec: GridCodec, prompts: Sequence[np.ndarray], device):
+def left_padded(codec: Codec, prompts: Sequence[np.ndarray], device):
     """Prompts of different lengths as one batch: (ids, attention mask, position ids), padded on the left
     so that every row's next token comes at the same index and each row computes as if alone."""
     width = max(len(p) for p in prompts)
@@ -172,7 +101,7 @@ class Path:
 
 
 @torch.inference_mode()
-def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar,
+def greedy_batch(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Grammar,
                  deadline: Deadline, times: PhaseTimes | None = None) -> list[Path | None]:
     """Greedy decoding of several prompts together: left padding, attention mask and position ids keep
     each row identical to decoding it alone. None for a row still unfinished when time ran out."""
@@ -222,7 +151,7 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
 
 
 @torch.inference_mode()
-def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, threshold: float,
+def dfs(model, codec: Codec, prompt: np.ndarray, grammar: Grammar, threshold: float,
         max_candidates: int, deadline: Deadline, reuse_prefix: bool = True,
         times: PhaseTimes | None = None) -> list[Path]:
     """Every finished text whose cumulative probability is >= threshold, plus the greedy path (found first;
@@ -321,7 +250,7 @@ def _select(cache, mask, pos, rows: torch.Tensor):
 
 
 @torch.inference_mode()
-def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar, threshold: float,
+def dfs_batched(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Grammar, threshold: float,
                 max_candidates: int, deadline: Deadline, max_rows: int = 8, max_len: int = 8192,
                 times: PhaseTimes | None = None) -> list[list[Path]]:
     """Per prompt, the same search as `dfs`, with the live paths of several prompts advancing together.
@@ -420,17 +349,17 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
 
 # --- candidates and the task-level entry point ----------------------------------------------
 
-def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
+def path_to_grid(codec: Codec, path: Path, view: View) -> np.ndarray | None:
     grid = codec.decode([codec.grid_token_ids[k] for k in path.tokens])
     return None if grid is None else view.invert(grid)
 
 
-def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
+def generate_candidates(model, codec: Codec, task: Task, test_index: int, views: Sequence[View],
                         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes | None = None) -> list[Candidate]:
     """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here.
     `times` (if given) gets the prefill seconds, measured on the deadline's clock."""
     grammar = grammar_for(task, test_index, codec)
-    expected = codec_grammar(codec, output_side_limit(task, task.test[test_index].input)).max_tokens
+    expected = codec.grammar(output_side_limit(task, task.test[test_index].input)).max_tokens
     budget = cfg.max_len - expected
     jobs = [(v, build_prompt(codec, v.apply(task), test_index, budget)) for v in views]
     out: list[Candidate] = []

@@ -23,10 +23,9 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
-from ..core.codec import END
-from ..core.textformat import GridCodec
+from ..core.codec import END, Codec
 from ..core.views import View, sample_views
-from .decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
+from .decoding import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
@@ -34,11 +33,11 @@ SCORING_SEED = 1_000_003  # scoring views come from another stream than the gene
 
 
 @torch.inference_mode()
-def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list[int]], batch_size: int) -> np.ndarray:
+def view_nll(model, codec: Codec, prompt: np.ndarray, targets: Sequence[list[int]], batch_size: int) -> np.ndarray:
     """NLL of each target continuing `prompt`: the prompt's cache once, targets batched on copies of it."""
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec.grammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     out = model(input_ids=torch.from_numpy(prompt)[None].to(device), use_cache=True, logits_to_keep=1)
     prefix, first = out.past_key_values, out.logits[:, -1:]
     vocab = out.logits.shape[-1]
@@ -70,7 +69,7 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
 
 
 @torch.inference_mode()
-def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
+def poe_nll(model, codec: Codec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
             deadline: Deadline | None = None) -> np.ndarray:
     """NLL of each grid under each view, shape (grids, views scored): the first views, in their order.
@@ -88,7 +87,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
         return np.zeros((len(grids), 0))
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec.grammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     jobs = []  # per view: (prompt, targets, allowed masks)
     for view in views:
         targets = [codec.answer_symbols(view.apply_grid(g)) for g in grids]
@@ -130,7 +129,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
     return nll[:, :k]
 
 
-def _prefill(model, codec: GridCodec, prompts: Sequence[np.ndarray], device):
+def _prefill(model, codec: Codec, prompts: Sequence[np.ndarray], device):
     """The prompts' KV cache in one left-padded forward; also each prompt's next-token logits, the
     attention mask and the prompt lengths (the position of each row's first continuation token)."""
     ids, mask, pos = left_padded(codec, prompts, device)
@@ -177,7 +176,7 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
     return (-(logp.masked_fill(~real, 0.0)).sum(-1)).double().cpu().numpy()
 
 
-def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
+def poe_nll_per_view(model, codec: Codec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
             deadline: Deadline | None = None) -> np.ndarray:
     """`poe_nll` one view at a time (the former path; reference and benchmark baseline)."""
@@ -191,7 +190,7 @@ def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids
     return np.stack(columns, axis=1) if columns else np.zeros((len(grids), 0))
 
 
-def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
+def select(model, codec: Codec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
            deadline: Deadline | None = None, *, seed: int = 0, keep_background: bool = True) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
     candidates = merge(raw, cfg.dfs_threshold if cfg.decoding == "dfs" else None)

@@ -22,8 +22,7 @@ import torch
 from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
-from ..core.codec import Encoded
-from ..core.textformat import GridCodec
+from ..core.codec import Codec, Encoded
 from ..core.views import View, sample_views
 from .loading import model_device, resolve_dtype
 
@@ -72,7 +71,7 @@ def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pai
 TTT_SEED = 2_000_003  # TTT views come from their own stream, not the generation or scoring views
 
 
-def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
+def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
                     keep_background: bool = True, avoid: Sequence[View] = ()) -> TTTData:
     """Training sequences from the task's train pairs over sampled augmented views (the same kind of
     views as inference: `keep_background` is one setting for both). The views come from their own seed
