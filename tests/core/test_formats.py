@@ -18,7 +18,7 @@ from arc_ttt.core.chatformat import NumpyGridGrammar, char_step, numpy_text, par
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.codec import Codec, Grammar, TokenizerFormatError
-from arc_ttt.core.textformat import FORMAT_FILE, codec_for, get_format, resolve_format_name, write_format_file
+from arc_ttt.core.formats import FORMAT_FILE, codec_for, get_format, resolve, write_format_file
 from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
@@ -279,11 +279,11 @@ def test_the_kit_layout_no_longer_passes_for_an_architects_model(anchor_tokenize
     codec_for("kit", anchor_tokenizers["architects"])
     write_format_file(str(tmp_path), "architects")
     assert json.loads((tmp_path / FORMAT_FILE).read_text()) == {"format": "architects"}
-    assert resolve_format_name("auto", str(tmp_path)) == "architects"
-    assert resolve_format_name("nvarc", str(tmp_path)) == "nvarc"
-    assert resolve_format_name("auto", str(tmp_path / "none")) == "kit"
+    assert resolve("auto", str(tmp_path)) == "architects"
+    assert resolve("nvarc", str(tmp_path)) == "nvarc"
+    assert resolve("auto", str(tmp_path / "none")) == "kit"
     with pytest.raises(ValueError, match="unknown prompt format 'llama'"):
-        resolve_format_name("llama", None)
+        resolve("llama", None)
 
 
 def test_the_engine_refuses_a_model_in_the_wrong_format(tiny_model_dir):
@@ -322,7 +322,7 @@ def test_shrinking_keeps_what_nvarc_needs(tmp_path, task_66e6c45b):
 
     small = AutoTokenizer.from_pretrained(dst)
     assert len(small) == 16 and len(format_keep_ids(plain, "nvarc")) == 16
-    codec = codec_for(resolve_format_name("auto", str(dst)), small)
+    codec = codec_for(resolve("auto", str(dst)), small)
     task = task_66e6c45b
     assert small.decode(codec.encode_prompt(task.train, task.test[0].input), skip_special_tokens=False) == NVARC_66E6C45B
 
@@ -336,7 +336,7 @@ def test_a_prequantised_folder_is_copied_with_its_format_file(tmp_path, anchor_t
     anchor_tokenizers["architects"].save_pretrained(src)
     assert prepare_model(str(src), str(dst), fmt="architects") == str(dst)
     assert (dst / "model.safetensors").read_bytes() == b"4-bit weights, never loaded"
-    assert resolve_format_name("auto", str(dst)) == "architects"
+    assert resolve("auto", str(dst)) == "architects"
     with pytest.raises(TokenizerFormatError, match="'nvarc'"):
         prepare_model(str(src), str(tmp_path / "wrong"), fmt="nvarc")
     with pytest.raises(ValueError, match="pre-quantised"):

@@ -17,7 +17,7 @@ from arc_ttt.modeling.decoding import (Path, build_prompt, dfs, dfs_batched, gen
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 
 @pytest.fixture(scope="module")

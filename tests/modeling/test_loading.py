@@ -13,7 +13,7 @@ from arc_ttt.core.views import sample_views
 from arc_ttt.cli import main as cli_main
 from arc_ttt.modeling.loading import (ModelConfig, cuda_compute_dtype, format_keep_ids, load_model, prepare_model,
                                      resolve_dtype, shrink_vocab, tiny_llama)
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 
 def tied_tiny_llama(tokenizer, seed=1):

@@ -12,7 +12,7 @@ from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.loading import tiny_llama
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import Encoded
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 EXACT = ttt.TTTConfig(autocast="off", warmup=0.0)
 

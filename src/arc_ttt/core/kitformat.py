@@ -1,6 +1,6 @@
 """The kit's first grid layout, `I` rows `O` rows `E`: its markers and its own tokenizer check.
 
-Format "kit" (`textformat.kit_format`) is built from a `GridFormat` and keeps this check and its messages
+Format "kit" (`symbolformat.kit_format`) is built from a `GridFormat` and keeps this check and its messages
 (a digit or marker that is not one token, two symbols sharing an id, digits or newlines merged), so a
 model refused before the other formats existed is refused with the same words.
 """

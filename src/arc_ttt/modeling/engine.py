@@ -14,7 +14,7 @@ from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.codec import Codec, LossOn
-from ..core.textformat import codec_for, resolve_format_name
+from ..core import formats
 from . import lora, ttt
 from .loading import load_model
 from .predict import inference_views, predict_task
@@ -32,7 +32,7 @@ class ModelEngine:
     def load(cls, cfg: RunConfig) -> "ModelEngine":
         model, tokenizer = load_model(cfg.model)
         # the prompt format the model was trained on; a tokenizer that cannot speak it is refused here
-        codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tokenizer)
+        codec = formats.codec_for(formats.resolve(cfg.model.format, cfg.model.path), tokenizer)
         model = lora.attach(model, cfg.lora)
         return cls(model, codec, cfg, lora.snapshot(model))
 

@@ -31,7 +31,7 @@ from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
 from ..core.codec import Encoded
-from ..core.textformat import GridCodec, codec_for, resolve_format_name
+from ..core.formats import Codec as GridCodec, codec_for, resolve as resolve_format_name  # any format's codec
 from ..core.devset import load_dev_tasks
 from ..core.folders import atomic_folder, recover_folder
 from ..core.views import IDENTITY, View, sample_views

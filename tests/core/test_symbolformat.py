@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import LossOn, TokenizerFormatError
 from arc_ttt.core.kitformat import GridFormat, check_tokenizer, parse_grid_text
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))
