@@ -9,7 +9,7 @@ from arc_ttt.core.codec import grid_symbols
 from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.grammar import GridGrammar
-from arc_ttt.modeling.decoding import build_prompt, grid_ids_tensor, grid_logprobs
+from arc_ttt.modeling.batching import build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock

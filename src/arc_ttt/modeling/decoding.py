@@ -32,6 +32,8 @@ from ..core.tasks import Task
 from ..core.codec import END, Codec, Grammar
 from ..core.grammar import State, grammar_for, output_side_limit
 from ..core.views import View
+from .batching import (UnsupportedCache, build_prompt, grid_ids_tensor, grid_logprobs, left_padded, merge_rows,
+                       select_rows)
 from .loading import model_device
 
 
@@ -55,44 +57,7 @@ class PhaseTimes:
     rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
 
 
-# --- prompts ---------------------------------------------------------------------------------
-
-def build_prompt(codec: Codec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
-    """The view's prompt, dropping demonstrations from the end until it fits in `budget` tokens."""
-    demos = list(view_task.train)
-    query = view_task.test[test_index].input
-    ids = codec.encode_prompt(demos, query)
-    while len(ids) > budget and demos:
-        demos.pop()
-        ids = codec.encode_prompt(demos, query)
-    return ids
-
-
-# --- model calls ------------------------------------------------------------------------------
-
-def grid_ids_tensor(codec: Codec, device) -> torch.Tensor:
-    return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
-
-
-def grid_logprobs(logits: torch.Tensor, grid_ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities of the grid tokens under the model's whole vocabulary; what the grammar forbids
-    gets -inf. Nothing is renormalised: mass the model puts elsewhere (an illegal token, a row of the
-    wrong width) counts against the path, so a forced newline still carries the row-width evidence."""
-    return torch.log_softmax(logits.float(), dim=-1)[..., grid_ids].masked_fill(~allowed, float("-inf"))
-
-
-def left_padded(codec: Codec, prompts: Sequence[np.ndarray], device):
-    """Prompts of different lengths as one batch: (ids, attention mask, position ids), padded on the left
-    so that every row's next token comes at the same index and each row computes as if alone."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), codec.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.from_numpy(p)
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
-
+# --- greedy and the reference DFS -------------------------------------------------------------
 
 @dataclass
 class Path:
@@ -204,10 +169,6 @@ def dfs(model, codec: Codec, prompt: np.ndarray, grammar: Grammar, threshold: fl
 
 # --- batched DFS ------------------------------------------------------------------------------
 
-class UnsupportedCache(RuntimeError):
-    """The model's KV cache has layers the batched search cannot left-pad and merge (e.g. sliding windows)."""
-
-
 @dataclass
 class _Node:
     view: int  # index of its prompt
@@ -217,36 +178,76 @@ class _Node:
     greedy: bool  # on the view's greedy path
 
 
-def _layers(cache):
-    from transformers.cache_utils import DynamicLayer  # only the plain growing layer can be left padded and merged
+@dataclass
+class _Kept:
+    """Per prompt, the greedy path and the other paths kept so far, and the bar a new path must reach."""
 
-    layers = getattr(cache, "layers", None)
-    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
-        raise UnsupportedCache(f"{type(cache).__name__} with layers {sorted({type(l).__name__ for l in layers or []})}")
-    return layers
+    max_candidates: int
+    log_thr: float
+    greedy: list  # per prompt, Path | None
+    others: list  # per prompt, list[Path]
+
+    def bar(self, v: int) -> float:
+        """The log-probability a new non-greedy path of prompt v must reach to be kept."""
+        if self.max_candidates <= 1:
+            return math.inf
+        kept = self.others[v]
+        if len(kept) < self.max_candidates - 1:
+            return self.log_thr
+        return max(self.log_thr, sorted((p.logprob for p in kept), reverse=True)[self.max_candidates - 2])
+
+    def result(self) -> list[list[Path]]:
+        """Per prompt: the greedy path first, then the likeliest others."""
+        return [([g] if g is not None else []) + sorted(o, key=lambda p: -p.logprob)[:max(0, self.max_candidates - 1)]
+                for g, o in zip(self.greedy, self.others)]
 
 
-def _merge(a, b):
-    """Rows (cache, attention mask, next position) of `b` appended below those of `a`, the shorter left padded."""
-    (ca, ma, pa), (cb, mb, pb) = a, b
-    ta, tb = ma.shape[1], mb.shape[1]
-    width = max(ta, tb)
-    pad = lambda t, n: torch.nn.functional.pad(t, (0, 0, n, 0)) if n else t  # noqa: E731 (keys: B,H,T,D)
-    for la, lb in zip(_layers(ca), _layers(cb)):
-        la.keys = torch.cat([pad(la.keys, width - ta), pad(lb.keys, width - tb)])
-        la.values = torch.cat([pad(la.values, width - ta), pad(lb.values, width - tb)])
-    mask = torch.cat([torch.nn.functional.pad(ma, (width - ta, 0)), torch.nn.functional.pad(mb, (width - tb, 0))])
-    return ca, mask, torch.cat([pa, pb])
+def _admit(model, codec: Codec, prompts: Sequence[np.ndarray], take: list[_Node], device, deadline: Deadline,
+           times: PhaseTimes | None):
+    """Prefill prompts (each with its path so far) together: ((cache, attention mask, next position), logits)."""
+    seqs = [np.concatenate([prompts[n.view], np.asarray(codec.grid_token_ids, dtype=prompts[n.view].dtype)
+                            [list(n.tokens)]]) for n in take]
+    t = deadline.clock()
+    ids, mask, pos = left_padded(codec, seqs, device)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    if times is not None:
+        times.prefill += deadline.clock() - t
+    return (out.past_key_values, mask, pos[:, -1:] + 1), out.logits[:, -1]
 
 
-def _select(cache, mask, pos, rows: torch.Tensor):
-    """Keep (or repeat) the given rows, then drop the left columns that are padding in every row."""
-    layers = _layers(cache)
-    mask, pos = mask[rows], pos[rows]
-    first = int(mask.any(0).long().argmax())
-    for layer in layers:
-        layer.keys, layer.values = layer.keys[rows, :, first:], layer.values[rows, :, first:]
-    return cache, mask[:, first:], pos
+def _children(rows: list[_Node], logp: np.ndarray, allowed: np.ndarray, grammar: Grammar,
+              kept: _Kept) -> list[tuple[int, _Node, int]]:
+    """(parent row, child, next token) for every continuation still above its prompt's bar; finished texts go
+    to `kept` (raising its bars as they come, likeliest first per row)."""
+    children: list[tuple[int, _Node, int]] = []
+    for r, node in enumerate(rows):
+        order = [int(k) for k in np.argsort(-logp[r], kind="stable") if allowed[r, k]]
+        for rank, k in enumerate(order):
+            lp, on_greedy = node.logprob + float(logp[r, k]), node.greedy and rank == 0
+            if not on_greedy and lp < kept.bar(node.view):
+                continue
+            if k == END:
+                path = Path(list(node.tokens), lp)
+                if on_greedy:
+                    kept.greedy[node.view] = path
+                else:
+                    kept.others[node.view].append(path)
+            else:
+                children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
+                                          on_greedy), k))
+    return [c for c in children if c[1].greedy or c[1].logprob >= kept.bar(c[1].view)]  # bars rose this step
+
+
+def _descend(model, batch, rows: list[_Node], children: list[tuple[int, _Node, int]], grid_ids: torch.Tensor,
+             device):
+    """One forward: each child's cache row (its parent's, repeated where a row branches) plus its token."""
+    parents = torch.tensor([c[0] for c in children], device=device)
+    cache, mask, pos = batch if len(children) == len(rows) and bool((parents == torch.arange(
+        len(rows), device=device)).all()) else select_rows(*batch, parents)
+    mask = torch.cat([mask, torch.ones((len(children), 1), dtype=mask.dtype, device=device)], dim=1)
+    tokens = grid_ids[torch.tensor([c[2] for c in children], device=device)][:, None]
+    out = model(input_ids=tokens, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    return [c[1] for c in children], (out.past_key_values, mask, pos + 1), out.logits[:, -1]
 
 
 @torch.inference_mode()
@@ -273,60 +274,24 @@ def dfs_batched(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Gra
     """
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    log_thr = math.log(threshold)
-    greedy: list[Path | None] = [None] * len(prompts)
-    others: list[list[Path]] = [[] for _ in prompts]
+    kept = _Kept(max_candidates, math.log(threshold), [None] * len(prompts), [[] for _ in prompts])
     queue = [_Node(v, (), grammar.start, 0.0, True) for v in range(len(prompts))]  # waiting for a prefill
     rows: list[_Node] = []
     batch = None  # (cache, attention mask, next position ids) of `rows`
     logits = None  # next-token logits of `rows`
-
-    def bar(v: int) -> float:
-        """The log-probability a new non-greedy path of prompt v must reach to be kept."""
-        if max_candidates <= 1:
-            return math.inf
-        kept = others[v]
-        if len(kept) < max_candidates - 1:
-            return log_thr
-        return max(log_thr, sorted((p.logprob for p in kept), reverse=True)[max_candidates - 2])
-
     while not deadline.passed():
-        queue = [n for n in queue if n.greedy or n.logprob >= bar(n.view)]
+        queue = [n for n in queue if n.greedy or n.logprob >= kept.bar(n.view)]
         if queue and len(rows) < max_rows:  # admit: prefill prompts (or prompt + path) together
             take, queue = queue[:max_rows - len(rows)], queue[max_rows - len(rows):]
-            seqs = [np.concatenate([prompts[n.view], np.asarray(codec.grid_token_ids, dtype=prompts[n.view].dtype)
-                                    [list(n.tokens)]]) for n in take]
-            t = deadline.clock()
-            ids, mask, pos = left_padded(codec, seqs, device)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-            if times is not None:
-                times.prefill += deadline.clock() - t
-            new = (out.past_key_values, mask, pos[:, -1:] + 1)
-            batch = new if batch is None else _merge(batch, new)
-            logits = out.logits[:, -1] if logits is None else torch.cat([logits, out.logits[:, -1]])
+            new, new_logits = _admit(model, codec, prompts, take, device, deadline, times)
+            batch = new if batch is None else merge_rows(batch, new)
+            logits = new_logits if logits is None else torch.cat([logits, new_logits])
             rows = rows + take
         if not rows:
             break
-
         allowed = np.stack([grammar.allowed(n.state) for n in rows])
         logp = grid_logprobs(logits, grid_ids, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
-        children: list[tuple[int, _Node, int]] = []  # (parent row, child, next token)
-        for r, node in enumerate(rows):
-            order = [int(k) for k in np.argsort(-logp[r], kind="stable") if allowed[r, k]]
-            for rank, k in enumerate(order):
-                lp, on_greedy = node.logprob + float(logp[r, k]), node.greedy and rank == 0
-                if not on_greedy and lp < bar(node.view):
-                    continue
-                if k == END:
-                    path = Path(list(node.tokens), lp)
-                    if on_greedy:
-                        greedy[node.view] = path
-                    else:
-                        others[node.view].append(path)
-                else:
-                    children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
-                                              on_greedy), k))
-        children = [c for c in children if c[1].greedy or c[1].logprob >= bar(c[1].view)]  # bars rose this step
+        children = _children(rows, logp, allowed, grammar, kept)
         hard = max(max_rows, max_rows * max_len // (batch[1].shape[1] + 1))
         if len(children) > hard:  # the likeliest stay (greedy paths first); the rest wait, recomputed later
             children.sort(key=lambda c: (not c[1].greedy, -c[1].logprob))
@@ -335,16 +300,8 @@ def dfs_batched(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Gra
         if not children:
             rows, batch, logits = [], None, None
             continue
-        parents = torch.tensor([c[0] for c in children], device=device)
-        cache, mask, pos = batch if len(children) == len(rows) and bool((parents == torch.arange(
-            len(rows), device=device)).all()) else _select(*batch, parents)
-        mask = torch.cat([mask, torch.ones((len(children), 1), dtype=mask.dtype, device=device)], dim=1)
-        tokens = grid_ids[torch.tensor([c[2] for c in children], device=device)][:, None]
-        out = model(input_ids=tokens, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
-        rows, batch, logits = [c[1] for c in children], (out.past_key_values, mask, pos + 1), out.logits[:, -1]
-
-    return [([g] if g is not None else []) + sorted(o, key=lambda p: -p.logprob)[:max(0, max_candidates - 1)]
-            for g, o in zip(greedy, others)]
+        rows, batch, logits = _descend(model, batch, rows, children, grid_ids, device)
+    return kept.result()
 
 
 # --- candidates and the task-level entry point ----------------------------------------------

@@ -25,7 +25,7 @@ from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
 from ..core.codec import END, Codec
 from ..core.views import View, sample_views
-from .decoding import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
+from .batching import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .loading import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)

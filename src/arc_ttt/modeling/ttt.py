@@ -22,7 +22,7 @@ import torch
 from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
-from ..core.codec import Codec, Encoded
+from ..core.codec import Codec, Encoded, pair_tokens
 from ..core.views import View, sample_views
 from .loading import model_device, resolve_dtype
 
@@ -48,16 +48,9 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------- data
 
-def pair_cost(pair: Pair) -> int:
-    """Tokens the pair takes in any D8 orientation: cells + one newline per row of the longer side, + 3 markers."""
-    def grid(g: np.ndarray) -> int:
-        return g.size + max(g.shape)
-    return grid(pair.input) + grid(pair.output) + 3
-
-
-def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_cost) -> tuple[Pair, ...]:
+def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_tokens) -> tuple[Pair, ...]:
     """The demos kept under the cap, in their order: the costliest are dropped first. `cost`: tokens of a
-    pair in the prompt format (default the kit's; a codec's `pair_cost` for others)."""
+    pair in the prompt format (default the kit's layout, `core.codec.pair_tokens`; a codec's `pair_cost`)."""
     keep = list(range(len(demos)))
     total = overhead + sum(cost(p) for p in demos)
     for i in sorted(keep, key=lambda i: -cost(demos[i])):
