@@ -16,8 +16,7 @@ import numpy as np
 
 from .chatformat import MARC
 from .codec import Codec
-from .kitformat import GridFormat
-from .symbolformat import ARCHITECTS, KIT, NVARC, kit_format
+from .symbolformat import ARCHITECTS, KIT, NVARC
 from .tasks import Pair
 
 FORMAT_FILE = "arc_format.json"  # in a model folder: {"format": NAME}, written by `arc-ttt prepare-model`
@@ -90,10 +89,7 @@ def resolve(setting: str, model_path: str | None) -> str:
     return (read_format_file(model_path) if model_path and os.path.isdir(model_path) else None) or DEFAULT
 
 
-def codec_for(fmt: "str | Format | GridFormat", tokenizer) -> Codec:
+def codec_for(fmt: "str | Format", tokenizer) -> Codec:
     """The codec of a format (a name or a format) on a tokenizer; raises TokenizerFormatError naming the format
     and the missing or merged symbols when they do not fit."""
-    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
-    if isinstance(fmt, GridFormat):
-        fmt = kit_format(fmt)
-    return fmt.codec(tokenizer)
+    return (get_format(fmt) if isinstance(fmt, str) else fmt).codec(tokenizer)

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .codec import DIGITS, Encoded, LossOn, TokenizerFormatError, answer_tokens, grid_symbols, rows_to_grid
+from .codec import (DIGITS, Encoded, LossOn, TokenizerFormatError, answer_tokens, grid_symbols, pair_tokens,
+                    rows_to_grid)
 from .grammar import GridGrammar
 from .kitformat import GridFormat, check_tokenizer
 from .tasks import GRID_DTYPE, MAX_SIDE, Pair
@@ -218,12 +219,9 @@ class GridCodec:
     names: tuple[tuple[str, str], ...] = ()  # special symbol -> the tokenizer's text for it
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, fmt: "PromptFormat | GridFormat | None" = None,
-                       use_bos: bool = True) -> "GridCodec":
+    def from_tokenizer(cls, tokenizer, fmt: PromptFormat | None = None, use_bos: bool = True) -> "GridCodec":
         """The format (the kit's by default) on this tokenizer; raises TokenizerFormatError when it does not fit."""
         fmt = KIT if fmt is None else fmt
-        if isinstance(fmt, GridFormat):
-            fmt = kit_format(fmt)
         if not isinstance(fmt, PromptFormat):
             raise TypeError(f"GridCodec speaks symbol formats; use core.formats.codec_for() for {fmt.name!r}")
         ids, names = check_format(tokenizer, fmt)
@@ -279,8 +277,7 @@ class GridCodec:
     def pair_cost(self, pair: Pair) -> int:
         """Tokens the pair takes in any D8 orientation (an upper bound for fitting demos under a cap)."""
         f = self.fmt
-        markers = len(f.separator) + len(f.input_prefix) + len(f.output_prefix) + 1
-        return sum(g.size + max(g.shape) for g in (pair.input, pair.output)) + markers
+        return pair_tokens(pair, markers=len(f.separator) + len(f.input_prefix) + len(f.output_prefix) + 1)
 
     def answer_cost(self, demos: Sequence[Pair]) -> int:
         """Expected tokens of a generated answer (for planning): the largest demo output's, with the end."""
