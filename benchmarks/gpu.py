@@ -36,7 +36,7 @@ import transformers
 
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline

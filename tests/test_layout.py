@@ -127,7 +127,7 @@ def test_function_level_imports_say_why():
 
 @pytest.mark.parametrize("module", ["arc_ttt.core.config", "arc_ttt.core.clock", "arc_ttt.core.planner",
                                     "arc_ttt.core.submission", "arc_ttt.core.journal", "arc_ttt.core.views",
-                                    "arc_ttt.core.textformat", "arc_ttt.runner.pipeline", "arc_ttt.cli"])
+                                    "arc_ttt.core.formats", "arc_ttt.runner.pipeline", "arc_ttt.cli"])
 def test_the_core_and_the_run_load_without_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -136,7 +136,8 @@ def test_the_core_and_the_run_load_without_torch(module):
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # Test files under a layer's folder that test no single module of it, and what they test instead.
-ACROSS = {"core/test_formats.py": "every prompt format end to end", "runner/test_run_e2e.py": "the CLI in a subprocess",
+ACROSS = {"core/test_registry.py": "a toy format added by one file and one register line, end to end",
+          "runner/test_run_e2e.py": "the CLI in a subprocess",
           "delivery/test_kaggle_configs.py": "the shipped Kaggle configs"}
 
 

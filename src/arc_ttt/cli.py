@@ -10,7 +10,7 @@ from .core.config import ConfigError, load_config
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
-from .core.textformat import FORMATS, codec_for, get_format, read_format_file, resolve_format_name
+from .core import formats
 from .delivery import wheelhouse
 from .delivery.accelerator import MACHINE_SHAPES
 from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
@@ -154,7 +154,7 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     except TokenizerFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"model folder ready: {dst} (prompt format: {read_format_file(dst)})")
+    print(f"model folder ready: {dst} (prompt format: {formats.read_format_file(dst)})")
     return 0
 
 
@@ -172,19 +172,19 @@ def cmd_show_prompt(args: argparse.Namespace) -> int:
         print(f"error: task {args.task_id} has {task.n_test} test input(s); --test-index {args.test_index} is out of "
               f"range", file=sys.stderr)
         return 2
-    name = resolve_format_name(args.format, args.model)
+    name = formats.resolve(args.format, args.model)
     query = task.test[args.test_index].input
     if args.model:
         from transformers import AutoTokenizer  # only with --model: a tokenizer resolves the special tokens
 
         tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
         try:
-            text = codec_for(name, tokenizer).prompt_text(task.train, query)
+            text = formats.codec_for(name, tokenizer).prompt_text(task.train, query)
         except TokenizerFormatError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     else:
-        text = get_format(name).prompt_text(task.train, query)
+        text = formats.get_format(name).prompt_text(task.train, query)
     sys.stdout.write(text)
     if not text.endswith("\n"):
         sys.stdout.write("\n")  # the terminal's line end, not part of the prompt
@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--shrink-vocab", action="store_true", help="keep only the grid format's tokens (digits, newline, markers, specials)")
     p.add_argument("--dtype", default="bfloat16", choices=["auto", "bfloat16", "float16", "float32"])
-    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+    p.add_argument("--format", default="auto", choices=["auto", *formats.names()],
                    help="the prompt format the model was trained on, written to DST/arc_format.json "
                         "(auto: the source's arc_format.json, else kit)")
     p.set_defaults(func=cmd_prepare_model)
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show-prompt", help="print exactly the text a model is given for one test input")
     p.add_argument("challenges")
     p.add_argument("task_id")
-    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+    p.add_argument("--format", default="auto", choices=["auto", *formats.names()],
                    help="auto: the --model folder's arc_format.json, else kit")
     p.add_argument("--test-index", type=int, default=0)
     p.add_argument("--model", help="a model folder: its tokenizer writes the special tokens (and is checked)")
@@ -301,7 +301,7 @@ def add_kernel_commands(sub) -> None:
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
     k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
                    + ", ".join(MACHINE_SHAPES))
-    k.add_argument("--format", choices=FORMATS, help="the model's prompt format, when neither the config's "
+    k.add_argument("--format", choices=formats.names(), help="the model's prompt format, when neither the config's "
                    "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
     k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",
                    help="licence of the weights dataset (the model's own), a name Kaggle accepts: "

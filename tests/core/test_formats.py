@@ -17,12 +17,13 @@ from arc_ttt.cli import main as cli_main
 from arc_ttt.core.chatformat import NumpyGridGrammar, char_step, numpy_text, parse_numpy_text
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.codec import TokenizerFormatError
-from arc_ttt.core.textformat import FORMAT_FILE, codec_for, get_format, resolve_format_name, write_format_file
+from arc_ttt.core.codec import Codec, Grammar, TokenizerFormatError
+from arc_ttt.core.formats import FORMAT_FILE, codec_for, get_format, resolve, write_format_file
 from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
-from arc_ttt.modeling.decoding import GridGrammar, codec_grammar, dfs
+from arc_ttt.core.grammar import GridGrammar
+from arc_ttt.modeling.decoding import dfs
 from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
 from arc_ttt.modeling.loading import load_kwargs
 from arc_ttt.modeling.predict import predict_task
@@ -175,7 +176,7 @@ def test_training_targets_are_the_answers_and_their_end(name, task_66e6c45b, anc
 @pytest.mark.parametrize("name", ["architects", "nvarc", "marc"])
 def test_every_answer_round_trips_and_the_grammar_accepts_it(name, anchor_tokenizers):
     codec = codec_for(name, anchor_tokenizers[name])
-    grammar = codec_grammar(codec)
+    grammar = codec.grammar()
     rng = np.random.default_rng(0)
     for h, w in [(1, 1), (1, 30), (30, 1), (3, 7), (30, 30), (12, 5)]:
         grid = rng.integers(0, 10, (h, w)).astype(np.uint8)
@@ -279,11 +280,11 @@ def test_the_kit_layout_no_longer_passes_for_an_architects_model(anchor_tokenize
     codec_for("kit", anchor_tokenizers["architects"])
     write_format_file(str(tmp_path), "architects")
     assert json.loads((tmp_path / FORMAT_FILE).read_text()) == {"format": "architects"}
-    assert resolve_format_name("auto", str(tmp_path)) == "architects"
-    assert resolve_format_name("nvarc", str(tmp_path)) == "nvarc"
-    assert resolve_format_name("auto", str(tmp_path / "none")) == "kit"
+    assert resolve("auto", str(tmp_path)) == "architects"
+    assert resolve("nvarc", str(tmp_path)) == "nvarc"
+    assert resolve("auto", str(tmp_path / "none")) == "kit"
     with pytest.raises(ValueError, match="unknown prompt format 'llama'"):
-        resolve_format_name("llama", None)
+        resolve("llama", None)
 
 
 def test_the_engine_refuses_a_model_in_the_wrong_format(tiny_model_dir):
@@ -322,7 +323,7 @@ def test_shrinking_keeps_what_nvarc_needs(tmp_path, task_66e6c45b):
 
     small = AutoTokenizer.from_pretrained(dst)
     assert len(small) == 16 and len(format_keep_ids(plain, "nvarc")) == 16
-    codec = codec_for(resolve_format_name("auto", str(dst)), small)
+    codec = codec_for(resolve("auto", str(dst)), small)
     task = task_66e6c45b
     assert small.decode(codec.encode_prompt(task.train, task.test[0].input), skip_special_tokens=False) == NVARC_66E6C45B
 
@@ -336,7 +337,7 @@ def test_a_prequantised_folder_is_copied_with_its_format_file(tmp_path, anchor_t
     anchor_tokenizers["architects"].save_pretrained(src)
     assert prepare_model(str(src), str(dst), fmt="architects") == str(dst)
     assert (dst / "model.safetensors").read_bytes() == b"4-bit weights, never loaded"
-    assert resolve_format_name("auto", str(dst)) == "architects"
+    assert resolve("auto", str(dst)) == "architects"
     with pytest.raises(TokenizerFormatError, match="'nvarc'"):
         prepare_model(str(src), str(tmp_path / "wrong"), fmt="nvarc")
     with pytest.raises(ValueError, match="pre-quantised"):
@@ -411,6 +412,7 @@ def tiny_task():
 def test_ttt_dfs_and_poe_run_end_to_end(name, tiny_task, anchor_tokenizers):
     tok = anchor_tokenizers[name]
     codec = codec_for(name, tok)
+    assert isinstance(codec, Codec) and isinstance(codec.grammar(), Grammar)  # one interface for every format
     torch.manual_seed(0)
     model = lora.attach(tiny_llama(tok, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
                                                                             train_lm_head=True))
@@ -441,7 +443,7 @@ def test_ttt_dfs_and_poe_run_end_to_end(name, tiny_task, anchor_tokenizers):
 
     # DFS at a threshold near one is the greedy path alone, and it decodes to a legal grid
     prompt = codec.encode_prompt(tiny_task.train, tiny_task.test[0].input)
-    paths = dfs(model, codec, prompt, codec_grammar(codec), 0.999, 4, Deadline())
+    paths = dfs(model, codec, prompt, codec.grammar(), 0.999, 4, Deadline())
     assert len(paths) == 1 and codec.decode([codec.grid_token_ids[k] for k in paths[0].tokens]) is not None
 
 

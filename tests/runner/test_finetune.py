@@ -134,7 +134,7 @@ def adapter_tensors(folder) -> dict[str, torch.Tensor]:
 
 
 def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder):
-    from arc_ttt.core.textformat import GridCodec
+    from arc_ttt.core.symbolformat import GridCodec
     from arc_ttt.runner.finetune import sample_sequence
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")
@@ -149,7 +149,7 @@ def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder)
 
 def test_samples_cover_every_rotation_and_flip(tiny_folder, task_folder):
     """Every sample is under a random D8 element (an earlier version always drew element 0)."""
-    from arc_ttt.core.textformat import GridCodec
+    from arc_ttt.core.symbolformat import GridCodec
     from arc_ttt.runner.finetune import sample_view
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")

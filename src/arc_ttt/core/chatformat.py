@@ -96,7 +96,7 @@ def char_step(state: CharState | None, ch: str, max_side: int = MAX_SIDE) -> Cha
 
 
 class NumpyGridGrammar:
-    """Which of the codec's answer tokens may come next (same interface as modeling.decoding.GridGrammar).
+    """Which of the codec's answer tokens may come next (a `core.codec.Grammar`, as `core.grammar.GridGrammar`).
 
     `texts[k]` is the text of answer token k (None for END, allowed only once `#` is written). Masks are
     cached per automaton state: answers revisit few distinct states."""
@@ -145,7 +145,6 @@ class ChatFormat:
     io_sep: str = " -> "
     answer_end: str = "#"
     demo_end: str = "#\n"
-    rows_terminated = True  # (unused by its own grammar; kept for code that asks every format)
 
     def messages(self, demos: Sequence[Pair], query: np.ndarray) -> list[dict]:
         body = "".join(f"{numpy_text(p.input)}{self.io_sep}{numpy_text(p.output)}{self.demo_end}" for p in demos)
@@ -229,14 +228,14 @@ class ChatGridCodec:
                    tokenizer.bos_token_id, pad)
 
     name = property(lambda self: self.fmt.name)
-    rows_terminated = True
 
     @property
     def format_token_ids(self) -> tuple[int, ...]:
         ids = [*self.grid_token_ids, self.pad_id] + ([] if self.bos_id is None else [self.bos_id])
         return tuple(dict.fromkeys(ids))
 
-    def text_grammar(self, max_side: int = MAX_SIDE) -> NumpyGridGrammar:
+    def grammar(self, max_side: int = MAX_SIDE) -> NumpyGridGrammar:
+        """The character-level grammar over the answer tokens (cached: building its masks costs)."""
         if max_side not in self._grammars:
             self._grammars[max_side] = NumpyGridGrammar(self.texts, max_side)
         return self._grammars[max_side]

@@ -1,16 +1,15 @@
-"""The kit's first grid layout, `I` rows `O` rows `E`: its markers and its own tokenizer check.
+"""The kit's own grid layout, `I` rows `O` rows `E`: its markers and its own tokenizer check.
 
-Format "kit" (`textformat.kit_format`) is built from a `GridFormat` and keeps this check and its messages
+Format "kit" (`symbolformat.kit_format`) is built from a `GridFormat` and keeps this check and its messages
 (a digit or marker that is not one token, two symbols sharing an id, digits or newlines merged), so a
-model refused before the other formats existed is refused with the same words.
+model refused before the other formats existed is refused with the same words. Writing and reading the
+layout is `PromptFormat`'s, as for every symbol format.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .codec import DIGITS, TokenizerFormatError, rows_to_grid
+from .codec import DIGITS, TokenizerFormatError
 
 
 @dataclass(frozen=True)
@@ -27,19 +26,6 @@ class GridFormat:
                                                 "output marker": self.output_marker,
                                                 "end marker": self.end_marker})
         return named
-
-    def grid_text(self, grid: np.ndarray) -> str:
-        return "".join("".join(DIGITS[v] for v in row) + self.newline for row in np.asarray(grid))
-
-    def parse(self, text: str) -> np.ndarray | None:
-        """Generated text -> grid, or None for anything that is not a legal ARC grid."""
-        text = text.split(self.end_marker, 1)[0]
-        return rows_to_grid(text.split(self.newline), lambda row: [DIGITS.index(ch) for ch in row]
-                            if all(ch in DIGITS for ch in row) else None)
-
-
-def parse_grid_text(text: str, fmt: GridFormat = GridFormat()) -> np.ndarray | None:
-    return fmt.parse(text)
 
 
 def check_tokenizer(tokenizer, fmt: GridFormat = GridFormat()) -> dict[str, int]:

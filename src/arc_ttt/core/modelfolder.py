@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .config import DEFAULT_ADAPTER
 
-FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.textformat writes it)
+FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.formats writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
 MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest
 DEMO_MARKER = "ARC_TTT_DEMO_MODEL.txt"  # written into the kit's demonstration model (make model, the bundle)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..core.config import load_config
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
-from ..core.textformat import FORMATS, write_format_file
+from ..core.formats import names as format_names, write_format_file
 from . import wheelhouse
 from .accelerator import MACHINE_SHAPES, check_machine_shape
 from .commitrun import BUILD_FILE
@@ -101,8 +101,8 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
     refused: the kit's own layout would be a silent guess, and a model trained in another layout scores ~0."""
     configured = load_config(spec.config).model.format
     if spec.format:
-        if spec.format not in FORMATS:
-            raise MetadataError(f"--format {spec.format!r}: choose one of {', '.join(FORMATS)}")
+        if spec.format not in format_names():
+            raise MetadataError(f"--format {spec.format!r}: choose one of {', '.join(format_names())}")
         return spec.format, "--format"
     if configured != "auto":
         return configured, f"model.format in {os.path.basename(spec.config)}"
@@ -110,7 +110,7 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
         return info.format, "the model folder's arc_format.json"
     where = f"model folder {spec.model} has no arc_format.json" if spec.model else f"Kaggle model {spec.model_source}"
     raise MetadataError(f"{where} and {spec.config} says model.format: auto: name the prompt format the model was "
-                        f"trained in with --format ({', '.join(FORMATS)}; KERNEL_ARGS=\"--format nvarc\") or "
+                        f"trained in with --format ({', '.join(format_names())}; KERNEL_ARGS=\"--format nvarc\") or "
                         f"model.format in the config (configs/kaggle-nvarc.yaml etc. name theirs)")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ..core.config import RunConfig
 from ..core.modelfolder import ModelInfo, compatibility_problem, describe_model
 from ..core.planner import Planner, TaskCost
-from ..core.textformat import read_format_file
+from ..core.formats import read_format_file
 from .environment import EVALUATION_SOLUTIONS, Environment, evaluation_file, transformers_version
 
 BUILD_FILE = "BUILD.json"  # in the code dataset: the commit, config, format and model the bundle was built with

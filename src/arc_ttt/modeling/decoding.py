@@ -3,7 +3,8 @@
 For every test input the task is seen through N augmented views (core.views.sample_views). Each view
 is encoded as a prompt (its demonstrations, then its test input), the model continues with an
 output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
-grid tokens that keep the text a legal grid (`GridGrammar`), so every finished candidate parses.
+grid tokens that keep the text a legal grid (the codec's grammar, `core.grammar`), so every finished
+candidate parses.
 
 - greedy: views decoded together in batches, left padded, with the KV cache.
 - dfs: a search that keeps every continuation whose cumulative probability stays >= threshold (the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,10 +28,12 @@ import torch
 from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
-from ..core.tasks import MAX_SIDE, Task
-from ..core.codec import END, NEWLINE, grammar_masks
-from ..core.textformat import GridCodec
+from ..core.tasks import Task
+from ..core.codec import END, Codec, Grammar
+from ..core.grammar import State, grammar_for, output_side_limit
 from ..core.views import View
+from .batching import (UnsupportedCache, build_prompt, grid_ids_tensor, grid_logprobs, left_padded, merge_rows,
+                       select_rows)
 from .runtime import model_device
 
 
@@ -54,116 +57,7 @@ class PhaseTimes:
     rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
 
 
-# --- the grid grammar -------------------------------------------------------------------------
-
-State = tuple[int, int, int]  # (finished rows, cells in the current row, row width; 0 = not fixed yet)
-
-
-@dataclass(frozen=True)
-class GridGrammar:
-    """Which grid token may come next so that the text stays a legal grid of at most max_side x max_side.
-
-    Rows must all have the first row's width, so every text that reaches the end marker parses, and
-    no text can be longer than `max_tokens`. `separated`: rows are joined by newlines and the end follows
-    the last row directly (NVARC); otherwise every row ends with a newline before the end (the kit, ARChitects).
-    """
-
-    max_side: int = MAX_SIDE
-    separated: bool = False
-    start: ClassVar[State] = (0, 0, 0)
-
-    @property
-    def max_tokens(self) -> int:
-        return self.max_side * (self.max_side + 1) + 1
-
-    def allowed(self, state: State) -> np.ndarray:
-        rows, col, width = state
-        ok = np.zeros(12, dtype=bool)
-        ok[:10] = rows < self.max_side and col < (width or self.max_side)
-        row_done = col > 0 and (width == 0 or col == width)
-        if self.separated:
-            ok[NEWLINE] = row_done and rows + 1 < self.max_side
-            ok[END] = row_done
-        else:
-            ok[NEWLINE] = row_done
-            ok[END] = col == 0 and rows > 0
-        return ok
-
-    @staticmethod
-    def advance(state: State, k: int) -> State:
-        rows, col, width = state
-        if k == NEWLINE:
-            return rows + 1, 0, width or col
-        return rows, col + 1, width  # a digit (the end marker finishes the text; nothing follows)
-
-    def masks(self, tokens: Sequence[int]) -> np.ndarray:
-        """The allowed set before each token of a complete text (grid-token indices)."""
-        return grammar_masks(self, tokens)
-
-
-def codec_grammar(codec: GridCodec, max_side: int = MAX_SIDE):
-    """The answer grammar of the codec's prompt format: the marc codec's own character-level grammar, else
-    GridGrammar with the format's row layout. Decoding and re-scoring both use it, so a candidate never gets
-    mass the decoder forbids."""
-    own = codec.text_grammar(max_side)
-    return own if own is not None else GridGrammar(max_side, separated=not codec.rows_terminated)
-
-
-def output_side_limit(task: Task, query: np.ndarray, slack: int = 2) -> int:
-    """The answer's expected side from the task's shapes: the largest demo output, or the query scaled
-    by the largest output/input growth seen in the demos, plus slack. D8 views swap rows and columns, so
-    one bound serves both. For budgeting the prompt only: decoding stays within the ARC limit (30), since
-    some true answers are larger than anything the demos show (e.g. ccd554ac, 67e490f4)."""
-    demos = [p for p in task.train if p.output is not None]
-    if not demos:
-        return MAX_SIDE
-    largest = max(max(p.output.shape) for p in demos)
-    growth = max(max(p.output.shape) / max(p.input.shape) for p in demos)
-    return min(MAX_SIDE, max(largest, math.ceil(growth * max(query.shape))) + slack)
-
-
-def grammar_for(task: Task, test_index: int, codec: GridCodec | None = None) -> GridGrammar:
-    """What the decoder may write for a test input: any grid within the ARC limit, in the codec's format. Not
-    the demos' shapes: 5 of 419 ARC-AGI-1 and 10 of 167 ARC-AGI-2 evaluation answers are larger than those suggest."""
-    return GridGrammar(MAX_SIDE) if codec is None else codec_grammar(codec, MAX_SIDE)
-
-
-def build_prompt(codec: GridCodec, view_task: Task, test_index: int, budget: int) -> np.ndarray:
-    """The view's prompt, dropping demonstrations from the end until it fits in `budget` tokens."""
-    demos = list(view_task.train)
-    query = view_task.test[test_index].input
-    ids = codec.encode_prompt(demos, query)
-    while len(ids) > budget and demos:
-        demos.pop()
-        ids = codec.encode_prompt(demos, query)
-    return ids
-
-
-# --- model calls ------------------------------------------------------------------------------
-
-def grid_ids_tensor(codec: GridCodec, device) -> torch.Tensor:
-    return torch.tensor(codec.grid_token_ids, dtype=torch.long, device=device)
-
-
-def grid_logprobs(logits: torch.Tensor, grid_ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities of the grid tokens under the model's whole vocabulary; what the grammar forbids
-    gets -inf. Nothing is renormalised: mass the model puts elsewhere (an illegal token, a row of the
-    wrong width) counts against the path, so a forced newline still carries the row-width evidence."""
-    return torch.log_softmax(logits.float(), dim=-1)[..., grid_ids].masked_fill(~allowed, float("-inf"))
-
-
-def left_padded(codec: GridCodec, prompts: Sequence[np.ndarray], device):
-    """Prompts of different lengths as one batch: (ids, attention mask, position ids), padded on the left
-    so that every row's next token comes at the same index and each row computes as if alone."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), codec.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.from_numpy(p)
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
-
+# --- greedy and the reference DFS -------------------------------------------------------------
 
 @dataclass
 class Path:
@@ -172,7 +66,7 @@ class Path:
 
 
 @torch.inference_mode()
-def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar,
+def greedy_batch(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Grammar,
                  deadline: Deadline, times: PhaseTimes | None = None) -> list[Path | None]:
     """Greedy decoding of several prompts together: left padding, attention mask and position ids keep
     each row identical to decoding it alone. None for a row still unfinished when time ran out."""
@@ -222,7 +116,7 @@ def greedy_batch(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar
 
 
 @torch.inference_mode()
-def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, threshold: float,
+def dfs(model, codec: Codec, prompt: np.ndarray, grammar: Grammar, threshold: float,
         max_candidates: int, deadline: Deadline, reuse_prefix: bool = True,
         times: PhaseTimes | None = None) -> list[Path]:
     """Every finished text whose cumulative probability is >= threshold, plus the greedy path (found first;
@@ -275,10 +169,6 @@ def dfs(model, codec: GridCodec, prompt: np.ndarray, grammar: GridGrammar, thres
 
 # --- batched DFS ------------------------------------------------------------------------------
 
-class UnsupportedCache(RuntimeError):
-    """The model's KV cache has layers the batched search cannot left-pad and merge (e.g. sliding windows)."""
-
-
 @dataclass
 class _Node:
     view: int  # index of its prompt
@@ -288,40 +178,80 @@ class _Node:
     greedy: bool  # on the view's greedy path
 
 
-def _layers(cache):
-    from transformers.cache_utils import DynamicLayer  # only the plain growing layer can be left padded and merged
+@dataclass
+class _Kept:
+    """Per prompt, the greedy path and the other paths kept so far, and the bar a new path must reach."""
 
-    layers = getattr(cache, "layers", None)
-    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
-        raise UnsupportedCache(f"{type(cache).__name__} with layers {sorted({type(l).__name__ for l in layers or []})}")
-    return layers
+    max_candidates: int
+    log_thr: float
+    greedy: list  # per prompt, Path | None
+    others: list  # per prompt, list[Path]
+
+    def bar(self, v: int) -> float:
+        """The log-probability a new non-greedy path of prompt v must reach to be kept."""
+        if self.max_candidates <= 1:
+            return math.inf
+        kept = self.others[v]
+        if len(kept) < self.max_candidates - 1:
+            return self.log_thr
+        return max(self.log_thr, sorted((p.logprob for p in kept), reverse=True)[self.max_candidates - 2])
+
+    def result(self) -> list[list[Path]]:
+        """Per prompt: the greedy path first, then the likeliest others."""
+        return [([g] if g is not None else []) + sorted(o, key=lambda p: -p.logprob)[:max(0, self.max_candidates - 1)]
+                for g, o in zip(self.greedy, self.others)]
 
 
-def _merge(a, b):
-    """Rows (cache, attention mask, next position) of `b` appended below those of `a`, the shorter left padded."""
-    (ca, ma, pa), (cb, mb, pb) = a, b
-    ta, tb = ma.shape[1], mb.shape[1]
-    width = max(ta, tb)
-    pad = lambda t, n: torch.nn.functional.pad(t, (0, 0, n, 0)) if n else t  # noqa: E731 (keys: B,H,T,D)
-    for la, lb in zip(_layers(ca), _layers(cb)):
-        la.keys = torch.cat([pad(la.keys, width - ta), pad(lb.keys, width - tb)])
-        la.values = torch.cat([pad(la.values, width - ta), pad(lb.values, width - tb)])
-    mask = torch.cat([torch.nn.functional.pad(ma, (width - ta, 0)), torch.nn.functional.pad(mb, (width - tb, 0))])
-    return ca, mask, torch.cat([pa, pb])
+def _admit(model, codec: Codec, prompts: Sequence[np.ndarray], take: list[_Node], device, deadline: Deadline,
+           times: PhaseTimes | None):
+    """Prefill prompts (each with its path so far) together: ((cache, attention mask, next position), logits)."""
+    seqs = [np.concatenate([prompts[n.view], np.asarray(codec.grid_token_ids, dtype=prompts[n.view].dtype)
+                            [list(n.tokens)]]) for n in take]
+    t = deadline.clock()
+    ids, mask, pos = left_padded(codec, seqs, device)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    if times is not None:
+        times.prefill += deadline.clock() - t
+    return (out.past_key_values, mask, pos[:, -1:] + 1), out.logits[:, -1]
 
 
-def _select(cache, mask, pos, rows: torch.Tensor):
-    """Keep (or repeat) the given rows, then drop the left columns that are padding in every row."""
-    layers = _layers(cache)
-    mask, pos = mask[rows], pos[rows]
-    first = int(mask.any(0).long().argmax())
-    for layer in layers:
-        layer.keys, layer.values = layer.keys[rows, :, first:], layer.values[rows, :, first:]
-    return cache, mask[:, first:], pos
+def _children(rows: list[_Node], logp: np.ndarray, allowed: np.ndarray, grammar: Grammar,
+              kept: _Kept) -> list[tuple[int, _Node, int]]:
+    """(parent row, child, next token) for every continuation still above its prompt's bar; finished texts go
+    to `kept` (raising its bars as they come, likeliest first per row)."""
+    children: list[tuple[int, _Node, int]] = []
+    for r, node in enumerate(rows):
+        order = [int(k) for k in np.argsort(-logp[r], kind="stable") if allowed[r, k]]
+        for rank, k in enumerate(order):
+            lp, on_greedy = node.logprob + float(logp[r, k]), node.greedy and rank == 0
+            if not on_greedy and lp < kept.bar(node.view):
+                continue
+            if k == END:
+                path = Path(list(node.tokens), lp)
+                if on_greedy:
+                    kept.greedy[node.view] = path
+                else:
+                    kept.others[node.view].append(path)
+            else:
+                children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
+                                          on_greedy), k))
+    return [c for c in children if c[1].greedy or c[1].logprob >= kept.bar(c[1].view)]  # bars rose this step
+
+
+def _descend(model, batch, rows: list[_Node], children: list[tuple[int, _Node, int]], grid_ids: torch.Tensor,
+             device):
+    """One forward: each child's cache row (its parent's, repeated where a row branches) plus its token."""
+    parents = torch.tensor([c[0] for c in children], device=device)
+    cache, mask, pos = batch if len(children) == len(rows) and bool((parents == torch.arange(
+        len(rows), device=device)).all()) else select_rows(*batch, parents)
+    mask = torch.cat([mask, torch.ones((len(children), 1), dtype=mask.dtype, device=device)], dim=1)
+    tokens = grid_ids[torch.tensor([c[2] for c in children], device=device)][:, None]
+    out = model(input_ids=tokens, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    return [c[1] for c in children], (out.past_key_values, mask, pos + 1), out.logits[:, -1]
 
 
 @torch.inference_mode()
-def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar: GridGrammar, threshold: float,
+def dfs_batched(model, codec: Codec, prompts: Sequence[np.ndarray], grammar: Grammar, threshold: float,
                 max_candidates: int, deadline: Deadline, max_rows: int = 8, max_len: int = 8192,
                 times: PhaseTimes | None = None) -> list[list[Path]]:
     """Per prompt, the same search as `dfs`, with the live paths of several prompts advancing together.
@@ -344,60 +274,24 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
     """
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    log_thr = math.log(threshold)
-    greedy: list[Path | None] = [None] * len(prompts)
-    others: list[list[Path]] = [[] for _ in prompts]
+    kept = _Kept(max_candidates, math.log(threshold), [None] * len(prompts), [[] for _ in prompts])
     queue = [_Node(v, (), grammar.start, 0.0, True) for v in range(len(prompts))]  # waiting for a prefill
     rows: list[_Node] = []
     batch = None  # (cache, attention mask, next position ids) of `rows`
     logits = None  # next-token logits of `rows`
-
-    def bar(v: int) -> float:
-        """The log-probability a new non-greedy path of prompt v must reach to be kept."""
-        if max_candidates <= 1:
-            return math.inf
-        kept = others[v]
-        if len(kept) < max_candidates - 1:
-            return log_thr
-        return max(log_thr, sorted((p.logprob for p in kept), reverse=True)[max_candidates - 2])
-
     while not deadline.passed():
-        queue = [n for n in queue if n.greedy or n.logprob >= bar(n.view)]
+        queue = [n for n in queue if n.greedy or n.logprob >= kept.bar(n.view)]
         if queue and len(rows) < max_rows:  # admit: prefill prompts (or prompt + path) together
             take, queue = queue[:max_rows - len(rows)], queue[max_rows - len(rows):]
-            seqs = [np.concatenate([prompts[n.view], np.asarray(codec.grid_token_ids, dtype=prompts[n.view].dtype)
-                                    [list(n.tokens)]]) for n in take]
-            t = deadline.clock()
-            ids, mask, pos = left_padded(codec, seqs, device)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-            if times is not None:
-                times.prefill += deadline.clock() - t
-            new = (out.past_key_values, mask, pos[:, -1:] + 1)
-            batch = new if batch is None else _merge(batch, new)
-            logits = out.logits[:, -1] if logits is None else torch.cat([logits, out.logits[:, -1]])
+            new, new_logits = _admit(model, codec, prompts, take, device, deadline, times)
+            batch = new if batch is None else merge_rows(batch, new)
+            logits = new_logits if logits is None else torch.cat([logits, new_logits])
             rows = rows + take
         if not rows:
             break
-
         allowed = np.stack([grammar.allowed(n.state) for n in rows])
         logp = grid_logprobs(logits, grid_ids, torch.from_numpy(allowed).to(device)).cpu().double().numpy()
-        children: list[tuple[int, _Node, int]] = []  # (parent row, child, next token)
-        for r, node in enumerate(rows):
-            order = [int(k) for k in np.argsort(-logp[r], kind="stable") if allowed[r, k]]
-            for rank, k in enumerate(order):
-                lp, on_greedy = node.logprob + float(logp[r, k]), node.greedy and rank == 0
-                if not on_greedy and lp < bar(node.view):
-                    continue
-                if k == END:
-                    path = Path(list(node.tokens), lp)
-                    if on_greedy:
-                        greedy[node.view] = path
-                    else:
-                        others[node.view].append(path)
-                else:
-                    children.append((r, _Node(node.view, node.tokens + (k,), grammar.advance(node.state, k), lp,
-                                              on_greedy), k))
-        children = [c for c in children if c[1].greedy or c[1].logprob >= bar(c[1].view)]  # bars rose this step
+        children = _children(rows, logp, allowed, grammar, kept)
         hard = max(max_rows, max_rows * max_len // (batch[1].shape[1] + 1))
         if len(children) > hard:  # the likeliest stay (greedy paths first); the rest wait, recomputed later
             children.sort(key=lambda c: (not c[1].greedy, -c[1].logprob))
@@ -406,31 +300,23 @@ def dfs_batched(model, codec: GridCodec, prompts: Sequence[np.ndarray], grammar:
         if not children:
             rows, batch, logits = [], None, None
             continue
-        parents = torch.tensor([c[0] for c in children], device=device)
-        cache, mask, pos = batch if len(children) == len(rows) and bool((parents == torch.arange(
-            len(rows), device=device)).all()) else _select(*batch, parents)
-        mask = torch.cat([mask, torch.ones((len(children), 1), dtype=mask.dtype, device=device)], dim=1)
-        tokens = grid_ids[torch.tensor([c[2] for c in children], device=device)][:, None]
-        out = model(input_ids=tokens, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
-        rows, batch, logits = [c[1] for c in children], (out.past_key_values, mask, pos + 1), out.logits[:, -1]
-
-    return [([g] if g is not None else []) + sorted(o, key=lambda p: -p.logprob)[:max(0, max_candidates - 1)]
-            for g, o in zip(greedy, others)]
+        rows, batch, logits = _descend(model, batch, rows, children, grid_ids, device)
+    return kept.result()
 
 
 # --- candidates and the task-level entry point ----------------------------------------------
 
-def path_to_grid(codec: GridCodec, path: Path, view: View) -> np.ndarray | None:
+def path_to_grid(codec: Codec, path: Path, view: View) -> np.ndarray | None:
     grid = codec.decode([codec.grid_token_ids[k] for k in path.tokens])
     return None if grid is None else view.invert(grid)
 
 
-def generate_candidates(model, codec: GridCodec, task: Task, test_index: int, views: Sequence[View],
+def generate_candidates(model, codec: Codec, task: Task, test_index: int, views: Sequence[View],
                         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes | None = None) -> list[Candidate]:
     """One Candidate per (view, decoded path), in the original frame; duplicates are not merged here.
     `times` (if given) gets the prefill seconds, measured on the deadline's clock."""
     grammar = grammar_for(task, test_index, codec)
-    expected = codec_grammar(codec, output_side_limit(task, task.test[test_index].input)).max_tokens
+    expected = codec.grammar(output_side_limit(task, task.test[test_index].input)).max_tokens
     budget = cfg.max_len - expected
     jobs = [(v, build_prompt(codec, v.apply(task), test_index, budget)) for v in views]
     out: list[Candidate] = []

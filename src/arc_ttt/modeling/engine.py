@@ -13,8 +13,8 @@ from ..core.clock import Clock, TrainCap
 from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.codec import LossOn
-from ..core.textformat import GridCodec, codec_for, resolve_format_name
+from ..core.codec import Codec, LossOn
+from ..core import formats
 from . import lora, ttt
 from .loading import load_model
 from .predict import inference_views, predict_task
@@ -23,7 +23,7 @@ from .predict import inference_views, predict_task
 @dataclass
 class ModelEngine:
     model: torch.nn.Module
-    codec: GridCodec
+    codec: Codec
     cfg: RunConfig
     initial: lora.AdapterSnapshot
     clock: Clock = time.monotonic
@@ -32,7 +32,7 @@ class ModelEngine:
     def load(cls, cfg: RunConfig) -> "ModelEngine":
         model, tokenizer = load_model(cfg.model)
         # the prompt format the model was trained on; a tokenizer that cannot speak it is refused here
-        codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tokenizer)
+        codec = formats.codec_for(formats.resolve(cfg.model.format, cfg.model.path), tokenizer)
         model = lora.attach(model, cfg.lora)
         return cls(model, codec, cfg, lora.snapshot(model))
 

@@ -18,7 +18,7 @@ from ..core.folders import atomic_folder
 from ..core.kitformat import GridFormat
 from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable
 from ..core.symbolformat import PromptFormat, kit_format
-from ..core.textformat import codec_for, get_format, read_format_file, write_format_file
+from ..core.formats import codec_for, get_format, resolve, write_format_file
 from .loading import load_model, load_tokenizer, saved_quantization
 from .runtime import resolve_dtype
 
@@ -178,8 +178,7 @@ def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "
     arc_format.json says, else the kit's layout. A tokenizer that does not fit the format is refused. A
     pre-quantised folder is copied as it is, its format file added."""
     folder, gguf = (os.path.split(os.path.abspath(src)) if src.endswith(".gguf") else (src, None))
-    name = (read_format_file(folder) or "kit") if fmt == "auto" else fmt
-    get_format(name)
+    name = resolve(fmt, folder)
     if gguf is None and saved_quantization(folder) is not None:
         # a pre-quantised folder (e.g. ARChitects' bnb-4bit upload) cannot be re-saved as plain weights
         if shrink_vocab:

@@ -7,9 +7,9 @@ from typing import Callable
 import torch
 
 from ..core.clock import Deadline
+from ..core.codec import Codec
 from ..core.config import InferenceConfig
 from ..core.tasks import Task
-from ..core.textformat import GridCodec
 from ..core.views import View, sample_views
 from .decoding import PhaseTimes, TaskPrediction, generate_candidates
 from .selection import SCORING_SEED, select
@@ -21,7 +21,7 @@ def inference_views(task: Task, cfg: InferenceConfig, seed: int = 0, keep_backgr
             *sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)]
 
 
-def predict_task(model, codec: GridCodec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
+def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
                  time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
                  seed: int = 0, keep_background: bool = True) -> TaskPrediction:
     """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.

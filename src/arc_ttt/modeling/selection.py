@@ -22,10 +22,9 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
-from ..core.codec import END
-from ..core.textformat import GridCodec
+from ..core.codec import END, Codec
 from ..core.views import View, sample_views
-from .decoding import build_prompt, codec_grammar, grid_ids_tensor, grid_logprobs, left_padded
+from .batching import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .runtime import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
@@ -33,7 +32,7 @@ SCORING_SEED = 1_000_003  # scoring views come from another stream than the gene
 
 
 @torch.inference_mode()
-def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequence[np.ndarray],
+def poe_nll(model, codec: Codec, task: Task, test_index: int, grids: Sequence[np.ndarray],
             views: Sequence[View], *, max_len: int = 8192, batch_size: int = 8,
             deadline: Deadline | None = None) -> np.ndarray:
     """NLL of each grid under each view, shape (grids, views scored): the first views, in their order.
@@ -51,7 +50,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
         return np.zeros((len(grids), 0))
     device = model_device(model)
     grid_ids = grid_ids_tensor(codec, device)
-    grammar = codec_grammar(codec)  # the legal moves when decoding: a candidate never gets mass the decoder forbids
+    grammar = codec.grammar()  # the legal moves when decoding: a candidate never gets mass the decoder forbids
     jobs = []  # per view: (prompt, targets, allowed masks)
     for view in views:
         targets = [codec.answer_symbols(view.apply_grid(g)) for g in grids]
@@ -93,7 +92,7 @@ def poe_nll(model, codec: GridCodec, task: Task, test_index: int, grids: Sequenc
     return nll[:, :k]
 
 
-def _prefill(model, codec: GridCodec, prompts: Sequence[np.ndarray], device):
+def _prefill(model, codec: Codec, prompts: Sequence[np.ndarray], device):
     """The prompts' KV cache in one left-padded forward; also each prompt's next-token logits, the
     attention mask and the prompt lengths (the position of each row's first continuation token)."""
     ids, mask, pos = left_padded(codec, prompts, device)
@@ -140,7 +139,7 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
     return (-(logp.masked_fill(~real, 0.0)).sum(-1)).double().cpu().numpy()
 
 
-def select(model, codec: GridCodec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
+def select(model, codec: Codec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
            deadline: Deadline | None = None, *, seed: int = 0, keep_background: bool = True) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
     candidates = merge(raw, cfg.dfs_threshold if cfg.decoding == "dfs" else None)

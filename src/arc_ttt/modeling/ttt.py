@@ -22,8 +22,7 @@ import torch
 from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
-from ..core.codec import Encoded
-from ..core.textformat import GridCodec
+from ..core.codec import Codec, Encoded, pair_tokens
 from ..core.views import View, sample_views
 from .runtime import autocast_context, model_device, needs_loss_scaling, weight_dtype
 
@@ -49,16 +48,9 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------- data
 
-def pair_cost(pair: Pair) -> int:
-    """Tokens the pair takes in any D8 orientation: cells + one newline per row of the longer side, + 3 markers."""
-    def grid(g: np.ndarray) -> int:
-        return g.size + max(g.shape)
-    return grid(pair.input) + grid(pair.output) + 3
-
-
-def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_cost) -> tuple[Pair, ...]:
+def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_tokens) -> tuple[Pair, ...]:
     """The demos kept under the cap, in their order: the costliest are dropped first. `cost`: tokens of a
-    pair in the prompt format (default the kit's; a codec's `pair_cost` for others)."""
+    pair in the prompt format (default the kit's layout, `core.codec.pair_tokens`; a codec's `pair_cost`)."""
     keep = list(range(len(demos)))
     total = overhead + sum(cost(p) for p in demos)
     for i in sorted(keep, key=lambda i: -cost(demos[i])):
@@ -72,7 +64,7 @@ def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pai
 TTT_SEED = 2_000_003  # TTT views come from their own stream, not the generation or scoring views
 
 
-def build_sequences(task: Task, codec: GridCodec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
+def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
                     keep_background: bool = True, avoid: Sequence[View] = ()) -> TTTData:
     """Training sequences from the task's train pairs over sampled augmented views (the same kind of
     views as inference: `keep_background` is one setting for both). The views come from their own seed

@@ -29,13 +29,15 @@ from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.submission import write_json_atomic
 from ..core.tasks import Task
-from ..core.codec import Encoded
-from ..core.textformat import GridCodec, codec_for, resolve_format_name
+from ..core.codec import Codec, Encoded
+from ..core.grammar import grammar_for
+from ..core.formats import codec_for, resolve
 from ..core.devset import load_dev_tasks
 from ..core.folders import recover_folder
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import lora, ttt
-from ..modeling.decoding import build_prompt, grammar_for, greedy_batch, path_to_grid
+from ..modeling.batching import build_prompt
+from ..modeling.decoding import greedy_batch, path_to_grid
 from ..modeling.export import merge_into_folder, save_model
 from ..modeling.loading import load_model
 from ..modeling import runtime
@@ -51,17 +53,17 @@ CARD = "finetune.json"
 
 # ---------------------------------------------------------------------------- data
 
-def fit(pairs, max_len: int, codec: GridCodec):
+def fit(pairs, max_len: int, codec: Codec):
     """The pairs kept under the cap in the codec's prompt format, costliest dropped first (as TTT does)."""
     return ttt.fit_demos(tuple(pairs), max_len, codec.overhead, codec.pair_cost)
 
 
-def usable(task: Task, max_len: int, codec: GridCodec) -> bool:
+def usable(task: Task, max_len: int, codec: Codec) -> bool:
     """A task teaches something in context only when at least two of its pairs fit the cap."""
     return len(fit(task.train, max_len, codec)) >= 2
 
 
-def whole_task_fits(task: Task, max_len: int, codec: GridCodec) -> bool:
+def whole_task_fits(task: Task, max_len: int, codec: Codec) -> bool:
     """Held-out tasks are whole within the cap, so their NLL and greedy figures see every demo."""
     pairs = training_pairs(task)
     return len(pairs) >= 2 and sum(codec.pair_cost(p) for p in pairs) + codec.overhead <= max_len
@@ -73,7 +75,7 @@ def sample_task(n_tasks: int, k: int, seed: int) -> int:
     return int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[i])
 
 
-def sample_view(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> tuple[Task, View]:
+def sample_view(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Task, View]:
     """Sample k: its task (costliest demos dropped to fit) and one random view of it: any D8 element, colours
     and example order."""
     task = tasks[sample_task(len(tasks), k, cfg.seed)]
@@ -83,12 +85,12 @@ def sample_view(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig
     return sub, views[0] if views else IDENTITY
 
 
-def sample_sequence(tasks: list[Task], k: int, codec: GridCodec, cfg: FinetuneConfig) -> Encoded:
+def sample_sequence(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> Encoded:
     sub, view = sample_view(tasks, k, codec, cfg)
     return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on)
 
 
-def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int, d8: int | None = 0) -> list[Encoded]:
+def holdout_sequences(holdout: list[Task], codec: Codec, max_len: int, d8: int | None = 0) -> list[Encoded]:
     """Each held-out task under D8 element `d8` (no other change), loss on every output. `d8=None`: task i under
     element i % 8, so a set of tasks sees every orientation in one pass (8 times cheaper than all eight)."""
     seqs = []
@@ -100,7 +102,7 @@ def holdout_sequences(holdout: list[Task], codec: GridCodec, max_len: int, d8: i
     return seqs
 
 
-def d8_nlls(model, codec: GridCodec, tasks: list[Task], max_len: int, autocast: str) -> list[float]:
+def d8_nlls(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str) -> list[float]:
     """NLL per output token of the tasks under each of the 8 D8 elements: a model that has seen only one
     orientation shows it here, not on the identity view alone."""
     return [ttt.mean_output_nll(model, holdout_sequences(tasks, codec, max_len, k), autocast=autocast) for k in range(8)]
@@ -109,7 +111,7 @@ def d8_nlls(model, codec: GridCodec, tasks: list[Task], max_len: int, autocast: 
 # ---------------------------------------------------------------------------- evaluation
 
 @torch.inference_mode()
-def greedy_exact(model, codec: GridCodec, tasks: list[Task], max_len: int) -> tuple[int, int]:
+def greedy_exact(model, codec: Codec, tasks: list[Task], max_len: int) -> tuple[int, int]:
     """(test outputs solved, test outputs tried) by greedy decoding of the identity view; an output still
     unfinished after GREEDY_SECONDS counts as not solved."""
     solved = tried = 0
@@ -126,7 +128,7 @@ def greedy_exact(model, codec: GridCodec, tasks: list[Task], max_len: int) -> tu
     return solved, tried
 
 
-def evaluate(model, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, step: int,
+def evaluate(model, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, step: int,
              dev: list[Task] | None = None) -> dict:
     """Held-out NLL per output token, the mean over the 8 D8 views (`nll`) and the identity view's; greedy exact
     match; and on the development set when one is given (what rank, lr and the checkpoint are chosen on), its NLL
@@ -191,7 +193,7 @@ class Session:
     ckpt: str
     model: torch.nn.Module
     tokenizer: object
-    codec: GridCodec
+    codec: Codec
     corpus: Corpus
     dev: list[Task] | None
     params: list[torch.nn.Parameter]
@@ -206,7 +208,7 @@ def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
     when resuming; the held-out figures before the first step."""
     tc = cfg.train
     model, tok = load_model(cfg.model)
-    codec = codec_for(resolve_format_name(cfg.model.format, cfg.model.path), tok)  # refuses a tokenizer that cannot speak it
+    codec = codec_for(resolve(cfg.model.format, cfg.model.path), tok)  # refuses a tokenizer that cannot speak it
     corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
                           holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
     log.info("corpus: %s", json.dumps(corpus.summary()))
@@ -319,7 +321,7 @@ def keep_adapter(model, cfg: FinetuneConfig, evaluation: dict) -> str:
     return folder
 
 
-def write_outputs(model, tok, codec: GridCodec, corpus: Corpus, cfg: FinetuneConfig, prog: Progress,
+def write_outputs(model, tok, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, prog: Progress,
                   finished: bool) -> dict:
     """The card always; the adapter and the merged model once every step is done."""
     out = cfg.output.dir
@@ -353,7 +355,7 @@ def make_card(corpus: Corpus, cfg: FinetuneConfig, prog: Progress, finished: boo
         pass
     return {
         "base_model": {"path": base, "name": name},
-        "format": format_name,  # the prompt format (core.textformat.FORMATS); also in the merged folder's arc_format.json
+        "format": format_name,  # the prompt format (core.formats.names()); also in the merged folder's arc_format.json
         "mode": cfg.train.mode,
         "lora": to_dict(cfg.lora) if cfg.train.mode == "lora" else None,
         "data": corpus.summary(),

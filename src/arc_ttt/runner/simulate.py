@@ -15,7 +15,7 @@ from ..core.clock import FakeClock, TrainCap
 from ..core.planner import Planner, TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.codec import answer_tokens
+from ..core.codec import answer_tokens, pair_tokens
 
 
 @dataclass
@@ -41,7 +41,7 @@ class SimEngine:
         self.calls.append(("reset",))
 
     def cost(self, task: Task) -> TaskCost:
-        seq = sum(p.input.size + p.input.shape[0] + p.output.size + p.output.shape[0] + 3 for p in task.train) + 1
+        seq = sum(pair_tokens(p, any_orientation=False) for p in task.train) + 1  # the kit's layout, as it stands
         answer = answer_tokens(task.train)
         prompt = seq + task.test[0].input.size + task.test[0].input.shape[0] + 2
         return TaskCost(task.id, seq, prompt, answer, task.n_test, demos=len(task.train),

@@ -6,8 +6,8 @@ from hypothesis.extra.numpy import arrays
 
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import LossOn, TokenizerFormatError
-from arc_ttt.core.kitformat import GridFormat, check_tokenizer, parse_grid_text
-from arc_ttt.core.textformat import GridCodec
+from arc_ttt.core.kitformat import GridFormat, check_tokenizer
+from arc_ttt.core.symbolformat import KIT, GridCodec
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))
@@ -28,14 +28,13 @@ def test_grid_encodes_to_hw_plus_h_tokens_and_decodes_back(codec, grid):
 
 @given(grid=grids)
 def test_text_parse_round_trips(grid):
-    fmt = GridFormat()
-    np.testing.assert_array_equal(parse_grid_text(fmt.grid_text(grid) + "E"), grid)
+    np.testing.assert_array_equal(KIT.parse(KIT.grid_text(grid) + "E"), grid)
 
 
 @pytest.mark.parametrize("text", ["", "E", "12\n3\n", "12\n3a\n", "1 2\n", "I12\n", ("0" * 31) + "\n",
                                   "0\n" * 31, "\n\n"])
 def test_parse_returns_none_for_illegal_text(text):
-    assert parse_grid_text(text) is None
+    assert KIT.parse(text) is None
 
 
 def test_decode_returns_none_for_non_grid_tokens(codec):
@@ -76,7 +75,7 @@ def test_smollm2_tokenizer_passes_the_check(smollm2_tokenizer):
     assert len(set(ids.values())) == 14
     codec = GridCodec.from_tokenizer(smollm2_tokenizer)
     grid = np.arange(12, dtype=np.uint8).reshape(3, 4) % 10
-    text_ids = smollm2_tokenizer.encode(GridFormat().grid_text(grid), add_special_tokens=False)
+    text_ids = smollm2_tokenizer.encode(KIT.grid_text(grid), add_special_tokens=False)
     assert text_ids == codec.encode_grid(grid)
 
 
