@@ -164,3 +164,16 @@ def test_no_test_module_imports_another():
                         [node.module or ""] if isinstance(node, ast.ImportFrom) else []
                     found += [f"{f}: {n}" for n in names if n.split(".")[0].startswith("test_")]
     assert found == []
+
+
+def test_modules_and_functions_stay_readable():
+    """No module in src/ over 400 lines, no function over 80: past that a reader cannot hold it at once."""
+    long = []
+    for name, path in modules().items():
+        source = open(path, encoding="utf-8").read()
+        if source.count("\n") > 400:
+            long.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert long == []

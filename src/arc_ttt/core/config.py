@@ -23,7 +23,7 @@ DEFAULT_ARC_MODEL_DIR = "models/smollm2-135m-arc"
 
 
 class ConfigError(ValueError):
-    pass
+    """A config file or override that cannot be read: the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class ModelConfig:
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     load_in_4bit: bool = False  # nf4 through bitsandbytes, for QLoRA (a pre-quantised folder loads as it is)
-    # The prompt format the model was trained on: kit | architects | nvarc | marc, or auto = the model folder's
-    # arc_format.json (written by `arc-ttt prepare-model --format`), else the kit's own layout.
-    format: Literal["auto", "kit", "architects", "nvarc", "marc"] = "auto"
+    # The prompt format the model was trained on: a name in core.formats' registry (kit, architects, nvarc, marc,
+    # or one you register), or auto = the model folder's arc_format.json, else the kit's own layout.
+    format: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,6 @@ class BudgetConfig:
                 f"(max(min_margin_seconds={self.min_margin_seconds:g}, safety_margin={self.safety_margin:g} x "
                 "seconds)): every task would be answered by fallback. Raise budget.seconds or lower "
                 "budget.min_margin_seconds")
-
-
 
 
 @dataclass(frozen=True)
