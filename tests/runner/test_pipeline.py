@@ -360,3 +360,13 @@ def test_a_task_whose_cost_estimate_raises_keeps_its_fallback_and_the_run_goes_o
     assert [r.status for r in result.records if r.id != bad] == ["ok"] * 5
     sub = json.loads(open(result.submission_path).read())
     assert validate_submission(challenges, sub) == []
+
+
+def test_an_unknown_model_format_is_a_config_error_before_any_file(tmp_path, challenge_files):
+    from arc_ttt.core.config import ConfigError
+
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "model.format=nvrac")
+    with pytest.raises(ConfigError, match="model.format: unknown prompt format 'nvrac': choose one of .*nvarc"):
+        run(cfg, engine=object(), progress=False)
+    assert not (tmp_path / "out").exists()

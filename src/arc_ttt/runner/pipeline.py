@@ -24,7 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..core import journal
-from ..core.config import RunConfig, to_dict
+from ..core.config import ConfigError, RunConfig, to_dict
+from ..core.formats import get_format
 from ..core.modelfolder import describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.policy import LearnedPolicy, load_policy
@@ -56,6 +57,11 @@ def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], flo
     """The whole job. `engine`, `clock` and `worker` are injectable for tests; by default the model
     in cfg is loaded and, under torchrun, this process is one of several workers."""
     start = clock()
+    if cfg.model.format != "auto":  # a misspelt format is a config error here, not every task's fallback later
+        try:
+            get_format(cfg.model.format)
+        except ValueError as e:
+            raise ConfigError(f"model.format: {e}") from None
     worker = worker or workers.from_env()
     os.makedirs(cfg.output.dir, exist_ok=True)
     name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
