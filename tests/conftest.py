@@ -281,3 +281,38 @@ def random_task(rng, n_train=3, shape=(3, 4)) -> Task:
 
     test = pair()
     return Task("synthetic", tuple(pair() for _ in range(n_train)), (Pair(test.input, None),)), test.output
+
+
+def ttt_then_predict(codec, tokenizer, task):
+    """Any format end to end on a tiny random model: 6 TTT steps (the loss falls), then DFS over 2 views ranked by
+    votes and PoE; returns the prediction after checking what every format must give."""
+    import math
+
+    from arc_ttt.core.config import InferenceConfig, LoraSettings, TTTConfig
+    from arc_ttt.modeling import lora, ttt
+    from arc_ttt.modeling.predict import predict_task
+
+    torch.manual_seed(0)
+    model = lora.attach(tiny_llama(tokenizer, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
+                                                                                  train_lm_head=True))
+    cfg = TTTConfig(lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
+    data = ttt.build_sequences(task, codec, cfg, n=2, seed=0)
+    assert len(data.sequences) == 2 and all(s.loss_mask.any() for s in data.sequences)
+    result = ttt.train(model, data, cfg, epochs=3)  # 6 steps over the 2 sequences (batch 1)
+    assert result.steps == 6 and result.losses[-1] < result.losses[0]
+    icfg = InferenceConfig(n_views=2, n_score_views=2, decoding="dfs", dfs_threshold=0.05, max_candidates=4,
+                           selection="both")
+    pred = predict_task(model, codec, task, icfg, seed=0)
+    assert pred.stopped_by == "done" and pred.candidates[0] and pred.attempts[0][0] is not None
+    for c in pred.candidates[0]:
+        assert c.grid.ndim == 2 and max(c.grid.shape) <= 30
+        assert len(c.view_nlls) == 2 and all(math.isfinite(x) and x > 0 for x in c.view_nlls)
+    return model, pred
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    """Small grids, so a random model's answers stay short and the test fast."""
+    rng = np.random.default_rng(3)
+    g = lambda h, w: rng.integers(0, 4, (h, w)).astype(np.uint8)  # noqa: E731
+    return Task("tiny", tuple(Pair(g(2, 3), g(2, 2)) for _ in range(3)), (Pair(g(3, 2), g(2, 2)),))

@@ -7,7 +7,6 @@ Expected texts are written here from the anchors' published layouts (issue 12), 
 - marc: numpy-printed arrays in Llama-3 Instruct's chat template (which trims each message's content).
 """
 import json
-import math
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import torch
 
 from arc_ttt.cli import main as cli_main
 from arc_ttt.core.chatformat import NumpyGridGrammar, char_step, numpy_text, parse_numpy_text
-from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
+from arc_ttt.core.config import ModelConfig
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.codec import Codec, Grammar, TokenizerFormatError
 from arc_ttt.core.formats import FORMAT_FILE, codec_for, get_format, resolve, write_format_file
@@ -26,9 +25,8 @@ from arc_ttt.core.grammar import GridGrammar
 from arc_ttt.modeling.decoding import dfs
 from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
 from arc_ttt.modeling.loading import load_kwargs
-from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.selection import poe_nll
-from conftest import ROOT, tiny_llama
+from conftest import ROOT, tiny_llama, ttt_then_predict
 
 ARCH_PREPROMPT = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz"
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
@@ -400,36 +398,12 @@ def test_show_prompt_refuses_a_mismatched_model_and_a_bad_index(challenges, caps
 
 # --- end to end with tiny random models ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_task():
-    """Small grids, so a random model's answers stay short and the test fast."""
-    rng = np.random.default_rng(3)
-    g = lambda h, w: rng.integers(0, 4, (h, w)).astype(np.uint8)  # noqa: E731
-    return Task("tiny", tuple(Pair(g(2, 3), g(2, 2)) for _ in range(3)), (Pair(g(3, 2), g(2, 2)),))
-
-
 @pytest.mark.parametrize("name", ["architects", "nvarc", "marc"])
 def test_ttt_dfs_and_poe_run_end_to_end(name, tiny_task, anchor_tokenizers):
     tok = anchor_tokenizers[name]
     codec = codec_for(name, tok)
     assert isinstance(codec, Codec) and isinstance(codec.grammar(), Grammar)  # one interface for every format
-    torch.manual_seed(0)
-    model = lora.attach(tiny_llama(tok, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
-                                                                            train_lm_head=True))
-    cfg = TTTConfig(lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
-    data = ttt.build_sequences(tiny_task, codec, cfg, n=2, seed=0)
-    assert len(data.sequences) == 2 and all(s.loss_mask.any() for s in data.sequences)
-    result = ttt.train(model, data, cfg, epochs=3)  # 6 steps over the 2 sequences (batch 1)
-    assert result.steps == 6 and result.losses[-1] < result.losses[0]
-
-    icfg = InferenceConfig(n_views=2, n_score_views=2, decoding="dfs", dfs_threshold=0.05, max_candidates=4,
-                           selection="both")
-    pred = predict_task(model, codec, tiny_task, icfg, seed=0)
-    assert pred.stopped_by == "done" and pred.candidates[0]
-    for c in pred.candidates[0]:
-        assert c.grid.ndim == 2 and max(c.grid.shape) <= 30
-        assert len(c.view_nlls) == 2 and all(math.isfinite(x) and x > 0 for x in c.view_nlls)
-    assert pred.attempts[0][0] is not None
+    model, pred = ttt_then_predict(codec, tok, tiny_task)
 
     # PoE's score of a grid is its plain NLL after the prompt: the grammar never forbids a canonical answer
     identity = View(0, tuple(range(10)), tuple(range(len(tiny_task.train))))

@@ -5,24 +5,19 @@ tests' character tokenizer, with a codec written from scratch against `core.code
 resolves like the shipped formats ("auto" included) and runs end to end on a tiny random model: TTT, DFS
 decoding under its own grammar, and selection (votes plus product of experts).
 """
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pytest
-import torch
 from conftest import char_tokenizer
 
 from arc_ttt.core import formats
 from arc_ttt.core.codec import (DIGITS, NEWLINE, Codec, Encoded, LossOn, answer_tokens, grid_symbols, pair_tokens,
                                 rows_to_grid)
-from arc_ttt.core.config import InferenceConfig, LoraSettings, TTTConfig
 from arc_ttt.core.grammar import GridGrammar
 from arc_ttt.core.tasks import MAX_SIDE, Pair, Task
-from arc_ttt.modeling import lora, ttt
-from arc_ttt.modeling.predict import predict_task
-from conftest import tiny_llama
+from conftest import ttt_then_predict
 
 
 @dataclass(frozen=True)
@@ -119,31 +114,13 @@ def test_a_registered_format_resolves_like_the_shipped_ones(toy, tmp_path):
     assert formats.get_format(toy).prompt_text(task.train, task.test[0].input) == "I12O3x4EI5O"
 
 
-def test_a_toy_format_runs_end_to_end(toy):
+def test_a_toy_format_runs_end_to_end(toy, tiny_task):
     tok = char_tokenizer()
     codec = formats.codec_for(formats.resolve(toy, None), tok)
     assert isinstance(codec, Codec)
-    rng = np.random.default_rng(3)
-    g = lambda h, w: rng.integers(0, 4, (h, w)).astype(np.uint8)  # noqa: E731
-    task = Task("tiny", tuple(Pair(g(2, 3), g(2, 2)) for _ in range(3)), (Pair(g(3, 2), g(2, 2)),))
-    for p in task.train:  # the encoding is the toy layout, and the answer grammar accepts every answer
+    for p in tiny_task.train:  # the encoding is the toy layout, and the answer grammar accepts every answer
         np.testing.assert_array_equal(codec.decode([codec.grid_token_ids[k] for k in codec.answer_symbols(p.output)]),
                                       p.output)
         symbols = codec.answer_symbols(p.output)
         assert codec.grammar().masks(symbols)[np.arange(len(symbols)), symbols].all()
-    torch.manual_seed(0)
-    model = lora.attach(tiny_llama(tok, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
-                                                                            train_lm_head=True))
-    cfg = TTTConfig(lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
-    data = ttt.build_sequences(task, codec, cfg, n=2, seed=0)
-    assert len(data.sequences) == 2 and all(s.loss_mask.any() for s in data.sequences)
-    result = ttt.train(model, data, cfg, epochs=3)
-    assert result.steps == 6 and result.losses[-1] < result.losses[0]
-
-    icfg = InferenceConfig(n_views=2, n_score_views=2, decoding="dfs", dfs_threshold=0.05, max_candidates=4,
-                           selection="both")
-    pred = predict_task(model, codec, task, icfg, seed=0)
-    assert pred.stopped_by == "done" and pred.candidates[0] and pred.attempts[0][0] is not None
-    for c in pred.candidates[0]:
-        assert c.grid.ndim == 2 and max(c.grid.shape) <= MAX_SIDE
-        assert len(c.view_nlls) == 2 and all(math.isfinite(x) and x > 0 for x in c.view_nlls)
+    ttt_then_predict(codec, tok, tiny_task)  # trains, decodes and ranks in the toy layout
