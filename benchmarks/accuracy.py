@@ -4,6 +4,7 @@
     flock /tmp/arc-cpu.lock .venv/bin/python benchmarks/accuracy.py --rows 6 --seeds 2     (the default config)
     .venv/bin/python benchmarks/accuracy.py --quick                                          (smoke: 2 tasks, 1 seed)
     .venv/bin/python benchmarks/accuracy.py --compare-files A.json B.json --row "final default config"
+    .venv/bin/python benchmarks/accuracy.py --combine S0.json S1.json --out A.json   (seeds measured in two runs)
 
 Tasks (--tasks): `dev` (default), the 48 held-out ARC-AGI-1 training tasks of benchmarks/dev_tasks.json that no
 fine-tuning corpus contains: every setting is decided here; `eval24`, the 24 smallest ARC-AGI-1 evaluation tasks:
@@ -18,7 +19,9 @@ Seeds (--seeds N, default 3): the whole table is measured under config seeds 0..
 generation and the scoring views and the LoRA initialisation). A task's figure is its mean over seeds; a row's
 figure is the mean over tasks with a 90% bootstrap interval over tasks (`ci`). --compare A:B adds the paired
 difference of two rows (per task, A minus B) with its interval; --compare-files compares one row of two result
-files measured on the same tasks and seeds (two configs: run each with its --set overrides).
+files measured on the same tasks and seeds (two configs: run each with its --set overrides). --first-seed K measures
+seeds K..K+N-1, and --combine joins one row's seeds from several files (on the tasks they share), so a run stopped
+after seed 0 is finished by another run of seed 1 alone.
 
 Rows (cumulative):
     base greedy 1 view        no TTT, greedy decoding of the identity view, attempt 2 = fallback
@@ -342,6 +345,55 @@ def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> int:
     return 0
 
 
+def row_seeds(result: dict, row: str) -> tuple[dict, list[dict]]:
+    """A result file's row by name and its seeds: a finished row, or the seeds a stopped run finished."""
+    for r in result["rows"]:
+        if r["name"] == row:
+            return r, r["per_seed"]
+    partial = result.get("partial_row") or {}
+    if partial.get("name") == row:
+        return partial, partial["per_seed"]
+    raise SystemExit(f"no row {row!r}: rows are {[r['name'] for r in result['rows']]}, partial {partial.get('name')}")
+
+
+def seed_on(seed: dict, ids: list[str]) -> dict:
+    """One seed's result on some of its tasks, its scores recomputed over them."""
+    per_task = {i: seed["per_task"][i] for i in ids}
+    outputs = [c for t in per_task.values() for c in t["correct"]]
+    return {**seed, "per_task": per_task, "score": float(np.mean([t["score"] for t in per_task.values()])),
+            "score_per_output": float(np.mean(outputs)) if outputs else 0.0}
+
+
+def combine_files(paths: list[str], row: str, out: str) -> int:
+    """One row whose seeds were measured in separate runs (another session, a stopped run) joined into one result
+    file, on the tasks every run has, for --compare-files to pair. The runs must agree on model, config, effort."""
+    results = [json.load(open(p)) for p in paths]
+    ids = [i for i in results[0]["tasks"] if all(i in r["tasks"] for r in results)]
+    agree = ("model", "config", "overrides", "steps", "views")
+    seeds = []
+    for path, result in zip(paths, results):
+        differ = [k for k in agree if result.get(k) != results[0].get(k)]
+        if differ:
+            raise SystemExit(f"{path} differs from {paths[0]} in {differ}: not one row")
+        seeds += [seed_on(s, ids) for s in row_seeds(result, row)[1]]
+    if len({s["seed"] for s in seeds}) != len(seeds):
+        raise SystemExit(f"a seed is measured twice: {sorted(s['seed'] for s in seeds)}")
+    seeds.sort(key=lambda s: s["seed"])
+    first, _ = row_seeds(results[0], row)
+    summary = summarise(row, first["steps"], first["views"], first.get("overrides", results[0]["overrides"]), seeds)
+    combined = {k: v for k, v in results[0].items() if k != "partial_row"}
+    combined.update(tasks=ids, task_tokens={i: results[0]["task_tokens"][i] for i in ids},
+                    test_outputs=summary["test_outputs"], seeds=[s["seed"] for s in seeds], complete=True,
+                    rows=[summary], comparisons=[], total_seconds=round(sum(r["total_seconds"] for r in results), 1),
+                    combined_from=[{"file": os.path.relpath(p, ROOT), "seeds": [s["seed"] for s in row_seeds(r, row)[1]],
+                                    "tasks": len(r["tasks"]), "load": r.get("load")} for p, r in zip(paths, results)])
+    with open(out, "w") as f:
+        json.dump(combined, f, indent=1)
+    print(f"{row}: seeds {combined['seeds']} on {len(ids)} tasks: score {summary['score']:.3f} "
+          f"{stats.Interval(**summary['ci']['score'])}  truth_nll {summary['truth_nll']}; wrote {out}")
+    return 0
+
+
 def model_name(folder: str) -> str:
     """What the rows were measured with: the folder, and the fine-tuning card's summary when it has one."""
     rel = os.path.relpath(folder, ROOT)
@@ -368,6 +420,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8, help="TTT steps per task (default 8)")
     ap.add_argument("--views", type=int, default=8, help="views per test input, generation and scoring (default 8)")
     ap.add_argument("--seeds", type=int, default=3, help="config seeds 0..N-1 (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds K..K+N-1 instead (the rest measured elsewhere, "
+                    "joined with --combine)")
     ap.add_argument("--out", help="JSON output (default benchmarks/results/accuracy_dev.json; eval24: accuracy.json)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 1 seed, 2 steps, 2 views; writes "
                     "nowhere unless --out")
@@ -380,12 +434,18 @@ def main() -> int:
                     help="paired difference of two measured rows (numbers or names), A minus B")
     ap.add_argument("--compare-files", nargs=2, metavar=("A.json", "B.json"),
                     help="compare --row of two result files (same tasks and seeds), then exit")
-    ap.add_argument("--row", default="final default config", help="the row --compare-files compares")
+    ap.add_argument("--combine", nargs="+", metavar="FILE.json",
+                    help="join --row of result files measured under different seeds (on their common tasks) into --out")
+    ap.add_argument("--row", default="final default config", help="the row --compare-files and --combine read")
     ap.add_argument("--runs-dir", help="keep each row's run folder (log.json with every candidate, for `arc-ttt "
                     "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
     if args.compare_files:
         return compare_files(*args.compare_files, args.row, args.out)
+    if args.combine:
+        if not args.out:
+            ap.error("--combine writes to --out")
+        return combine_files(args.combine, args.row, args.out)
     default_out = os.path.join(RESULTS, "accuracy.json" if args.tasks == "eval24" else "accuracy_dev.json")
     if args.quick:
         args.limit, args.seeds, args.steps, args.views = 2, 1, 2, 2
@@ -402,7 +462,7 @@ def main() -> int:
     tasks = tasks[:args.limit] if args.limit else tasks
     engine = ReplayEngine(inner, {t.id: t for t in tasks})
     ids = [t.id for t in tasks]
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"{len(ids)} tasks, {what} ({sum(t.n_test for t in tasks)} test outputs); seeds {seeds}")
     print(f"fixed effort: {args.steps} TTT steps, {args.views} views; config {os.path.relpath(CONFIG, ROOT)} "
           f"{' '.join(args.set)}")

@@ -1,6 +1,7 @@
 """benchmarks/accuracy.py's arithmetic: a row is the mean over seeds per task, then over tasks with an interval;
 two rows are compared task by task."""
 import importlib.util
+import json
 import os
 
 import pytest
@@ -43,3 +44,32 @@ def test_rows_are_compared_task_by_task(accuracy):
     assert c["score"]["mean"] == pytest.approx(0.0) and c["discordant"] == {"a_better": 1, "b_better": 1}
     assert c["truth_nll"]["mean"] == pytest.approx(-0.2) and c["truth_nll"]["hi"] == pytest.approx(-0.2)
     assert accuracy.find_row([a, b], "2") is b and accuracy.find_row([a, b], "a") is a
+
+
+def test_seeds_from_two_runs_are_joined_on_their_common_tasks(accuracy, tmp_path):
+    """A run stopped after seed 0 (its partial row) and a run of seed 1 on fewer tasks make one row: the shared
+    tasks, each seed's score recomputed over them; files that disagree on the effort are refused."""
+    def result(seed, tasks, scores, partial):
+        per_task = {t: {"score": s, "correct": [bool(s)], "truth_rank": [1 if s else None], "truth_nll": [0.5]}
+                    for t, s in zip(tasks, scores)}
+        seed_row = {"seed": seed, "score": sum(scores) / len(scores), "score_per_output": 0.0, "seconds": 5.0,
+                    "per_task": per_task}
+        row = {"name": "final default config", "steps": 8, "views": 8, "per_seed": [seed_row]}
+        base = {"model": "m", "config": "c", "overrides": [], "steps": 8, "views": 8, "tasks": list(tasks),
+                "task_tokens": {t: 100 for t in tasks}, "total_seconds": 5.0, "rows": [], "comparisons": []}
+        return {**base, "partial_row": row} if partial else {**base, "rows": [{**row, "overrides": []}]}
+
+    a, b, bad, out = (str(tmp_path / n) for n in ("a.json", "b.json", "bad.json", "out.json"))
+    json.dump(result(0, "abcd", [1, 0, 0, 1], partial=True), open(a, "w"))
+    json.dump(result(1, "abc", [1, 1, 0], partial=False), open(b, "w"))
+    assert accuracy.combine_files([a, b], "final default config", out) == 0
+    combined = json.load(open(out))
+    assert combined["tasks"] == ["a", "b", "c"] and combined["seeds"] == [0, 1] and "partial_row" not in combined
+    row = combined["rows"][0]
+    assert row["score_by_seed"] == pytest.approx([1 / 3, 2 / 3]) and row["score"] == pytest.approx(0.5)
+    assert row["per_task"]["score"] == {"a": 1.0, "b": 0.5, "c": 0.0}
+    json.dump({**result(2, "abc", [0, 0, 0], partial=False), "steps": 16}, open(bad, "w"))
+    with pytest.raises(SystemExit, match="steps"):
+        accuracy.combine_files([a, bad], "final default config", out)
+    with pytest.raises(SystemExit, match="measured twice"):
+        accuracy.combine_files([a, a], "final default config", out)
