@@ -40,7 +40,7 @@ run: $(STAMP) model
 model: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
 
-# Re-make the embedded default's adapter on this CPU (about 100 minutes idle in bf16; Ctrl-C, then `make finetune RESUME=1`).
+# Re-make the embedded default's adapter on this CPU (about 2 hours idle in bf16; Ctrl-C, then `make finetune RESUME=1`).
 finetune: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_default_model; ensure_default_model()"
 	$(PY) -m arc_ttt finetune --config configs/finetune-local.yaml $(if $(RESUME),--resume,)
