@@ -19,7 +19,7 @@ Seeds (--seeds N, default 3): the whole table is measured under config seeds 0..
 generation and the scoring views and the LoRA initialisation). A task's figure is its mean over seeds; a row's
 figure is the mean over tasks with a 90% bootstrap interval over tasks (`ci`). --compare A:B adds the paired
 difference of two rows (per task, A minus B) with its interval; --compare-files compares one row of two result
-files measured on the same tasks and seeds (two configs: run each with its --set overrides). --first-seed K measures
+files, paired on the tasks and seeds both measured (two configs: run each with its --set overrides). --first-seed K measures
 seeds K..K+N-1, and --combine joins one row's seeds from several files (on the tasks they share), so a run stopped
 after seed 0 is finished by another run of seed 1 alone.
 
@@ -330,19 +330,28 @@ def print_comparison(c: dict) -> None:
           f"{c['discordant']['b_better']})")
 
 
-def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> int:
+def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> dict:
+    """One row of two result files, paired on the tasks and the seeds both measured (said when fewer than either
+    has: a 2-seed run against a 1-seed one is compared on the shared seed)."""
     a, b = (json.load(open(p)) for p in (a_path, b_path))
-    if a["tasks"] != b["tasks"] or a.get("seeds") != b.get("seeds"):
-        raise SystemExit("the two files were measured on different tasks or seeds: no paired comparison")
-    ra, rb = find_row(a["rows"], row), find_row(b["rows"], row)
-    ra = {**ra, "name": f"{os.path.basename(a_path)}: {ra['name']}"}
-    rb = {**rb, "name": f"{os.path.basename(b_path)}: {rb['name']}"}
-    c = compare(ra, rb)
+    ids = [i for i in a["tasks"] if i in b["tasks"]]
+    (ra, sa), (rb, sb) = row_seeds(a, row), row_seeds(b, row)
+    common = sorted({s["seed"] for s in sa} & {s["seed"] for s in sb})
+    if not ids or not common:
+        raise SystemExit("the two files share no task or no seed: no paired comparison")
+    if len(ids) < max(len(a["tasks"]), len(b["tasks"])) or len(common) < max(len(sa), len(sb)):
+        print(f"paired on the {len(ids)} tasks and the seeds {common} that both files measured")
+
+    def on(path: str, r: dict, seeds: list[dict]) -> dict:
+        kept = [seed_on(s, ids) for s in seeds if s["seed"] in common]
+        return summarise(f"{os.path.basename(path)}: {row}", r["steps"], r["views"], r.get("overrides", []), kept)
+
+    c = {**compare(on(a_path, ra, sa), on(b_path, rb, sb)), "tasks": len(ids), "seeds": common}
     print_comparison(c)
     if out:
         with open(out, "w") as f:
             json.dump(c, f, indent=2)
-    return 0
+    return c
 
 
 def row_seeds(result: dict, row: str) -> tuple[dict, list[dict]]:
@@ -433,7 +442,7 @@ def main() -> int:
     ap.add_argument("--compare", action="append", default=[], metavar="A:B",
                     help="paired difference of two measured rows (numbers or names), A minus B")
     ap.add_argument("--compare-files", nargs=2, metavar=("A.json", "B.json"),
-                    help="compare --row of two result files (same tasks and seeds), then exit")
+                    help="compare --row of two result files on the tasks and seeds both measured, then exit")
     ap.add_argument("--combine", nargs="+", metavar="FILE.json",
                     help="join --row of result files measured under different seeds (on their common tasks) into --out")
     ap.add_argument("--row", default="final default config", help="the row --compare-files and --combine read")
@@ -441,7 +450,8 @@ def main() -> int:
                     "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
     if args.compare_files:
-        return compare_files(*args.compare_files, args.row, args.out)
+        compare_files(*args.compare_files, args.row, args.out)
+        return 0
     if args.combine:
         if not args.out:
             ap.error("--combine writes to --out")

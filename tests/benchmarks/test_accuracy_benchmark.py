@@ -46,19 +46,21 @@ def test_rows_are_compared_task_by_task(accuracy):
     assert accuracy.find_row([a, b], "2") is b and accuracy.find_row([a, b], "a") is a
 
 
+def result(seed, tasks, scores, partial):
+    """A result file of one row under one seed (a stopped run's partial row, or a finished one)."""
+    per_task = {t: {"score": s, "correct": [bool(s)], "truth_rank": [1 if s else None], "truth_nll": [0.5]}
+                for t, s in zip(tasks, scores)}
+    seed_row = {"seed": seed, "score": sum(scores) / len(scores), "score_per_output": 0.0, "seconds": 5.0,
+                "per_task": per_task}
+    row = {"name": "final default config", "steps": 8, "views": 8, "per_seed": [seed_row]}
+    base = {"model": "m", "config": "c", "overrides": [], "steps": 8, "views": 8, "tasks": list(tasks),
+            "task_tokens": {t: 100 for t in tasks}, "total_seconds": 5.0, "rows": [], "comparisons": []}
+    return {**base, "partial_row": row} if partial else {**base, "rows": [{**row, "overrides": []}]}
+
+
 def test_seeds_from_two_runs_are_joined_on_their_common_tasks(accuracy, tmp_path):
     """A run stopped after seed 0 (its partial row) and a run of seed 1 on fewer tasks make one row: the shared
     tasks, each seed's score recomputed over them; files that disagree on the effort are refused."""
-    def result(seed, tasks, scores, partial):
-        per_task = {t: {"score": s, "correct": [bool(s)], "truth_rank": [1 if s else None], "truth_nll": [0.5]}
-                    for t, s in zip(tasks, scores)}
-        seed_row = {"seed": seed, "score": sum(scores) / len(scores), "score_per_output": 0.0, "seconds": 5.0,
-                    "per_task": per_task}
-        row = {"name": "final default config", "steps": 8, "views": 8, "per_seed": [seed_row]}
-        base = {"model": "m", "config": "c", "overrides": [], "steps": 8, "views": 8, "tasks": list(tasks),
-                "task_tokens": {t: 100 for t in tasks}, "total_seconds": 5.0, "rows": [], "comparisons": []}
-        return {**base, "partial_row": row} if partial else {**base, "rows": [{**row, "overrides": []}]}
-
     a, b, bad, out = (str(tmp_path / n) for n in ("a.json", "b.json", "bad.json", "out.json"))
     json.dump(result(0, "abcd", [1, 0, 0, 1], partial=True), open(a, "w"))
     json.dump(result(1, "abc", [1, 1, 0], partial=False), open(b, "w"))
@@ -73,3 +75,18 @@ def test_seeds_from_two_runs_are_joined_on_their_common_tasks(accuracy, tmp_path
         accuracy.combine_files([a, bad], "final default config", out)
     with pytest.raises(SystemExit, match="measured twice"):
         accuracy.combine_files([a, a], "final default config", out)
+
+
+def test_two_files_are_paired_on_the_tasks_and_seeds_both_measured(accuracy, tmp_path):
+    """A 2-seed file against a 1-seed file on fewer tasks: the difference is over the shared seed and tasks."""
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    two = result(0, "abcd", [1, 1, 0, 1], partial=False)
+    two["rows"][0]["per_seed"].append({**result(1, "abcd", [0, 0, 0, 0], partial=False)["rows"][0]["per_seed"][0]})
+    json.dump(two, open(a, "w"))
+    json.dump(result(0, "abc", [1, 0, 0], partial=False), open(b, "w"))
+    c = accuracy.compare_files(a, b, "final default config", None)
+    assert c["tasks"] == 3 and c["seeds"] == [0]
+    assert c["score"]["mean"] == pytest.approx(1 / 3, abs=1e-5) and c["discordant"] == {"a_better": 1, "b_better": 0}
+    json.dump(result(5, "abc", [1, 0, 0], partial=False), open(b, "w"))
+    with pytest.raises(SystemExit, match="no seed"):
+        accuracy.compare_files(a, b, "final default config", None)
