@@ -297,7 +297,8 @@ def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: li
             "truth_nll": round(float(np.nanmean(list(nll.values()))), 5) if not all(np.isnan(list(nll.values()))) else None,
             "truth_rank": round(float(np.mean(ranks)), 3) if ranks else None,
             "top2": round(float(np.mean(list(top2.values()))), 5),
-            "seconds": round(sum(s["seconds"] for s in seeds), 1), "ci": ci,
+            "seconds": (None if any(s["seconds"] is None for s in seeds)
+                        else round(sum(s["seconds"] for s in seeds), 1)), "ci": ci,
             "seeds": [s["seed"] for s in seeds], "score_by_seed": [s["score"] for s in seeds],
             "test_outputs": outputs, "steps": steps, "views": views, "overrides": overrides,
             "per_task": {"score": score, "found": found, "truth_nll": nll},
@@ -366,11 +367,13 @@ def row_seeds(result: dict, row: str) -> tuple[dict, list[dict]]:
 
 
 def seed_on(seed: dict, ids: list[str]) -> dict:
-    """One seed's result on some of its tasks, its scores recomputed over them."""
+    """One seed's result on some of its tasks, its scores recomputed over them (its seconds, not kept per task,
+    only when it keeps every task)."""
     per_task = {i: seed["per_task"][i] for i in ids}
     outputs = [c for t in per_task.values() for c in t["correct"]]
     return {**seed, "per_task": per_task, "score": float(np.mean([t["score"] for t in per_task.values()])),
-            "score_per_output": float(np.mean(outputs)) if outputs else 0.0}
+            "score_per_output": float(np.mean(outputs)) if outputs else 0.0,
+            "seconds": seed["seconds"] if len(ids) == len(seed["per_task"]) else None}
 
 
 def combine_files(paths: list[str], row: str, out: str) -> int:
@@ -398,8 +401,9 @@ def combine_files(paths: list[str], row: str, out: str) -> int:
                                     "tasks": len(r["tasks"]), "load": r.get("load")} for p, r in zip(paths, results)])
     with open(out, "w") as f:
         json.dump(combined, f, indent=1)
+    ci = summary["ci"]["score"]
     print(f"{row}: seeds {combined['seeds']} on {len(ids)} tasks: score {summary['score']:.3f} "
-          f"{stats.Interval(**summary['ci']['score'])}  truth_nll {summary['truth_nll']}; wrote {out}")
+          f"[{ci['lo']:.3f}, {ci['hi']:.3f}]  truth_nll {summary['truth_nll']}; wrote {out}")
     return 0
 
 

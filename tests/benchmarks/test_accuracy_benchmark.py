@@ -70,6 +70,7 @@ def test_seeds_from_two_runs_are_joined_on_their_common_tasks(accuracy, tmp_path
     row = combined["rows"][0]
     assert row["score_by_seed"] == pytest.approx([1 / 3, 2 / 3]) and row["score"] == pytest.approx(0.5)
     assert row["per_task"]["score"] == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert row["seconds"] is None  # seed 0's seconds were spent on 4 tasks, not these 3
     json.dump({**result(2, "abc", [0, 0, 0], partial=False), "steps": 16}, open(bad, "w"))
     with pytest.raises(SystemExit, match="steps"):
         accuracy.combine_files([a, bad], "final default config", out)
