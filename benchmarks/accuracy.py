@@ -526,7 +526,8 @@ def main() -> int:
             row = summarise(name, steps, views, overrides, per_seed)
             rows.append(row)
             partial.clear()
-            print(f"  {name:<24} score {row['score']:.3f} {stats.Interval(**row['ci']['score'])}  found "
+            ci = row["ci"]["score"]
+            print(f"  {name:<24} score {row['score']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]  found "
                   f"{row['found']:.3f}  truth_nll {row['truth_nll']}  {row['seconds']:7.1f} s", flush=True)
             write(complete=False)
     for pair in args.compare:
