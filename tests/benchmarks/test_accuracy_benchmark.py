@@ -1,20 +1,15 @@
 """benchmarks/accuracy.py's arithmetic: a row is the mean over seeds per task, then over tasks with an interval;
 two rows are compared task by task."""
-import importlib.util
 import json
-import os
 
 import pytest
-from conftest import ROOT
+from conftest import load_benchmark
 
 
 
 @pytest.fixture(scope="module")
 def accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", os.path.join(ROOT, "benchmarks", "accuracy.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("accuracy")
 
 
 def seed_result(seed, scores, ranks, nlls):
