@@ -140,8 +140,8 @@ def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder)
     cfg = tiny_config(tiny_folder, task_folder, "unused")
     codec = GridCodec.from_tokenizer(char_tokenizer())
     tasks = [as_training_task(t) for t in load_folder(task_folder)]
-    a = [sample_sequence(tasks, k, codec, cfg) for k in range(12)]
-    b = [sample_sequence(tasks, k, codec, cfg) for k in range(12)]
+    a = [sample_sequence(tasks, k, codec, cfg)[0] for k in range(12)]
+    b = [sample_sequence(tasks, k, codec, cfg)[0] for k in range(12)]
     assert all(np.array_equal(x.ids, y.ids) and np.array_equal(x.loss_mask, y.loss_mask) for x, y in zip(a, b))
     assert len({x.ids.tobytes() for x in a}) == 12  # every sample is its own view
     assert all(len(x) <= 400 and x.loss_mask.any() for x in a)

@@ -85,9 +85,10 @@ def sample_view(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) ->
     return sub, views[0] if views else IDENTITY
 
 
-def sample_sequence(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> Encoded:
+def sample_sequence(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Encoded, View]:
+    """Sample k encoded for training, with the view it was drawn under (the card counts the D8 elements)."""
     sub, view = sample_view(tasks, k, codec, cfg)
-    return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on)
+    return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on), view
 
 
 def holdout_sequences(holdout: list[Task], codec: Codec, max_len: int, d8: int | None = 0) -> list[Encoded]:
@@ -282,8 +283,8 @@ def train_step(s: Session) -> None:
     index decides task and view, so a resumed run draws what an unbroken one would have."""
     tc, prog = s.cfg.train, s.prog
     first = prog.step * tc.grad_accum * tc.batch_size
-    samples = [sample_view(s.corpus.train, first + j, s.codec, s.cfg) for j in range(tc.grad_accum * tc.batch_size)]
-    seqs = [s.codec.encode_pairs(view.apply(sub).train, tc.loss_on) for sub, view in samples]
+    samples = [sample_sequence(s.corpus.train, first + j, s.codec, s.cfg) for j in range(tc.grad_accum * tc.batch_size)]
+    seqs = [seq for seq, _ in samples]
     for _, view in samples:
         prog.d8_counts[view.d8] += 1
     device = model_device(s.model)
