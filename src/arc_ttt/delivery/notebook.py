@@ -76,6 +76,20 @@ def cell(name: str) -> str:
         return f.read().rstrip("\n")
 
 
+# "accelerator": Colab opens the notebook on a GPU runtime (Kaggle reads kernel-metadata.json)
+METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"}, "accelerator": "GPU", "colab": {"gpuType": "T4"},
+}
+
+
+def notebook(cells: list) -> nbformat.NotebookNode:
+    """A validated notebook of `cells` with the kit's metadata (both notebooks share it)."""
+    nb = new_notebook(cells=cells, metadata=METADATA)
+    nbformat.validate(nb)
+    return nb
+
+
 def build(parameters: dict | None = None, note: str | None = None) -> nbformat.NotebookNode:
     """The notebook; `parameters` replace the parameters cell's defaults, `note` is appended to the title."""
     title = TITLE + (f"\n\n{note}" if note else "")
@@ -91,13 +105,7 @@ def build(parameters: dict | None = None, note: str | None = None) -> nbformat.N
         new_code_cell(cell("check"), id="check"),
         new_code_cell(cell("finalize"), id="finalize"),
     ]
-    metadata = {  # "accelerator": Colab opens the notebook on a GPU runtime (Kaggle reads kernel-metadata.json)
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}, "accelerator": "GPU", "colab": {"gpuType": "T4"},
-    }
-    nb = new_notebook(cells=cells, metadata=metadata)
-    nbformat.validate(nb)
-    return nb
+    return notebook(cells)
 
 
 # ---------------------------------------------------------------------------- the fine-tuning notebook
@@ -143,12 +151,7 @@ def build_finetune(parameters: dict | None = None) -> nbformat.NotebookNode:
         new_code_cell(cell("finetune_setup"), id="setup"),
         new_code_cell(cell("finetune_run"), id="finetune"),
     ]
-    metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                "language_info": {"name": "python"}, "accelerator": "GPU",
-                "colab": {"gpuType": "T4"}}
-    nb = new_notebook(cells=cells, metadata=metadata)
-    nbformat.validate(nb)
-    return nb
+    return notebook(cells)
 
 
 def render() -> str:
