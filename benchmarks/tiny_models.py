@@ -16,12 +16,14 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
                                    unk_token="<unk>")
 
 
-def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
-    """A random Llama of a few hundred thousand parameters on `tokenizer`'s vocabulary, for tests."""
+def tiny_llama(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int | None = None,
+               tied: bool = False, seed: int = 0):
+    """A random Llama of a few hundred thousand parameters on `tokenizer`'s vocabulary, for tests; `tied` ties
+    lm_head to the input embedding (SmolLM2, Gemma and Qwen-small do), `kv_heads` < `heads` is grouped-query."""
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=8192,
+        num_attention_heads=heads, num_key_value_heads=kv_heads or heads, max_position_embeddings=8192,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=tied)
     return LlamaForCausalLM(cfg).eval()

