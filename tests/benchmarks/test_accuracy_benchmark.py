@@ -86,3 +86,30 @@ def test_two_files_are_paired_on_the_tasks_and_seeds_both_measured(accuracy, tmp
     json.dump(result(5, "abc", [1, 0, 0], partial=False), open(b, "w"))
     with pytest.raises(SystemExit, match="no seed"):
         accuracy.compare_files(a, b, "final default config", None)
+
+
+def truth_only(result_file):
+    """The same file as measured by --truth-only: no candidates, so no score, rank or correct; the NLL raised."""
+    for s in result_file["rows"][0]["per_seed"]:
+        s.update(score=None, score_per_output=None)
+        for t in s["per_task"].values():
+            t.update(score=None, correct=None, truth_rank=None, truth_nll=[t["truth_nll"][0] + 0.25])
+    return result_file
+
+
+def test_a_truth_only_row_has_the_truth_nll_alone_and_pairs_on_it(accuracy, tmp_path):
+    """--truth-only (settings that change training, judged on the truth's NLL at half the cost): its row leaves
+    score, found and top2 empty instead of counting zeros, and a comparison with a full row is on truth_nll only."""
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    json.dump(truth_only(result(0, "abcd", [1, 0, 0, 1], partial=False)), open(a, "w"))
+    json.dump(result(0, "abcd", [1, 0, 0, 1], partial=False), open(b, "w"))
+    seeds = json.load(open(a))["rows"][0]["per_seed"]
+    row = accuracy.summarise("r", 8, 8, [], seeds)
+    assert row["score"] is None and row["found"] is None and row["top2"] is None and row["truth_rank"] is None
+    assert row["truth_nll"] == pytest.approx(0.75) and set(row["ci"]) == {"truth_nll"}
+    assert row["test_outputs"] == 4
+    assert "truth_nll 0.750" in accuracy.describe(row) and "score" not in accuracy.describe(row)
+    c = accuracy.compare_files(a, b, "final default config", None)
+    assert set(c) == {"a", "b", "truth_nll", "tasks", "seeds"}
+    assert c["truth_nll"]["mean"] == pytest.approx(0.25) and c["truth_nll"]["lo"] == pytest.approx(0.25)
+    assert accuracy.seed_on(seeds[0], ["a", "b"])["score"] is None

@@ -256,6 +256,8 @@ def test_rescore_ranks_a_logged_run_under_each_rule():
     assert rows["poe"]["top1"] == 0.5 and rows["poe"]["mean_rank"] == 1.0  # lowest mean NLL
     assert rows["both"]["top1"] == 0.5  # 1 - 1.5 beats 3 - 9
     assert all(r["oracle"] == 0.5 and r["outputs"] == 2 for r in rows.values())
+    by_task = {r.rule: r.per_task for r in rescore(tasks, {"t1": [truth], "t2": [[[7]]]}, ["vote", "poe"])}
+    assert by_task == {"vote": {"t1": [True], "t2": [False]}, "poe": {"t1": [True], "t2": [False]}}
 
 
 def test_votes_greedy_every_view_dfs_paths_above_the_threshold():

@@ -93,6 +93,7 @@ class RuleResult:
     top2: int = 0  # truth ranked 1 or 2: what the Kaggle metric counts
     found: int = 0  # truth among the candidates at all (the same for every rule)
     ranks: list[int] = field(default_factory=list)  # the truth's rank where found
+    per_task: dict[str, list[bool]] = field(default_factory=dict)  # task id -> top-2 hit per test output (pairing)
 
     def row(self) -> dict:
         n = max(1, self.outputs)
@@ -116,6 +117,7 @@ def rescore(tasks: Sequence[dict], solutions: dict, rules: Sequence[str] = RULES
                 ranked = rank([Candidate.from_dict(d) for d in cands], res.rule)
                 r = rank_of(np.asarray(truth, dtype=np.uint8), ranked)
                 res.outputs += 1
+                res.per_task.setdefault(t["id"], []).append(r is not None and r <= 2)
                 if r is not None:
                     res.found += 1
                     res.ranks.append(r)
