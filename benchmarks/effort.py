@@ -30,7 +30,6 @@ already holds when the settings match (model, config, levels, views); `--fresh` 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os

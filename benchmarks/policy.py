@@ -20,9 +20,7 @@ plot beside it (.png).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import sys
 

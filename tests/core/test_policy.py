@@ -10,7 +10,7 @@ import pytest
 from arc_ttt.core.config import BudgetConfig, ConfigError, load_config
 from arc_ttt.core.clock import FakeClock, TrainCap
 from arc_ttt.core.planner import Planner, TaskCost
-from arc_ttt.core.policy import (ACTIONS, PID, LearnedPolicy, PolicyFileError, choose, cross_fit, fit_policy,
+from arc_ttt.core.policy import (ACTIONS, PID, PolicyFileError, choose, cross_fit, fit_policy,
                                  load_policy, save_policy, solve_lambda, total_cost)
 from arc_ttt.runner.simulate import replay_table
 from conftest import ROOT, load_benchmark
