@@ -356,23 +356,24 @@ def print_comparison(c: dict) -> None:
     print(f"  {c['a']} - {c['b']}: {measures}{better}")
 
 
-def compare_files(a_path: str, b_path: str, row: str, out: str | None) -> dict:
+def compare_files(a_path: str, b_path: str, row: str, out: str | None, row_b: str | None = None) -> dict:
     """One row of two result files, paired on the tasks and the seeds both measured (said when fewer than either
     has: a 2-seed run against a 1-seed one is compared on the shared seed)."""
     a, b = (json.load(open(p)) for p in (a_path, b_path))
     ids = [i for i in a["tasks"] if i in b["tasks"]]
-    (ra, sa), (rb, sb) = row_seeds(a, row), row_seeds(b, row)
+    row_b = row_b or row
+    (ra, sa), (rb, sb) = row_seeds(a, row), row_seeds(b, row_b)
     common = sorted({s["seed"] for s in sa} & {s["seed"] for s in sb})
     if not ids or not common:
         raise SystemExit("the two files share no task or no seed: no paired comparison")
     if len(ids) < max(len(a["tasks"]), len(b["tasks"])) or len(common) < max(len(sa), len(sb)):
         print(f"paired on the {len(ids)} tasks and the seeds {common} that both files measured")
 
-    def on(path: str, r: dict, seeds: list[dict]) -> dict:
+    def on(path: str, name: str, r: dict, seeds: list[dict]) -> dict:
         kept = [seed_on(s, ids) for s in seeds if s["seed"] in common]
-        return summarise(f"{os.path.basename(path)}: {row}", r["steps"], r["views"], r.get("overrides", []), kept)
+        return summarise(f"{os.path.basename(path)}: {name}", r["steps"], r["views"], r.get("overrides", []), kept)
 
-    c = {**compare(on(a_path, ra, sa), on(b_path, rb, sb)), "tasks": len(ids), "seeds": common}
+    c = {**compare(on(a_path, row, ra, sa), on(b_path, row_b, rb, sb)), "tasks": len(ids), "seeds": common}
     print_comparison(c)
     if out:
         with open(out, "w") as f:
@@ -475,6 +476,7 @@ def main() -> int:
     ap.add_argument("--combine", nargs="+", metavar="FILE.json",
                     help="join --row of result files measured under different seeds (on their common tasks) into --out")
     ap.add_argument("--row", default="final default config", help="the row --compare-files and --combine read")
+    ap.add_argument("--row-b", help="--compare-files: the second file's row, when its name differs from --row's")
     ap.add_argument("--truth-only", action="store_true",
                     help="no candidate generation: TTT, then the truth's NLL under the scoring views alone (about "
                     "half the cost; for settings that change training, compared on truth_nll)")
@@ -482,7 +484,7 @@ def main() -> int:
                     "rescore`) under DIR/row<N>-seed<S>; default: a temporary folder")
     args = ap.parse_args()
     if args.compare_files:
-        compare_files(*args.compare_files, args.row, args.out)
+        compare_files(*args.compare_files, args.row, args.out, args.row_b)
         return 0
     if args.combine:
         if not args.out:

@@ -83,6 +83,10 @@ def test_two_files_are_paired_on_the_tasks_and_seeds_both_measured(accuracy, tmp
     c = accuracy.compare_files(a, b, "final default config", None)
     assert c["tasks"] == 3 and c["seeds"] == [0]
     assert c["score"]["mean"] == pytest.approx(1 / 3, abs=1e-5) and c["discordant"] == {"a_better": 1, "b_better": 0}
+    other = result(0, "abc", [1, 0, 0], partial=False)
+    other["rows"][0]["name"] = "greedy"  # two settings measured as different rows
+    json.dump(other, open(b, "w"))
+    assert accuracy.compare_files(a, b, "final default config", None, row_b="greedy")["score"] == c["score"]
     json.dump(result(5, "abc", [1, 0, 0], partial=False), open(b, "w"))
     with pytest.raises(SystemExit, match="no seed"):
         accuracy.compare_files(a, b, "final default config", None)
