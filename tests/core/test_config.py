@@ -88,6 +88,7 @@ def test_a_budget_inside_the_safety_margin_is_refused():
 LOCAL_DIFFERS = {
     "model.path": "the embedded default's merged model",
     "ttt.lr": "measured for the 135M model",
+    "ttt.loss_vocab": "decided on the 135M model's dev-set truth NLL; the GPU configs keep the whole vocabulary",
     "ttt.max_len": "the CPU's size: whole tasks up to the dev set's longest",
     "inference.dfs_threshold": "measured for the 135M model",
     "inference.max_candidates": "the CPU's size",
