@@ -87,7 +87,7 @@ def test_a_budget_inside_the_safety_margin_is_refused():
 # Where configs/local.yaml (a 135M model on a 2-core CPU) leaves the code defaults (a 2-hour GPU run), and why.
 LOCAL_DIFFERS = {
     "model.path": "the embedded default's merged model",
-    "ttt.lr": "measured for the 135M model",
+    "ttt.lr": "decided on the 135M model's dev-set truth NLL",
     "ttt.loss_vocab": "decided on the 135M model's dev-set truth NLL; the GPU configs keep the whole vocabulary",
     "ttt.max_len": "the CPU's size: whole tasks up to the dev set's longest",
     "inference.dfs_threshold": "measured for the 135M model",
