@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/accuracy.py --quick                                          (smoke: 2 tasks, 1 seed)
     .venv/bin/python benchmarks/accuracy.py --compare-files A.json B.json --row "final default config"
     .venv/bin/python benchmarks/accuracy.py --combine S0.json S1.json --out A.json   (seeds measured in two runs)
+    .venv/bin/python benchmarks/accuracy.py --rows 6 --truth-only --set ttt.lr=4e-4   (a training setting: truth NLL)
 
 Tasks (--tasks): `dev` (default), the 48 held-out ARC-AGI-1 training tasks of benchmarks/dev_tasks.json that no
 fine-tuning corpus contains: every setting is decided here; `eval24`, the 24 smallest ARC-AGI-1 evaluation tasks:
