@@ -28,7 +28,7 @@ import numpy as np
 
 from arc_ttt.core.config import BudgetConfig
 from arc_ttt.core.policy import TARGETS, cross_fit, fit_policy, save_policy
-from arc_ttt.core.stats import LEVEL, bootstrap_mean
+from arc_ttt.core.stats import LEVEL, bootstrap_mean, paired_difference
 from arc_ttt.runner.simulate import full_effort_seconds, replay_table, table_priors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +106,48 @@ def bootstrap(x: np.ndarray, boot: int, seed: int = 0) -> list[float]:
     return [round(ci.lo, 4), round(ci.hi, 4)]
 
 
+def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
+    """What the steps buy before any policy: per level the mean score and truth NLL with their intervals (all
+    tasks, and per stratum), each level against the one below it paired by task, and whether harder tasks gain
+    more (the heuristic's premise): the gains 0 -> each level of the tasks above the median difficulty against
+    those at or below it. A level k is the adapter after k steps of one schedule to the last level, not a k-step run."""
+    levels = [int(x) for x in table["levels"]]
+    ids = [t["id"] for t in table["tasks"]]
+    score, nll = outcomes(table, "score"), outcomes(table, "truth_nll")
+    seconds = level_costs(table)
+    strata = sorted({t.get("stratum") or "all" for t in table["tasks"]})
+
+    def ci(x):
+        c = bootstrap_mean(list(x), resamples=boot, seed=seed)
+        return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
+
+    def paired(Y, j, i):
+        c = paired_difference(dict(zip(ids, Y[:, j])), dict(zip(ids, Y[:, i])), resamples=boot, seed=seed)
+        return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
+
+    rows = []
+    for j, lv in enumerate(levels):
+        row = {"steps": lv, "score": ci(score[:, j]), "truth_nll": ci(nll[:, j]),
+               "seconds": round(float(seconds[:, j].mean()), 2),
+               "by_stratum": {s: {"tasks": int(sum(m)), "score": round(float(score[m, j].mean()), 4),
+                                  "truth_nll": round(float(np.nanmean(nll[m, j])), 4)}
+                              for s in strata for m in [np.array([(t.get("stratum") or "all") == s
+                                                                  for t in table["tasks"]])]}}
+        if j:
+            row["minus_previous"] = {"score": paired(score, j, j - 1), "truth_nll": paired(nll, j, j - 1)}
+        rows.append(row)
+    difficulty = np.array([t["features"].get("difficulty") or np.nan for t in table["tasks"]], dtype=float)
+    hard = difficulty > np.nanmedian(difficulty)
+    harder = {str(lv): {"score_gain_hard": round(float((score[hard, j] - score[hard, 0]).mean()), 4),
+                        "score_gain_easy": round(float((score[~hard, j] - score[~hard, 0]).mean()), 4),
+                        "nll_gain_hard": round(float((nll[hard, 0] - nll[hard, j]).mean()), 4),
+                        "nll_gain_easy": round(float((nll[~hard, 0] - nll[~hard, j]).mean()), 4)}
+              for j, lv in enumerate(levels) if lv}
+    return {"levels": rows, "harder_tasks_gain_more": {"split": "difficulty above the median vs at or below",
+                                                       "hard_tasks": int(hard.sum()), "easy_tasks": int((~hard).sum()),
+                                                       "by_level": harder}}
+
+
 def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_000, seed: int = 0, ridge: float = 1.0,
              out: str | None = OUT) -> dict:
     """Every policy at every budget on the table; the result (and the file at `out`, with a plot beside it)."""
@@ -151,7 +193,8 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
                         "views": table.get("views"), "complete": table.get("complete"), "quick": table.get("quick"),
                         "dev_set": table.get("dev_set")},
               "full_effort_seconds": round(full, 2), "target": target, "folds": k, "ridge": ridge, "bootstrap": boot,
-              "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": paired}
+              "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": paired,
+              "steps": level_summary(table, boot, seed)}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
@@ -221,6 +264,21 @@ def main() -> int:
     for b, d in result["paired_learned_minus_heuristic"].items():
         print(f"learned - heuristic at {b}: score {d['score']:+.3f} {d['score_ci']}, truth NLL {d['truth_nll']:+.3f} "
               f"{d['truth_nll_ci']}")
+    summary = result["steps"]
+    print("what the steps buy (level k = the adapter after k steps of one schedule; mean [90% CI]; paired vs the "
+          "level below):")
+    for r in summary["levels"]:
+        d = r.get("minus_previous")
+        print(f"  {r['steps']:>3} steps: score {r['score'][0]:.3f} [{r['score'][1]:.3f}, {r['score'][2]:.3f}]  truth NLL "
+              f"{r['truth_nll'][0]:.3f}  {r['seconds']:.0f} s" + (
+                  f"  | vs below: score {d['score'][0]:+.3f} [{d['score'][1]:+.3f}, {d['score'][2]:+.3f}], truth NLL "
+                  f"{d['truth_nll'][0]:+.3f} [{d['truth_nll'][1]:+.3f}, {d['truth_nll'][2]:+.3f}]" if d else ""))
+    h = summary["harder_tasks_gain_more"]
+    print(f"harder tasks gain more? ({h['hard_tasks']} above the median difficulty, {h['easy_tasks']} at or below; "
+          "gain over 0 steps, hard / easy)")
+    for lv, g in h["by_level"].items():
+        print(f"  {lv:>3} steps: score {g['score_gain_hard']:+.3f} / {g['score_gain_easy']:+.3f}, truth NLL "
+              f"{g['nll_gain_hard']:+.3f} / {g['nll_gain_easy']:+.3f}")
     print(f"wrote {args.out}")
     return 0
 

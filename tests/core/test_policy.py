@@ -311,6 +311,23 @@ def test_replay_stays_within_every_budget_and_the_oracle_is_the_ceiling(tmp_path
     assert saved["rows"] == rows and saved["table"]["model"] == "synthetic"
 
 
+def test_the_level_summary_finds_the_tables_known_structure(table):
+    """The synthetic table's NLL falls at every level and by more on harder tasks: the summary must say both."""
+    summary = load_benchmark("policy").level_summary(table, boot=200)
+    rows = summary["levels"]
+    assert [r["steps"] for r in rows] == list(ACTIONS) and "minus_previous" not in rows[0]
+    for r in rows:
+        assert r["score"][1] <= r["score"][0] <= r["score"][2]
+        assert sum(s["tasks"] for s in r["by_stratum"].values()) == len(table["tasks"])
+    for r in rows[1:]:
+        mean, lo, hi = r["minus_previous"]["truth_nll"]
+        assert lo <= mean <= hi < 0
+    assert rows[-1]["seconds"] > rows[0]["seconds"]
+    harder = summary["harder_tasks_gain_more"]
+    assert harder["hard_tasks"] + harder["easy_tasks"] == len(table["tasks"])
+    assert all(g["nll_gain_hard"] > g["nll_gain_easy"] > 0 for g in harder["by_level"].values())
+
+
 def test_cross_fitting_never_plans_a_task_with_its_own_row(table):
     cf = cross_fit(table, k=4, seed=0)
     for t in table["tasks"]:
