@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/policy.py                                 (reads benchmarks/results/effort.json)
     .venv/bin/python benchmarks/policy.py --table T.json --out P.json     (any table, e.g. a smoke one)
     .venv/bin/python benchmarks/policy.py --fit T.json --policy-out F.json  (the learned policy from all of a table)
+    .venv/bin/python benchmarks/policy.py --strata short,medium --out P.json  (the tasks of some size strata only)
 
 At budgets of 25%, 50% and 100% of full effort (every task trained to the table's last level and predicted
 there, plus the difficulty pass), each policy plans the table's tasks with the kit's planner on a simulated
@@ -14,7 +15,9 @@ multiple-choice knapsack on the table's outcomes and seconds, score first, then 
 Per policy and budget: the expected score (mean over tasks) and the truth's NLL per answer token, with 90%
 bootstrap intervals over tasks, and per budget the paired difference learned - heuristic (bootstrap over tasks
 of the per-task differences). The intervals resample tasks with their outcomes in this one replay; they do not
-re-run the replay, in which tasks share the budget. Writes `--out` (default benchmarks/results/policy.json) and a
+re-run the replay, in which tasks share the budget. Before any policy, what the steps buy: per level the
+score and truth NLL, each level paired against the one below, and the gains of harder against easier tasks
+(`level_summary`). Writes `--out` (default benchmarks/results/policy.json) and a
 plot beside it (.png).
 """
 from __future__ import annotations
@@ -191,7 +194,7 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
                              "truth_nll": round(float((ln - hn).mean()), 4), "truth_nll_ci": bootstrap(ln - hn, boot, seed)}
     result = {"table": {"model": table.get("model"), "tasks": len(table["tasks"]), "levels": levels,
                         "views": table.get("views"), "complete": table.get("complete"), "quick": table.get("quick"),
-                        "dev_set": table.get("dev_set")},
+                        "dev_set": table.get("dev_set"), "strata": table.get("strata", "all")},
               "full_effort_seconds": round(full, 2), "target": target, "folds": k, "ridge": ridge, "bootstrap": boot,
               "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": paired,
               "steps": level_summary(table, boot, seed)}
@@ -242,6 +245,7 @@ def main() -> int:
     ap.add_argument("--ridge", type=float, default=1.0)
     ap.add_argument("--fit", metavar="TABLE", help="fit the learned policy on all of TABLE and write --policy-out")
     ap.add_argument("--policy-out", help="where --fit writes the policy")
+    ap.add_argument("--strata", help="only the table's tasks of these size strata, comma-separated (e.g. short,medium)")
     args = ap.parse_args()
     if args.fit:
         if not args.policy_out:
@@ -252,6 +256,11 @@ def main() -> int:
               f"levels {list(policy.actions)}, target {args.target}")
         return 0
     table = json.load(open(args.table))
+    if args.strata:
+        keep = set(args.strata.split(","))
+        table = {**table, "tasks": [t for t in table["tasks"] if t.get("stratum") in keep], "strata": sorted(keep)}
+        if not table["tasks"]:
+            ap.error(f"--strata {args.strata}: no task of {args.table} is in these strata")
     if not table.get("complete") or table.get("quick"):
         print(f"note: {args.table} is {'a smoke table' if table.get('quick') else 'incomplete'}; the replay is not "
               "the issue's result")

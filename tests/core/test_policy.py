@@ -449,3 +449,23 @@ def test_policy_fit_writes_a_policy_the_kit_loads(tmp_path, table, monkeypatch):
     assert bench.main() == 0
     policy = load_policy(str(out))
     assert policy.target == "nll" and policy.card["trained_on"]["n_tasks"] == 48 and policy.gate is not None
+
+
+def test_policy_replays_only_the_strata_asked(tmp_path, table, monkeypatch, capsys):
+    import sys
+
+    bench = load_benchmark("policy")
+    src = tmp_path / "effort.json"
+    src.write_text(json.dumps(table))
+    out = tmp_path / "policy.json"
+    monkeypatch.setattr(sys, "argv", ["policy.py", "--table", str(src), "--out", str(out), "--strata", "short,medium",
+                                      "--boot", "100", "--folds", "3"])
+    assert bench.main() == 0
+    saved = json.load(open(out))
+    short_medium = sum(t["stratum"] in ("short", "medium") for t in table["tasks"])
+    assert saved["table"]["tasks"] == short_medium < len(table["tasks"])
+    assert saved["table"]["strata"] == ["medium", "short"]
+    assert "what the steps buy" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["policy.py", "--table", str(src), "--out", str(out), "--strata", "huge"])
+    with pytest.raises(SystemExit):
+        bench.main()
