@@ -118,7 +118,7 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
     ids = [t["id"] for t in table["tasks"]]
     score, nll = outcomes(table, "score"), outcomes(table, "truth_nll")
     seconds = level_costs(table)
-    strata = sorted({t.get("stratum") or "all" for t in table["tasks"]})
+    stratum = np.array([t.get("stratum") or "all" for t in table["tasks"]])
 
     def ci(x):
         c = bootstrap_mean(list(x), resamples=boot, seed=seed)
@@ -132,10 +132,10 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
     for j, lv in enumerate(levels):
         row = {"steps": lv, "score": ci(score[:, j]), "truth_nll": ci(nll[:, j]),
                "seconds": round(float(seconds[:, j].mean()), 2),
-               "by_stratum": {s: {"tasks": int(sum(m)), "score": round(float(score[m, j].mean()), 4),
-                                  "truth_nll": round(float(np.nanmean(nll[m, j])), 4)}
-                              for s in strata for m in [np.array([(t.get("stratum") or "all") == s
-                                                                  for t in table["tasks"]])]}}
+               "by_stratum": {s: {"tasks": int((stratum == s).sum()),
+                                  "score": round(float(score[stratum == s, j].mean()), 4),
+                                  "truth_nll": round(float(np.nanmean(nll[stratum == s, j])), 4)}
+                              for s in sorted(set(stratum))}}
         if j:
             row["minus_previous"] = {"score": paired(score, j, j - 1), "truth_nll": paired(nll, j, j - 1)}
         rows.append(row)
