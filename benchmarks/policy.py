@@ -121,8 +121,7 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
     stratum = np.array([t.get("stratum") or "all" for t in table["tasks"]])
 
     def ci(x):
-        c = bootstrap_mean(list(x), resamples=boot, seed=seed)
-        return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
+        return [round(float(np.nanmean(x)), 4), *bootstrap(x, boot, seed)]
 
     def paired(Y, j, i):
         c = paired_difference(dict(zip(ids, Y[:, j])), dict(zip(ids, Y[:, i])), resamples=boot, seed=seed)
