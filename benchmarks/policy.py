@@ -109,6 +109,12 @@ def bootstrap(x: np.ndarray, boot: int, seed: int = 0) -> list[float]:
     return [round(ci.lo, 4), round(ci.hi, 4)]
 
 
+def paired(ids: list[str], a: np.ndarray, b: np.ndarray, boot: int, seed: int = 0) -> list[float]:
+    """Mean of a - b task by task with its 90% interval: core.stats.paired_difference, as every other decision."""
+    c = paired_difference(dict(zip(ids, a)), dict(zip(ids, b)), resamples=boot, seed=seed)
+    return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
+
+
 def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
     """What the steps buy before any policy: per level the mean score and truth NLL with their intervals (all
     tasks, and per stratum), each level against the one below it paired by task, and whether harder tasks gain
@@ -123,10 +129,6 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
     def ci(x):
         return [round(float(np.nanmean(x)), 4), *bootstrap(x, boot, seed)]
 
-    def paired(Y, j, i):
-        c = paired_difference(dict(zip(ids, Y[:, j])), dict(zip(ids, Y[:, i])), resamples=boot, seed=seed)
-        return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
-
     rows = []
     for j, lv in enumerate(levels):
         row = {"steps": lv, "score": ci(score[:, j]), "truth_nll": ci(nll[:, j]),
@@ -136,7 +138,8 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
                                   "truth_nll": round(float(np.nanmean(nll[stratum == s, j])), 4)}
                               for s in sorted(set(stratum))}}
         if j:
-            row["minus_previous"] = {"score": paired(score, j, j - 1), "truth_nll": paired(nll, j, j - 1)}
+            row["minus_previous"] = {"score": paired(ids, score[:, j], score[:, j - 1], boot, seed),
+                                     "truth_nll": paired(ids, nll[:, j], nll[:, j - 1], boot, seed)}
         rows.append(row)
     difficulty = np.array([t["features"].get("difficulty") or np.nan for t in table["tasks"]], dtype=float)
     hard = difficulty > np.nanmedian(difficulty)
@@ -186,16 +189,16 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
                          "seconds": round(spent, 2), "mean_steps": round(float(steps.mean()), 2),
                          "steps_by_level": {str(s): int((steps == s).sum()) for s in levels}, "gated": int(gated),
                          "without_prediction": int(no_pred)})
-    paired = {}
+    ids, versus = [t["id"] for t in table["tasks"]], {}
     for frac in BUDGETS:
         (ls, ln), (hs, hn) = per_task[("learned", frac)], per_task[("heuristic", frac)]
-        paired[str(frac)] = {"score": round(float((ls - hs).mean()), 4), "score_ci": bootstrap(ls - hs, boot, seed),
-                             "truth_nll": round(float((ln - hn).mean()), 4), "truth_nll_ci": bootstrap(ln - hn, boot, seed)}
+        s_, n_ = paired(ids, ls, hs, boot, seed), paired(ids, ln, hn, boot, seed)
+        versus[str(frac)] = {"score": s_[0], "score_ci": s_[1:], "truth_nll": n_[0], "truth_nll_ci": n_[1:]}
     result = {"table": {"model": table.get("model"), "tasks": len(table["tasks"]), "levels": levels,
                         "views": table.get("views"), "complete": table.get("complete"), "quick": table.get("quick"),
                         "dev_set": table.get("dev_set"), "strata": table.get("strata", "all")},
               "full_effort_seconds": round(full, 2), "target": target, "folds": k, "ridge": ridge, "bootstrap": boot,
-              "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": paired,
+              "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": versus,
               "steps": level_summary(table, boot, seed)}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

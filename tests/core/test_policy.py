@@ -469,3 +469,22 @@ def test_policy_replays_only_the_strata_asked(tmp_path, table, monkeypatch, caps
     monkeypatch.setattr(sys, "argv", ["policy.py", "--table", str(src), "--out", str(out), "--strata", "huge"])
     with pytest.raises(SystemExit):
         bench.main()
+
+
+def test_the_live_check_holds_its_tasks_out_of_the_fit(tmp_path, table, monkeypatch, capsys):
+    import sys
+
+    bench = load_benchmark("policy_live")
+    src = tmp_path / "effort.json"
+    src.write_text(json.dumps(table))
+    monkeypatch.setattr(sys, "argv", ["policy_live.py", "--table", str(src), "--held-out", "6", "--dry-run"])
+    assert bench.main() == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    held, fitted = set(result["held_out"]), set(result["fitted_on"])
+    assert len(held) == 6 and not held & fitted and len(held | fitted) == len(table["tasks"])
+    assert {t["stratum"] for t in table["tasks"] if t["id"] in held} <= {"short", "medium"}
+    assert result["budget_seconds"] > 0.5 * result["full_effort_seconds"]
+    for name in ("heuristic", "learned"):  # the replay of the held-out tasks at the same budget, for the live run
+        assert set(result["replay"][name]["steps"]) == held
+        assert result["replay"][name]["seconds"] <= 0.5 * result["full_effort_seconds"] * 1.001

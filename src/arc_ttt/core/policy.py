@@ -185,7 +185,7 @@ def load_policy(path: str | None) -> LearnedPolicy:
         raise PolicyFileError("budget.policy=learned needs budget.policy_file: no policy file is configured")
     if not os.path.isfile(path):
         raise PolicyFileError(f"budget.policy=learned: the policy file {path} does not exist (fit one with "
-                              "benchmarks/policy.py --fit EFFORT_JSON --out FILE)")
+                              "benchmarks/policy.py --fit EFFORT_JSON --policy-out FILE)")
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
