@@ -41,14 +41,14 @@ POLICIES = ("uniform", "heuristic", "learned", "oracle")
 BUDGETS = (0.25, 0.5, 1.0)
 
 
-def budget_config(table: dict, seconds: float, policy: str) -> BudgetConfig:
+def budget_config(table: dict, seconds: float, policy: str, gate: bool = BudgetConfig.gate) -> BudgetConfig:
     """The kit's budget settings for a replay: no margin (the budget is the budget), the table's levels as the
     step range, the table's views only (no fewer-views rung), priors from the table's medians."""
     levels = [int(x) for x in table["levels"]]
     positive = [x for x in levels if x > 0]
     return BudgetConfig(seconds=seconds, safety_margin=0.0, min_margin_seconds=0.0, max_steps=max(levels),
                         min_steps=min(positive) if positive else 1, min_views=int(table.get("views", 1)),
-                        task_overhead_seconds=0.0, difficulty_share=1.0, policy=policy,
+                        task_overhead_seconds=0.0, difficulty_share=1.0, policy=policy, gate=gate,
                         policy_file="(cross-fitted in memory)" if policy == "learned" else None, **table_priors(table))
 
 
@@ -154,7 +154,7 @@ def level_summary(table: dict, boot: int = 10_000, seed: int = 0) -> dict:
 
 
 def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_000, seed: int = 0, ridge: float = 1.0,
-             out: str | None = OUT) -> dict:
+             out: str | None = OUT, gate: bool = BudgetConfig.gate) -> dict:
     """Every policy at every budget on the table; the result (and the file at `out`, with a plot beside it)."""
     full = full_effort_seconds(table)
     levels = [int(x) for x in table["levels"]]
@@ -175,7 +175,7 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
                               + sum(t.get("difficulty_seconds", 0.0) for t in table["tasks"]))
                 gated, no_pred = 0, int(none.sum())
             else:
-                cfg = budget_config(table, budget, name)
+                cfg = budget_config(table, budget, name, gate)
                 res, spent = replay_table(table, cfg, learned if name == "learned" else None)
                 score = np.array([r["score"] for r in res])
                 nll = np.array([r["truth_nll"] for r in res])
@@ -197,7 +197,8 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
     result = {"table": {"model": table.get("model"), "tasks": len(table["tasks"]), "levels": levels,
                         "views": table.get("views"), "complete": table.get("complete"), "quick": table.get("quick"),
                         "dev_set": table.get("dev_set"), "strata": table.get("strata", "all")},
-              "full_effort_seconds": round(full, 2), "target": target, "folds": k, "ridge": ridge, "bootstrap": boot,
+              "full_effort_seconds": round(full, 2), "target": target, "gate": gate, "folds": k, "ridge": ridge,
+              "bootstrap": boot,
               "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": versus,
               "steps": level_summary(table, boot, seed)}
     if out:
@@ -245,6 +246,8 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--boot", type=int, default=10_000)
     ap.add_argument("--ridge", type=float, default=1.0)
+    ap.add_argument("--gate", action=argparse.BooleanOptionalAction, default=BudgetConfig.gate,
+                    help="the learned policy's early stop after 2 steps (default: budget.gate's default, off)")
     ap.add_argument("--fit", metavar="TABLE", help="fit the learned policy on all of TABLE and write --policy-out")
     ap.add_argument("--policy-out", help="where --fit writes the policy")
     ap.add_argument("--strata", help="only the table's tasks of these size strata, comma-separated (e.g. short,medium)")
@@ -266,8 +269,10 @@ def main() -> int:
     if not table.get("complete") or table.get("quick"):
         print(f"note: {args.table} is {'a smoke table' if table.get('quick') else 'incomplete'}; the replay is not "
               "the issue's result")
-    result = evaluate(table, target=args.target, k=args.folds, boot=args.boot, ridge=args.ridge, out=args.out)
-    print(f"full effort {result['full_effort_seconds']:.0f} s, {result['table']['tasks']} tasks, target {args.target}")
+    result = evaluate(table, target=args.target, k=args.folds, boot=args.boot, ridge=args.ridge, out=args.out,
+                      gate=args.gate)
+    print(f"full effort {result['full_effort_seconds']:.0f} s, {result['table']['tasks']} tasks, target {args.target}, "
+          f"gate {'on' if args.gate else 'off'}")
     print(f"{'policy':<10} {'budget':>6} {'score':>6} {'90% CI':>16} {'truth NLL':>9} {'steps':>6} {'seconds':>9}")
     for r in result["rows"]:
         print(f"{r['policy']:<10} {r['budget']:>6} {r['score']:>6.3f} {str(r['ci']):>16} {r['truth_nll']:>9.3f} "

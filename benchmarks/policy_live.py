@@ -49,6 +49,11 @@ def hold_out(table: dict, n: int, strata: set[str], seed: int) -> list[str]:
     return [i for i in pool if i in pick]
 
 
+def without_prediction(tasks: list[dict]) -> int:
+    """Tasks answered by the fallback: planned so, or left no time for a single view."""
+    return sum(t["mode"] == "fallback" or t["views"] == 0 for t in tasks)
+
+
 def live(policy: str, ids: list[str], seconds: float, policy_file: str, table: dict, out_dir: str) -> dict:
     """One real run of the held-out tasks under `policy`; per task its steps, score and seconds."""
     from arc_ttt.runner.pipeline import run  # torch only when a run is asked for
@@ -73,10 +78,11 @@ def live(policy: str, ids: list[str], seconds: float, policy_file: str, table: d
                       "score": float(np.mean(r.correct)) if r.correct else 0.0, "seconds": round(r.seconds, 1),
                       "train_stopped_by": r.train_stopped_by,
                       "chose": (r.policy or {}).get("chosen"), "gate": (r.policy or {}).get("gate")})
-    return {"policy": policy, "budget_seconds": round(seconds, 1), "finish_seconds": round(result.seconds, 1),
-            "wall_seconds": round(time.monotonic() - t0, 1), "score": round(float(np.mean([t["score"] for t in tasks])), 4),
+    return {"policy": policy, "gate": cfg.budget.gate, "budget_seconds": round(seconds, 1),
+            "finish_seconds": round(result.seconds, 1), "wall_seconds": round(time.monotonic() - t0, 1),
+            "score": round(float(np.mean([t["score"] for t in tasks])), 4),
             "total_steps": int(sum(t["steps"] for t in tasks)),
-            "without_prediction": sum(t["mode"] == "fallback" for t in tasks), "tasks": tasks}
+            "without_prediction": without_prediction(tasks), "tasks": tasks}
 
 
 def main() -> int:
@@ -109,7 +115,8 @@ def main() -> int:
                         "steps": {r["id"]: r["steps"] for r in res}}
         print(f"replay {name}: score {replay[name]['score']:.3f}, steps {list(replay[name]['steps'].values())}")
     result = {"kind": "policy live check", "table": os.path.relpath(args.table, ROOT), "model": table.get("model"),
-              "held_out": ids, "strata": args.strata, "seed": args.seed, "fitted_on": policy.card["trained_on"]["tasks"],
+              "held_out": ids, "strata": args.strata, "seed": args.seed,
+              "fitted_on": policy.card["trained_on"]["tasks"],
               "fraction": args.fraction, "full_effort_seconds": round(full, 1), "budget_seconds": round(seconds, 1),
               "replay": replay}
     if args.dry_run:

@@ -71,7 +71,7 @@ def costs(n, seed=0):
 
 def learned_cfg(**kw):
     base = dict(seconds=3000.0, safety_margin=0, min_margin_seconds=0, policy="learned", policy_file="(in memory)",
-                max_steps=32, min_steps=2, task_overhead_seconds=0.0, train_seconds_per_token=1e-3,
+                gate=True, max_steps=32, min_steps=2, task_overhead_seconds=0.0, train_seconds_per_token=1e-3,
                 prefill_seconds_per_token=1e-4, decode_seconds_per_token=1e-2)
     base.update(kw)
     return BudgetConfig(**base)
@@ -243,7 +243,6 @@ def test_learned_without_a_policy_file_fails_and_names_it(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(PolicyFileError, match="bad.json"):
         load_policy(str(tmp_path / "bad.json"))
-    assert not os.path.exists(os.path.join(ROOT, "configs", "policies"))  # no fitted policy shipped as if real
 
 
 def test_a_learned_run_fails_at_start_naming_the_missing_file(tmp_path, small_tasks):
@@ -294,7 +293,7 @@ def test_uniform_is_the_same_step_for_every_task():
 def test_replay_stays_within_every_budget_and_the_oracle_is_the_ceiling(tmp_path, table):
     bench = load_benchmark("policy")
     out = tmp_path / "policy.json"
-    result = bench.evaluate(table, target="nll", k=4, boot=200, out=str(out))
+    result = bench.evaluate(table, target="nll", k=4, boot=200, out=str(out), gate=True)
     rows = result["rows"]
     assert {(r["policy"], r["budget"]) for r in rows} == {(p, b) for p in bench.POLICIES for b in bench.BUDGETS}
     for r in rows:
@@ -488,3 +487,17 @@ def test_the_live_check_holds_its_tasks_out_of_the_fit(tmp_path, table, monkeypa
     for name in ("heuristic", "learned"):  # the replay of the held-out tasks at the same budget, for the live run
         assert set(result["replay"][name]["steps"]) == held
         assert result["replay"][name]["seconds"] <= 0.5 * result["full_effort_seconds"] * 1.001
+
+
+def test_the_shipped_policy_loads_and_its_card_names_its_table():
+    """configs/policies/: the learned policy fitted on the committed effort table, an option (budget.policy=learned)."""
+    path = os.path.join(ROOT, "configs", "policies", "smollm2-135m-arc-cpu.json")
+    policy = load_policy(path)
+    effort = json.load(open(os.path.join(ROOT, "benchmarks", "results", "effort.json")))
+    card = policy.card["trained_on"]
+    assert card["table"] == "benchmarks/results/effort.json" and card["model"] == effort["model"]
+    assert set(card["tasks"]) <= {t["id"] for t in effort["tasks"]} and card["views"] == effort["views"]
+    assert list(policy.actions) == effort["levels"] and policy.gate is not None
+    cfg = load_config(os.path.join(ROOT, "configs", "local.yaml"),
+                      ["budget.policy=learned", f"budget.policy_file={path}"])
+    assert cfg.budget.policy == "learned"

@@ -138,7 +138,10 @@ class BudgetConfig:
     policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
     policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
     pid: tuple[float, float, float] = (3.0, 0.3, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
-    gate: bool = True  # learned: stop after 2 steps when the model predicts no further gain
+    # learned: stop after 2 steps when the model predicts no further gain. Off: in replay of the dev effort table
+    # (47 tasks) the gate cost score, no gate - gate +0.053 [+0.011, +0.106] at 50% and 100% of full effort
+    # (benchmarks/README.md, "Effort and policy"): score gains are sparse, so its neighbours mostly predict none.
+    gate: bool = False
     gate_min_gain: float = 0.0  # ... no further gain = at most this much more (in the policy's gain units)
     weight_range: tuple[float, float] = (0.25, 2.0)
     difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
@@ -166,8 +169,8 @@ class BudgetConfig:
             raise ValueError(f"policy {self.policy!r}: choose uniform, heuristic or learned")
         if self.policy == "learned" and not self.policy_file:
             raise ValueError("budget.policy=learned needs budget.policy_file, the learned policy's JSON; none is "
-                             "configured (the kit ships none yet: benchmarks/policy.py --fit writes one from an effort "
-                             "table)")
+                             "configured (configs/policies/smollm2-135m-arc-cpu.json is the one fitted for the "
+                             "embedded default on a CPU; benchmarks/policy.py --fit writes one from an effort table)")
         if self.seconds <= self.margin:
             raise ValueError(
                 f"seconds={self.seconds:g} leaves no time after the safety margin of {self.margin:g} s "
