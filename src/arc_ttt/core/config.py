@@ -138,10 +138,7 @@ class BudgetConfig:
     policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
     policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
     pid: tuple[float, float, float] = (3.0, 0.3, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
-    # learned: stop after 2 steps when the model predicts no further gain. Off: in replay of the dev effort table
-    # (47 tasks) the gate cost score, no gate - gate +0.053 [+0.011, +0.106] at 50% and 100% of full effort
-    # (benchmarks/README.md, "Effort and policy"): score gains are sparse, so its neighbours mostly predict none.
-    gate: bool = False
+    gate: bool = False  # learned: stop after 2 steps when no gain is predicted; off: it cost score (docs/planner.md)
     gate_min_gain: float = 0.0  # ... no further gain = at most this much more (in the policy's gain units)
     weight_range: tuple[float, float] = (0.25, 2.0)
     difficulty_share: float = 0.05  # at most this share of the budget measuring difficulty
