@@ -99,8 +99,9 @@ def main() -> int:
     args = ap.parse_args()
     table = json.load(open(args.table))
     ids = hold_out(table, args.held_out, set(args.strata.split(",")), args.seed)
-    held = {**table, "tasks": [t for t in table["tasks"] if t["id"] in set(ids)]}
-    fit_on = [t["id"] for t in table["tasks"] if t["id"] not in set(ids)]
+    out_of_fit = set(ids)
+    held = {**table, "tasks": [t for t in table["tasks"] if t["id"] in out_of_fit]}
+    fit_on = [t["id"] for t in table["tasks"] if t["id"] not in out_of_fit]
     policy = fit_policy(table, target=args.target, tasks=fit_on, source=os.path.relpath(args.table, ROOT))
     full = full_effort_seconds(held)
     planned = args.fraction * full
