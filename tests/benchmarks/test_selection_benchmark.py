@@ -28,3 +28,9 @@ def test_rules_are_scored_per_task_over_seeds_and_paired(selection):
     d = summary["differences"]["vote - poe"]
     assert d["mean"] == pytest.approx(-0.25) and d["tasks_worse"] == 1 and d["tasks_better"] == 0
     assert summary["rules"]["poe"]["mean"] == pytest.approx(0.5)
+
+
+def test_a_missing_run_folder_is_named_with_what_is_there(selection, tmp_path):
+    (tmp_path / "row5-seed0").mkdir()
+    with pytest.raises(SystemExit, match=r"no run log at .*row6-seed0.*\['row5-seed0'\]"):
+        selection.read_log(str(tmp_path / "row6-seed0"))
