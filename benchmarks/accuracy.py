@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/accuracy.py --quick                                          (smoke: 2 tasks, 1 seed)
     .venv/bin/python benchmarks/accuracy.py --compare-files A.json B.json --row "final default config"
     .venv/bin/python benchmarks/accuracy.py --combine S0.json S1.json --out A.json   (seeds measured in two runs)
+    .venv/bin/python benchmarks/accuracy.py --rows 6 --seeds 1 --stratum long         (one stratum; --combine joins it)
     .venv/bin/python benchmarks/accuracy.py --rows 6 --truth-only --set ttt.lr=4e-4   (a training setting: truth NLL)
 
 Tasks (--tasks): `dev` (default), the 48 held-out ARC-AGI-1 training tasks of benchmarks/dev_tasks.json that no
@@ -22,7 +23,8 @@ figure is the mean over tasks with a 90% bootstrap interval over tasks (`ci`). -
 difference of two rows (per task, A minus B) with its interval; --compare-files compares one row of two result
 files, paired on the tasks and seeds both measured (two configs: run each with its --set overrides). --first-seed K measures
 seeds K..K+N-1, and --combine joins one row's seeds from several files (on the tasks they share), so a run stopped
-after seed 0 is finished by another run of seed 1 alone.
+after seed 0 is finished by another run of seed 1 alone; it also joins one seed measured on disjoint tasks (--stratum
+NAME measures one stratum of the dev set: the long one costs twice the other two together).
 
 Rows (cumulative):
     base greedy 1 view        no TTT, greedy decoding of the identity view, attempt 2 = fallback
@@ -448,6 +450,8 @@ def combine_files(paths: list[str], row: str, out: str) -> int:
     first, _ = row_seeds(results[0], row)
     summary = summarise(row, first["steps"], first["views"], first.get("overrides", results[0]["overrides"]), seeds)
     combined = {k: v for k, v in results[0].items() if k != "partial_row"}
+    if len({r.get("dataset") for r in results}) > 1:  # strata measured apart: the set they make up
+        combined["dataset"] = str(results[0].get("dataset")).split(", stratum ")[0]
     combined.update(tasks=ids, task_tokens={i: tokens[i] for i in ids},
                     test_outputs=summary["test_outputs"], seeds=[s["seed"] for s in seeds], complete=True,
                     rows=[summary], comparisons=[], total_seconds=round(sum(r["total_seconds"] for r in results), 1),

@@ -77,15 +77,15 @@ def test_a_stratum_measured_apart_joins_its_seed(accuracy, tmp_path):
     """Seed 0 on tasks a-b and, in another run, on c-d is one seed on a-d (its seconds summed); with seed 1 on a-b
     only, the row keeps the tasks both seeds have."""
     s0ab, s0cd, s1ab, out = (str(tmp_path / n) for n in ("s0ab.json", "s0cd.json", "s1ab.json", "out.json"))
-    json.dump(result(0, "ab", [1, 0], partial=False), open(s0ab, "w"))
-    json.dump(result(0, "cd", [1, 1], partial=False), open(s0cd, "w"))
+    json.dump({**result(0, "ab", [1, 0], partial=False), "dataset": "dev"}, open(s0ab, "w"))
+    json.dump({**result(0, "cd", [1, 1], partial=False), "dataset": "dev, stratum long"}, open(s0cd, "w"))
     json.dump(result(1, "ab", [0, 0], partial=False), open(s1ab, "w"))
     assert accuracy.combine_files([s0ab, s0cd], "final default config", out) == 0
     combined = json.load(open(out))
     row = combined["rows"][0]
     assert combined["tasks"] == ["a", "b", "c", "d"] and combined["seeds"] == [0]
     assert row["score"] == pytest.approx(0.75) and row["seconds"] == 10.0
-    assert set(combined["task_tokens"]) == set("abcd")
+    assert set(combined["task_tokens"]) == set("abcd") and combined["dataset"] == "dev"
     accuracy.combine_files([s0ab, s0cd, s1ab], "final default config", out)
     combined = json.load(open(out))
     assert combined["tasks"] == ["a", "b"] and combined["seeds"] == [0, 1]
