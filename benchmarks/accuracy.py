@@ -117,10 +117,10 @@ def choose_tasks(spec: str, codec: GridCodec, stratum: str | None = None) -> tup
     tasks, what = devset.load_dev_tasks(path), f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
     if not stratum:
         return tasks, what
-    named = {d.id for d in devset.read_devset(path) if d.stratum == stratum}
+    strata = {d.id: d.stratum for d in devset.read_devset(path)}
+    named = {i for i, name in strata.items() if name == stratum}
     if not named:
-        raise SystemExit(f"{path}: no task in stratum {stratum!r} (strata: "
-                         f"{sorted({d.stratum for d in devset.read_devset(path)})})")
+        raise SystemExit(f"{path}: no task in stratum {stratum!r} (strata: {sorted(set(strata.values()))})")
     return [t for t in tasks if t.id in named], f"{what}, stratum {stratum}"
 
 
@@ -426,7 +426,7 @@ def merge_seed(parts: list[dict]) -> dict:
             raise SystemExit(f"seed {p['seed']} is measured twice on {sorted(per_task.keys() & p['per_task'].keys())}")
         per_task.update(p["per_task"])
     seconds = None if any(p["seconds"] is None for p in parts) else sum(p["seconds"] for p in parts)
-    return seed_on({**parts[0], "per_task": per_task, "seconds": seconds}, list(per_task))
+    return {**parts[0], "per_task": per_task, "seconds": seconds}  # its scores: seed_on, over the tasks kept
 
 
 def combine_files(paths: list[str], row: str, out: str) -> int:
