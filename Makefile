@@ -36,7 +36,8 @@ run: $(STAMP) model
 	$(PY) -m arc_ttt run --config configs/local.yaml $(RUN_ARGS)
 
 # SmolLM2-135M converted from its GGUF (models/smollm2-135m), then the kit's committed ARC adapter
-# (configs/adapters/smollm2-135m-arc, made by `arc-ttt finetune --config configs/finetune-local.yaml`) merged in.
+# (configs/adapters/smollm2-135m-arc, made by `arc-ttt finetune --config configs/finetune-local.yaml`) merged in,
+# the vocabulary cut to the kit format's 17 tokens (decided on the dev set: benchmarks/README.md, "Decisions").
 model: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
 

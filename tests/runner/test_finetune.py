@@ -330,8 +330,11 @@ def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path,
 
 
 def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(tmp_path, tiny_folder, task_folder):
-    from arc_ttt.core.modelfolder import MERGE_STAMP
+    from transformers import AutoTokenizer
+
+    from arc_ttt.core.modelfolder import DEMO_MARKER, MERGE_STAMP, adapter_digest, is_demo
     from arc_ttt.modeling.embedded import ensure_arc_model
+    from arc_ttt.modeling.export import format_keep_ids
     from arc_ttt.runner.finetune import finetune
 
     finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "output.merge=false"), progress_bar=False)
@@ -346,7 +349,15 @@ def test_make_model_merges_the_committed_adapter_once_and_again_when_it_changes(
     with open(stamp, "w") as f:
         f.write("an older adapter\n")
     ensure_arc_model(dst, adapter, base=tiny_folder)
-    assert open(stamp).read().strip() != "an older adapter"
+    assert open(stamp).read().split() == [adapter_digest(adapter), "shrink-vocab"]
+    os.remove(os.path.join(dst, DEMO_MARKER))
+    assert is_demo(dst, kit_adapter=adapter)  # a shrunk merge of the kit's adapter is still its demonstration model
+    # the vocabulary is cut to the kit format's tokens; asking for the whole vocabulary rebuilds the folder
+    shrunk = json.loads(open(os.path.join(dst, "config.json")).read())["vocab_size"]
+    ensure_arc_model(dst, adapter, base=tiny_folder, shrink=False)
+    assert open(stamp).read().split() == [adapter_digest(adapter)]
+    whole = json.loads(open(os.path.join(dst, "config.json")).read())["vocab_size"]
+    assert shrunk == len(format_keep_ids(AutoTokenizer.from_pretrained(tiny_folder))) < whole
 
 
 def test_full_fine_tuning_trains_every_weight_and_writes_only_the_merged_folder(tmp_path, tiny_folder, task_folder):

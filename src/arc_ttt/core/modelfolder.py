@@ -18,7 +18,8 @@ from .config import DEFAULT_ADAPTER
 
 FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.formats writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
-MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest
+MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest, and how
+SHRUNK_TAG = "shrink-vocab"  # the stamp's second word when the merge also cut the vocabulary to the format's tokens
 DEMO_MARKER = "ARC_TTT_DEMO_MODEL.txt"  # written into the kit's demonstration model (make model, the bundle)
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Tokenizer classes of transformers 5 that 4.x does not have; the fast tokenizer's tokenizer.json holds everything.
@@ -159,16 +160,29 @@ def adapter_digest(adapter_folder: str) -> str:
     return h.hexdigest()
 
 
+def merge_stamp(adapter_folder: str, shrunk: bool = False) -> str:
+    """What a merged folder's stamp says: the adapter's digest, then `shrink-vocab` if the vocabulary was cut. A
+    folder whose stamp differs from the one wanted is rebuilt (make model)."""
+    return adapter_digest(adapter_folder) + (f" {SHRUNK_TAG}" if shrunk else "")
+
+
+def read_merge_stamp(folder: str) -> str | None:
+    path = os.path.join(folder, MERGE_STAMP)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
 def is_demo(folder: str, kit_adapter: str = os.path.join(REPO_DIR, DEFAULT_ADAPTER)) -> bool:
     """The kit's demonstration model: its marker, or (in a checkout, where the kit's adapter is) a merge stamp of
     exactly that adapter. A user's own fine-tune of the same base has another adapter, so another stamp."""
     if os.path.exists(os.path.join(folder, DEMO_MARKER)):
         return True
-    stamp = os.path.join(folder, MERGE_STAMP)
-    if not (os.path.isfile(stamp) and os.path.isfile(os.path.join(kit_adapter, "adapter_model.safetensors"))):
+    stamp = read_merge_stamp(folder)
+    if not (stamp and os.path.isfile(os.path.join(kit_adapter, "adapter_model.safetensors"))):
         return False
-    with open(stamp, encoding="utf-8") as f:
-        return f.read().strip() == adapter_digest(kit_adapter)
+    return stamp.split()[0] == adapter_digest(kit_adapter)  # shrunk or not
 
 
 def mark_demo(folder: str) -> None:

@@ -16,7 +16,7 @@ from ..core.codec import TokenizerFormatError
 from ..core.config import ModelConfig
 from ..core.folders import atomic_folder
 from ..core.kitformat import GridFormat
-from ..core.modelfolder import MERGE_STAMP, adapter_digest, make_portable
+from ..core.modelfolder import MERGE_STAMP, make_portable, merge_stamp
 from ..core.symbolformat import PromptFormat, kit_format
 from ..core.formats import codec_for, get_format, resolve, write_format_file
 from .loading import load_model, load_tokenizer, saved_quantization
@@ -58,11 +58,12 @@ def convert_gguf(gguf_path: str, dst: str, dtype: torch.dtype = torch.bfloat16) 
 
 
 def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32",
-                      save_dtype: str | None = None) -> str:
+                      save_dtype: str | None = None, shrink: bool = False) -> str:
     """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
     the adapter's card (finetune.json) beside it. Merged in `dtype`, on the CPU: fp32 keeps every small
     delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM.
-    `save_dtype` casts the merged weights before saving (bfloat16: half the upload of fp32)."""
+    `save_dtype` casts the merged weights before saving (bfloat16: half the upload of fp32). `shrink` then cuts
+    the vocabulary to the tokens of the adapter's prompt format (shrink_vocab: the same logits on those tokens)."""
     from . import lora  # peft (and bitsandbytes) only when merging: the notebook loads this before its GPU check
 
     card = os.path.join(adapter_folder, "finetune.json")
@@ -72,13 +73,15 @@ def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "fl
             trained_in = json.load(f).get("format") or "kit"
     model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
     merged = lora.merge_adapter(model, adapter_folder)
+    if shrink:
+        merged, tok = shrink_vocab(merged, tok, fmt=trained_in or "kit")
     if save_dtype is not None:
         merged.to(resolve_dtype(save_dtype, torch.device("cpu")))
     save_model(merged, tok, dst, format_name=trained_in)
     if trained_in is not None:
         shutil.copy(card, os.path.join(dst, "finetune.json"))
     with open(os.path.join(dst, MERGE_STAMP), "w") as f:
-        f.write(adapter_digest(adapter_folder) + "\n")
+        f.write(merge_stamp(adapter_folder, shrink) + "\n")
     return dst
 
 
