@@ -18,8 +18,8 @@ from .config import DEFAULT_ADAPTER
 
 FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.formats writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
-MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest, and how
-SHRUNK_TAG = "shrink-vocab"  # the stamp's second word when the merge also cut the vocabulary to the format's tokens
+MERGE_STAMP = "merged_adapter.sha256"  # written by every merge (modeling.export): the adapter's digest, then
+SHRUNK_TAG = "shrink-vocab"  # this word when the merge also cut the vocabulary to the prompt format's tokens
 DEMO_MARKER = "ARC_TTT_DEMO_MODEL.txt"  # written into the kit's demonstration model (make model, the bundle)
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Tokenizer classes of transformers 5 that 4.x does not have; the fast tokenizer's tokenizer.json holds everything.

@@ -35,8 +35,9 @@ def ensure_default_model(dst: str = DEFAULT_MODEL_DIR) -> str:
 def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEFAULT_ADAPTER,
                      base: str = DEFAULT_MODEL_DIR, shrink: bool = True) -> str:
     """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in (in fp32, saved in bf16),
-    its vocabulary cut to the kit format's 17 tokens (203 MB to upload instead of 538 MB in fp32; the same score on
-    every dev task, 8% fewer seconds: benchmarks/README.md). Rebuilt when the adapter or `shrink` changes."""
+    its vocabulary cut to the kit format's 17 tokens: 203 MB to upload against 269 MB whole (538 MB in fp32), the
+    same score on every dev task at 8% fewer seconds (benchmarks/README.md, "Decisions"). Rebuilt when the adapter
+    or `shrink` changes."""
     if read_merge_stamp(dst) == merge_stamp(adapter_folder, shrink):
         return dst
     merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16", shrink=shrink)
