@@ -94,6 +94,7 @@ LOCAL_DIFFERS = {
     "inference.max_candidates": "the CPU's size",
     "inference.max_len": "the CPU's size, as ttt.max_len",
     "budget.seconds": "minutes, not hours",
+    "budget.max_steps_long": "decided on the 135M model's dev-set truth NLL (long stratum); the GPU configs keep one cap",
     "budget.min_margin_seconds": "minutes, not hours",
     "budget.max_steps": "the CPU's size",
     "budget.min_steps": "the CPU's size",

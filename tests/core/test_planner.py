@@ -170,3 +170,23 @@ def test_an_engine_that_does_not_split_inference_gets_one_factor_for_all_of_it()
     p.record("t0", p.plan("t0"), train_seconds=0.0, steps_done=0, infer_seconds=3 * before, views_done=8)
     assert (p.prefill.factor, p.decode.factor) == pytest.approx((3.0, 3.0)) and p.rescore.samples == 0
     assert p.infer_seconds(t, 8) == pytest.approx(3 * before)
+
+
+def test_long_tasks_get_their_own_step_cap():
+    """budget.max_steps_long: a task whose prompt and answer reach long_tokens may train past max_steps; the others
+    keep max_steps, and a binding budget still fits every task's plan."""
+    tasks = [TaskCost("short", 400, 300, 100), TaskCost("long", 1200, 1000, 200)]
+    cfg = dict(safety_margin=0, min_margin_seconds=0, adaptive=False, task_overhead_seconds=0, headroom=0.0,
+               max_steps=16, max_steps_long=32, long_tokens=1000)
+    p = planner(BudgetConfig(seconds=1e6, **cfg), tasks)
+    assert [p.step_cap(t) for t in tasks] == [16, 32]
+    assert (p.plan("short").steps, p.plan("long").steps) == (16, 32)
+    p = planner(BudgetConfig(seconds=1e6, **{**cfg, "max_steps_long": None}), tasks)
+    assert p.plan("long").steps == 16  # unset: one cap for all
+    # binding: both tasks' planned seconds fit the budget, and the long one still trains more
+    p = planner(BudgetConfig(seconds=60, **cfg), tasks)
+    measured(p)
+    short, long = p.plan("short"), p.plan("long")
+    spent = sum(p.train_seconds(t, plan.steps) + p.infer_seconds(t, plan.views)
+                for t, plan in zip(tasks, (short, long)))
+    assert spent <= 60 and 0 < short.steps <= 16 and long.steps >= short.steps

@@ -501,3 +501,12 @@ def test_the_shipped_policy_loads_and_its_card_names_its_table():
     cfg = load_config(os.path.join(ROOT, "configs", "local.yaml"),
                       ["budget.policy=learned", f"budget.policy_file={path}"])
     assert cfg.budget.policy == "learned"
+
+
+def test_the_learned_policy_may_choose_past_max_steps_only_for_long_tasks(policy):
+    tasks = [TaskCost("short", 400, 300, 100), TaskCost("long", 1200, 1000, 200)]
+    cfg = learned_cfg(seconds=1e6, max_steps=16, max_steps_long=32, long_tokens=1000)
+    p = Planner(cfg, tasks, start=0.0, clock=FakeClock(), default_views=8, infer_batch=8, policy=policy)
+    C = p.action_costs(tasks, 8)
+    over = np.array(ACTIONS) > 16
+    assert np.isinf(C[0, over]).all() and np.isfinite(C[1]).all()

@@ -127,14 +127,14 @@ class BudgetConfig:
     safety_margin: float = 0.05  # fraction of `seconds` kept free at the end ...
     min_margin_seconds: float = 60.0  # ... and at least this many seconds
     max_task_seconds: float | None = None  # hard per-task cap (NVARC used 1200 s)
-    max_steps: int = 64  # TTT steps at most per task
+    max_steps: int = 64  # TTT steps at most per task ...
+    max_steps_long: int | None = None  # ... for a task whose prompt and answer reach long_tokens (None: max_steps)
+    long_tokens: int = 1000  # the dev set's long stratum starts here (benchmarks/dev_tasks.json)
     min_steps: int = 4  # fewer than this is not worth training: go without TTT
     min_views: int = 2  # fewest views before dropping TTT
     adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos (policy heuristic)
-    # How TTT steps are shared out among the tasks (core.policy): uniform = the same step scale for every task;
-    # heuristic = scale x the difficulty weight (uniform when adaptive is false); learned = the action (0, 2, 4,
-    # 8, 16, 32 steps) of the largest predicted gain minus lambda x cost, lambda fitted to the time left and
-    # corrected by a PID controller on spent against planned time, with an early-stop gate after 2 steps.
+    # How TTT steps are shared out (core.policy): uniform, one step scale; heuristic, scale x difficulty weight;
+    # learned, the action (0-32 steps) of most gain - lambda x cost, lambda fitted to the time left, PID on the pace.
     policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
     policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
     pid: tuple[float, float, float] = (3.0, 0.3, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)

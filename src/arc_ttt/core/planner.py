@@ -146,6 +146,12 @@ class Planner:
         else:
             self.weights = {t.id: 1.0 for t in self.tasks}
 
+    def step_cap(self, t: TaskCost) -> int:
+        """budget.max_steps, or max_steps_long for a long task: long prompts still gain from more steps where
+        short ones have stopped (benchmarks/README.md, "TTT steps")."""
+        long = self.cfg.max_steps_long is not None and t.prompt_tokens + t.answer_tokens >= self.cfg.long_tokens
+        return self.cfg.max_steps_long if long else self.cfg.max_steps
+
     # ---- the cost model -------------------------------------------------------------------
     def train_seconds(self, t: TaskCost, steps: float) -> float:
         return self.train.factor * steps * t.train_tokens_per_step * self.cfg.train_seconds_per_token
@@ -168,16 +174,17 @@ class Planner:
         return self.prefill.factor * prefill + self.decode.factor * decode + rescoring
 
     def _totals(self, remaining: list[TaskCost], views: int):
-        """total(base): seconds all remaining tasks need at step scale `base` (vectorised over tasks)."""
+        """(total, hi): total(base), the seconds all remaining tasks need at step scale `base` (vectorised over
+        tasks); hi, the scale at which every task reaches its step cap."""
         per_step = np.array([self.train_seconds(t, 1) for t in remaining])
         fixed = sum(self.cfg.task_overhead_seconds + self.infer_seconds(t, views) for t in remaining)
         w = np.array([self.weights.get(t.id, 1.0) for t in remaining])
-        return lambda base: fixed + float(per_step @ np.minimum(self.cfg.max_steps, base * w)), float(w.min())
+        caps = np.array([self.step_cap(t) for t in remaining], dtype=float)
+        return lambda base: fixed + float(per_step @ np.minimum(caps, base * w)), float((caps / w).max())
 
     def _solve_base(self, remaining: list[TaskCost], views: int, budget: float) -> float:
         """Largest step scale whose total cost fits `budget` (bisection; cost is monotone in base)."""
-        total, w_min = self._totals(remaining, views)
-        hi = self.cfg.max_steps / w_min
+        total, hi = self._totals(remaining, views)  # at step scale hi every task reaches its cap
         if total(hi) <= budget:
             return hi
         if total(0.0) > budget:
@@ -259,7 +266,7 @@ class Planner:
         # 1. full effort, then 2. fewer views: the largest step scale at which every remaining task fits.
         for views in range(self.default_views, min(self.cfg.min_views, self.default_views) - 1, -1):
             base = self._solve_base(remaining, views, capacity * (1 - self.headroom(len(remaining))))
-            steps = self._within_task_cap(t, int(min(self.cfg.max_steps, base * w)), views)
+            steps = self._within_task_cap(t, int(min(self.step_cap(t), base * w)), views)
             if steps >= self.cfg.min_steps:
                 mode = "full" if views == self.default_views else "fewer_views"
                 return make(mode, steps, views, f"step scale {base:.1f} x weight {w:.2f}", base)
@@ -293,8 +300,9 @@ class Planner:
         per_step = np.array([self.train_seconds(t, 1) for t in tasks])
         fixed = np.array([self.cfg.task_overhead_seconds + self.infer_seconds(t, views) for t in tasks])
         C = fixed[:, None] + per_step[:, None] * acts[None]
-        allowed = (acts == 0) | ((acts >= self.cfg.min_steps) & (acts <= self.cfg.max_steps))
-        C[:, ~allowed] = math.inf
+        caps = np.array([self.step_cap(t) for t in tasks])
+        allowed = (acts[None] == 0) | ((acts[None] >= self.cfg.min_steps) & (acts[None] <= caps[:, None]))
+        C[~allowed] = math.inf
         if self.cfg.max_task_seconds is not None:
             C[:, 1:] = np.where(C[:, 1:] > self.cfg.max_task_seconds, math.inf, C[:, 1:])
         return C
