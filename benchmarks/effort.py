@@ -51,6 +51,8 @@ from arc_ttt.modeling.engine import ModelEngine
 from arc_ttt.modeling.runtime import autocast_context, model_device
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
 
+from provenance import provenance
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benchmarks", "results", "effort.json")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
@@ -292,6 +294,7 @@ def main() -> int:
                 "columns": COLUMNS, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                 "torch": torch.__version__, "device": str(model_device(engine.model))},
                 "load": {"before": load_before, "now": uptime()}, "model_load_seconds": round(load_seconds, 1),
+                "provenance": provenance(cfg, config_file=CONFIG, overrides=overrides),
                 "tasks": rows}
 
     for e, task in todo:

