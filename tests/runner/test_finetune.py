@@ -323,14 +323,16 @@ def test_the_cli_reports_a_run_without_a_step_0_evaluation(tmp_path, tiny_folder
     assert "held-out NLL per output token - -> " in capsys.readouterr().out
 
 
-def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_folder):
+@pytest.mark.parametrize("loss_vocab", ["full", "answer"])
+def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_folder, loss_vocab):
     from arc_ttt.runner.finetune import finetune
 
-    whole = tiny_config(tiny_folder, task_folder, tmp_path / "whole", "output.adapter_dtype=float32")
+    whole = tiny_config(tiny_folder, task_folder, tmp_path / "whole", "output.adapter_dtype=float32",
+                        f"train.loss_vocab={loss_vocab}")
     finetune(whole, progress_bar=False)
 
     cut = tiny_config(tiny_folder, task_folder, tmp_path / "cut", "output.adapter_dtype=float32",
-                      "output.checkpoint_minutes=0")
+                      "output.checkpoint_minutes=0", f"train.loss_vocab={loss_vocab}")
 
     class Killed(Exception):
         pass
@@ -353,9 +355,32 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_folder, task_fo
         assert torch.allclose(a[name], b[name], atol=1e-5 * scale, rtol=0), name
     whole_card = json.loads((tmp_path / "whole" / "finetune.json").read_text())
     assert result.card["tokens"] == whole_card["tokens"]  # the same samples, none seen twice
+    assert result.card["train"]["loss_vocab"] == loss_vocab
     resumed, straight = result.card["holdout"]["history"], whole_card["holdout"]["history"]
     assert [e["step"] for e in resumed] == [e["step"] for e in straight] == [0, 3, 6]
     assert all(abs(x["nll"] - y["nll"]) <= 1e-4 * abs(y["nll"]) for x, y in zip(resumed, straight))
+
+
+def test_the_answer_vocab_loss_is_the_nll_over_the_answer_tokens_and_the_figures_follow_it(tmp_path, tiny_folder,
+                                                                                           task_folder):
+    """train.loss_vocab=answer: the first step's loss is the samples' NLL normalised over the answer's tokens (the
+    untrained adapter changes nothing yet), below the whole vocabulary's; the held-out figures use the same tokens."""
+    from arc_ttt.modeling import ttt
+    from arc_ttt.runner.finetune import sample_sequence, setup, train_step
+
+    figures = {}
+    for vocab in ("full", "answer"):
+        cfg = tiny_config(tiny_folder, task_folder, tmp_path / vocab, f"train.loss_vocab={vocab}")
+        s = setup(cfg, str(tmp_path / vocab / "checkpoint"), resume=False)
+        n = cfg.train.grad_accum * cfg.train.batch_size
+        seqs = [sample_sequence(s.corpus.train, k, s.codec, cfg)[0] for k in range(n)]
+        over = tuple(s.codec.grid_token_ids) if vocab == "answer" else None
+        expected = ttt.mean_output_nll(s.model, seqs, batch_size=1, autocast="off", vocab=over)
+        train_step(s)
+        assert s.prog.losses[0] == pytest.approx(expected, rel=1e-4)  # fp32, train vs eval mode kernels
+        assert s.prog.evals[0]["nll_over"] == vocab
+        figures[vocab] = (expected, s.prog.evals[0]["nll"])
+    assert figures["answer"][0] < figures["full"][0] - 0.1 and figures["answer"][1] < figures["full"][1] - 0.1
 
 
 def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path, tiny_folder, task_folder):
@@ -369,6 +394,13 @@ def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path,
     with pytest.raises(ValueError, match="different config .*train"):
         finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "train.steps=7"), resume=True,
                  progress_bar=False)
+    with pytest.raises(ValueError, match="different config .*train"):  # the objective is part of the run
+        finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft", "train.loss_vocab=answer"), resume=True,
+                 progress_bar=False)
+    progress = tmp_path / "ft" / "checkpoint" / "progress.json"
+    meta = json.loads(progress.read_text())
+    del meta["config"]["train"]["loss_vocab"]  # a checkpoint from before the key existed trained over all tokens
+    progress.write_text(json.dumps(meta))
     done = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "ft"), resume=True, progress_bar=False)
     assert done.finished and done.progress.step == 6
 

@@ -19,7 +19,7 @@ CHECKPOINT = "checkpoint"  # the folder in output.dir
 # Sections whose change makes a checkpoint meaningless; eval and output settings (and max_minutes) may change.
 RESUME_KEYS = ("model", "data", "lora", "views", "seed")
 RESUME_TRAIN_KEYS = ("mode", "steps", "batch_size", "grad_accum", "max_len", "lr", "embedding_lr", "warmup",
-                     "weight_decay", "loss_on")
+                     "weight_decay", "loss_on", "loss_vocab")
 
 
 @dataclass
@@ -55,6 +55,9 @@ def save_checkpoint(folder: str, model, opt, sched, scaler, progress: Progress, 
 def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig) -> Progress:
     with open(os.path.join(folder, "progress.json"), encoding="utf-8") as f:
         meta = json.load(f)
+    # a key added after the checkpoint was written reads as its default (what that run trained with)
+    defaults = to_dict(FinetuneConfig())["train"]
+    meta["config"]["train"] = {k: meta["config"]["train"].get(k, defaults[k]) for k in RESUME_TRAIN_KEYS}
     if meta["config"] != fingerprint(cfg):
         diff = sorted(k for k in fingerprint(cfg) if fingerprint(cfg)[k] != meta["config"].get(k))
         raise ValueError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "

@@ -69,6 +69,12 @@ def whole_task_fits(task: Task, max_len: int, codec: Codec) -> bool:
     return len(pairs) >= 2 and sum(codec.pair_cost(p) for p in pairs) + codec.overhead <= max_len
 
 
+def loss_vocab(codec: Codec, tc) -> tuple[int, ...] | None:
+    """The tokens training and the held-out figures normalise over: the answer's (`train.loss_vocab: answer`, the
+    head cut to them as in TTT, and as the shipped model whose vocabulary is cut computes it), or None: all."""
+    return tuple(codec.grid_token_ids) if tc.loss_vocab == "answer" else None
+
+
 def sample_task(n_tasks: int, k: int, seed: int) -> int:
     """Index of sample k's task: epoch e = k // n_tasks walks a permutation drawn from (seed, e)."""
     epoch, i = divmod(k, n_tasks)
@@ -103,10 +109,12 @@ def holdout_sequences(holdout: list[Task], codec: Codec, max_len: int, d8: int |
     return seqs
 
 
-def d8_nlls(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str) -> list[float]:
+def d8_nlls(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str,
+            vocab: tuple[int, ...] | None = None) -> list[float]:
     """NLL per output token of the tasks under each of the 8 D8 elements: a model that has seen only one
     orientation shows it here, not on the identity view alone."""
-    return [ttt.mean_output_nll(model, holdout_sequences(tasks, codec, max_len, k), autocast=autocast) for k in range(8)]
+    return [ttt.mean_output_nll(model, holdout_sequences(tasks, codec, max_len, k), autocast=autocast, vocab=vocab)
+            for k in range(8)]
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -135,13 +143,14 @@ def evaluate(model, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, step: int
     match; and on the development set when one is given (what rank, lr and the checkpoint are chosen on), its NLL
     with task i under D8 element i % 8."""
     model.eval()
-    per_view = d8_nlls(model, codec, corpus.holdout, cfg.train.max_len, cfg.train.autocast)
+    vocab = loss_vocab(codec, cfg.train)
+    per_view = d8_nlls(model, codec, corpus.holdout, cfg.train.max_len, cfg.train.autocast, vocab)
     solved, tried = greedy_exact(model, codec, corpus.holdout[:cfg.eval.greedy_tasks], cfg.train.max_len)
     out = {"step": step, "nll": round(float(np.mean(per_view)), 5), "nll_identity": round(per_view[0], 5),
-           "exact": solved, "of": tried}
+           "exact": solved, "of": tried, "nll_over": cfg.train.loss_vocab}
     if dev:  # every orientation, one per task: 48 forwards, not 384 (each about a second here)
         seqs = holdout_sequences(dev, codec, cfg.train.max_len, d8=None)
-        out["dev_nll"] = round(ttt.mean_output_nll(model, seqs, autocast=cfg.train.autocast), 5)
+        out["dev_nll"] = round(ttt.mean_output_nll(model, seqs, autocast=cfg.train.autocast, vocab=vocab), 5)
     model.train()
     return out
 
@@ -288,10 +297,11 @@ def train_step(s: Session) -> None:
     for _, view in samples:
         prog.d8_counts[view.d8] += 1
     device = model_device(s.model)
-    micro = [ttt.collate(seqs[j:j + tc.batch_size], ttt.pad_id(s.model), device)
-             for j in range(0, len(seqs), tc.batch_size)]
-    loss, tokens = ttt.optimizer_step(s.model, micro, s.opt, s.sched, s.scaler, s.params, tc.autocast,
-                                      tc.max_grad_norm)
+    with ttt.answer_head(s.model, loss_vocab(s.codec, tc), seqs) as label_map:
+        micro = [ttt.collate(seqs[j:j + tc.batch_size], ttt.pad_id(s.model), device, label_map)
+                 for j in range(0, len(seqs), tc.batch_size)]
+        loss, tokens = ttt.optimizer_step(s.model, micro, s.opt, s.sched, s.scaler, s.params, tc.autocast,
+                                          tc.max_grad_norm)
     prog.tokens += tokens
     prog.step += 1
     prog.losses.append(round(loss, 5))
