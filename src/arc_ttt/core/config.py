@@ -243,6 +243,9 @@ class FinetuneTrainConfig(OptimizerSettings):
     max_len: int = 1024  # demos that do not fit are dropped, costliest first, as in TTT; tasks with < 2 pairs left are skipped
     loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
     max_minutes: float | None = None  # stop (with a checkpoint) after this much training time; --resume continues
+    # LoRA mode: start from a saved adapter of the same rank (an earlier run's adapter/, the committed one) instead
+    # of a fresh one, under this run's schedule: a long run that continues what an earlier run learnt
+    init_adapter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ class FinetuneEvalConfig:
     every_steps: int = 100
     greedy_tasks: int = 4  # held-out tasks decoded greedily (identity view) for exact match
     dev: str | None = None  # a dev-set file (benchmarks/dev_tasks.json): its D8-averaged NLL too, to choose on
+    dev_eval: str | None = None  # the evaluation-like dev set (benchmarks/dev_eval_tasks.json): chosen on both
     at_start: bool = True  # evaluate before the first step (short runs from one base model share that figure)
 
 

@@ -8,6 +8,9 @@ reloading the model.
 """
 from __future__ import annotations
 
+import json
+import os
+
 import warnings
 from dataclasses import dataclass
 
@@ -145,6 +148,28 @@ def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
                 for name, p in params.items():
                     p.data = saved[name]
     return folder
+
+
+def load_adapter_weights(model, folder: str) -> None:
+    """A saved adapter's tensors copied into `model`'s freshly attached adapters (of the same rank and targets): a
+    fine-tuning run that continues an earlier one's adapter under a new schedule. Names the folder and what differs."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    with open(os.path.join(folder, "adapter_config.json"), encoding="utf-8") as f:
+        saved_r = json.load(f).get("r")
+    r = model.peft_config["default"].r
+    if saved_r != r:
+        raise ValueError(f"adapter {folder} has rank {saved_r}; this run attaches rank {r} (lora.r)")
+    weights = load_file(os.path.join(folder, "adapter_model.safetensors"))
+    own = trainable_parameters(model)
+    with torch.no_grad():
+        result = set_peft_model_state_dict(model, {k: v.to(next(iter(own.values())).dtype) for k, v in weights.items()})
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"adapter {folder} does not fit this model's adapters: {len(missing)} missing "
+                         f"(e.g. {missing[:1]}), {len(result.unexpected_keys)} unexpected "
+                         f"(e.g. {result.unexpected_keys[:1]})")
 
 
 def merge_adapter(model, adapter_folder: str):

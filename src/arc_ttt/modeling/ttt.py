@@ -112,6 +112,21 @@ def make_batches(lengths: list[int], batch_size: int, epochs: float = 1.0, seed:
     return batches
 
 
+def token_batches(lengths: Sequence[int], max_tokens: int, seed: int = 0) -> list[list[int]]:
+    """Index batches of at most `max_tokens` padded tokens (batch size x its longest sequence): one pass sorted by
+    length and cut greedily, so sequences of like length share a batch (little padding), the batch order then
+    shuffled. A sequence longer than `max_tokens` is a batch alone. What a GPU's large batches take."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    rng = np.random.default_rng(seed)
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     real = sum(lengths[i] for b in batches for i in b)
@@ -199,13 +214,15 @@ def target_ids(seqs: Sequence[Encoded]) -> set[int]:
 
 class CutHead(torch.nn.Module):
     """An output head's rows for `rows`: the frozen base rows copied, and a peft LoRA adapter on the head (if any)
-    applied through the rows of its B, so that A and B still train. Holds no parameters of its own."""
+    applied through the rows of its B, so that A and B still train. A head whose own weight trains (full
+    fine-tuning) is read through its rows at every forward, so those rows train too. Holds no parameters of its own."""
 
     def __init__(self, head: torch.nn.Module, rows: torch.Tensor):
         super().__init__()
         base = getattr(head, "base_layer", head)
         self.register_buffer("rows", rows)
-        self.register_buffer("weight", base.weight.detach()[rows].clone())
+        self.live = [base] if base.weight.requires_grad else []  # a plain list: not a submodule, no parameter twice
+        self.register_buffer("weight", None if self.live else base.weight.detach()[rows].clone())
         self.register_buffer("bias", None if base.bias is None else base.bias.detach()[rows].clone())
         adapters = [a for a in getattr(head, "active_adapters", []) if a in getattr(head, "lora_A", {})]
         # (A, B, dropout, scaling) in a plain list: not submodules, so the model's parameters are not listed twice
@@ -223,7 +240,11 @@ class CutHead(torch.nn.Module):
                 and all(head.lora_B[a].bias is None for a in head.active_adapters if a in head.lora_A))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.nn.functional.linear(x, self.weight, self.bias)
+        if self.live:
+            base = self.live[0]
+            out = torch.nn.functional.linear(x, base.weight[self.rows], None if base.bias is None else base.bias[self.rows])
+        else:
+            out = torch.nn.functional.linear(x, self.weight, self.bias)
         for A, B, dropout, scaling in self.lora:
             h = A(dropout(x.to(A.weight.dtype)))
             out = out + torch.nn.functional.linear(h, B.weight[self.rows]).to(out.dtype) * scaling
@@ -286,6 +307,16 @@ def optimizer_step(model, micro: list[Batch], opt, sched, scaler, params, autoca
     return step_loss / n_targets, tokens
 
 
+def build_optimizer(model, cfg: OptimizerSettings, total_steps: int):
+    """(AdamW, warmup + cosine schedule over `total_steps`, loss scaler): how TTT and fine-tuning both step. The
+    scaler is on only where fp16 compute needs it (`runtime.needs_loss_scaling`)."""
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, cfg.warmup))
+    device = model_device(model)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(cfg.autocast, weight_dtype(model), device))
+    return opt, sched, scaler
+
+
 def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *, epochs: float = 1.0,
           max_steps: int | None = None, time_cap: float | TrainCap | None = None, clock=time.monotonic) -> TrainResult:
     """Train the model's trainable parameters (the LoRA adapters) on `epochs` passes over the sequences, at most
@@ -306,9 +337,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     else:
         finished = "done"
     device = model_device(model)
-    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(cfg.autocast, weight_dtype(model), device))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup))
+    opt, sched, scaler = build_optimizer(model, cfg, total)
     checkpointing = cfg.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable")
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -333,6 +362,46 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
             model.gradient_checkpointing_disable()
         model.eval()
     return TrainResult(steps, tokens, losses, clock() - start, stopped_by)
+
+
+@dataclass
+class SequenceScore:
+    nll: float  # summed over the sequence's targets
+    targets: int
+    last_exact: bool  # the teacher-forced argmax reproduces the last output whole: what greedy decoding would write
+
+
+def _last_run(positions: torch.Tensor) -> int:
+    """Where the trailing run of consecutive positions starts (the last output's targets)."""
+    gaps = ((positions[1:] - positions[:-1]) > 1).nonzero()
+    return int(gaps[-1]) + 1 if len(gaps) else 0
+
+
+@torch.no_grad()
+def sequence_scores(model, sequences: list[Encoded], *, autocast: str = "auto",
+                    vocab: Sequence[int] | None = None) -> list[SequenceScore]:
+    """Per sequence, one forward each: the summed NLL of its targets (normalised over `vocab`, as `answer_head`) and
+    whether the argmax at every target of its last output is the truth. Truth NLL is a weak proxy for exact match;
+    the argmax share says what one greedy pass would get right."""
+    device = model_device(model)
+    pad = pad_id(model)
+    out = []
+    with answer_head(model, vocab, sequences) as label_map:
+        for s in sequences:
+            batch = collate([s], pad, device, label_map)
+            keep = (batch.labels[0] != IGNORE).nonzero().squeeze(1)
+            if len(keep) == 0:
+                out.append(SequenceScore(0.0, 0, False))
+                continue
+            kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {}
+            with autocast_context(autocast, device):
+                logits = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False, **kwargs).logits
+            logits = logits[0].float() if kwargs else logits[0, keep].float()
+            labels = batch.labels[0, keep]
+            nll = torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            hit = logits.argmax(-1) == labels
+            out.append(SequenceScore(nll, len(keep), bool(hit[_last_run(keep):].all())))
+    return out
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ CHECKPOINT = "checkpoint"  # the folder in output.dir
 # Sections whose change makes a checkpoint meaningless; eval and output settings (and max_minutes) may change.
 RESUME_KEYS = ("model", "data", "lora", "views", "seed")
 RESUME_TRAIN_KEYS = ("mode", "steps", "batch_size", "grad_accum", "max_len", "lr", "embedding_lr", "warmup",
-                     "weight_decay", "loss_on", "loss_vocab")
+                     "weight_decay", "loss_on", "loss_vocab", "init_adapter")
 
 
 @dataclass

@@ -97,15 +97,15 @@ def sample_sequence(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig
     return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on), view
 
 
-def holdout_sequences(holdout: list[Task], codec: Codec, max_len: int, d8: int | None = 0) -> list[Encoded]:
-    """Each held-out task under D8 element `d8` (no other change), loss on every output. `d8=None`: task i under
-    element i % 8, so a set of tasks sees every orientation in one pass (8 times cheaper than all eight)."""
-    seqs = []
+def holdout_sequences(holdout: list[Task], codec: Codec, max_len: int, d8: int | None = 0) -> dict[str, Encoded]:
+    """Each held-out task (by id) under D8 element `d8` (no other change), loss on every output. `d8=None`: task i
+    under element i % 8, so a set of tasks sees every orientation in one pass (8 times cheaper than all eight)."""
+    seqs = {}
     for i, t in enumerate(holdout):
         pairs = fit(training_pairs(t), max_len, codec)
         if len(pairs) >= 2:
             view = View(d8=i % 8 if d8 is None else d8)
-            seqs.append(codec.encode_pairs(view.apply(replace(t, train=pairs, test=())).train, "all_outputs"))
+            seqs[t.id] = codec.encode_pairs(view.apply(replace(t, train=pairs, test=())).train, "all_outputs")
     return seqs
 
 
@@ -113,8 +113,8 @@ def d8_nlls(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str,
             vocab: tuple[int, ...] | None = None) -> list[float]:
     """NLL per output token of the tasks under each of the 8 D8 elements: a model that has seen only one
     orientation shows it here, not on the identity view alone."""
-    return [ttt.mean_output_nll(model, holdout_sequences(tasks, codec, max_len, k), autocast=autocast, vocab=vocab)
-            for k in range(8)]
+    return [ttt.mean_output_nll(model, list(holdout_sequences(tasks, codec, max_len, k).values()), autocast=autocast,
+                                vocab=vocab) for k in range(8)]
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -137,20 +137,38 @@ def greedy_exact(model, codec: Codec, tasks: list[Task], max_len: int) -> tuple[
     return solved, tried
 
 
+def dev_figures(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str,
+                vocab: tuple[int, ...] | None) -> dict:
+    """A dev set's figures, task i under D8 element i % 8 (every orientation, one per task: 48 forwards, not 384):
+    NLL per output token over all its tasks, the share of tasks whose teacher-forced argmax writes the last output
+    whole, and both per task (for paired comparisons between checkpoints)."""
+    return sequence_figures(model, holdout_sequences(tasks, codec, max_len, d8=None), autocast, vocab)
+
+
+def sequence_figures(model, seqs: dict[str, Encoded], autocast: str, vocab: tuple[int, ...] | None) -> dict:
+    """`dev_figures` of sequences already encoded, by task id (a packed GPU run carries them so)."""
+    per_task = dict(zip(seqs, ttt.sequence_scores(model, list(seqs.values()), autocast=autocast, vocab=vocab)))
+    targets = max(1, sum(x.targets for x in per_task.values()))
+    return {"nll": round(sum(x.nll for x in per_task.values()) / targets, 5),
+            "exact": round(float(np.mean([x.last_exact for x in per_task.values()])), 4) if per_task else None,
+            "per_task": {k: [round(x.nll / max(1, x.targets), 5), int(x.last_exact)] for k, x in per_task.items()}}
+
+
 def evaluate(model, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, step: int,
-             dev: list[Task] | None = None) -> dict:
+             dev: list[Task] | None = None, dev_eval: list[Task] | None = None) -> dict:
     """Held-out NLL per output token, the mean over the 8 D8 views (`nll`) and the identity view's; greedy exact
-    match; and on the development set when one is given (what rank, lr and the checkpoint are chosen on), its NLL
-    with task i under D8 element i % 8."""
+    match; and on the development sets when given (what rank, lr and the checkpoint are chosen on: the held-out
+    training tasks, `dev_*`, and the held-out evaluation tasks, `dev_eval_*`), `dev_figures`."""
     model.eval()
     vocab = loss_vocab(codec, cfg.train)
     per_view = d8_nlls(model, codec, corpus.holdout, cfg.train.max_len, cfg.train.autocast, vocab)
     solved, tried = greedy_exact(model, codec, corpus.holdout[:cfg.eval.greedy_tasks], cfg.train.max_len)
     out = {"step": step, "nll": round(float(np.mean(per_view)), 5), "nll_identity": round(per_view[0], 5),
            "exact": solved, "of": tried, "nll_over": cfg.train.loss_vocab}
-    if dev:  # every orientation, one per task: 48 forwards, not 384 (each about a second here)
-        seqs = holdout_sequences(dev, codec, cfg.train.max_len, d8=None)
-        out["dev_nll"] = round(ttt.mean_output_nll(model, seqs, autocast=cfg.train.autocast, vocab=vocab), 5)
+    for name, tasks in (("dev", dev), ("dev_eval", dev_eval)):
+        if tasks:
+            got = dev_figures(model, codec, tasks, cfg.train.max_len, cfg.train.autocast, vocab)
+            out.update({f"{name}_nll": got["nll"], f"{name}_exact": got["exact"], f"{name}_per_task": got["per_task"]})
     model.train()
     return out
 
@@ -167,7 +185,12 @@ class FinetuneResult:
 
 def prepare_trainable(model, cfg: FinetuneConfig):
     if cfg.train.mode == "lora":
-        return lora.attach(model, cfg.lora)
+        model = lora.attach(model, cfg.lora)
+        if cfg.train.init_adapter:
+            lora.load_adapter_weights(model, cfg.train.init_adapter)
+        return model
+    if cfg.train.init_adapter:
+        raise ValueError("train.init_adapter continues a LoRA adapter: it needs train.mode: lora")
     for p in model.parameters():
         p.requires_grad_(True)
     return model
@@ -206,6 +229,7 @@ class Session:
     codec: Codec
     corpus: Corpus
     dev: list[Task] | None
+    dev_eval: list[Task] | None
     params: list[torch.nn.Parameter]
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
@@ -223,18 +247,15 @@ def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
                           holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
     log.info("corpus: %s", json.dumps(corpus.summary()))
     dev = load_dev_tasks(cfg.eval.dev) if cfg.eval.dev else None
+    dev_eval = load_dev_tasks(cfg.eval.dev_eval) if cfg.eval.dev_eval else None
     print(f"corpus: {len(corpus.train)} training tasks from {corpus.sources}; excluded as overlapping "
           f"{cfg.data.exclude}: {len(corpus.excluded.by_id)} by id, {len(corpus.excluded.by_grid)} by grid; "
           f"{len(corpus.holdout)} held out", file=sys.stderr)
 
     torch.manual_seed(cfg.seed)  # the LoRA initialisation: the same config gives the same run
     model = prepare_trainable(model, cfg)
-    device = model_device(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(ttt.param_groups(model, tc), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ttt.lr_factor(s, tc.steps, tc.warmup))
-    scaling = runtime.needs_loss_scaling(tc.autocast, runtime.weight_dtype(model), device)
-    scaler = torch.amp.GradScaler(device.type, enabled=scaling)
+    opt, sched, scaler = ttt.build_optimizer(model, tc, tc.steps)
     prog = load_checkpoint(ckpt, model, opt, sched, scaler, cfg) if resume else Progress()
     prog.sessions += 1
     log.info("session %d from step %d of %d (%d trainable parameters)", prog.sessions, prog.step, tc.steps,
@@ -242,9 +263,9 @@ def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
     if tc.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if not prog.evals and cfg.eval.at_start:
-        prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev))
+        prog.evals.append(evaluate(model, codec, corpus, cfg, 0, dev, dev_eval))
         log.info("held-out before training: %s", prog.evals[-1])
-    return Session(cfg, ckpt, model, tok, codec, corpus, dev, params, opt, sched, scaler, prog)
+    return Session(cfg, ckpt, model, tok, codec, corpus, dev, dev_eval, params, opt, sched, scaler, prog)
 
 
 def train(s: Session, clock: Callable[[], float], progress_bar: bool,
@@ -308,7 +329,7 @@ def train_step(s: Session) -> None:
 
 
 def evaluate_now(s: Session) -> None:
-    s.prog.evals.append(evaluate(s.model, s.codec, s.corpus, s.cfg, s.prog.step, s.dev))
+    s.prog.evals.append(evaluate(s.model, s.codec, s.corpus, s.cfg, s.prog.step, s.dev, s.dev_eval))
     log.info("held-out at step %d: %s", s.prog.step, s.prog.evals[-1])
     if s.cfg.output.keep_adapters and s.cfg.train.mode == "lora":
         keep_adapter(s.model, s.cfg, s.prog.evals[-1])
@@ -338,6 +359,7 @@ def write_outputs(model, tok, codec: Codec, corpus: Corpus, cfg: FinetuneConfig,
     out = cfg.output.dir
     model.eval()
     card = make_card(corpus, cfg, prog, finished, codec.name, str(runtime.weight_dtype(model)).replace("torch.", ""))
+    card["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if finished:
         if cfg.train.mode == "lora":
             adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,
