@@ -125,6 +125,8 @@ def run_packed(pack_dir: str, out: str, *, max_seconds: float, batch_tokens: int
                device: str = "auto", eval_every: int | None = None, clock=time.monotonic) -> dict:
     """Train as the module docstring says; returns the card (also written to out/finetune.json and out/adapter/)."""
     start = clock()
+    if not os.path.isfile(os.path.join(pack_dir, RUN_FILE)):
+        raise FileNotFoundError(f"{pack_dir}: no {RUN_FILE}; make the folder with `arc-ttt gpu-pack` and carry it whole")
     with open(os.path.join(pack_dir, RUN_FILE), encoding="utf-8") as f:
         spec = json.load(f)
     cfg: FinetuneConfig = build(FinetuneConfig, spec["config"])
