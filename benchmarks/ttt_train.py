@@ -33,7 +33,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from arc_ttt.modeling import lora, runtime, ttt
+from arc_ttt.modeling import figures, lora, runtime, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.config import ModelConfig
 from arc_ttt.modeling.embedded import ensure_default_model
@@ -271,10 +271,10 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, n_sequences: int, eval_vie
         views = sample_views(task, eval_views, seed=7, shuffle_examples=False)
         evals = [codec.encode_pairs(v.apply(task).train, loss_on="last") for v in views]
         lora.restore(model, snap)
-        before = ttt.mean_output_nll(model, evals)
+        before = figures.mean_output_nll(model, evals)
         data = ttt.build_sequences(rest, codec, cfg, n=n_sequences)
         result = ttt.train(model, data, cfg)
-        after = ttt.mean_output_nll(model, evals)
+        after = figures.mean_output_nll(model, evals)
         rows.append({"task": task.id, "demos_trained": len(rest.train), "held_out_tokens": int(held.output.size
                      + held.output.shape[0] + 1), "steps": result.steps, "seconds": result.seconds,
                      "nll_before": before, "nll_after": after, "loss_first": result.losses[0],

@@ -209,20 +209,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_pack(args: argparse.Namespace) -> int:
-    from .core.config import FinetuneConfig, load_config
-    from .runner.gpu_run import pack_run
+    from .core.config import FinetuneConfig, load_config  # torch-free; beside the import below
+    from .runner.gpu_run import pack_run  # loads torch: only for this sub-command
 
     cfg = load_config(args.config, args.set or (), cls=FinetuneConfig)
     spec = pack_run(cfg, args.out, int(args.tokens), weights=args.weights, part_bytes=int(args.part_mib * (1 << 20)))
-    parts = spec["weights"]["parts"]
     print(f"packed {spec['samples']} samples, {spec['tokens']} tokens ({spec['samples_bytes'] / 1e6:.1f} MB) and the "
-          f"weights in {len(parts)} part(s) of at most {args.part_mib:g} MiB into {args.out}; "
+          f"weights in {len(spec['weights']['parts'])} part(s) of at most {args.part_mib:g} MiB into {args.out}; "
           f"eval sets: {', '.join(f'{k} {len(v)}' for k, v in spec['eval'].items())}")
     return 0
 
 
 def cmd_gpu_run(args: argparse.Namespace) -> int:
-    from .runner.gpu_run import run_packed
+    from .runner.gpu_run import run_packed  # loads torch: only for this sub-command
 
     try:
         card = run_packed(args.pack, args.out, max_seconds=args.max_seconds, batch_tokens=args.batch_tokens,
@@ -250,6 +249,31 @@ def held_out_line(card: dict) -> str:
     if after and "of" in after:
         line += f", greedy exact {fig(before, 'exact')}/{fig(before, 'of')} -> {after['exact']}/{after['of']}"
     return line
+
+
+def add_gpu_parsers(sub) -> None:
+    """`gpu-pack` (here) and `gpu-run` (on the accelerator): the one-call GPU fine-tuning run."""
+    p = sub.add_parser("gpu-pack", help="the one-call GPU fine-tuning run's folder: samples pre-tokenised, eval "
+                       "sets, base weights in parts (docs/finetuning.md)")
+    p.add_argument("--config", required=True, help="YAML config (configs/finetune-gpu.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override (repeatable)")
+    p.add_argument("--out", required=True, help="the folder to write (build/gpu-run)")
+    p.add_argument("--tokens", type=float, required=True, help="sample tokens to pack, e.g. 2e7")
+    p.add_argument("--weights", nargs="+", help="base weight files to ship (default: the embedded GGUF for "
+                   "models/smollm2-135m, else the model folder's files)")
+    p.add_argument("--part-mib", type=float, default=48.0, help="largest part (default 48 MiB: one part and the "
+                   "working tree fit in one 64 MiB call)")
+    p.set_defaults(func=cmd_gpu_pack)
+
+    p = sub.add_parser("gpu-run", help="train on a packed folder (on the accelerator): adapter + card to --out")
+    p.add_argument("--pack", required=True, help="the folder gpu-pack wrote")
+    p.add_argument("--out", required=True, help="where the adapter and its card go")
+    p.add_argument("--max-seconds", type=float, required=True, help="wall-clock cap, load and evaluations included")
+    p.add_argument("--batch-tokens", type=int, default=16384, help="padded tokens per micro-batch (default 16384)")
+    p.add_argument("--accum", type=int, default=4, help="micro-batches per optimizer step (default 4)")
+    p.add_argument("--device", default="auto", help="auto | cuda | cpu")
+    p.add_argument("--eval-every", type=int, help="also evaluate every N steps (default: before and after only)")
+    p.set_defaults(func=cmd_gpu_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,27 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("gpu-pack", help="the one-call GPU fine-tuning run's folder: samples pre-tokenised, eval "
-                       "sets, base weights in parts (docs/finetuning.md)")
-    p.add_argument("--config", required=True, help="YAML config (configs/finetune-gpu.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override (repeatable)")
-    p.add_argument("--out", required=True, help="the folder to write (build/gpu-run)")
-    p.add_argument("--tokens", type=float, required=True, help="sample tokens to pack, e.g. 2e7")
-    p.add_argument("--weights", nargs="+", help="base weight files to ship (default: the embedded GGUF for "
-                   "models/smollm2-135m, else the model folder's files)")
-    p.add_argument("--part-mib", type=float, default=48.0, help="largest part (default 48 MiB: one part and the "
-                   "working tree fit in one 64 MiB call)")
-    p.set_defaults(func=cmd_gpu_pack)
-
-    p = sub.add_parser("gpu-run", help="train on a packed folder (on the accelerator): adapter + card to --out")
-    p.add_argument("--pack", required=True, help="the folder gpu-pack wrote")
-    p.add_argument("--out", required=True, help="where the adapter and its card go")
-    p.add_argument("--max-seconds", type=float, required=True, help="wall-clock cap, load and evaluations included")
-    p.add_argument("--batch-tokens", type=int, default=16384, help="padded tokens per micro-batch (default 16384)")
-    p.add_argument("--accum", type=int, default=4, help="micro-batches per optimizer step (default 4)")
-    p.add_argument("--device", default="auto", help="auto | cuda | cpu")
-    p.add_argument("--eval-every", type=int, help="also evaluate every N steps (default: before and after only)")
-    p.set_defaults(func=cmd_gpu_run)
+    add_gpu_parsers(sub)
 
     p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
     p.add_argument("src", help="a Hugging Face model folder or a .gguf file")

@@ -8,7 +8,7 @@ from conftest import ticking, tiny_llama
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from arc_ttt.core.clock import FakeClock
-from arc_ttt.modeling import lora, runtime, ttt
+from arc_ttt.modeling import figures, lora, runtime, ttt
 from arc_ttt.core.views import sample_views
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import Encoded
@@ -296,8 +296,8 @@ def test_train_on_the_answer_head_matches_the_renormalised_loss(tokenizer, small
 def test_mean_output_nll_independent_of_batching(model, small_tasks, codec):
     seqs = ttt.build_sequences(small_tasks[3], codec, ttt.TTTConfig(), n=6).sequences
     seqs += ttt.build_sequences(small_tasks[4], codec, ttt.TTTConfig(), n=3).sequences
-    one = ttt.mean_output_nll(model, seqs, batch_size=1, autocast="off")
-    four = ttt.mean_output_nll(model, seqs, batch_size=4, autocast="off")
+    one = figures.mean_output_nll(model, seqs, batch_size=1, autocast="off")
+    four = figures.mean_output_nll(model, seqs, batch_size=4, autocast="off")
     assert one == pytest.approx(four, rel=1e-5)
     assert np.log(20) * 0.5 < one < np.log(20) * 2  # a random model is near-uniform over 20 tokens
 
@@ -312,7 +312,7 @@ def test_loss_falls_on_a_real_task(tokenizer, small_tasks, codec, loss_vocab):
     data = ttt.build_sequences(task, codec, ttt.TTTConfig(loss_vocab=loss_vocab), n=16)
 
     def nll() -> float:  # over the vocabulary the loss normalises over
-        return ttt.mean_output_nll(model, data.sequences, vocab=data.vocab)
+        return figures.mean_output_nll(model, data.sequences, vocab=data.vocab)
 
     before = nll()
     cfg = ttt.TTTConfig(lr=3e-3, batch_size=2)
@@ -505,9 +505,9 @@ def test_sequence_scores_say_whether_the_argmax_writes_the_last_output_whole(sma
     runs = np.split(targets, np.flatnonzero(np.diff(targets) > 1) + 1)
     assert len(runs) >= 2  # several outputs, each a run of targets
     vocab = int(seq.ids.max()) + 1
-    perfect, = ttt.sequence_scores(PeekingModel(vocab), [seq], autocast="off")
+    perfect, = figures.sequence_scores(PeekingModel(vocab), [seq], autocast="off")
     assert perfect.last_exact and perfect.targets == len(targets) and perfect.nll < 1e-3
-    early, = ttt.sequence_scores(PeekingModel(vocab, [runs[0][1]]), [seq], autocast="off")
-    late, = ttt.sequence_scores(PeekingModel(vocab, [runs[-1][-1]]), [seq], autocast="off")
+    early, = figures.sequence_scores(PeekingModel(vocab, [runs[0][1]]), [seq], autocast="off")
+    late, = figures.sequence_scores(PeekingModel(vocab, [runs[-1][-1]]), [seq], autocast="off")
     assert early.last_exact and not late.last_exact
     assert early.nll == pytest.approx(late.nll) and early.nll > 19  # one token wrong by a margin of 20 nats

@@ -331,22 +331,22 @@ def test_the_answer_vocab_loss_is_the_nll_over_the_answer_tokens_and_the_figures
                                                                                            task_folder):
     """train.loss_vocab=answer: the first step's loss is the samples' NLL normalised over the answer's tokens (the
     untrained adapter changes nothing yet), below the whole vocabulary's; the held-out figures use the same tokens."""
-    from arc_ttt.modeling import ttt
+    from arc_ttt.modeling import figures
     from arc_ttt.runner.finetune import sample_sequence, setup, train_step
 
-    figures = {}
+    seen = {}
     for vocab in ("full", "answer"):
         cfg = tiny_config(tiny_folder, task_folder, tmp_path / vocab, f"train.loss_vocab={vocab}")
         s = setup(cfg, str(tmp_path / vocab / "checkpoint"), resume=False)
         n = cfg.train.grad_accum * cfg.train.batch_size
         seqs = [sample_sequence(s.corpus.train, k, s.codec, cfg)[0] for k in range(n)]
         over = tuple(s.codec.grid_token_ids) if vocab == "answer" else None
-        expected = ttt.mean_output_nll(s.model, seqs, batch_size=1, autocast="off", vocab=over)
+        expected = figures.mean_output_nll(s.model, seqs, batch_size=1, autocast="off", vocab=over)
         train_step(s)
         assert s.prog.losses[0] == pytest.approx(expected, rel=1e-4)  # fp32, train vs eval mode kernels
         assert s.prog.evals[0]["nll_over"] == vocab
-        figures[vocab] = (expected, s.prog.evals[0]["nll"])
-    assert figures["answer"][0] < figures["full"][0] - 0.1 and figures["answer"][1] < figures["full"][1] - 0.1
+        seen[vocab] = (expected, s.prog.evals[0]["nll"])
+    assert seen["answer"][0] < seen["full"][0] - 0.1 and seen["answer"][1] < seen["full"][1] - 0.1
 
 
 def test_a_run_can_start_from_an_earlier_runs_adapter(tmp_path, tiny_folder, task_folder):

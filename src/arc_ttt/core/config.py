@@ -73,10 +73,7 @@ class OptimizerSettings:
     # auto: the model's compute dtype (bf16 on CUDA capability >= 8.0 and bf16 CPUs, fp16 on T4/P100, else none).
     # fp16 compute, from autocast or from fp16 weights, always trains with loss scaling (ttt.needs_loss_scaling).
     autocast: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    # full: over the whole vocabulary, as inference. answer: over the answer's tokens, the head cut to them
-    # (ttt.answer_head), as the shipped model whose vocabulary is cut to them computes it: a 1.15x faster TTT step
-    # and a 1.5x faster fine-tuning step on SmolLM2-135M, the same dev-set truth NLL after TTT (configs/local.yaml
-    # takes it); the GPU configs keep the whole vocabulary until measured with a model of their size
+    # full: the whole vocabulary. answer: the answer's tokens (ttt.answer_head), as the shipped cut vocabulary does
     loss_vocab: Literal["answer", "full"] = "full"
 
 
@@ -243,9 +240,7 @@ class FinetuneTrainConfig(OptimizerSettings):
     max_len: int = 1024  # demos that do not fit are dropped, costliest first, as in TTT; tasks with < 2 pairs left are skipped
     loss_on: Literal["all_outputs", "all_but_first", "last"] = "all_outputs"
     max_minutes: float | None = None  # stop (with a checkpoint) after this much training time; --resume continues
-    # LoRA mode: start from a saved adapter of the same rank (an earlier run's adapter/, the committed one) instead
-    # of a fresh one, under this run's schedule: a long run that continues what an earlier run learnt
-    init_adapter: str | None = None
+    init_adapter: str | None = None  # LoRA: start from a saved adapter of the same rank (an earlier run's adapter/)
 
 
 @dataclass(frozen=True)

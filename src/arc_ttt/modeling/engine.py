@@ -15,7 +15,7 @@ from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.codec import Codec, LossOn
 from ..core import formats
-from . import lora, ttt
+from . import figures, lora, ttt
 from .loading import load_model
 from .predict import inference_views, predict_task
 
@@ -52,7 +52,7 @@ class ModelEngine:
         self.reset()
         demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len, self.codec.overhead, self.codec.pair_cost)
         loss_on = LossOn.ALL_BUT_FIRST if len(demos) > 1 else LossOn.ALL_OUTPUTS
-        return ttt.mean_output_nll(self.model, [self.codec.encode_pairs(demos, loss_on)], autocast=self.cfg.ttt.autocast)
+        return figures.mean_output_nll(self.model, [self.codec.encode_pairs(demos, loss_on)], autocast=self.cfg.ttt.autocast)
 
     def train(self, task: Task, steps: int, time_cap: float | TrainCap, shrink: int) -> TrainOutcome:
         self.reset()

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
@@ -153,9 +154,6 @@ def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
 def load_adapter_weights(model, folder: str) -> None:
     """A saved adapter's tensors copied into `model`'s freshly attached adapters (of the same rank and targets): a
     fine-tuning run that continues an earlier one's adapter under a new schedule. Names the folder and what differs."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
     with open(os.path.join(folder, "adapter_config.json"), encoding="utf-8") as f:
         saved_r = json.load(f).get("r")
     r = model.peft_config["default"].r

@@ -35,7 +35,7 @@ from ..core.formats import codec_for, resolve
 from ..core.devset import load_dev_tasks
 from ..core.folders import recover_folder
 from ..core.views import IDENTITY, View, sample_views
-from ..modeling import lora, ttt
+from ..modeling import figures, lora, ttt
 from ..modeling.batching import build_prompt
 from ..modeling.decoding import greedy_batch, path_to_grid
 from ..modeling.export import merge_into_folder, save_model
@@ -113,7 +113,7 @@ def d8_nlls(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str,
             vocab: tuple[int, ...] | None = None) -> list[float]:
     """NLL per output token of the tasks under each of the 8 D8 elements: a model that has seen only one
     orientation shows it here, not on the identity view alone."""
-    return [ttt.mean_output_nll(model, list(holdout_sequences(tasks, codec, max_len, k).values()), autocast=autocast,
+    return [figures.mean_output_nll(model, list(holdout_sequences(tasks, codec, max_len, k).values()), autocast=autocast,
                                 vocab=vocab) for k in range(8)]
 
 
@@ -139,19 +139,9 @@ def greedy_exact(model, codec: Codec, tasks: list[Task], max_len: int) -> tuple[
 
 def dev_figures(model, codec: Codec, tasks: list[Task], max_len: int, autocast: str,
                 vocab: tuple[int, ...] | None) -> dict:
-    """A dev set's figures, task i under D8 element i % 8 (every orientation, one per task: 48 forwards, not 384):
-    NLL per output token over all its tasks, the share of tasks whose teacher-forced argmax writes the last output
-    whole, and both per task (for paired comparisons between checkpoints)."""
-    return sequence_figures(model, holdout_sequences(tasks, codec, max_len, d8=None), autocast, vocab)
-
-
-def sequence_figures(model, seqs: dict[str, Encoded], autocast: str, vocab: tuple[int, ...] | None) -> dict:
-    """`dev_figures` of sequences already encoded, by task id (a packed GPU run carries them so)."""
-    per_task = dict(zip(seqs, ttt.sequence_scores(model, list(seqs.values()), autocast=autocast, vocab=vocab)))
-    targets = max(1, sum(x.targets for x in per_task.values()))
-    return {"nll": round(sum(x.nll for x in per_task.values()) / targets, 5),
-            "exact": round(float(np.mean([x.last_exact for x in per_task.values()])), 4) if per_task else None,
-            "per_task": {k: [round(x.nll / max(1, x.targets), 5), int(x.last_exact)] for k, x in per_task.items()}}
+    """A dev set's `figures.sequence_figures`, task i under D8 element i % 8 (every orientation, one per task: 48
+    forwards, not 384), per task too (for paired comparisons between checkpoints)."""
+    return figures.sequence_figures(model, holdout_sequences(tasks, codec, max_len, d8=None), autocast, vocab)
 
 
 def evaluate(model, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, step: int,

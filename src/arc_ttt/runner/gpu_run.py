@@ -33,11 +33,10 @@ from ..core.formats import codec_for, resolve
 from ..core.packed import join_parts, load_packed, pack, save_packed, split_files
 from ..core.devset import load_dev_tasks
 from ..core.submission import write_json_atomic
-from ..modeling import lora, ttt
+from ..modeling import figures, lora, ttt
 from ..modeling.loading import load_model, load_tokenizer
 from ..modeling.runtime import model_device, resolve_dtype
-from .finetune import CARD, holdout_sequences, prepare_trainable, sample_sequence, sequence_figures, usable, \
-    whole_task_fits
+from .finetune import CARD, holdout_sequences, prepare_trainable, sample_sequence, usable, whole_task_fits
 
 RUN_FILE = "run.json"
 SAMPLES = "samples.npz"
@@ -51,8 +50,8 @@ EVAL_SETS = ("holdout", "dev", "dev_eval")
 def default_weights(model_path: str) -> list[str]:
     """What travels for the base model: the GGUF the embedded default was converted from (98 MB, exact: the
     folder's weights are its dequantisation), else the folder's own files."""
-    from ..core.config import DEFAULT_MODEL_DIR
-    from ..modeling.embedded import embedded_gguf_path
+    from ..core.config import DEFAULT_MODEL_DIR  # here only: the pack side, never the GPU side
+    from ..modeling.embedded import embedded_gguf_path  # here only: the pack side, never the GPU side
 
     if os.path.abspath(model_path) == os.path.abspath(DEFAULT_MODEL_DIR):
         return [embedded_gguf_path()]
@@ -114,7 +113,7 @@ def load_base(pack_dir: str, spec: dict, cfg: FinetuneConfig, scratch: str, devi
 def evaluate_packed(model, sets: dict, autocast: str, vocab, step: int) -> dict:
     out: dict = {"step": step}
     for name, seqs in sets.items():
-        got = sequence_figures(model, seqs, autocast, vocab)
+        got = figures.sequence_figures(model, seqs, autocast, vocab)
         key = "" if name == "holdout" else f"{name}_"
         out.update({f"{key}nll": got["nll"], f"{key}exact": got["exact"], f"{key}per_task": got["per_task"]})
     model.train()
