@@ -30,7 +30,7 @@ from arc_ttt.core.config import FinetuneConfig, load_config
 from arc_ttt.core.stats import bootstrap_mean, paired_difference
 from arc_ttt.runner.finetune import CARD, finetune
 
-from provenance import provenance
+from provenance import provenance, write_result
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "finetune-local.yaml")
@@ -148,10 +148,7 @@ def main() -> int:
               "load": {"start": load_start, "end": os.getloadavg()},
               "provenance": provenance(variant_config(names[0], args.steps, args.runs)[0], config_file=CONFIG,
                                        overrides=COMMON)}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -19,7 +19,6 @@ time goes. Writes benchmarks/results/finetune_speed.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -33,7 +32,7 @@ from arc_ttt.modeling import ttt
 from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.runner.finetune import Session, sample_sequence, setup, train_step
 
-from provenance import provenance
+from provenance import provenance, write_result
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "finetune-local.yaml")
@@ -174,10 +173,8 @@ def main() -> int:
         print(f"{name:<18} {r['tokens_per_s']:>8.1f} {np.mean(r['s_per_step']):>8.2f}")
     print(f"answer vocab vs today {result['speedup_vs_today']:.2f}x, vs HF Trainer+peft "
           f"{result['speedup_vs_hf_peft']:.2f}x; one step's time (answer vocab): {breakdown}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {args.out}; load {load_start} -> {os.getloadavg()}")
+    write_result(args.out, result)
+    print(f"load {load_start} -> {os.getloadavg()}")
     return 0
 
 

@@ -55,6 +55,15 @@ def model_identity(folder: str) -> dict:
     return out
 
 
+def write_result(path: str, result: dict) -> None:
+    """A benchmark's JSON, written whole or not at all (a run stopped mid-write keeps the previous file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print(f"wrote {path}")
+
+
 def provenance(cfg=None, *, model_folder: str | None = None, config_file: str | None = None,
                overrides: list[str] | tuple[str, ...] = (), adapter: str | None = None) -> dict:
     """The provenance block of a result file. `cfg`: the resolved config (a RunConfig, FinetuneConfig or any
