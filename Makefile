@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-model.txt pyproject.toml | sha256sum | cut -c1-12)
 MODEL_DIR := models/smollm2-135m-arc
 
-.PHONY: help setup test test-fast run model finetune bench bench-gpu clean
+.PHONY: help setup test test-fast run model finetune finetune-long bench bench-gpu clean
 
 help:
 	@echo "make run    - the embedded default: real ARC tasks + SmolLM2-135M -> submission.json and report"
@@ -51,6 +51,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/ttt_train.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/budget.py
+
+# The long fine-tuning run (configs/finetune-long.yaml), resumable, serialised with every CPU-heavy job by one lock.
+LONG_DIR := runs/finetune-long
+finetune-long: $(STAMP)
+	$(PY) -c "from arc_ttt.modeling.embedded import ensure_default_model; ensure_default_model()"
+	flock /tmp/arc-cpu.lock $(PY) -m arc_ttt finetune --config configs/finetune-long.yaml --quiet $(if $(wildcard $(LONG_DIR)/checkpoint),--resume,)
 
 # On a GPU: the kit's CUDA paths on random models shaped like the winners', projected to an L4 (benchmarks/results/gpu.json).
 bench-gpu: $(STAMP)
