@@ -76,16 +76,14 @@ def pack_tiny(tmp_path, tiny_folder, task_folder, *extra, tokens=3000):  # noqa:
 def test_the_pack_holds_the_samples_finetune_draws_and_the_weights_in_parts(tmp_path, tiny_folder,  # noqa: F811
                                                                            task_folder):  # noqa: F811
     from arc_ttt.core.formats import codec_for, resolve
-    from arc_ttt.core.corpus import build_corpus
     from arc_ttt.modeling.loading import load_tokenizer
-    from arc_ttt.runner.finetune import sample_sequence, usable, whole_task_fits
+    from arc_ttt.runner.finetune import run_corpus, sample_sequence
 
     cfg, spec = pack_tiny(tmp_path, tiny_folder, task_folder)
     samples = load_packed(str(tmp_path / "pack" / "samples.npz"))
     assert spec["tokens"] == samples.tokens >= 3000 and spec["samples"] == len(samples)
     codec = codec_for(resolve(cfg.model.format, cfg.model.path), load_tokenizer(cfg.model))
-    corpus = build_corpus(cfg.data, lambda t: usable(t, cfg.train.max_len, codec), seed=cfg.seed,
-                          holdout_fits=lambda t: whole_task_fits(t, cfg.train.max_len, codec))
+    corpus = run_corpus(cfg, codec)
     for k in (0, 1, len(samples) - 1):
         want, _ = sample_sequence(corpus.train, k, codec, cfg)
         assert np.array_equal(samples[k].ids, want.ids) and np.array_equal(samples[k].loss_mask, want.loss_mask)

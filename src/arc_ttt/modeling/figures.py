@@ -13,7 +13,7 @@ import torch
 
 from ..core.codec import Encoded
 from .runtime import autocast_context, model_device
-from .ttt import IGNORE, _accepts_logits_to_keep, answer_head, batch_loss, collate, pad_id
+from .ttt import IGNORE, answer_head, batch_loss, collate, pad_id, target_logits
 
 
 @dataclass
@@ -41,18 +41,16 @@ def sequence_scores(model, sequences: list[Encoded], *, autocast: str = "auto",
     with answer_head(model, vocab, sequences) as label_map:
         for s in sequences:
             batch = collate([s], pad, device, label_map)
-            keep = (batch.labels[0] != IGNORE).nonzero().squeeze(1)
-            if len(keep) == 0:
+            if batch.n_targets == 0:
                 out.append(SequenceScore(0.0, 0, False))
                 continue
-            kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {}
             with autocast_context(autocast, device):
-                logits = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False, **kwargs).logits
-            logits = logits[0].float() if kwargs else logits[0, keep].float()
-            labels = batch.labels[0, keep]
+                logits, labels, positions = target_logits(model, batch)
+            targets = labels[0] != IGNORE
+            logits, labels, positions = logits[0][targets], labels[0][targets], positions[targets]
             nll = torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
             hit = logits.argmax(-1) == labels
-            out.append(SequenceScore(nll, len(keep), bool(hit[_last_run(keep):].all())))
+            out.append(SequenceScore(nll, len(labels), bool(hit[_last_run(positions):].all())))
     return out
 
 

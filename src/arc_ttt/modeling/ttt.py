@@ -92,8 +92,12 @@ def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n
     note = f"{len(sequences)} sequences over {len(views)} views"
     if dropped:
         note += f"; dropped {dropped} demo(s) over the {cfg.max_len}-token cap"
-    vocab = tuple(codec.grid_token_ids) if cfg.loss_vocab == "answer" else None
-    return TTTData(sequences, False, note, vocab)
+    return TTTData(sequences, False, note, loss_vocab(codec.grid_token_ids, cfg))
+
+
+def loss_vocab(answer_ids, cfg: OptimizerSettings) -> tuple[int, ...] | None:
+    """The tokens a loss normalises over (`loss_vocab`): the answer's ids, or None for the whole vocabulary."""
+    return tuple(int(i) for i in answer_ids) if cfg.loss_vocab == "answer" else None
 
 
 def make_batches(lengths: list[int], batch_size: int, epochs: float = 1.0, seed: int = 0) -> list[list[int]]:
@@ -196,13 +200,20 @@ def param_groups(model, cfg: OptimizerSettings) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def batch_loss(model, batch: Batch) -> torch.Tensor:
-    """Summed next-token NLL over the target tokens; lm_head runs only at positions that predict a target."""
+def target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(fp32 logits, labels, their positions in the sequence): lm_head runs only at positions that predict a target
+    somewhere in the batch, when the model can be told so; labels are IGNORE where a row has no target."""
     keep = (batch.labels != IGNORE).any(dim=0).nonzero().squeeze(1)
     kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {}
     out = model(input_ids=batch.ids, attention_mask=batch.attention, use_cache=False, **kwargs)
-    labels = batch.labels[:, keep] if kwargs else batch.labels
-    logits = out.logits.float()
+    if kwargs:
+        return out.logits.float(), batch.labels[:, keep], keep
+    return out.logits.float(), batch.labels, torch.arange(batch.labels.shape[1], device=batch.labels.device)
+
+
+def batch_loss(model, batch: Batch) -> torch.Tensor:
+    """Summed next-token NLL over the target tokens."""
+    logits, labels, _ = target_logits(model, batch)
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                              ignore_index=IGNORE, reduction="sum")
 

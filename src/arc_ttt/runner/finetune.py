@@ -69,10 +69,10 @@ def whole_task_fits(task: Task, max_len: int, codec: Codec) -> bool:
     return len(pairs) >= 2 and sum(codec.pair_cost(p) for p in pairs) + codec.overhead <= max_len
 
 
-def loss_vocab(codec: Codec, tc) -> tuple[int, ...] | None:
-    """The tokens training and the held-out figures normalise over: the answer's (`train.loss_vocab: answer`, the
-    head cut to them as in TTT, and as the shipped model whose vocabulary is cut computes it), or None: all."""
-    return tuple(codec.grid_token_ids) if tc.loss_vocab == "answer" else None
+def run_corpus(cfg: FinetuneConfig, codec: Codec) -> Corpus:
+    """The corpus a run trains on (the guard, the usable tasks, the held-out draw): `finetune` and the GPU pack."""
+    return build_corpus(cfg.data, lambda t: usable(t, cfg.train.max_len, codec), seed=cfg.seed,
+                        holdout_fits=lambda t: whole_task_fits(t, cfg.train.max_len, codec))
 
 
 def sample_task(n_tasks: int, k: int, seed: int) -> int:
@@ -150,7 +150,7 @@ def evaluate(model, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, step: int
     match; and on the development sets when given (what rank, lr and the checkpoint are chosen on: the held-out
     training tasks, `dev_*`, and the held-out evaluation tasks, `dev_eval_*`), `dev_figures`."""
     model.eval()
-    vocab = loss_vocab(codec, cfg.train)
+    vocab = ttt.loss_vocab(codec.grid_token_ids, cfg.train)
     per_view = d8_nlls(model, codec, corpus.holdout, cfg.train.max_len, cfg.train.autocast, vocab)
     solved, tried = greedy_exact(model, codec, corpus.holdout[:cfg.eval.greedy_tasks], cfg.train.max_len)
     out = {"step": step, "nll": round(float(np.mean(per_view)), 5), "nll_identity": round(per_view[0], 5),
@@ -233,8 +233,7 @@ def setup(cfg: FinetuneConfig, ckpt: str, resume: bool) -> Session:
     tc = cfg.train
     model, tok = load_model(cfg.model)
     codec = codec_for(resolve(cfg.model.format, cfg.model.path), tok)  # refuses a tokenizer that cannot speak it
-    corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
-                          holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
+    corpus = run_corpus(cfg, codec)
     log.info("corpus: %s", json.dumps(corpus.summary()))
     dev = load_dev_tasks(cfg.eval.dev) if cfg.eval.dev else None
     dev_eval = load_dev_tasks(cfg.eval.dev_eval) if cfg.eval.dev_eval else None
@@ -308,7 +307,7 @@ def train_step(s: Session) -> None:
     for _, view in samples:
         prog.d8_counts[view.d8] += 1
     device = model_device(s.model)
-    with ttt.answer_head(s.model, loss_vocab(s.codec, tc), seqs) as label_map:
+    with ttt.answer_head(s.model, ttt.loss_vocab(s.codec.grid_token_ids, tc), seqs) as label_map:
         micro = [ttt.collate(seqs[j:j + tc.batch_size], ttt.pad_id(s.model), device, label_map)
                  for j in range(0, len(seqs), tc.batch_size)]
         loss, tokens = ttt.optimizer_step(s.model, micro, s.opt, s.sched, s.scaler, s.params, tc.autocast,

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from ..core.config import FinetuneConfig, build, to_dict
-from ..core.corpus import build_corpus
 from ..core.formats import codec_for, resolve
 from ..core.packed import join_parts, load_packed, pack, save_packed, split_files
 from ..core.devset import load_dev_tasks
@@ -36,7 +35,7 @@ from ..core.submission import write_json_atomic
 from ..modeling import figures, lora, ttt
 from ..modeling.loading import load_model, load_tokenizer
 from ..modeling.runtime import model_device, resolve_dtype
-from .finetune import CARD, holdout_sequences, prepare_trainable, sample_sequence, usable, whole_task_fits
+from .finetune import CARD, holdout_sequences, prepare_trainable, run_corpus, sample_sequence
 
 RUN_FILE = "run.json"
 SAMPLES = "samples.npz"
@@ -64,8 +63,7 @@ def pack_run(cfg: FinetuneConfig, out: str, tokens: int, *, weights: list[str] |
     """Write the GPU run's folder (see the module docstring). Returns run.json's content."""
     tc = cfg.train
     codec = codec_for(resolve(cfg.model.format, cfg.model.path), load_tokenizer(cfg.model))
-    corpus = build_corpus(cfg.data, lambda t: usable(t, tc.max_len, codec), seed=cfg.seed,
-                          holdout_fits=lambda t: whole_task_fits(t, tc.max_len, codec))
+    corpus = run_corpus(cfg, codec)
     seqs, total = [], 0
     while total < tokens:
         seq, _ = sample_sequence(corpus.train, len(seqs), codec, cfg)
@@ -135,7 +133,7 @@ def run_packed(pack_dir: str, out: str, *, max_seconds: float, batch_tokens: int
     if cfg.train.init_adapter:
         cfg = replace(cfg, train=replace(cfg.train, init_adapter=os.path.join(pack_dir, INIT_ADAPTER)))
     tc = cfg.train
-    vocab = tuple(spec["vocab"]) if tc.loss_vocab == "answer" else None
+    vocab = ttt.loss_vocab(spec["vocab"], tc)
     with tempfile.TemporaryDirectory() as scratch:
         model = load_base(pack_dir, spec, cfg, scratch, device)
         load_seconds = clock() - start
