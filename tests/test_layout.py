@@ -20,7 +20,8 @@ ALLOWED = {
     "modeling": {"core"},
     "runner": {"core"},  # the model-backed engine is loaded inside the run, only when there is work
     "delivery": {"core"},
-    "": {"core", "modeling", "runner", "delivery"},  # cli, __init__, __main__
+    "synth": {"core"},  # the task generator: grids and tasks, nothing of the model or the run
+    "": {"core", "modeling", "runner", "delivery", "synth"},  # cli, __init__, __main__
 }
 # Recipes that need the model from their first line may import it (the run may not: it writes its fallback
 # submission before torch loads).
@@ -127,7 +128,8 @@ def test_function_level_imports_say_why():
 
 @pytest.mark.parametrize("module", ["arc_ttt.core.config", "arc_ttt.core.clock", "arc_ttt.core.planner",
                                     "arc_ttt.core.submission", "arc_ttt.core.journal", "arc_ttt.core.views",
-                                    "arc_ttt.core.formats", "arc_ttt.runner.pipeline", "arc_ttt.cli"])
+                                    "arc_ttt.core.formats", "arc_ttt.runner.pipeline", "arc_ttt.cli",
+                                    "arc_ttt.synth.catalog"])
 def test_the_core_and_the_run_load_without_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -145,7 +147,7 @@ def test_tests_mirror_src():
     """tests/<layer>/test_<module>.py for src/arc_ttt/<layer>/<module>.py: a reader finds a module's tests by its path."""
     known = modules()
     stray = []
-    for layer in ("core", "modeling", "runner", "delivery"):
+    for layer in ("core", "modeling", "runner", "delivery", "synth"):
         for f in sorted(os.listdir(os.path.join(TESTS, layer))):
             if f.startswith("test_") and f.endswith(".py") and f"{layer}/{f}" not in ACROSS \
                     and f"{layer}.{f[5:-3]}" not in known:

@@ -1,0 +1,14 @@
+"""Every family, registered by importing the module of its prior: `FAMILIES` after this import is the catalogue."""
+from __future__ import annotations
+
+from . import geometry, movement  # noqa: F401  (each module registers its families on import)
+from .family import FAMILIES, PRIORS, Family
+
+__all__ = ["FAMILIES", "PRIORS", "Family", "by_prior"]
+
+
+def by_prior() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in FAMILIES.values():
+        out.setdefault(f.prior, []).append(f.name)
+    return {p: sorted(out[p]) for p in PRIORS if p in out}
