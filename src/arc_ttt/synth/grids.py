@@ -157,3 +157,29 @@ def unique_extreme(values: list, pick=max) -> int:
     if len(hits) != 1:
         raise Redraw("a tie")
     return hits[0]
+
+
+def place(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1, tries: int = 60) -> tuple[int, int] | None:
+    """Like `free_spot`, by random tries instead of a scan (fast on big grids); None when no try fits."""
+    H, W = occupied.shape
+    if h > H or w > W:
+        return None
+    for _ in range(tries):
+        r, c = int(rng.integers(H - h + 1)), int(rng.integers(W - w + 1))
+        if not occupied[max(0, r - gap):r + h + gap, max(0, c - gap):c + w + gap].any():
+            return r, c
+    return None
+
+
+def scatter_fast(rng: Rng, grid: Grid, masks: list[np.ndarray], cols: list[int], gap: int = 1) -> Grid:
+    """`scatter` placed by `place` (random tries): the same pictures, quicker; Redraw when one does not fit."""
+    out = grid.copy()
+    occupied = out != out  # nothing yet (the grid's own cells do not block)
+    for mask, col in zip(masks, cols):
+        spot = place(rng, occupied, *mask.shape, gap=gap)
+        if spot is None:
+            raise Redraw("no room for another object")
+        r, c = spot
+        out[r:r + mask.shape[0], c:c + mask.shape[1]][mask] = col
+        occupied[r:r + mask.shape[0], c:c + mask.shape[1]] |= mask
+    return out
