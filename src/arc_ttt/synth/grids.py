@@ -159,7 +159,8 @@ def unique_extreme(values: list, pick=max) -> int:
     return hits[0]
 
 
-def place(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1, tries: int = 60) -> tuple[int, int] | None:
+def spot_by_tries(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1,
+                  tries: int = 60) -> tuple[int, int] | None:
     """Like `free_spot`, by random tries instead of a scan (fast on big grids); None when no try fits."""
     H, W = occupied.shape
     if h > H or w > W:
@@ -172,11 +173,11 @@ def place(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1, tries: i
 
 
 def scatter_fast(rng: Rng, grid: Grid, masks: list[np.ndarray], cols: list[int], gap: int = 1) -> Grid:
-    """`scatter` placed by `place` (random tries): the same pictures, quicker; Redraw when one does not fit."""
+    """`scatter` placed by `spot_by_tries`: the same pictures, quicker; Redraw when one does not fit."""
     out = grid.copy()
     occupied = out != out  # nothing yet (the grid's own cells do not block)
     for mask, col in zip(masks, cols):
-        spot = place(rng, occupied, *mask.shape, gap=gap)
+        spot = spot_by_tries(rng, occupied, *mask.shape, gap=gap)
         if spot is None:
             raise Redraw("no room for another object")
         r, c = spot
