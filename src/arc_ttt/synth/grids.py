@@ -192,3 +192,140 @@ def sound_pair(x: Grid, y: Grid) -> tuple[Grid, Grid]:
     if y.shape == x.shape and (np.array_equal(x, y) or (y == y.flat[0]).all()):
         raise Redraw("an unchanged or flat output")
     return x, y
+
+
+# Vectorised readers and fast drawers (the families of objects, topology, lines and movement read grids many
+# times per task; a Python flood fill per call would cost most of the generation time).
+
+def labels(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> np.ndarray:
+    """Connected components as `objects` groups cells: each non-`bg` cell gets the flat index of its component's
+    first cell in reading order, background cells -1 (minimum labels spread along links, with pointer jumping)."""
+    H, W = grid.shape
+    n = H * W
+    fg = grid != bg
+    lab = np.where(fg, np.arange(n).reshape(H, W), n)
+    links = []
+    for dr, dc in (((0, 1), (1, 0), (1, 1), (1, -1)) if diagonal else ((0, 1), (1, 0))):
+        a = (slice(0, H - dr), slice(max(0, -dc), W - max(0, dc)))
+        b = (slice(dr, H), slice(max(0, dc), W - max(0, -dc)))
+        conn = fg[a] & fg[b] & ((grid[a] == grid[b]) if single_colour else True)
+        if conn.any():
+            links.append((a, b, conn))
+    while True:
+        prev = lab
+        lab = lab.copy()
+        for a, b, conn in links:
+            m = np.where(conn, np.minimum(lab[a], lab[b]), n)
+            lab[a] = np.minimum(lab[a], m)
+            lab[b] = np.minimum(lab[b], m)
+        lab = np.append(lab.ravel(), n)[lab]  # each cell takes its label's label
+        if np.array_equal(lab, prev):
+            return np.where(fg, lab, -1)
+
+
+def objects_fast(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> list[Object]:
+    """The same objects as `objects` (same order, boxes and colours; cells in reading order), vectorised."""
+    flat = labels(grid, bg, diagonal=diagonal, single_colour=single_colour).ravel()
+    idx = np.flatnonzero(flat >= 0)
+    if len(idx) == 0:
+        return []
+    idx = idx[np.argsort(flat[idx], kind="stable")]
+    keys = flat[idx]
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    rows, cols = np.divmod(idx, grid.shape[1])
+    vals = grid.ravel()[idx]
+    out = []
+    for a, b in zip([0, *starts.tolist()], [*starts.tolist(), len(idx)]):
+        r, c, v = rows[a:b], cols[a:b], vals[a:b]
+        top, left = int(r.min()), int(c.min())
+        box = np.full((int(r.max()) - top + 1, int(c.max()) - left + 1), bg, dtype=grid.dtype)
+        box[r - top, c - left] = v
+        colour = int(v[0]) if single_colour else int(np.bincount(v).argmax())
+        out.append(Object(np.column_stack((r, c)), colour, box, top, left, int(bg)))
+    return out
+
+
+def enclosed(grid: Grid, bg: int = 0) -> np.ndarray:
+    """Background cells with no 4-connected path through background to the grid's edge (holes, closed areas)."""
+    lab = labels((grid == bg).astype(np.int8), 0)
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    return (lab >= 0) & ~np.isin(lab, edge)
+
+
+def polyomino(rng: Rng, n: int, max_h: int = MAX_SIDE, max_w: int = MAX_SIDE) -> np.ndarray:
+    """A random 4-connected mask of exactly n cells within max_h x max_w, cropped to its bounding box."""
+    if n > max_h * max_w:
+        raise ValueError(f"{n} cells do not fit {max_h} x {max_w}")
+    cells, seen = [(0, 0)], {(0, 0)}
+    r0 = r1 = c0 = c1 = 0
+    for _ in range(50 * n):
+        if len(cells) == n:
+            break
+        u, v = rng.random(2)
+        r, c = cells[int(u * len(cells))]
+        dr, dc = _N4[int(v * 4)]
+        rr, cc = r + dr, c + dc
+        if (rr, cc) in seen or max(r1, rr) - min(r0, rr) >= max_h or max(c1, cc) - min(c0, cc) >= max_w:
+            continue
+        cells.append((rr, cc))
+        seen.add((rr, cc))
+        r0, r1, c0, c1 = min(r0, rr), max(r1, rr), min(c0, cc), max(c1, cc)
+    else:
+        if len(cells) < n:
+            raise Redraw("the polyomino did not grow")
+    mask = np.zeros((r1 - r0 + 1, c1 - c0 + 1), bool)
+    arr = np.array(cells)
+    mask[arr[:, 0] - r0, arr[:, 1] - c0] = True
+    return mask
+
+
+def place(rng: Rng, shape: tuple[int, int], masks: list[np.ndarray], gap: int = 1, *, boxes: bool = False,
+          margin: int = 0, occupied: np.ndarray | None = None, tries: int = 60) -> list[tuple[int, int]]:
+    """Random top-left corners for the masks in turn, each box grown by `gap` touching nothing placed before (nor
+    `occupied`), `margin` cells inside the edges (`boxes`: a placed mask blocks its whole box); Redraw on no room.
+    Random tries, not `free_spot`'s full scan: fast on big grids."""
+    H, W = shape
+    occ = np.zeros(shape, bool) if occupied is None else occupied.copy()
+    spots = []
+    for m in masks:
+        h, w = m.shape
+        if H - h - margin < margin or W - w - margin < margin:
+            raise Redraw("an object larger than the grid")
+        rs = rng.integers(margin, H - h - margin + 1, size=tries)
+        cs = rng.integers(margin, W - w - margin + 1, size=tries)
+        for r, c in zip(rs.tolist(), cs.tolist()):
+            if not occ[max(0, r - gap):r + h + gap, max(0, c - gap):c + w + gap].any():
+                break
+        else:
+            raise Redraw("no room for another object")
+        occ[r:r + h, c:c + w] |= True if boxes else m
+        spots.append((r, c))
+    return spots
+
+
+def paint(grid: Grid, masks: list[np.ndarray], spots: list[tuple[int, int]], cols: list[int]) -> Grid:
+    """`grid` with each mask painted in its colour at its top-left spot."""
+    out = grid.copy()
+    for m, (r, c), col in zip(masks, spots, cols):
+        out[r:r + m.shape[0], c:c + m.shape[1]][m] = col
+    return out
+
+
+def background(rng: Rng, p_zero: float = 0.8) -> int:
+    """The background colour: 0 mostly, another colour sometimes (so no rule learns that 0 is always empty)."""
+    return 0 if rng.random() < p_zero else int(rng.integers(1, 10))
+
+
+def scene(rng: Rng, masks: list[np.ndarray], cols: list[int], bg: int = 0, lo: int = 5, hi: int = 20,
+          gap: int = 1, *, boxes: bool = False, margin: int = 0, room: float = 3.0) -> tuple[Grid, list]:
+    """A background grid of random sides in lo..hi (grown to hold the masks with `room` times their area) with
+    each mask painted in its colour, `gap` apart; returns the grid and the masks' top-left spots."""
+    need = room * sum((m.shape[0] + gap) * (m.shape[1] + gap) for m in masks)
+    least = max(lo, int(np.ceil(np.sqrt(need))))
+    tall = max(least, max(m.shape[0] for m in masks) + 2 * margin)
+    wide = max(least, max(m.shape[1] for m in masks) + 2 * margin)
+    if max(tall, wide) > MAX_SIDE:
+        raise Redraw("the objects do not fit a grid")
+    h, w = side(rng, tall, max(hi, tall)), side(rng, wide, max(hi, wide))
+    spots = place(rng, (h, w), masks, gap, boxes=boxes, margin=margin)
+    return paint(np.full((h, w), bg), masks, spots, cols), spots
