@@ -63,13 +63,14 @@ bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see kaggle_kernel/README.md) ---
-.PHONY: notebook wheels wheels-verify kernel kernel-push
+.PHONY: notebook wheels wheels-verify kernel kernel-model-check kernel-push
 KERNEL_CONFIG       ?= configs/kaggle.yaml
 KERNEL_MODEL        ?= $(MODEL_DIR)
 KERNEL_MODEL_SOURCE ?=
 KERNEL_OUT          ?= kaggle_kernel/build
 KERNEL_FORMAT       ?=
 KERNEL_ARGS         ?=
+KERNEL_DEMO         ?=
 
 notebook: $(STAMP)
 	$(PY) -m arc_ttt.delivery.notebook
@@ -85,14 +86,20 @@ wheels-verify: $(STAMP)
 
 # KERNEL_MODEL_SOURCE=owner/model/framework/variation/version attaches a Kaggle model instead of a weights dataset.
 # KERNEL_FORMAT=kit|architects|nvarc|marc names the model's prompt format when neither the config nor the folder does.
-kernel: $(STAMP) wheels
+# KERNEL_DEMO=1 ships the kit's demonstration model (the KERNEL_MODEL default), refused otherwise: it scores about 0.
+kernel-model-check:  # before the wheels are downloaded: the default model is the demonstration model
+ifeq ($(KERNEL_MODEL_SOURCE)$(KERNEL_MODEL),$(MODEL_DIR))
+	@test -n "$(KERNEL_DEMO)" || { echo "make kernel: no KERNEL_MODEL given, and the default is the kit's demonstration model, which scores about 0 on the competition. Ship yours: make kernel KERNEL_MODEL=path/to/model (or KERNEL_MODEL_SOURCE=owner/model/framework/variation/version); to rehearse the pipeline with the demo: make kernel KERNEL_DEMO=1" >&2; exit 1; }
+endif
+
+kernel: $(STAMP) kernel-model-check wheels
 ifneq ($(KERNEL_MODEL_SOURCE),)
 	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model-source $(KERNEL_MODEL_SOURCE) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 else
 ifeq ($(KERNEL_MODEL),$(MODEL_DIR))
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; ensure_arc_model('$(MODEL_DIR)')"
 endif
-	$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
+	$(if $(KERNEL_DEMO),ARC_TTT_KERNEL_DEMO=1 ,)$(PY) -m arc_ttt kernel build --config $(KERNEL_CONFIG) --model $(KERNEL_MODEL) --out $(KERNEL_OUT) $(if $(KERNEL_FORMAT),--format $(KERNEL_FORMAT),) $(KERNEL_ARGS)
 endif
 
 kernel-push: kernel

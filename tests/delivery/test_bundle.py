@@ -166,6 +166,7 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     exec(nb.cells[1].source, namespace)
     assert namespace["CONFIG"] == "kaggle" and namespace["COMPETITION"] == "arc-prize-2025"
     assert namespace["FORMAT"] == "kit" and namespace["BUILD_COMMIT"] == bundle.commit
+    assert namespace["ALLOW_DEMO"] is False  # not the demonstration model: the commit run would refuse one
     assert bundle.commit in nb.cells[0].source
     # publish.sh: sub-folders need -r tar; each dataset once; the kernel goes last
     with open(os.path.join(root, "publish.sh")) as f:
@@ -290,7 +291,7 @@ def test_publish_stops_on_the_clis_error_text_though_it_exits_0(bundle, tmp_path
 
 
 def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(tmp_path, tiny_model_dir,
-                                                                              installed_wheelhouse, capsys):
+                                                                              installed_wheelhouse, capsys, monkeypatch):
     def spec(model, **kw):
         return K.BundleSpec(**{"config": CONFIG, "model": model, "out": str(tmp_path / "out"), "owner": "tester",
                                "wheelhouse": installed_wheelhouse, **kw})
@@ -314,16 +315,23 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
     (demo / "finetune.json").write_text(json.dumps({"base_model": {"path": "models/smollm2-135m"}, "format": "kit"}))
     (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
                                                                             "smollm2-135m-arc")) + "\n")
-    b = K.build_bundle(spec(str(demo)))
+    monkeypatch.delenv(K.DEMO_ENV, raising=False)
+    with pytest.raises(M.MetadataError, match="demonstration model.*score about 0.*KERNEL_DEMO=1"):
+        K.build_bundle(spec(str(demo)))  # not asked for: refused, nothing shipped
+    b = K.build_bundle(spec(str(demo), demo=True))
     assert any(line.startswith("WARNING: this is the kit's demonstration model") for line in b.model_lines)
     assert os.path.exists(os.path.join(b.folders["model"], DEMO_MARKER)) and not (demo / DEMO_MARKER).exists()
+    namespace: dict = {}
+    exec(nbformat.read(os.path.join(b.folders["kernel"], K.CODE_FILE), as_version=4).cells[1].source, namespace)
+    assert namespace["ALLOW_DEMO"] is True  # asked for at build time: the commit run accepts it
     (demo / "merged_adapter.sha256").write_text("another adapter\n")  # a user's own fine-tune of the same base
     assert not any("demonstration" in line for line in K.build_bundle(spec(str(demo))).model_lines)
     (demo / "merged_adapter.sha256").write_text(adapter_digest(os.path.join(ROOT, "configs", "adapters",
                                                                             "smollm2-135m-arc")) + "\n")
-    # and the CLI prints it all: model, format, transformers
+    # and the CLI prints it all: model, format, transformers (the demo asked for as make kernel KERNEL_DEMO=1 does)
     from arc_ttt.cli import main
 
+    monkeypatch.setenv(K.DEMO_ENV, "1")
     assert main(["kernel", "build", "--config", CONFIG, "--model", str(demo), "--owner", "tester", "--wheelhouse",
                  installed_wheelhouse, "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
@@ -572,3 +580,40 @@ def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, 
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []  # written before the check
     assert not os.path.exists(working / "log.json")  # the run never started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed"])
+@pytest.mark.e2e
+def test_the_demonstration_model_fails_the_commit_run_unless_allowed(tmp_path, monkeypatch, bundle, two_tasks,
+                                                                     venv_kernel, allow):
+    """The model dataset attached is the kit's demonstration model (its marker): the commit run stops in the configure
+    cell, after the fallback file, unless the notebook's ALLOW_DEMO says so (make kernel KERNEL_DEMO=1 sets it)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from arc_ttt.core.modelfolder import DEMO_MARKER, mark_demo
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    mark_demo(str(inputs / "datasets" / "tester" / "arc-ttt-model"))
+    assert (inputs / "datasets" / "tester" / "arc-ttt-model" / DEMO_MARKER).exists()
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "ALLOW_DEMO": allow,
+              "OVERRIDES": [*FAST, "kaggle.quick_tasks=1"]}
+    if allow:
+        text = stream_text(execute(notebook, out, params, working))
+        assert "WARNING: this is the kit's demonstration model" in text and "submission.json valid: " in text
+    else:
+        with pytest.raises(PapermillExecutionError) as e:
+            papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                       execution_timeout=600, parameters=params)
+        assert e.value.ename == "DemoModelRefused" and "ALLOW_DEMO = True" in e.value.evalue
+        failed = [c.id for c in nbformat.read(out, as_version=4).cells
+                  if any(o.output_type == "error" for o in c.get("outputs", []))]
+        assert failed == ["configure"]
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []

@@ -484,7 +484,10 @@ def test_model_report_names_the_model_and_fails_the_commit_run_on_an_unreadable_
     portable = v5_folder(tmp_path / "portable", portable=True)
     assert commitrun.model_report(commit_env(tmp_path), portable, "kit", "x", **old)[1] is None
     demo = v5_folder(tmp_path / "demo", portable=True, card={"base_model": {"path": "models/smollm2-135m"}}, demo=True)
-    lines, _ = commitrun.model_report(commit_env(tmp_path), demo, "kit", "x", **old)
+    with pytest.raises(commitrun.DemoModelRefused, match="demonstration model.*ALLOW_DEMO = True"):
+        commitrun.model_report(commit_env(tmp_path), demo, "kit", "x", **old)  # not asked for: the commit run stops
+    assert commitrun.model_report(scoring, demo, "kit", "x", **old)[0]  # the scoring run only says it
+    lines, _ = commitrun.model_report(commit_env(tmp_path), demo, "kit", "x", allow_demo=True, **old)
     assert "DEMONSTRATION" in lines[1] and any(line.startswith("WARNING: this is the kit's demonstration") for line in lines)
     tuned = v5_folder(tmp_path / "tuned", portable=True, card={"base_model": {"path": "/m/Qwen3-4B"}, "format": "nvarc"})
     assert "fine-tuned from /m/Qwen3-4B" in commitrun.model_report(commit_env(tmp_path), tuned, "nvarc", "x", **old)[0][1]

@@ -22,6 +22,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..core.config import load_config
@@ -41,6 +42,7 @@ REPO_DIR = os.path.dirname(os.path.dirname(PACKAGE_DIR))
 CODE_FILE = "arc_ttt_submission.ipynb"
 TEMPLATES = os.path.join(REPO_DIR, "kaggle_kernel", "templates")
 DEFAULT_OUT = os.path.join("kaggle_kernel", "build")
+DEMO_ENV = "ARC_TTT_KERNEL_DEMO"  # set by `make kernel KERNEL_DEMO=1`: the demonstration model asked for explicitly
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class BundleSpec:
     format: str | None = None  # the model's prompt format when neither the config nor the folder names it
     private: bool = True
     templates: str = TEMPLATES
+    demo: bool = False  # ship the kit's demonstration model anyway (it scores about 0); also ARC_TTT_KERNEL_DEMO=1
 
 
 @dataclass
@@ -112,6 +115,25 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
     raise MetadataError(f"{where} and {spec.config} says model.format: auto: name the prompt format the model was "
                         f"trained in with --format ({', '.join(format_names())}; KERNEL_ARGS=\"--format nvarc\") or "
                         f"model.format in the config (configs/kaggle-nvarc.yaml etc. name theirs)")
+
+
+def demo_allowed(spec: BundleSpec, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the demonstration model was asked for: BundleSpec.demo, or ARC_TTT_KERNEL_DEMO=1 (make kernel KERNEL_DEMO=1)."""
+    env = os.environ if env is None else env
+    return spec.demo or env.get(DEMO_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def check_demo(spec: BundleSpec, info: ModelInfo | None) -> bool:
+    """True when the kit's demonstration model ships, asked for; refuse it when not asked for: it checks the pipeline
+    end to end and scores about 0, so a bundle of it by default is a submission spent for nothing."""
+    if info is None or info.kind != "demo":
+        return False
+    if not demo_allowed(spec):
+        raise MetadataError(f"{spec.model} is the kit's demonstration model (SmolLM2-135M + the kit's small adapter): it "
+                            f"would score about 0 on the competition. Ship your ARC model (make kernel "
+                            f"KERNEL_MODEL=path/to/model), or, to check the pipeline end to end on Kaggle with the demo, "
+                            f"ask for it: make kernel KERNEL_DEMO=1 ({DEMO_ENV}=1 arc-ttt kernel build ...)")
+    return True
 
 
 def model_lines(spec: BundleSpec, info: ModelInfo | None, fmt: str, fmt_source: str) -> list[str]:
@@ -191,18 +213,23 @@ def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> Non
         mark_demo(dst)
 
 
-def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, owner: str, machine_shape: str,
-                 fmt: str) -> None:
-    """The notebook with CONFIG, COMPETITION, FORMAT and BUILD_COMMIT set through its parameters cell, and its
-    metadata. The competition: --competition, else the config's kaggle.competition."""
+def kernel_parameters(spec: BundleSpec, commit: str, fmt: str, demo: bool) -> dict:
+    """The notebook's parameters the builder sets: config, competition (--competition, else the config's
+    kaggle.competition), prompt format, the commit BUILD.json must name, and whether the demo model is allowed."""
+    competition = spec.competition or load_config(spec.config).kaggle.competition
+    return {"CONFIG": os.path.splitext(os.path.basename(spec.config))[0], "COMPETITION": competition, "FORMAT": fmt,
+            "BUILD_COMMIT": commit, "ALLOW_DEMO": demo}
+
+
+def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], owner: str, machine_shape: str,
+                 parameters: dict) -> None:
+    """The notebook with `parameters` (kernel_parameters) set through its parameters cell, and its metadata."""
     import nbformat  # reason: a build-time dependency only; nothing at run time needs it
 
     from . import notebook  # reason: it needs nbformat too, at build time only
 
-    competition = spec.competition or load_config(spec.config).kaggle.competition
-    config_name = os.path.splitext(os.path.basename(spec.config))[0]
-    nb = notebook.build({"CONFIG": config_name, "COMPETITION": competition, "FORMAT": fmt, "BUILD_COMMIT": commit},
-                       note=f"Built from arc-ttt-kit commit `{commit}`; prompt format `{fmt}`.")
+    nb = notebook.build(parameters, note=f"Built from arc-ttt-kit commit `{parameters['BUILD_COMMIT']}`; "
+                                         f"prompt format `{parameters['FORMAT']}`.")
     os.makedirs(dst)
     with open(os.path.join(dst, CODE_FILE), "w", encoding="utf-8") as f:
         f.write(nbformat.writes(nb) + "\n")
@@ -213,7 +240,7 @@ def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], commit: str, o
         "is_private": spec.private,
         "enable_internet": False,  # whatever the template says: the CLI turns internet on when absent
         "dataset_sources": [ids[k] for k in ("code", "wheels", "model") if k in ids],
-        "competition_sources": [competition],
+        "competition_sources": [parameters["COMPETITION"]],
         "model_sources": [spec.model_source] if spec.model_source else [],
         "machine_shape": machine_shape,
     })
@@ -232,8 +259,8 @@ def _make_readable(root: str) -> None:
                 os.chmod(path, mode | 0o644)
 
 
-def build_bundle(spec: BundleSpec) -> Bundle:
-    """Write the four folders under spec.out (replacing an older bundle) and validate every metadata file."""
+def check_spec(spec: BundleSpec) -> tuple[str, ModelInfo | None, str]:
+    """(owner, what the model folder is, machine shape), or the error that stops the build before anything is written."""
     if (spec.model is None) == (spec.model_source is None):
         raise ValueError("give exactly one of a model folder (--model) or a Kaggle model (--model-source)")
     if not os.path.isfile(spec.config):
@@ -246,13 +273,32 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     if spec.model is not None and not is_model_dir(spec.model):
         raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
     info = describe_model(spec.model) if spec.model is not None else None
-    fmt, fmt_source = resolve_format(spec, info)
     machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
     if machine_shape is None:
         raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
                             f"its default GPU (a P100, which today's torch cannot use). Use one of "
                             f"{', '.join(MACHINE_SHAPES)}")
     check_machine_shape(machine_shape)
+    return owner, info, machine_shape
+
+
+def write_dataset(spec: BundleSpec, key: str, folder: str, owner: str, commit: str, writer) -> str:
+    """One dataset folder written by `writer` with its dataset-metadata.json; returns its Kaggle id."""
+    writer(folder)
+    t = read_template(spec.templates, f"dataset-{key}.json", prefix=spec.prefix, model_license=spec.model_license)
+    meta = {"title": t.get("title"), "id": f"{owner}/{t.get('slug')}", "licenses": t.get("licenses")}
+    description = dataset_description(key, folder, commit, t.get("description"), spec.model_license_note)
+    if description:
+        meta["description"] = description
+    write_json(os.path.join(folder, DATASET_META), meta)
+    return meta["id"]
+
+
+def build_bundle(spec: BundleSpec) -> Bundle:
+    """Write the four folders under spec.out (replacing an older bundle) and validate every metadata file."""
+    owner, info, machine_shape = check_spec(spec)
+    fmt, fmt_source = resolve_format(spec, info)
+    demo = check_demo(spec, info)
     commit = git_commit()
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
@@ -261,21 +307,15 @@ def build_bundle(spec: BundleSpec) -> Bundle:
                     model_lines=model_lines(spec, info, fmt, fmt_source))
     record = build_record(spec, commit, fmt, fmt_source, info)
     writers = {"code": lambda d: write_code(spec, d, record), "wheels": lambda d: write_wheels(spec, d),
-               "model": lambda d: write_model(spec, d, fmt, demo=info is not None and info.kind == "demo")}
+               "model": lambda d: write_model(spec, d, fmt, demo=demo)}
     for key in ("code", "wheels", "model"):
         if key == "model" and spec.model is None:
             continue
         folder = os.path.join(root, key)
-        writers[key](folder)
-        t = read_template(spec.templates, f"dataset-{key}.json", prefix=spec.prefix, model_license=spec.model_license)
-        meta = {"title": t.get("title"), "id": f"{owner}/{t.get('slug')}", "licenses": t.get("licenses")}
-        description = dataset_description(key, folder, commit, t.get("description"), spec.model_license_note)
-        if description:
-            meta["description"] = description
-        write_json(os.path.join(folder, DATASET_META), meta)
-        bundle.folders[key], bundle.ids[key] = folder, meta["id"]
+        bundle.folders[key], bundle.ids[key] = folder, write_dataset(spec, key, folder, owner, commit, writers[key])
     bundle.folders["kernel"] = os.path.join(root, "kernel")
-    write_kernel(spec, bundle.folders["kernel"], bundle.ids, commit, owner, machine_shape, fmt)
+    write_kernel(spec, bundle.folders["kernel"], bundle.ids, owner, machine_shape,
+                 kernel_parameters(spec, commit, fmt, demo))
     with open(os.path.join(bundle.folders["kernel"], KERNEL_META), encoding="utf-8") as f:
         bundle.ids["kernel"] = json.load(f)["id"]
 

@@ -26,6 +26,10 @@ class BundleMismatch(RuntimeError):
     """The attached datasets are not the ones the kernel was built with (a stale version, an unreadable model)."""
 
 
+class DemoModelRefused(RuntimeError):
+    """The commit run found the kit's demonstration model, not asked for: a submission of it scores about 0."""
+
+
 class CommitRunFailed(RuntimeError):
     """Every task the commit run tried failed with an error: the scoring rerun would score the fallback."""
 
@@ -82,16 +86,27 @@ def _has_tokenizer_class(name: str) -> bool:
     return hasattr(transformers, name)
 
 
+def demo_problem(environment: Environment, info: ModelInfo, allow_demo: bool) -> None:
+    """Raise DemoModelRefused on the commit run when the model is the kit's demonstration model and the notebook's
+    ALLOW_DEMO does not say it was meant (make kernel KERNEL_DEMO=1 sets it); elsewhere the warning line says it."""
+    if info.kind == "demo" and environment.commit_run and not allow_demo:
+        raise DemoModelRefused(f"{info.path} is the kit's demonstration model: it checks the pipeline end to end and "
+                               f"would score about 0. Attach your ARC model (make kernel KERNEL_MODEL=path/to/model), "
+                               f"or set ALLOW_DEMO = True in the parameters cell to rehearse with the demo")
+
+
 def model_report(environment: Environment, model_dir: str, format_name: str, format_source: str,
-                 version: str | None = None, has_class: Callable[[str], bool] | None = None) -> tuple[list[str], str | None]:
+                 version: str | None = None, has_class: Callable[[str], bool] | None = None,
+                 allow_demo: bool = False) -> tuple[list[str], str | None]:
     """The lines the notebook prints about the model it runs (what it is, its prompt format, the transformers
     versions), and the problem when the installed transformers would load the folder wrongly; that problem
-    raises BundleMismatch on the commit run."""
+    raises BundleMismatch on the commit run, as the demonstration model not allowed raises DemoModelRefused."""
     version = transformers_version() if version is None else version
     info: ModelInfo = describe_model(model_dir)
     lines = [f"model: {model_dir}", f"  {info.summary()}",
              f"  prompt format used: {format_name} ({format_source}); transformers here: {version}"]
     lines += info.warnings(format_name)
+    demo_problem(environment, info, allow_demo)
     problem = compatibility_problem(info, version, has_class or _has_tokenizer_class)
     if problem and environment.commit_run:
         raise BundleMismatch(problem)

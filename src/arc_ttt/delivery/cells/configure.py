@@ -23,9 +23,11 @@ with scoringrun.rerun_guard(env, "configure", output_dir):
     if limit is not None:
         print(f"Kaggle commit run, commit_run=quick: solving {limit} tasks, the rest get fallback answers")
     # What runs: the model, its prompt format and the transformers versions. On the commit run, a folder the
-    # installed transformers would load wrongly (e.g. saved by 5.x without a top-level rope_theta) stops here.
+    # installed transformers would load wrongly (e.g. saved by 5.x without a top-level rope_theta) stops here, and so
+    # does the kit's demonstration model (it scores about 0) unless ALLOW_DEMO says it is meant.
     format_name, format_source = commitrun.resolve_format(cfg.model.format, cfg.model.path)
-    model_lines, model_problem = commitrun.model_report(env, cfg.model.path, format_name, format_source)
+    model_lines, model_problem = commitrun.model_report(env, cfg.model.path, format_name, format_source,
+                                                         allow_demo=ALLOW_DEMO)
     for line in model_lines:
         print(line)
     if model_problem:
