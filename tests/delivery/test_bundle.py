@@ -617,3 +617,40 @@ def test_the_demonstration_model_fails_the_commit_run_unless_allowed(tmp_path, m
         assert failed == ["configure"]
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+@pytest.mark.e2e
+def test_a_missing_code_dataset_leaves_a_valid_fallback_file(tmp_path, monkeypatch, bundle, two_tasks, venv_kernel,
+                                                             rerun):
+    """No code dataset attached: the bootstrap cannot import arc_ttt and raises on either run, but the fallback cell
+    before it has written submission.json from the challenges file alone, with the same answers as arc_ttt's own
+    fallback writer (the competition's file, not another dataset's copy)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from arc_ttt.delivery.scoringrun import write_fallback_submission
+
+    challenges_path, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    shutil.rmtree(inputs / "datasets" / "tester" / "arc-ttt-code")
+    other = _mkdir(inputs / "datasets" / "someone" / "arc-copy")
+    (other / "arc-agi_test_challenges.json").write_text(json.dumps({"0000aaaa": challenges[next(iter(challenges))]}))
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                   execution_timeout=600, parameters={"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working)})
+    assert e.value.ename == "FileNotFoundError" and "attach the code dataset" in e.value.evalue
+    nb = nbformat.read(out, as_version=4)
+    assert [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))] == ["bootstrap"]
+    assert "early fallback submission.json: 2 tasks from " + os.path.join(str(inputs), "competitions") in stream_text(nb)
+    with open(working / "submission.json") as f:
+        early = json.load(f)
+    assert validate_submission(challenges, early) == []
+    write_fallback_submission(challenges_path, str(tmp_path / "kit.json"))
+    with open(tmp_path / "kit.json") as f:
+        assert early == json.load(f)  # what the environment cell would have written

@@ -97,6 +97,7 @@ def build(parameters: dict | None = None, note: str | None = None) -> nbformat.N
     cells = [
         new_markdown_cell(title, id="title"),
         new_code_cell(parameters_source(parameters), id="parameters", metadata={"tags": ["parameters"]}),
+        new_code_cell(cell("fallback"), id="fallback"),
         new_code_cell(cell("bootstrap"), id="bootstrap"),
         new_code_cell(cell("environment"), id="environment"),
         new_code_cell(cell("configure"), id="configure"),
