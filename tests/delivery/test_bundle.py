@@ -547,10 +547,12 @@ torch.cuda.get_arch_list = lambda: ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90",
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("placeholder", [True, False], ids=["placeholder", "no-evaluation-files"])
 def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, monkeypatch, bundle, two_tasks,
-                                                                      venv_kernel):
+                                                                      venv_kernel, placeholder):
     """The kernel's notebook on a fake /kaggle/input with a simulated P100 (compute capability 6.0, an arch
-    list without sm_60): the commit run stops in the accelerator cell, loudly, with a valid fallback file."""
+    list without sm_60): the commit run stops in the accelerator cell, loudly, with a valid fallback file; also
+    without evaluation files beside the test file (the rerun variable's absence alone makes it the commit run)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -558,7 +560,8 @@ def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, 
     inputs = tmp_path / "input"
     older = _mkdir(inputs / "arc-prize-2025")  # the older layout
     shutil.copy(challenges_path, older / "arc-agi_test_challenges.json")
-    shutil.copy(challenges_path, older / "arc-agi_evaluation_challenges.json")  # the commit run's placeholder
+    if placeholder:
+        shutil.copy(challenges_path, older / "arc-agi_evaluation_challenges.json")  # the commit run's placeholder
     for key in ("code", "wheels", "model"):
         shutil.copytree(bundle.folders[key], inputs / "datasets" / "tester" / f"arc-ttt-{key}")
     site = _mkdir(tmp_path / "site")
@@ -654,3 +657,38 @@ def test_a_missing_code_dataset_leaves_a_valid_fallback_file(tmp_path, monkeypat
     write_fallback_submission(challenges_path, str(tmp_path / "kit.json"))
     with open(tmp_path / "kit.json") as f:
         assert early == json.load(f)  # what the environment cell would have written
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_every_task_in_error_fails_the_commit_run_without_evaluation_files(tmp_path, monkeypatch, bundle, two_tasks,
+                                                                           venv_kernel):
+    """Unreadable weights and no evaluation files beside the test file: without the rerun variable this is the commit
+    run all the same, so the run's every task in error stops it in the check cell (not taken for the scoring run,
+    which would finish), after a valid file."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    for name in ("arc-agi_evaluation_challenges.json", "arc-agi_evaluation_solutions.json"):
+        os.remove(inputs / "competitions" / "arc-prize-2025" / name)
+    model = inputs / "datasets" / "tester" / "arc-ttt-model"
+    weights = [f for f in os.listdir(model) if f.endswith(".safetensors")]
+    for name in weights:
+        os.remove(model / name)
+        (model / name).write_bytes(b"not safetensors")
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                   execution_timeout=600, parameters={
+                                       "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": FAST})
+    assert e.value.ename == "CommitRunFailed" and "all 2 tasks of the commit run failed" in e.value.evalue
+    nb = nbformat.read(out, as_version=4)
+    assert [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))] == ["check"]
+    assert "Kaggle commit run: KAGGLE_IS_COMPETITION_RERUN not set" in stream_text(nb)
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []

@@ -356,21 +356,41 @@ def competition_folder(root, test_ids, eval_ids, solutions=True):
     return os.path.join(folder, inputs.CHALLENGES_FILE)
 
 
-@pytest.mark.parametrize("rerun_var,test_ids,eval_ids,commit", [
-    (None, ["a", "b"], ["a", "b", "c"], True),  # the public placeholder: the commit run
-    ("True", ["a", "b"], ["a", "b", "c"], False),  # the rerun variable alone is enough
-    (None, ["x", "y"], ["a", "b", "c"], False),  # the hidden file without the variable: still the scoring run
+@pytest.mark.parametrize("rerun_var,test_ids,eval_ids,quick", [
+    (None, ["a", "b"], ["a", "b", "c"], True),  # the public placeholder: the commit run, quick mode allowed
+    ("True", ["a", "b"], ["a", "b", "c"], False),  # the rerun variable alone makes it the scoring run
+    (None, ["x", "y"], ["a", "b", "c"], False),  # not the placeholder: a commit run that solves every task
     (None, ["a", "x"], ["a", "b", "c"], False),  # one unknown id is enough
     (None, ["a", "b"], None, False),  # no evaluation file to tell: never cut short
 ])
-def test_quick_mode_only_when_every_test_id_is_an_evaluation_id(tmp_path, rerun_var, test_ids, eval_ids, commit):
+def test_quick_mode_only_when_every_test_id_is_an_evaluation_id(tmp_path, rerun_var, test_ids, eval_ids, quick):
     challenges = competition_folder(str(tmp_path), test_ids, eval_ids)
     env_vars = {"KAGGLE_KERNEL_RUN_TYPE": "Batch", **({"KAGGLE_IS_COMPETITION_RERUN": rerun_var} if rerun_var else {})}
     env = E.with_test_file(E.detect(env_vars, input_root=str(tmp_path)), challenges)
-    assert env.commit_run is commit and env.scoring_run is not commit
-    assert E.solve_limit(env, "quick", 2) == (2 if commit else None)
-    assert ("Kaggle commit run" in E.run_kind_line(env, challenges)) is commit
-    assert (commitrun.quick_solutions(env, challenges) is not None) is commit  # scored against the evaluation solutions
+    assert env.on_placeholder is quick
+    assert env.commit_run is (rerun_var is None) and env.scoring_run is (rerun_var is not None)  # the variable alone
+    assert E.solve_limit(env, "quick", 2) == (2 if quick else None)
+    assert ("Kaggle commit run" in E.run_kind_line(env, challenges)) is (rerun_var is None)
+    assert ("every task is solved" in E.run_kind_line(env, challenges)) is (rerun_var is None and not quick)
+    assert (commitrun.quick_solutions(env, challenges) is not None) is quick  # scored against the evaluation solutions
+
+
+def test_without_the_placeholder_the_commit_run_still_checks_the_gpu_and_every_task_failing(tmp_path, capsys):
+    """No evaluation files beside the test file (the commit run cannot tell the placeholder): without the rerun
+    variable it is still the commit run, so an unusable GPU and a run with every task in error stop it, and the
+    guard lets them through."""
+    challenges = competition_folder(str(tmp_path), ["a", "b"], None)
+    env = E.with_test_file(E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch"}, input_root=str(tmp_path)), challenges)
+    assert env.commit_run and not env.on_placeholder and not env.scoring_run
+    errored = [{"id": "a", "status": "error", "error": "model load: OSError"},
+               {"id": "b", "status": "error", "error": "model load: OSError"}]
+    with pytest.raises(accelerator.AcceleratorUnusable, match="no CUDA GPU visible"):
+        with scoringrun.rerun_guard(env, "the accelerator check", str(tmp_path / "out")):
+            accelerator.require_usable_gpu(env, "auto", gpu(None))
+    with pytest.raises(commitrun.CommitRunFailed, match="all 2 tasks"):
+        with scoringrun.rerun_guard(env, "the commit-run checks", str(tmp_path / "out")):
+            commitrun.check_commit_run(env, errored, None)
+    assert "ERROR in" not in capsys.readouterr().out
 
 
 def test_quick_score_line_counts_only_the_tasks_tried():

@@ -122,7 +122,7 @@ def _get(record, key, default=None):
 def quick_solutions(environment: Environment, challenges: str) -> str | None:
     """On the commit run, the competition's evaluation solutions: the placeholder's tasks are evaluation tasks,
     so the quick tasks can be scored and a model that scores zero is seen before a submission is spent."""
-    return evaluation_file(challenges, EVALUATION_SOLUTIONS) if environment.commit_run else None
+    return evaluation_file(challenges, EVALUATION_SOLUTIONS) if environment.on_placeholder else None
 
 
 def quick_score_line(records: Sequence) -> str | None:

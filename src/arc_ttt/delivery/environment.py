@@ -2,8 +2,9 @@
 
 Every function takes the environment mapping (and, on Kaggle, the input root) as parameters, so tests
 drive them with fake environments and temporary folders. Kaggle runs a notebook twice: the commit run on
-the public placeholder test file (unscored, free to stop loudly) and the scoring rerun on the hidden one
-(never cut short, never raising); `Environment.commit_run` needs both signs of the first.
+the public placeholder test file (unscored, free to stop loudly) and the scoring rerun on the hidden one, which
+sets KAGGLE_IS_COMPETITION_RERUN (never cut short, never raising). `Environment.commit_run` is the variable's
+absence alone; cutting the run to a few tasks (`on_placeholder`) also needs the placeholder file.
 """
 from __future__ import annotations
 
@@ -39,13 +40,21 @@ class Environment:
 
     @property
     def commit_run(self) -> bool:
-        """Kaggle's unscored commit run: no rerun variable AND the placeholder test file. Either sign of the hidden
-        file makes it the scoring rerun, which is never cut short and never raises."""
-        return self.on_kaggle and not self.competition_rerun and self.placeholder_test
+        """Kaggle's unscored commit run, known by the rerun variable's absence alone: its checks (the GPU, the bundle,
+        every task failing) stop it loudly, and nothing is guarded, however the test file looks."""
+        return self.on_kaggle and not self.competition_rerun
+
+    @property
+    def on_placeholder(self) -> bool:
+        """The commit run on the public placeholder file (every test id an evaluation id): the only run that may be cut
+        to a few tasks (quick mode) and scored against the evaluation solutions. It needs both signs: one missing
+        never cuts the hidden test set short."""
+        return self.commit_run and self.placeholder_test
 
     @property
     def scoring_run(self) -> bool:
-        return self.on_kaggle and not self.commit_run
+        """Kaggle's scoring rerun (the rerun variable set): every task solved, nothing raised."""
+        return self.on_kaggle and self.competition_rerun
 
 
 def is_kaggle(env: Mapping[str, str], input_root: str = KAGGLE_INPUT) -> bool:
@@ -88,7 +97,7 @@ def solve_limit(environment: Environment, commit_run: str, quick_tasks: int) -> 
     """
     if commit_run not in ("full", "quick"):
         raise ValueError(f"kaggle.commit_run must be 'full' or 'quick', got {commit_run!r}")
-    if environment.commit_run and commit_run == "quick":
+    if environment.on_placeholder and commit_run == "quick":
         return quick_tasks
     return None
 
@@ -127,7 +136,9 @@ def run_kind_line(environment: Environment, challenges: str) -> str:
     test = ("every test task id is an evaluation task id (the public placeholder)" if environment.placeholder_test
             else f"the test task ids are not all in {EVALUATION_CHALLENGES} beside {os.path.basename(challenges)}")
     kind = "commit run" if environment.commit_run else "scoring run (every task solved, nothing raises)"
-    return f"Kaggle {kind}: KAGGLE_IS_COMPETITION_RERUN {rerun}; {test}"
+    full = "; so every task is solved (quick mode needs the placeholder)" if environment.commit_run and not \
+        environment.placeholder_test else ""
+    return f"Kaggle {kind}: KAGGLE_IS_COMPETITION_RERUN {rerun}; {test}{full}"
 
 
 def run_overrides(environment: Environment, *, challenges: str | None = None, solutions: str | None = None,

@@ -7,7 +7,7 @@ if env.on_kaggle:
     print(f"fallback submission.json written: {n} tasks from {CHALLENGES}")
     for other in inputs.other_challenges(INPUT_ROOT, CHALLENGES):
         print("WARNING: another challenges file is attached and NOT used (set COMPETITION or CHALLENGES):", other)
-    # The commit run needs both signs: no rerun variable, and every test id an evaluation id.
+    # The commit run: no rerun variable. Quick mode also needs every test id to be an evaluation id (the placeholder).
     env = environment.with_test_file(env, CHALLENGES)
     print(environment.run_kind_line(env, CHALLENGES))
     build = commitrun.read_build(CODE_SRC)
