@@ -247,11 +247,12 @@ case "$1 $2" in
     if [ -n "${FAKE_UPLOAD_ERROR:-}" ]; then echo "Dataset version creation error: $FAKE_UPLOAD_ERROR"; exit 0; fi
     id=$(sed -n 's/.*"id": "\(.*\)".*/\1/p' "$4/dataset-metadata.json")
     echo "$FAKE_STATUS" > "$(state "$id")" ;;
+  "kernels push") echo "${FAKE_PUSH_OUTPUT:-Kernel version 1 successfully pushed.}" ;;
 esac
 """
 
 
-def _publish(bundle, tmp_path, status="ready", wait=0, upload_error=""):
+def _publish(bundle, tmp_path, status="ready", wait=0, upload_error="", push_output=""):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "kaggle").write_text(FAKE_KAGGLE)
@@ -261,7 +262,7 @@ def _publish(bundle, tmp_path, status="ready", wait=0, upload_error=""):
     log.write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
            "FAKE_STATE": str(tmp_path / "state"), "FAKE_STATUS": status, "WAIT_SECONDS": str(wait),
-           "FAKE_UPLOAD_ERROR": upload_error}
+           "FAKE_UPLOAD_ERROR": upload_error, **({"FAKE_PUSH_OUTPUT": push_output} if push_output else {})}
     proc = subprocess.run(["sh", os.path.join(bundle.root, "publish.sh")], env=env, capture_output=True, text=True)
     return proc, [line.split()[:2] for line in log.read_text().splitlines()]
 
@@ -288,6 +289,20 @@ def test_publish_stops_on_the_clis_error_text_though_it_exits_0(bundle, tmp_path
     assert "Invalid license name" in proc.stdout + proc.stderr
     assert [c for c in calls if c[1] in ("create", "version")] == [["datasets", "create"]]  # stopped at the first
     assert ["kernels", "push"] not in calls
+
+
+def test_publish_stops_when_the_cli_could_not_attach_the_competition(bundle, tmp_path):
+    """kaggle CLI 2.2.5's `kernels push` prints "The following are not valid competition sources ..." (a wrong slug,
+    or the rules not accepted) and exits 0: the kernel then runs without the competition's data, so publish.sh stops
+    there with what to do instead of saying "pushed"."""
+    message = ("The following are not valid competition sources and could not be added to the kernel: "
+               "['arc-prize-2099']")
+    proc, calls = _publish(bundle, tmp_path, push_output=message)
+    assert proc.returncode != 0 and calls[-1] == ["kernels", "push"] and "pushed:" not in proc.stdout
+    assert "could not attach a source" in proc.stderr and "arc-prize-2099" in proc.stdout + proc.stderr
+    assert "accepted its rules" in proc.stderr and "kaggle.com/competitions/<slug>" in proc.stderr
+    proc, _ = _publish(bundle, tmp_path)  # the CLI's usual answer: pushed
+    assert proc.returncode == 0 and "pushed: kaggle kernels status tester/arc-ttt-submission" in proc.stdout
 
 
 def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(tmp_path, tiny_model_dir,
@@ -692,3 +707,40 @@ def test_every_task_in_error_fails_the_commit_run_without_evaluation_files(tmp_p
     assert "Kaggle commit run: KAGGLE_IS_COMPETITION_RERUN not set" in stream_text(nb)
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["two-competitions", "none"])
+@pytest.mark.e2e
+def test_the_commit_run_refuses_two_competitions_and_names_the_slug_when_none_is_attached(tmp_path, monkeypatch,
+                                                                                          bundle, two_tasks,
+                                                                                          venv_kernel, case):
+    """Two competitions attached: the rerun would answer one of them, maybe the wrong one's placeholder ids, so the
+    commit run stops in the environment cell, after the fallback file. None attached (a wrong slug, the rules not
+    accepted): the error names the slug the kernel was built for and the accept-the-rules step."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    challenges_path, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    if case == "none":
+        shutil.rmtree(inputs / "competitions")
+    else:
+        shutil.copytree(inputs / "competitions" / "arc-prize-2025", inputs / "competitions" / "arc-prize-2026")
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                   execution_timeout=600, parameters={"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working)})
+    nb = nbformat.read(out, as_version=4)
+    assert [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))] == ["environment"]
+    if case == "none":
+        assert e.value.ename == "InputNotFound" and "competition 'arc-prize-2025'" in e.value.evalue
+        assert "accept the rules" in e.value.evalue and "--competition <slug>" in e.value.evalue
+        assert not os.path.exists(working / "submission.json")  # nothing to answer
+    else:
+        assert e.value.ename == "CompetitionMismatch" and "arc-prize-2025, arc-prize-2026" in e.value.evalue
+        with open(working / "submission.json") as f:
+            assert validate_submission(challenges, json.load(f)) == []

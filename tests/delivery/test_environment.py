@@ -401,6 +401,22 @@ def test_quick_score_line_counts_only_the_tasks_tried():
     assert commitrun.quick_score_line([{"id": "a", "status": "ok", "correct": None}]) is None  # no solutions: no line
 
 
+def test_two_competitions_fail_the_commit_run_and_a_missing_one_names_its_slug(tmp_path):
+    scoring = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_IS_COMPETITION_RERUN": "1"}, input_root=str(tmp_path))
+    with pytest.raises(inputs.InputNotFound, match="competition 'arc-prize-2026'.*accept the rules.*--competition <slug>"):
+        inputs.find_challenges(str(tmp_path), competition="arc-prize-2026")
+    ours = touch(os.path.join(tmp_path, "competitions", "arc-prize-2026", inputs.CHALLENGES_FILE))
+    touch(os.path.join(tmp_path, "datasets", "someone", "arc-copy", inputs.CHALLENGES_FILE))  # a copy: no competition
+    assert inputs.competition_mounts(str(tmp_path)) == {"arc-prize-2026": ours}
+    assert commitrun.check_competitions(commit_env(tmp_path), str(tmp_path), "arc-prize-2026") is None
+    assert "built for competition 'arc-prize-2025' but 'arc-prize-2026' is attached" in commitrun.check_competitions(
+        commit_env(tmp_path), str(tmp_path), "arc-prize-2025")  # said, not raised: its test file is the one there
+    touch(os.path.join(tmp_path, "competitions", "arc-prize-2025", inputs.CHALLENGES_FILE))
+    with pytest.raises(commitrun.CompetitionMismatch, match="2 competitions are attached .arc-prize-2025, arc-prize-2026."):
+        commitrun.check_competitions(commit_env(tmp_path), str(tmp_path), "arc-prize-2026")
+    assert "2 competitions" in commitrun.check_competitions(scoring, str(tmp_path), "arc-prize-2026")  # warned
+
+
 def test_other_challenges_files_are_named(tmp_path):
     ours = touch(os.path.join(tmp_path, "competitions", "arc-prize-2026", inputs.CHALLENGES_FILE))
     theirs = touch(os.path.join(tmp_path, "competitions", "arc-prize-2025", inputs.CHALLENGES_FILE))

@@ -18,12 +18,17 @@ from ..core.modelfolder import ModelInfo, compatibility_problem, describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.formats import read_format_file
 from .environment import EVALUATION_SOLUTIONS, Environment, evaluation_file, transformers_version
+from .inputs import competition_mounts
 
 BUILD_FILE = "BUILD.json"  # in the code dataset: the commit, config, format and model the bundle was built with
 
 
 class BundleMismatch(RuntimeError):
     """The attached datasets are not the ones the kernel was built with (a stale version, an unreadable model)."""
+
+
+class CompetitionMismatch(RuntimeError):
+    """More than one competition is attached: the scoring rerun could answer the wrong one's test file."""
 
 
 class DemoModelRefused(RuntimeError):
@@ -67,6 +72,25 @@ def check_build(environment: Environment, build: dict | None, expected_commit: s
     if problem and environment.commit_run:
         raise BundleMismatch(problem)
     return problem
+
+
+def check_competitions(environment: Environment, root: str, competition: str | None) -> str | None:
+    """Raise CompetitionMismatch on the commit run when several competitions are mounted (the rerun would answer one
+    of them, maybe not the one submitted to: a valid file of the wrong ids, scoring 0); elsewhere return it for a
+    warning, as when the one attached is not the competition the kernel was built for."""
+    mounts = competition_mounts(root)
+    if len(mounts) > 1:
+        built = f"; the kernel was built for {competition!r}" if competition else ""
+        problem = (f"{len(mounts)} competitions are attached ({', '.join(sorted(mounts))}){built}: the scoring rerun "
+                   f"would answer one test file, maybe not the competition's you submit to. Keep only that one "
+                   f"(the notebook's Input panel, or competition_sources in kernel-metadata.json)")
+        if environment.commit_run:
+            raise CompetitionMismatch(problem)
+        return problem
+    if competition and mounts and competition not in mounts:
+        return (f"the kernel was built for competition {competition!r} but {next(iter(mounts))!r} is attached; its "
+                f"test file is used. If that is the one you submit to, rebuild with --competition {next(iter(mounts))}")
+    return None
 
 
 def resolve_format(setting: str, model_dir: str | None) -> tuple[str, str]:

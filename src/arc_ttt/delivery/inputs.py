@@ -88,7 +88,31 @@ def find_challenges(root: str = KAGGLE_INPUT, name: str = CHALLENGES_FILE, compe
     if len(matches) > 1:
         mounted = [m for m in matches if os.path.relpath(m, root).split(os.sep)[0] == "competitions"]
         matches = mounted or matches
-    return _pick("challenges file", matches, None, root) if matches else find_file(root, name, what="challenges file")
+    if not matches:
+        raise InputNotFound(f"no challenges file found: searched {_searched(root)} up to {MAX_DEPTH} folders deep for "
+                            f"{name}. {competition_hint(competition)}")
+    return _pick("challenges file", matches, None, root)
+
+
+def competition_hint(competition: str | None) -> str:
+    """What to do when the competition's data is not attached: the slug, and the rules to accept."""
+    named = f"competition {competition!r}" if competition else "the competition"
+    return (f"The kernel attaches {named} (competition_sources in kernel-metadata.json). If `kaggle kernels push` "
+            f"printed 'not valid competition sources', the slug is wrong or you have not joined the competition: open "
+            f"its page, Join Competition and accept the rules. The slug is the last part of the page's URL "
+            f"(kaggle.com/competitions/<slug>, or `kaggle competitions list -s arc`); rebuild with make kernel "
+            f"KERNEL_ARGS=\"--competition <slug>\", or attach it in the notebook editor (Add Input -> Competitions).")
+
+
+def competition_mounts(root: str, name: str = CHALLENGES_FILE) -> dict[str, str]:
+    """slug -> challenges file, for each competition mounted under `root`/competitions/ (the layout Kaggle mounts
+    competitions in today; a dataset's copy of the file is not a competition)."""
+    out: dict[str, str] = {}
+    for folder, _, files in _walk(os.path.join(root, "competitions")):
+        if name in files:
+            slug = os.path.relpath(folder, os.path.join(root, "competitions")).split(os.sep)[0]
+            out.setdefault(slug, os.path.join(folder, name))
+    return out
 
 
 def is_model_dir(folder: str, files: list[str] | None = None) -> bool:

@@ -9,6 +9,13 @@ from __future__ import annotations
 import shlex
 
 
+NOT_VALID_HINT = ("A competition that is \"not valid\": the slug is wrong, or you have not joined the competition and "
+                  "accepted its rules (on its page: Join Competition). The slug is the last part of the competition "
+                  "page URL, kaggle.com/competitions/<slug> (or: kaggle competitions list -s arc); rebuild with "
+                  "make kernel KERNEL_ARGS=\"--competition <slug>\". A dataset that is \"not valid\": not published "
+                  "yet, or still processing.")
+
+
 def publish_script(commit: str, folders: dict[str, str], ids: dict[str, str], wait_seconds: int = 1800) -> str:
     """publish.sh for the bundle built from `commit`, whose `folders` (code, wheels, model, kernel) have these
     Kaggle `ids`: each dataset created on first publish and versioned after (one upload each), then a bounded
@@ -19,11 +26,14 @@ def publish_script(commit: str, folders: dict[str, str], ids: dict[str, str], wa
         "# Publish the bundle with the kaggle CLI (kaggle auth login, KAGGLE_API_TOKEN or ~/.kaggle). Written by arc-ttt kernel build.",
         "set -eu",
         f"WAIT_SECONDS=${{WAIT_SECONDS:-{wait_seconds}}}",
-        "checked() {  # run a kaggle command; stop on a failed status OR on error text (CLI 2.2.5 prints '... error: ...' and exits 0)",
+        "checked() {  # run a kaggle command; stop on a failed status OR on error text (CLI 2.2.5 prints '... error: ...'",
+        "  # or 'The following are not valid competition sources ...' and exits 0)",
         "  out=$(\"$@\" 2>&1) || { echo \"$out\" >&2; echo \"failed: $*\" >&2; exit 1; }",
         "  echo \"$out\"",
         "  case \"$out\" in",
         "    *[Ee]rror*|*ERROR*) echo \"stopped: the kaggle CLI reported an error (exit status 0): $*\" >&2; exit 1 ;;",
+        "    *\"not valid\"*) echo \"stopped: the kaggle CLI could not attach a source (exit status 0): $*\" >&2",
+        f"      echo {shlex.quote(NOT_VALID_HINT)} >&2; exit 1 ;;",
         "  esac",
         "}",
         "publish() {  # folder id: create the dataset the first time, add a version after",

@@ -10,6 +10,9 @@ if env.on_kaggle:
     # The commit run: no rerun variable. Quick mode also needs every test id to be an evaluation id (the placeholder).
     env = environment.with_test_file(env, CHALLENGES)
     print(environment.run_kind_line(env, CHALLENGES))
+    problem = commitrun.check_competitions(env, INPUT_ROOT, COMPETITION)  # two competitions: raises on the commit run
+    if problem:
+        print("WARNING:", problem)
     build = commitrun.read_build(CODE_SRC)
     print("code dataset BUILD.json:", json.dumps(build), "| kernel built from commit", BUILD_COMMIT)
     problem = commitrun.check_build(env, build, BUILD_COMMIT)  # raises on the commit run
