@@ -203,14 +203,17 @@ def labels(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bo
     H, W = grid.shape
     n = H * W
     fg = grid != bg
-    lab = np.where(fg, np.arange(n).reshape(H, W), n)
     links = []
     for dr, dc in (((0, 1), (1, 0), (1, 1), (1, -1)) if diagonal else ((0, 1), (1, 0))):
         a = (slice(0, H - dr), slice(max(0, -dc), W - max(0, dc)))
         b = (slice(dr, H), slice(max(0, dc), W - max(0, -dc)))
         conn = fg[a] & fg[b] & ((grid[a] == grid[b]) if single_colour else True)
-        if conn.any():
-            links.append((a, b, conn))
+        links.append((a, b, conn))
+    # start from each cell's horizontal run (labelled by its leftmost cell): few rounds are left to spread
+    starts = fg.copy()
+    starts[:, 1:] &= ~links[0][2]
+    lab = np.where(fg, np.maximum.accumulate(np.where(starts, np.arange(n).reshape(H, W), 0), axis=1), n)
+    links = [link for link in links if link[2].any()]
     while True:
         prev = lab
         lab = lab.copy()
@@ -245,11 +248,16 @@ def objects_fast(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colo
     return out
 
 
-def enclosed(grid: Grid, bg: int = 0) -> np.ndarray:
-    """Background cells with no 4-connected path through background to the grid's edge (holes, closed areas)."""
+def holes(grid: Grid, bg: int = 0) -> np.ndarray:
+    """The background areas cut off from the grid's edge (4-connected), labelled as `labels` does; -1 elsewhere."""
     lab = labels((grid == bg).astype(np.int8), 0)
     edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    return (lab >= 0) & ~np.isin(lab, edge)
+    return np.where(np.isin(lab, edge), -1, lab)
+
+
+def enclosed(grid: Grid, bg: int = 0) -> np.ndarray:
+    """Background cells with no 4-connected path through background to the grid's edge (holes, closed areas)."""
+    return holes(grid, bg) >= 0
 
 
 def polyomino(rng: Rng, n: int, max_h: int = MAX_SIDE, max_w: int = MAX_SIDE) -> np.ndarray:
