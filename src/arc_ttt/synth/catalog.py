@@ -1,7 +1,7 @@
 """Every family, registered by importing the module of its prior: `FAMILIES` after this import is the catalogue."""
 from __future__ import annotations
 
-from . import colour, composition, counting, cropping, geometry, logic, movement, patterns  # noqa: F401  (each module registers its families on import)
+from . import colour, composition, counting, cropping, geometry, lines, logic, movement, objects, patterns, topology  # noqa: F401  (each module registers its families on import)
 from .family import FAMILIES, PRIORS, Family
 
 __all__ = ["FAMILIES", "PRIORS", "Family", "by_prior"]
