@@ -87,7 +87,7 @@ class HFRunner:
 
         tc = self.s.cfg.train
         k = tc.grad_accum * tc.batch_size
-        seqs = [sample_sequence(self.s.corpus.train, first_sample + j, self.s.codec, self.s.cfg)[0]
+        seqs = [sample_sequence(self.s.corpus, first_sample + j, self.s.codec, self.s.cfg)[0]
                 for j in range(n * k)]
         data = [{"input_ids": torch.from_numpy(q.ids).long(),
                  "attention_mask": torch.ones(len(q.ids), dtype=torch.long),

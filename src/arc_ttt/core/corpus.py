@@ -144,15 +144,39 @@ def decontaminate(tasks: Iterable[Task], evaluation: Sequence[Task]) -> Decontam
 
 # ---------------------------------------------------------------------------- the corpus
 
+def sample_task(n_tasks: int, k: int, seed: int) -> int:
+    """Index of a pool's k-th sample: epoch e = k // n_tasks walks a permutation drawn from (seed, e)."""
+    epoch, i = divmod(k, n_tasks)
+    return int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[i])
+
+
+def generated_turn(k: int, share: float) -> tuple[bool, int]:
+    """(whether sample k is a generated task, its rank in its own pool): generated samples are spread evenly,
+    exactly `share` of every run of samples (to a thousandth), so a resumed run draws the same ones."""
+    per_mille = int(round(share * 1000))
+    before, upto = k * per_mille // 1000, (k + 1) * per_mille // 1000
+    return upto > before, before if upto > before else k - before
+
+
 @dataclass
 class Corpus:
     train: list[Task]  # as_training_task form: every solved pair is a demonstration
     holdout: list[Task]  # original form: demos + solved test pairs, for NLL and greedy exact match
     sources: dict[str, int]  # source -> tasks read
     excluded: Decontaminated
+    generated: list[Task] = field(default_factory=list)  # as_training_task form, drawn at generated_share
+    generated_share: float = 0.0
+
+    def draw(self, k: int, seed: int) -> Task:
+        """Sample k's task: from the generated pool at its share, else from the ARC tasks, each pool walking
+        its own permutations (with no generated tasks, exactly the draw of every run before them)."""
+        is_generated, rank = generated_turn(k, self.generated_share if self.generated else 0.0)
+        pool = self.generated if is_generated else self.train
+        return pool[sample_task(len(pool), rank, seed)]
 
     def summary(self) -> dict:
         return {"sources": self.sources, "train_tasks": len(self.train), "holdout_tasks": [t.id for t in self.holdout],
+                "generated_tasks": len(self.generated), "generated_share": self.generated_share,
                 "excluded_by_id": len(self.excluded.by_id), "excluded_by_grid": len(self.excluded.by_grid),
                 "duplicates": len(self.excluded.duplicates)}
 
@@ -180,8 +204,10 @@ def build_corpus(cfg: CorpusConfig, usable, *, seed: int = 0, holdout_fits=None)
         sources[folder] = len(got)
         tasks += got
     evaluation = [t for spec in cfg.exclude for t in _excluded_source(spec)]
-    clean = decontaminate(tasks, evaluation)
-    pool = [t for t in clean.kept if usable(as_training_task(t))]
+    generated = _generated_source(cfg, sources)
+    clean = decontaminate(tasks + generated, evaluation)
+    is_generated = {t.id for t in generated}
+    pool = [t for t in clean.kept if t.id not in is_generated and usable(as_training_task(t))]
     if cfg.max_tasks is not None:
         pool = pool[:cfg.max_tasks]
     train, held = split_holdout(pool, cfg.holdout, seed, holdout_fits or (lambda t: True))
@@ -189,4 +215,22 @@ def build_corpus(cfg: CorpusConfig, usable, *, seed: int = 0, holdout_fits=None)
         raise ConfigError(f"fine-tuning corpus is empty: {sum(sources.values())} tasks read, "
                           f"{len(clean.by_id) + len(clean.by_grid)} excluded as overlapping {cfg.exclude}, "
                           f"{len(pool)} usable")
-    return Corpus([as_training_task(t) for t in train], held, sources, clean)
+    made = [as_training_task(t) for t in clean.kept if t.id in is_generated and usable(as_training_task(t))]
+    if generated and not made:
+        raise ConfigError(f"data.generated: none of the {len(generated)} generated tasks is usable")
+    return Corpus([as_training_task(t) for t in train], held, sources, clean, made, cfg.generated_share)
+
+
+def _generated_source(cfg: CorpusConfig, sources: dict[str, int]) -> list[Task]:
+    """The generated folders' tasks; a share without folders (or folders at share 0) is a config mistake."""
+    if not 0.0 <= cfg.generated_share < 1.0:
+        raise ConfigError(f"data.generated_share is {cfg.generated_share}: a share in [0, 1)")
+    if bool(cfg.generated) != (cfg.generated_share > 0):
+        raise ConfigError(f"data.generated {cfg.generated} with data.generated_share {cfg.generated_share}: give "
+                          "both (folders written by `arc-ttt synth`, and the share of samples drawn from them)")
+    out: list[Task] = []
+    for folder in cfg.generated:
+        got = load_folder(folder)
+        sources[f"generated {folder}"] = len(got)
+        out += got
+    return out

@@ -56,8 +56,9 @@ def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig)
     with open(os.path.join(folder, "progress.json"), encoding="utf-8") as f:
         meta = json.load(f)
     # a key added after the checkpoint was written reads as its default (what that run trained with)
-    defaults = to_dict(FinetuneConfig())["train"]
-    meta["config"]["train"] = {k: meta["config"]["train"].get(k, defaults[k]) for k in RESUME_TRAIN_KEYS}
+    defaults = fingerprint(FinetuneConfig())
+    meta["config"] = {k: {**d, **meta["config"].get(k, {})} if isinstance(d, dict) else meta["config"].get(k)
+                      for k, d in defaults.items()}
     if meta["config"] != fingerprint(cfg):
         diff = sorted(k for k in fingerprint(cfg) if fingerprint(cfg)[k] != meta["config"].get(k))
         raise ValueError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "

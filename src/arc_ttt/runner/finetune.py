@@ -75,25 +75,19 @@ def run_corpus(cfg: FinetuneConfig, codec: Codec) -> Corpus:
                         holdout_fits=lambda t: whole_task_fits(t, cfg.train.max_len, codec))
 
 
-def sample_task(n_tasks: int, k: int, seed: int) -> int:
-    """Index of sample k's task: epoch e = k // n_tasks walks a permutation drawn from (seed, e)."""
-    epoch, i = divmod(k, n_tasks)
-    return int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[i])
-
-
-def sample_view(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Task, View]:
+def sample_view(corpus: Corpus, k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Task, View]:
     """Sample k: its task (costliest demos dropped to fit) and one random view of it: any D8 element, colours
     and example order."""
-    task = tasks[sample_task(len(tasks), k, cfg.seed)]
+    task = corpus.draw(k, cfg.seed)
     sub = replace(task, train=fit(task.train, cfg.train.max_len, codec))
     views = sample_views(sub, 1, seed=cfg.seed * 1_000_003 + k, include_identity=False,
                          keep_background=cfg.views.keep_background)
     return sub, views[0] if views else IDENTITY
 
 
-def sample_sequence(tasks: list[Task], k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Encoded, View]:
+def sample_sequence(corpus: Corpus, k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Encoded, View]:
     """Sample k encoded for training, with the view it was drawn under (the card counts the D8 elements)."""
-    sub, view = sample_view(tasks, k, codec, cfg)
+    sub, view = sample_view(corpus, k, codec, cfg)
     return codec.encode_pairs(view.apply(sub).train, cfg.train.loss_on), view
 
 
@@ -302,7 +296,7 @@ def train_step(s: Session) -> None:
     index decides task and view, so a resumed run draws what an unbroken one would have."""
     tc, prog = s.cfg.train, s.prog
     first = prog.step * tc.grad_accum * tc.batch_size
-    samples = [sample_sequence(s.corpus.train, first + j, s.codec, s.cfg) for j in range(tc.grad_accum * tc.batch_size)]
+    samples = [sample_sequence(s.corpus, first + j, s.codec, s.cfg) for j in range(tc.grad_accum * tc.batch_size)]
     seqs = [seq for seq, _ in samples]
     for _, view in samples:
         prog.d8_counts[view.d8] += 1

@@ -66,7 +66,7 @@ def pack_run(cfg: FinetuneConfig, out: str, tokens: int, *, weights: list[str] |
     corpus = run_corpus(cfg, codec)
     seqs, total = [], 0
     while total < tokens:
-        seq, _ = sample_sequence(corpus.train, len(seqs), codec, cfg)
+        seq, _ = sample_sequence(corpus, len(seqs), codec, cfg)
         seqs.append(seq)
         total += len(seq)
     os.makedirs(out, exist_ok=True)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.config import ConfigError
 from ..core.tasks import Pair, Task
-from .family import FAMILIES, Family, Redraw
+from .catalog import FAMILIES
+from .family import Family, Redraw
 from .verify import problems
 
 TASK_TRIES = 12  # fresh parameters per task before the family is refused for this task
@@ -93,7 +95,7 @@ def generate(n: int, names: list[str] | None = None, seed: int = 0) -> Batch:
     names = names or sorted(FAMILIES)
     unknown = [f for f in names if f not in FAMILIES]
     if unknown:
-        raise KeyError(f"unknown families {unknown}; `arc-ttt synth --list` shows them")
+        raise ConfigError(f"unknown families {unknown}; `arc-ttt synth --list` shows them")
     batch = Batch()
     for i in range(n):
         got = make_task(FAMILIES[names[i % len(names)]], seed, i // len(names))
