@@ -137,10 +137,8 @@ def recolour_by_size(rng: Rng) -> Rule:
     table = dict(zip(sizes, outs))
 
     def draw(r: Rng) -> Grid:
-        drawn = [int(r.choice(sizes)) for _ in range(int(r.integers(3, 8)))]
-        if len(set(drawn)) < 2:
-            raise Redraw("one size only")
-        masks = [polyomino(r, s, 3, 3) for s in drawn]
+        drawn = sizes + [int(r.choice(sizes)) for _ in range(int(r.integers(0, 4)))]  # the whole table each time
+        masks = [polyomino(r, drawn[i], 3, 3) for i in r.permutation(len(drawn))]
         return scene(r, masks, [src] * len(masks), bg, 5, 16)[0]
 
     def apply(g: Grid) -> Grid:

@@ -107,10 +107,8 @@ def recolour_by_holes(rng: Rng) -> Rule:
     table = dict(zip(counts, outs))
 
     def draw(r: Rng) -> Grid:
-        drawn = [int(r.choice(counts)) for _ in range(int(r.integers(2, 6)))]
-        if len(set(drawn)) < 2:
-            raise Redraw("one count only")
-        masks = [_holed(r, k, 6) for k in drawn]
+        drawn = counts + [int(r.choice(counts)) for _ in range(int(r.integers(0, 3)))]  # the whole table each time
+        masks = [_holed(r, drawn[i], 6) for i in r.permutation(len(drawn))]
         return scene(r, masks, [src] * len(masks), bg, 6, 20)[0]
 
     def apply(g: Grid) -> Grid:
