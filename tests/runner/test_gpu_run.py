@@ -85,7 +85,7 @@ def test_the_pack_holds_the_samples_finetune_draws_and_the_weights_in_parts(tmp_
     codec = codec_for(resolve(cfg.model.format, cfg.model.path), load_tokenizer(cfg.model))
     corpus = run_corpus(cfg, codec)
     for k in (0, 1, len(samples) - 1):
-        want, _ = sample_sequence(corpus.train, k, codec, cfg)
+        want, _ = sample_sequence(corpus, k, codec, cfg)
         assert np.array_equal(samples[k].ids, want.ids) and np.array_equal(samples[k].loss_mask, want.loss_mask)
     assert set(spec["eval"]) == {"holdout", "dev", "dev_eval"} and len(spec["eval"]["holdout"]) == 2
     assert len(spec["weights"]["parts"]) > len(spec["weights"]["files"])  # the model.safetensors came in parts
