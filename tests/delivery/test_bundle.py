@@ -167,6 +167,12 @@ def test_bundle_structure_and_metadata(bundle, tiny_model_dir, installed_wheelho
     assert namespace["CONFIG"] == "kaggle" and namespace["COMPETITION"] == "arc-prize-2025"
     assert namespace["FORMAT"] == "kit" and namespace["BUILD_COMMIT"] == bundle.commit
     assert namespace["ALLOW_DEMO"] is False  # not the demonstration model: the commit run would refuse one
+    # each dataset's fingerprint, recomputed from what was written, in BUILD.json and in the kernel's parameters
+    from arc_ttt.delivery.fingerprint import code_fingerprint, folder_fingerprint
+
+    assert bundle.fingerprints == {"code": code_fingerprint(os.path.join(code, "src")),
+                                   "wheels": folder_fingerprint(wheels), "model": folder_fingerprint(model)}
+    assert build["fingerprints"] == namespace["BUILD_FINGERPRINTS"] == bundle.fingerprints
     assert bundle.commit in nb.cells[0].source
     # publish.sh: sub-folders need -r tar; each dataset once; the kernel goes last
     with open(os.path.join(root, "publish.sh")) as f:
@@ -603,25 +609,29 @@ def test_an_unusable_gpu_fails_the_commit_run_after_the_fallback_file(tmp_path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed"])
 @pytest.mark.e2e
-def test_the_demonstration_model_fails_the_commit_run_unless_allowed(tmp_path, monkeypatch, bundle, two_tasks,
-                                                                     venv_kernel, allow):
-    """The model dataset attached is the kit's demonstration model (its marker): the commit run stops in the configure
-    cell, after the fallback file, unless the notebook's ALLOW_DEMO says so (make kernel KERNEL_DEMO=1 sets it)."""
+def test_the_demonstration_model_fails_the_commit_run_unless_allowed(tmp_path, monkeypatch, tiny_model_dir,
+                                                                     installed_wheelhouse, two_tasks, venv_kernel, allow):
+    """A bundle of the kit's demonstration model (its marker), asked for at build time: its kernel's ALLOW_DEMO lets
+    the commit run through with a WARNING; the same kernel with ALLOW_DEMO = False (a demo attached by hand) stops in
+    the configure cell, after the fallback file."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from arc_ttt.core.modelfolder import DEMO_MARKER, mark_demo
+    from arc_ttt.core.modelfolder import mark_demo
 
     _, _, challenges = two_tasks
-    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
-    mark_demo(str(inputs / "datasets" / "tester" / "arc-ttt-model"))
-    assert (inputs / "datasets" / "tester" / "arc-ttt-model" / DEMO_MARKER).exists()
+    demo = tmp_path / "demo"
+    shutil.copytree(tiny_model_dir, demo)
+    mark_demo(str(demo))
+    b = K.build_bundle(K.BundleSpec(config=CONFIG, model=str(demo), out=str(tmp_path / "build"), owner="tester",
+                                    wheelhouse=installed_wheelhouse, format="kit", demo=True))
+    inputs = fake_kaggle_inputs(tmp_path, b, two_tasks)
     working = _mkdir(tmp_path / "working")
     kaggle_batch_env(monkeypatch, rerun=False)
-    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    notebook = os.path.join(b.folders["kernel"], "arc_ttt_submission.ipynb")
     out = str(tmp_path / "out.ipynb")
-    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "ALLOW_DEMO": allow,
-              "OVERRIDES": [*FAST, "kaggle.quick_tasks=1"]}
+    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": [*FAST, "kaggle.quick_tasks=1"],
+              **({} if allow else {"ALLOW_DEMO": False})}
     if allow:
         text = stream_text(execute(notebook, out, params, working))
         assert "WARNING: this is the kit's demonstration model" in text and "submission.json valid: " in text
@@ -676,23 +686,25 @@ def test_a_missing_code_dataset_leaves_a_valid_fallback_file(tmp_path, monkeypat
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_every_task_in_error_fails_the_commit_run_without_evaluation_files(tmp_path, monkeypatch, bundle, two_tasks,
-                                                                           venv_kernel):
-    """Unreadable weights and no evaluation files beside the test file: without the rerun variable this is the commit
-    run all the same, so the run's every task in error stops it in the check cell (not taken for the scoring run,
-    which would finish), after a valid file."""
+def test_every_task_in_error_fails_the_commit_run_without_evaluation_files(tmp_path, monkeypatch, tiny_model_dir,
+                                                                           installed_wheelhouse, two_tasks, venv_kernel):
+    """Unreadable weights (shipped so: the datasets are the ones built) and no evaluation files beside the test file:
+    without the rerun variable this is the commit run all the same, so the run's every task in error stops it in the
+    check cell (not taken for the scoring run, which would finish), after a valid file."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     _, _, challenges = two_tasks
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    for name in [f for f in os.listdir(broken) if f.endswith(".safetensors")]:
+        os.remove(broken / name)
+        (broken / name).write_bytes(b"not safetensors")
+    bundle = K.build_bundle(K.BundleSpec(config=CONFIG, model=str(broken), out=str(tmp_path / "build"), owner="tester",
+                                         wheelhouse=installed_wheelhouse, format="kit"))
     inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
     for name in ("arc-agi_evaluation_challenges.json", "arc-agi_evaluation_solutions.json"):
         os.remove(inputs / "competitions" / "arc-prize-2025" / name)
-    model = inputs / "datasets" / "tester" / "arc-ttt-model"
-    weights = [f for f in os.listdir(model) if f.endswith(".safetensors")]
-    for name in weights:
-        os.remove(model / name)
-        (model / name).write_bytes(b"not safetensors")
     working = _mkdir(tmp_path / "working")
     kaggle_batch_env(monkeypatch, rerun=False)
     notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
@@ -744,3 +756,42 @@ def test_the_commit_run_refuses_two_competitions_and_names_the_slug_when_none_is
         assert e.value.ename == "CompetitionMismatch" and "arc-prize-2025, arc-prize-2026" in e.value.evalue
         with open(working / "submission.json") as f:
             assert validate_submission(challenges, json.load(f)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stale", ["code", "wheels", "model"])
+@pytest.mark.e2e
+def test_a_stale_code_wheels_or_model_dataset_fails_the_commit_run(tmp_path, monkeypatch, bundle, two_tasks,
+                                                                   venv_kernel, stale):
+    """Each attached dataset differs from the build (its BUILD.json's commit unchanged, as with two dirty builds or a
+    version still processing): the commit run stops with BundleMismatch, in the cell that finds that dataset, after
+    the fallback file."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    dataset = inputs / "datasets" / "tester" / f"arc-ttt-{stale}"
+    if stale == "code":
+        with open(dataset / "configs" / "kaggle.yaml", "a") as f:
+            f.write("# edited after the build\n")
+    elif stale == "wheels":
+        (dataset / "notes.txt").write_text("a file the built wheelhouse had not\n")
+    else:
+        with open(dataset / "config.json") as f:
+            config = json.load(f)
+        (dataset / "config.json").unlink()  # never written through a hard link
+        (dataset / "config.json").write_text(json.dumps({**config, "retrained": True}))
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun=False)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    with pytest.raises(PapermillExecutionError) as e:
+        papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                   execution_timeout=600, parameters={"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working)})
+    assert e.value.ename == "BundleMismatch" and f"attached {stale} dataset" in e.value.evalue
+    nb = nbformat.read(out, as_version=4)
+    failed = [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert failed == ["configure" if stale == "model" else "environment"]
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []

@@ -32,6 +32,7 @@ from . import wheelhouse
 from .accelerator import MACHINE_SHAPES, check_machine_shape
 from .commitrun import BUILD_FILE
 from .environment import transformers_version
+from .fingerprint import code_fingerprint, folder_fingerprint
 from .inputs import is_model_dir
 from .metadata import (DATASET_META, KERNEL_META, PLACEHOLDER_OWNER, MetadataError, dataset_description, kaggle_owner,
                        read_template, slugify, validate_folder, write_json)
@@ -75,6 +76,7 @@ class Bundle:
     format_source: str = ""
     model_lines: list[str] = field(default_factory=list)  # what is shipped, as `make kernel` prints it
     folders: dict[str, str] = field(default_factory=dict)  # code/wheels/model/kernel -> path
+    fingerprints: dict[str, str] = field(default_factory=dict)  # code/wheels/model -> delivery.fingerprint
     ids: dict[str, str] = field(default_factory=dict)  # same keys -> Kaggle id
     commands: list[str] = field(default_factory=list)
 
@@ -157,14 +159,16 @@ def build_record(spec: BundleSpec, commit: str, fmt: str, fmt_source: str, info:
 
 
 def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
-    """src/arc_ttt as it is in this checkout, plus every config, plus BUILD.json (`build_record`)."""
+    """src/arc_ttt as it is in this checkout, plus every config, plus BUILD.json (`build_record`, with the
+    fingerprints of the other datasets and of this one's src/ and configs/)."""
     _copy_tree(PACKAGE_DIR, os.path.join(dst, "src", "arc_ttt"))
     configs = os.path.dirname(os.path.abspath(spec.config))
     os.makedirs(os.path.join(dst, "configs"))
     for name in sorted(os.listdir(configs)):
         if name.endswith((".yaml", ".yml")):
             shutil.copy2(os.path.join(configs, name), os.path.join(dst, "configs", name))
-    write_json(os.path.join(dst, BUILD_FILE), record)
+    fingerprints = {**record.get("fingerprints", {}), "code": code_fingerprint(os.path.join(dst, "src"))}
+    write_json(os.path.join(dst, BUILD_FILE), {**record, "fingerprints": fingerprints})
 
 
 def write_wheels(spec: BundleSpec, dst: str) -> None:
@@ -213,12 +217,13 @@ def write_model(spec: BundleSpec, dst: str, fmt: str, demo: bool = False) -> Non
         mark_demo(dst)
 
 
-def kernel_parameters(spec: BundleSpec, commit: str, fmt: str, demo: bool) -> dict:
+def kernel_parameters(spec: BundleSpec, commit: str, fmt: str, demo: bool, fingerprints: dict[str, str]) -> dict:
     """The notebook's parameters the builder sets: config, competition (--competition, else the config's
-    kaggle.competition), prompt format, the commit BUILD.json must name, and whether the demo model is allowed."""
+    kaggle.competition), prompt format, the commit BUILD.json must name, whether the demo model is allowed, and
+    the fingerprints the attached datasets must have (delivery.fingerprint)."""
     competition = spec.competition or load_config(spec.config).kaggle.competition
     return {"CONFIG": os.path.splitext(os.path.basename(spec.config))[0], "COMPETITION": competition, "FORMAT": fmt,
-            "BUILD_COMMIT": commit, "ALLOW_DEMO": demo}
+            "BUILD_COMMIT": commit, "ALLOW_DEMO": demo, "BUILD_FINGERPRINTS": dict(fingerprints)}
 
 
 def write_kernel(spec: BundleSpec, dst: str, ids: dict[str, str], owner: str, machine_shape: str,
@@ -306,16 +311,18 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     bundle = Bundle(root=root, commit=commit, machine_shape=machine_shape, format=fmt, format_source=fmt_source,
                     model_lines=model_lines(spec, info, fmt, fmt_source))
     record = build_record(spec, commit, fmt, fmt_source, info)
-    writers = {"code": lambda d: write_code(spec, d, record), "wheels": lambda d: write_wheels(spec, d),
-               "model": lambda d: write_model(spec, d, fmt, demo=demo)}
-    for key in ("code", "wheels", "model"):
+    fp = bundle.fingerprints
+    writers = {"wheels": lambda d: write_wheels(spec, d), "model": lambda d: write_model(spec, d, fmt, demo=demo),
+               "code": lambda d: write_code(spec, d, {**record, "fingerprints": dict(fp)})}
+    for key in ("wheels", "model", "code"):  # the code dataset last: its BUILD.json holds the others' fingerprints
         if key == "model" and spec.model is None:
             continue
         folder = os.path.join(root, key)
         bundle.folders[key], bundle.ids[key] = folder, write_dataset(spec, key, folder, owner, commit, writers[key])
+        fp[key] = code_fingerprint(os.path.join(folder, "src")) if key == "code" else folder_fingerprint(folder)
     bundle.folders["kernel"] = os.path.join(root, "kernel")
     write_kernel(spec, bundle.folders["kernel"], bundle.ids, owner, machine_shape,
-                 kernel_parameters(spec, commit, fmt, demo))
+                 kernel_parameters(spec, commit, fmt, demo, fp))
     with open(os.path.join(bundle.folders["kernel"], KERNEL_META), encoding="utf-8") as f:
         bundle.ids["kernel"] = json.load(f)["id"]
 

@@ -1,8 +1,8 @@
 """The commit run's checks: Kaggle's free rehearsal stops loudly on what would make the scoring rerun score
 fallback answers, and projects what the rerun would do.
 
-Before the run: the attached code dataset must be the one the kernel was built with (BUILD.json), and the
-image's transformers must load the model folder right. After it: the quick tasks are scored against the
+Before the run: the attached code, wheels and model datasets must be the ones the kernel was built with (BUILD.json's
+commit, and each dataset's fingerprint), and the image's transformers must load the model folder right. After it: the quick tasks are scored against the
 evaluation solutions, every task failing is an error, and the rerun's effort and finish are projected from
 the speed measured here. Elsewhere (the scoring rerun, Colab, locally) the checks before the run only warn.
 """
@@ -18,6 +18,7 @@ from ..core.modelfolder import ModelInfo, compatibility_problem, describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.formats import read_format_file
 from .environment import EVALUATION_SOLUTIONS, Environment, evaluation_file, transformers_version
+from .fingerprint import code_fingerprint, folder_fingerprint
 from .inputs import competition_mounts
 
 BUILD_FILE = "BUILD.json"  # in the code dataset: the commit, config, format and model the bundle was built with
@@ -70,6 +71,39 @@ def check_build(environment: Environment, build: dict | None, expected_commit: s
     return the problem for a warning."""
     problem = build_problem(build, expected_commit)
     if problem and environment.commit_run:
+        raise BundleMismatch(problem)
+    return problem
+
+
+FINGERPRINTERS = {"code": code_fingerprint, "wheels": folder_fingerprint, "model": folder_fingerprint}
+
+
+def expected_fingerprints(kernel: Mapping | None, build: dict | None) -> dict:
+    """What the attached datasets must be: the kernel's BUILD_FINGERPRINTS (set by make kernel), else the code
+    dataset's BUILD.json (a notebook run by hand), else nothing to check (a bundle older than fingerprints)."""
+    if kernel:
+        return dict(kernel)
+    found = (build or {}).get("fingerprints")
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
+def check_fingerprint(environment: Environment, what: str, path: str | None, expected: Mapping) -> str | None:
+    """Recompute the attached `what` dataset's fingerprint (code: the src/ folder; wheels, model: the folder) and
+    compare it with the build's; a difference (a stale version, one still processing, another dataset) raises
+    BundleMismatch on the commit run, and is returned for a warning elsewhere. Nothing expected: nothing checked."""
+    want = expected.get(what)
+    if not want or not path:
+        return None
+    try:
+        got = FINGERPRINTERS[what](path)
+    except OSError as e:
+        got = f"unreadable ({e})"
+    if got == want:
+        return None
+    problem = (f"the attached {what} dataset ({path}) is not the one this kernel was built with (fingerprint "
+               f"{got[:12]}, built {want[:12]}): a stale version (still processing when the kernel was pushed?) or "
+               f"another dataset. Attach the latest version (or run publish.sh again, which waits until each is ready)")
+    if environment.commit_run:
         raise BundleMismatch(problem)
     return problem
 

@@ -46,6 +46,7 @@ PARAMETERS = [
     ("COMPETITION", None, "the competition slug: its challenges file wins over copies in other datasets"),
     ("FORMAT", None, "the model's prompt format (kit, architects, nvarc, marc); None: as the config says"),
     ("BUILD_COMMIT", None, "set by make kernel: the commit the code dataset's BUILD.json must name"),
+    ("BUILD_FINGERPRINTS", None, "set by make kernel: the code, wheels and model datasets' fingerprints (BUILD.json)"),
     ("ALLOW_DEMO", False, "True: the commit run accepts the kit's demonstration model (scores ~0); set by make kernel KERNEL_DEMO"),
     ("REPO", None, "Colab only: the kit's git URL to clone, e.g. https://github.com/<owner>/arc-ttt-kit"),
     ("KIT_DIR", None, "Colab only: where to clone it; None: /content/arc-ttt-kit"),

@@ -32,3 +32,7 @@ with scoringrun.rerun_guard(env, "configure", output_dir):
         print(line)
     if model_problem:
         print("WARNING:", model_problem)
+    if env.on_kaggle:  # the attached weights are the ones built with (a stale version raises on the commit run)
+        model_problem = commitrun.check_fingerprint(env, "model", cfg.model.path, fingerprints)
+        if model_problem:
+            print("WARNING:", model_problem)

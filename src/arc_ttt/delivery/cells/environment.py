@@ -15,11 +15,16 @@ if env.on_kaggle:
         print("WARNING:", problem)
     build = commitrun.read_build(CODE_SRC)
     print("code dataset BUILD.json:", json.dumps(build), "| kernel built from commit", BUILD_COMMIT)
-    problem = commitrun.check_build(env, build, BUILD_COMMIT)  # raises on the commit run
-    if problem:
-        print("WARNING:", problem)
+    fingerprints = commitrun.expected_fingerprints(BUILD_FINGERPRINTS, build)
+    for problem in (commitrun.check_build(env, build, BUILD_COMMIT),  # these raise on the commit run
+                    commitrun.check_fingerprint(env, "code", CODE_SRC, fingerprints)):
+        if problem:
+            print("WARNING:", problem)
     try:  # internet is off: what the image lacks comes from the wheels dataset
         wheelhouse = inputs.find_wheelhouse(INPUT_ROOT)
+        problem = commitrun.check_fingerprint(env, "wheels", wheelhouse, fingerprints)  # raises on the commit run
+        if problem:
+            print("WARNING:", problem)
         print("installing offline from", wheelhouse)
         inputs.install_wheelhouse(wheelhouse)
     except (inputs.InputNotFound, subprocess.CalledProcessError) as e:
