@@ -103,7 +103,7 @@ endif
 endif
 
 kernel-push: kernel
-	@command -v kaggle >/dev/null || { echo "kaggle CLI not found: pip install kaggle, then sign in (kaggle auth login, or KAGGLE_API_TOKEN)"; exit 1; }
+	@kaggle --version >/dev/null 2>&1 || { kaggle --version; echo "the kaggle CLI does not run: pip install kaggle six (kaggle 2.2.5 needs six and does not declare it), then sign in (kaggle auth login, or KAGGLE_API_TOKEN)"; exit 1; }
 	sh $(KERNEL_OUT)/publish.sh
 
 clean:

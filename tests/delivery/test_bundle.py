@@ -246,6 +246,10 @@ def test_bundle_with_a_kaggle_model_instead_of_a_dataset(tmp_path, installed_whe
 FAKE_KAGGLE = r"""#!/bin/sh
 # A stand-in for the kaggle CLI: logs each call; a dataset "exists" once created (state file = its status).
 echo "$*" >> "$FAKE_LOG"
+if [ "$1" = "--version" ]; then
+  if [ -n "${FAKE_NO_SIX:-}" ]; then echo "ModuleNotFoundError: No module named 'six'" >&2; exit 1; fi
+  echo "Kaggle API 2.2.5"; exit 0
+fi
 state() { echo "$FAKE_STATE/$(echo "$1" | tr / _)"; }
 case "$1 $2" in
   "datasets status") if [ -f "$(state "$3")" ]; then cat "$(state "$3")"; else echo "404 - Not Found" >&2; exit 1; fi ;;
@@ -258,7 +262,7 @@ esac
 """
 
 
-def _publish(bundle, tmp_path, status="ready", wait=0, upload_error="", push_output=""):
+def _publish(bundle, tmp_path, status="ready", wait=0, upload_error="", push_output="", no_six=False):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "kaggle").write_text(FAKE_KAGGLE)
@@ -268,9 +272,10 @@ def _publish(bundle, tmp_path, status="ready", wait=0, upload_error="", push_out
     log.write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
            "FAKE_STATE": str(tmp_path / "state"), "FAKE_STATUS": status, "WAIT_SECONDS": str(wait),
-           "FAKE_UPLOAD_ERROR": upload_error, **({"FAKE_PUSH_OUTPUT": push_output} if push_output else {})}
+           "FAKE_UPLOAD_ERROR": upload_error, **({"FAKE_PUSH_OUTPUT": push_output} if push_output else {}),
+           **({"FAKE_NO_SIX": "1"} if no_six else {})}
     proc = subprocess.run(["sh", os.path.join(bundle.root, "publish.sh")], env=env, capture_output=True, text=True)
-    return proc, [line.split()[:2] for line in log.read_text().splitlines()]
+    return proc, [(line.split() + [""])[:2] for line in log.read_text().splitlines()]  # ["--version", ""] too
 
 
 def test_publish_creates_on_first_publish_versions_after_and_stops_on_failure(bundle, tmp_path):
@@ -295,6 +300,16 @@ def test_publish_stops_on_the_clis_error_text_though_it_exits_0(bundle, tmp_path
     assert "Invalid license name" in proc.stdout + proc.stderr
     assert [c for c in calls if c[1] in ("create", "version")] == [["datasets", "create"]]  # stopped at the first
     assert ["kernels", "push"] not in calls
+
+
+def test_publish_stops_before_any_upload_when_the_cli_does_not_run(bundle, tmp_path):
+    """`pip install kaggle` alone (kaggle 2.2.5) fails on `No module named 'six'`, an undeclared dependency: publish.sh
+    runs `kaggle --version` first and says what to install, before it uploads anything."""
+    proc, calls = _publish(bundle, tmp_path, no_six=True)
+    assert proc.returncode != 0 and calls == [["--version", ""]]
+    assert "No module named 'six'" in proc.stderr and "pip install kaggle six" in proc.stderr
+    proc, calls = _publish(bundle, tmp_path)
+    assert proc.returncode == 0 and calls[0] == ["--version", ""] and "Kaggle API 2.2.5" in proc.stdout
 
 
 def test_publish_stops_when_the_cli_could_not_attach_the_competition(bundle, tmp_path):

@@ -26,6 +26,11 @@ def publish_script(commit: str, folders: dict[str, str], ids: dict[str, str], wa
         "# Publish the bundle with the kaggle CLI (kaggle auth login, KAGGLE_API_TOKEN or ~/.kaggle). Written by arc-ttt kernel build.",
         "set -eu",
         f"WAIT_SECONDS=${{WAIT_SECONDS:-{wait_seconds}}}",
+        "# the CLI must run at all: kaggle 2.2.5 installed alone fails on its undeclared dependency six",
+        "version=$(kaggle --version 2>&1) || { echo \"$version\" >&2; echo \"stopped: the kaggle CLI does not run "
+        "(kaggle --version failed). Install it with what it needs: pip install kaggle six; then sign in "
+        "(kaggle auth login, or KAGGLE_API_TOKEN)\" >&2; exit 1; }",
+        "echo \"$version\"",
         "checked() {  # run a kaggle command; stop on a failed status OR on error text (CLI 2.2.5 prints '... error: ...'",
         "  # or 'The following are not valid competition sources ...' and exits 0)",
         "  out=$(\"$@\" 2>&1) || { echo \"$out\" >&2; echo \"failed: $*\" >&2; exit 1; }",
