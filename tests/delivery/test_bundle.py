@@ -334,15 +334,27 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
 
     with pytest.raises(M.MetadataError, match="has no arc_format.json and .*kaggle.yaml says model.format: auto"):
         K.build_bundle(spec(tiny_model_dir))
-    named = tmp_path / "named"
+    named = tmp_path / "named"  # the tiny model's character tokenizer speaks the kit's format, and only that one
     shutil.copytree(tiny_model_dir, named)
-    (named / "arc_format.json").write_text('{"format": "nvarc"}')
-    assert K.build_bundle(spec(str(named))).format == "nvarc"  # the folder names it
+    (named / "arc_format.json").write_text('{"format": "kit"}')
+    b = K.build_bundle(spec(str(named)))
+    assert (b.format, b.format_source) == ("kit", "the model folder's arc_format.json")  # the folder names it
     nvarc = os.path.join(ROOT, "configs", "kaggle-nvarc.yaml")
-    b = K.build_bundle(spec(tiny_model_dir, config=nvarc))
-    assert (b.format, b.format_source) == ("nvarc", "model.format in kaggle-nvarc.yaml")
-    b = K.build_bundle(spec(str(named), format="architects"))  # --format wins, and the disagreement is said
-    assert b.format == "architects" and any("arc_format.json says nvarc" in line for line in b.model_lines)
+    assert K.resolve_format(spec(tiny_model_dir, config=nvarc), K.describe_model(tiny_model_dir)) == (
+        "nvarc", "model.format in kaggle-nvarc.yaml")  # the config names it
+    # the tokenizer is checked at build time: a format it cannot speak is refused here, not on Kaggle
+    with pytest.raises(M.MetadataError, match="does not fit prompt format 'nvarc'.*--format"):
+        K.build_bundle(spec(tiny_model_dir, config=nvarc))
+    # the config and the folder disagree: an error, unless --format says which wins (the disagreement then said)
+    with pytest.raises(M.MetadataError, match="says model.format: nvarc but the model folder's arc_format.json says "
+                                              "kit.*KERNEL_FORMAT=kit or KERNEL_FORMAT=nvarc"):
+        K.build_bundle(spec(str(named), config=nvarc))
+    b = K.build_bundle(spec(str(named), config=nvarc, format="kit"))
+    assert (b.format, b.format_source) == ("kit", "--format")
+    (named / "arc_format.json").write_text('{"format": "nvarc"}')
+    b = K.build_bundle(spec(str(named), format="kit"))  # --format wins over the folder, and the disagreement is said
+    assert b.format == "kit" and any("arc_format.json says nvarc" in line for line in b.model_lines)
+    (named / "arc_format.json").write_text('{"format": "kit"}')
     # the demonstration model (a merge of the kit's committed adapter) is announced as such, and marked for the notebook
     from arc_ttt.core.modelfolder import DEMO_MARKER, adapter_digest
 
@@ -371,7 +383,7 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
     assert main(["kernel", "build", "--config", CONFIG, "--model", str(demo), "--owner", "tester", "--wheelhouse",
                  installed_wheelhouse, "--out", str(tmp_path / "cli")]) == 0
     out = capsys.readouterr().out
-    assert "DEMONSTRATION" in out and "prompt format: nvarc (the model folder's arc_format.json)" in out
+    assert "DEMONSTRATION" in out and "prompt format: kit (the model folder's arc_format.json)" in out
     assert f"this builder: transformers {importlib.metadata.version('transformers')}" in out
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from ..core.config import load_config
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
-from ..core.formats import names as format_names, write_format_file
+from ..core.codec import TokenizerFormatError
+from ..core.formats import codec_for, names as format_names, write_format_file
 from . import wheelhouse
 from .accelerator import MACHINE_SHAPES, check_machine_shape
 from .commitrun import BUILD_FILE
@@ -103,13 +104,20 @@ def _copy_tree(src: str, dst: str) -> None:
 def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
     """(the prompt format the kernel runs the model in, where it came from). `--format` wins, then the config's
     model.format, then the folder's arc_format.json. A folder that names none, with a config that says "auto", is
-    refused: the kit's own layout would be a silent guess, and a model trained in another layout scores ~0."""
+    refused: the kit's own layout would be a silent guess, and a model trained in another layout scores ~0. So is a
+    config that names another format than the folder, unless --format says which wins (the bundle's arc_format.json
+    is rewritten: the notebook would never see the conflict)."""
     configured = load_config(spec.config).model.format
     if spec.format:
         if spec.format not in format_names():
             raise MetadataError(f"--format {spec.format!r}: choose one of {', '.join(format_names())}")
         return spec.format, "--format"
     if configured != "auto":
+        if info is not None and info.format and info.format != configured:
+            raise MetadataError(f"{os.path.basename(spec.config)} says model.format: {configured} but the model folder's "
+                                f"arc_format.json says {info.format}: a model run in another layout than it was trained "
+                                f"in scores about 0. Say which wins with --format (KERNEL_FORMAT={info.format} or "
+                                f"KERNEL_FORMAT={configured})")
         return configured, f"model.format in {os.path.basename(spec.config)}"
     if info is not None and info.format:
         return info.format, "the model folder's arc_format.json"
@@ -117,6 +125,23 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
     raise MetadataError(f"{where} and {spec.config} says model.format: auto: name the prompt format the model was "
                         f"trained in with --format ({', '.join(format_names())}; KERNEL_ARGS=\"--format nvarc\") or "
                         f"model.format in the config (configs/kaggle-nvarc.yaml etc. name theirs)")
+
+
+def check_tokenizer(spec: BundleSpec, fmt: str) -> None:
+    """The model folder's tokenizer speaks `fmt` (each symbol one token, the format's markers present), or the build
+    stops: otherwise only the commit run on Kaggle would find it. A GGUF-only folder or a Kaggle model is not checked."""
+    if spec.model is None or not os.path.isfile(os.path.join(spec.model, "config.json")):
+        return
+    from transformers import AutoTokenizer  # reason: build time only, and only for a model folder shipped
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise MetadataError(f"{spec.model}: no tokenizer loads from the model folder ({e})") from None
+    try:
+        codec_for(fmt, tokenizer)
+    except TokenizerFormatError as e:
+        raise MetadataError(f"{spec.model}: {e}. Name the format it was trained in (--format, KERNEL_FORMAT)") from None
 
 
 def demo_allowed(spec: BundleSpec, env: Mapping[str, str] | None = None) -> bool:
@@ -303,6 +328,7 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     """Write the four folders under spec.out (replacing an older bundle) and validate every metadata file."""
     owner, info, machine_shape = check_spec(spec)
     fmt, fmt_source = resolve_format(spec, info)
+    check_tokenizer(spec, fmt)
     demo = check_demo(spec, info)
     commit = git_commit()
     root = os.path.abspath(spec.out)
