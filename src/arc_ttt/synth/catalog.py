@@ -1,7 +1,9 @@
 """Every family, registered by importing the module of its prior: `FAMILIES` after this import is the catalogue."""
 from __future__ import annotations
 
-from . import colour, composition, counting, cropping, geometry, lines, logic, movement, objects, patterns, topology  # noqa: F401  (each module registers its families on import)
+# each module registers its families on import
+from . import colour, composition, counting, cropping, geometry, lines, logic  # noqa: F401
+from . import movement, objects, patterns, topology  # noqa: F401
 from .family import FAMILIES, PRIORS, Family
 
 __all__ = ["FAMILIES", "PRIORS", "Family", "by_prior"]
