@@ -342,6 +342,52 @@ def test_four_visible_gpus_launch_four_workers(tmp_path, tiny_model_dir, challen
         assert validate_submission(two, json.load(f)) == []
 
 
+KILL_RANK_1_ONCE = """
+# The host kills torchrun's worker 1 as it starts (out of memory while several load the model), the first time only.
+import os
+
+if os.environ.get("RANK") == "1" and not os.path.exists(os.environ["KILL_MARKER"]):
+    open(os.environ["KILL_MARKER"], "w").close()
+    os._exit(137)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_killed_worker_is_relaunched_and_every_task_gets_its_answer(tmp_path, tiny_model_dir, challenges,
+                                                                       monkeypatch):
+    """Two "GPUs" as CPU torchrun workers on the tiny model; worker 1 is killed as it starts, so torchrun stops both.
+    The scoring rerun's supervisor starts one process with --resume and the budget left: both tasks are solved and
+    log.json names them, instead of fallback answers."""
+    from arc_ttt.core.submission import validate_submission
+
+    c, _, raw = challenges
+    two = dict(list(raw.items())[:2])
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(KILL_RANK_1_ONCE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("KILL_MARKER", str(tmp_path / "killed"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "out"
+    sets = [f"model.path={tiny_model_dir}", f"data.challenges={tmp_path / 'two.json'}", "data.task_ids=[]",
+            "model.device=cpu", "model.dtype=float32", "budget.max_steps=2", "budget.min_steps=1",
+            "inference.n_views=1", "inference.n_score_views=1", "inference.decoding=greedy",
+            "output.pictures=false", "budget.adaptive=false"]
+    command = launch.relaunch_commands(os.path.join(ROOT, "configs", "local.yaml"), sets, str(out),
+                                       master_port=free_port())
+    runs = launch.supervise_workers(command, 2, 600.0, min_seconds=60.0)
+    assert (tmp_path / "killed").exists() and runs[0].workers == 2 and runs[0].returncode != 0
+    assert [(r.workers, r.returncode) for r in runs[1:]] == [(1, 0)] and runs[1].budget_seconds < 600.0
+    log = launch.read_log(str(out))
+    assert sorted(t["id"] for t in log["tasks"]) == sorted(two)
+    assert all(t["status"] in ("ok", "resumed") for t in log["tasks"]), log["tasks"]
+    with open(out / "submission.json") as f:
+        assert validate_submission(two, json.load(f)) == []
+
+
 # --- which run this is: the commit run needs both signs ------------------------------------------
 
 def competition_folder(root, test_ids, eval_ids, solutions=True):
@@ -436,6 +482,35 @@ def test_rerun_guard_logs_on_the_scoring_run_and_raises_elsewhere(tmp_path, caps
         with pytest.raises(RuntimeError, match="worker 0 died"):
             with scoringrun.rerun_guard(env, "the run", str(tmp_path / "out")):
                 raise RuntimeError("worker 0 died")
+
+
+def test_dead_workers_are_relaunched_with_resume_on_one_gpu_fewer_while_budget_remains(capsys):
+    """torchrun stops every worker when one dies: the scoring rerun starts them again with --resume and the budget
+    left, one GPU fewer each time, down to one process, until a start finishes or the budget is spent."""
+    now = [0.0]
+    started = []
+
+    def runner(cmd, check=True):
+        assert check is False  # the scoring rerun never raises on a worker's status
+        started.append(cmd)
+        now[0] += 1000.0  # each start runs 1000 s of the budget
+        return codes.pop(0)
+
+    command = launch.relaunch_commands("/k/c.yaml", ["model.path=/m"], "/out", solve_limit=None)
+    codes = [137, 1, 0]
+    runs = launch.supervise_workers(command, 4, 7200.0, min_seconds=300.0, clock=lambda: now[0], runner=runner)
+    assert [(r.workers, r.budget_seconds, r.returncode) for r in runs] == [(4, None, 137), (3, 6200.0, 1), (2, 5200.0, 0)]
+    assert "--nproc-per-node=4" in started[0] and "--resume" not in started[0] and "budget.seconds=6200" not in started[0]
+    assert "--nproc-per-node=3" in started[1] and started[1][-1] == "--resume" and "budget.seconds=6200" in started[1]
+    assert "relaunching 3 worker(s) with --resume, 6200 s of budget left" in capsys.readouterr().out
+    # down to one process (no torchrun), and no start once less than min_seconds is left
+    now[0], started[:], codes = 0.0, [], [137, 137, 137, 137]
+    runs = launch.supervise_workers(command, 2, 2200.0, min_seconds=300.0, clock=lambda: now[0], runner=runner)
+    assert [r.workers for r in runs] == [2, 1] and len(started) == 2  # 200 s left after the second: no third start
+    assert started[1][:4] == [sys.executable, "-m", "arc_ttt", "run"] and started[1][-1] == "--resume"
+    now[0], started[:], codes = 0.0, [], [137] * 5
+    runs = launch.supervise_workers(command, 2, 1e6, min_seconds=300.0, clock=lambda: now[0], runner=runner)
+    assert [r.workers for r in runs] == [2, 1, 1]  # workers + 1 starts at most: a run that always fails ends
 
 
 def test_a_killed_worker_fails_only_when_asked_and_read_log_names_the_file(tmp_path):

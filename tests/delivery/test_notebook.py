@@ -92,7 +92,7 @@ def test_after_the_fallback_every_kaggle_cell_is_guarded_for_the_scoring_run():
     cells = {c.id: c.source for c in nb.cells}
     for cell in ("configure", "accelerator", "run", "report", "check", "finalize"):
         assert "with scoringrun.rerun_guard(env, " in cells[cell], cell
-    assert "run_workers(command, check=not env.scoring_run)" in cells["run"]
+    assert "if command and env.scoring_run:" in cells["run"] and "launch.supervise_workers(" in cells["run"]
     assert "finalize_submission(CHALLENGES, output_dir)" in cells["finalize"]
 
 

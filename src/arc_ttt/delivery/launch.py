@@ -9,22 +9,32 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 
 def worker_command(n_gpus: int, config: str, overrides: Sequence[str], output_dir: str, *,
                    solve_limit: int | None = None, python: str = sys.executable,
-                   master_port: int | None = None) -> list[str] | None:
-    """The torchrun command that runs one worker per GPU (runner/workers.py), or None for one GPU or none."""
-    if n_gpus <= 1:
+                   master_port: int | None = None, resume: bool = False,
+                   single_process: bool = False) -> list[str] | None:
+    """The torchrun command that runs one worker per GPU (runner/workers.py), or None for one GPU or none (the run
+    then stays in the notebook's process), unless `single_process` asks for `python -m arc_ttt run` on its own.
+    `resume` skips the tasks the journals already hold."""
+    if n_gpus <= 1 and not single_process:
         return None
-    rendezvous = ["--standalone"] if master_port is None else [f"--master-port={master_port}"]
-    cmd = [python, "-m", "torch.distributed.run", *rendezvous, f"--nproc-per-node={n_gpus}"]
+    if n_gpus <= 1:
+        cmd = [python]
+    else:
+        rendezvous = ["--standalone"] if master_port is None else [f"--master-port={master_port}"]
+        cmd = [python, "-m", "torch.distributed.run", *rendezvous, f"--nproc-per-node={n_gpus}"]
     cmd += ["-m", "arc_ttt", "run", "--config", config, "--output", output_dir, "--quiet"]
     for item in overrides:
         cmd += ["--set", item]
     if solve_limit is not None:
         cmd += ["--solve-limit", str(solve_limit)]
+    if resume:
+        cmd.append("--resume")
     return cmd
 
 
@@ -39,6 +49,49 @@ def run_workers(command: Sequence[str], check: bool = True) -> int:
     if proc.returncode != 0:
         print(f"WARNING: the workers exited with status {proc.returncode}; finished tasks are in the journals")
     return proc.returncode
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One start of the workers on the scoring rerun: how many, with what budget (None: the config's), how it ended."""
+    workers: int
+    budget_seconds: float | None
+    returncode: int
+
+
+def relaunch_commands(config: str, overrides: Sequence[str], output_dir: str, *, solve_limit: int | None = None,
+                      python: str = sys.executable, master_port: int | None = None
+                      ) -> Callable[[int, float | None, bool], list[str]]:
+    """(workers, budget seconds left or None, resume) -> the command `supervise_workers` starts: torchrun for several
+    workers, `python -m arc_ttt run` for one, the budget cut to what is left (the run's clock starts at its start)."""
+    def command(workers: int, seconds: float | None, resume: bool) -> list[str]:
+        budget = [] if seconds is None else [f"budget.seconds={seconds:.0f}"]
+        return worker_command(workers, config, [*overrides, *budget], output_dir, solve_limit=solve_limit,
+                              python=python, master_port=master_port, resume=resume, single_process=True)
+    return command
+
+
+def supervise_workers(command: Callable[[int, float | None, bool], list[str]], workers: int, budget_seconds: float, *,
+                      min_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                      runner: Callable[..., int] = run_workers) -> list[Launch]:
+    """The scoring rerun's workers, relaunched while they fail and budget remains. torchrun stops every worker when
+    one dies (killed by the host: out of memory while several load the model), leaving the remaining tasks on their
+    fallback answers with most of the budget unused; so they start again with --resume (the journals mark the
+    finished tasks) on one GPU fewer each time, down to one process, with the budget left, until a start finishes,
+    fewer than `min_seconds` remain, or `workers` + 1 starts have failed."""
+    start = clock()
+    launches: list[Launch] = []
+    n = workers
+    while True:
+        seconds = None if not launches else budget_seconds - (clock() - start)
+        code = runner(command(n, seconds, bool(launches)), check=False)
+        launches.append(Launch(n, None if seconds is None else round(seconds, 1), code))
+        left = budget_seconds - (clock() - start)
+        if code == 0 or left < min_seconds or len(launches) > workers:
+            return launches
+        n = max(1, n - 1)
+        print(f"WARNING: the workers exited with status {code}; relaunching {n} worker(s) with --resume, "
+              f"{left:.0f} s of budget left (finished tasks are in the journals)")
 
 
 def read_log(output_dir: str) -> dict:
