@@ -6,3 +6,12 @@ import os
 # (huggingface_hub reads it once, at import); a value set by the user wins.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import logging
+import warnings
+
+# Two messages every run printed that a newcomer reads as errors, neither about anything the kit does wrong:
+# bitsandbytes on an AVX512-BF16 CPU looks for an optional hub kernel package ("Failed to load CPU
+# gemm_4bit_forward"; its own fallback runs), and peft reads transformers' deprecated `is_gradient_checkpointing`.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
