@@ -78,8 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append("output.resume=true")
     cfg = load_config(args.config, overrides)
     result = run(cfg, progress=not args.quiet, solve_limit=args.solve_limit)
-    print(f"submission: {result.submission_path}")
-    print(f"log:        {result.log_path}")
+    print(f"submission: {result.submission_path}\nlog:        {result.log_path}")
     if result.report_path:
         print(f"report:     {result.report_path}")
     status = dict(Counter(r.status for r in result.records))
@@ -94,7 +93,7 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
                       competition=args.competition, wheelhouse=args.wheelhouse, model_source=args.model_source,
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
                       model_license=args.model_license, model_license_note=args.model_license_note,
-                      format=args.format, private=not args.public)
+                      format=args.format, private=not args.public, demo=args.demo)
     try:
         bundle = build_bundle(spec)
     except (MetadataError, FileNotFoundError, ValueError, wheelhouse.WheelhouseError) as e:
@@ -364,6 +363,7 @@ def add_kernel_commands(sub) -> None:
                         + ", ".join(KAGGLE_LICENSES))
     k.add_argument("--model-license-note", help="the weights dataset's description, e.g. which licence 'other' is")
     k.add_argument("--public", action="store_true", help="a public kernel (default private)")
+    k.add_argument("--demo", action="store_true", help="ship the kit's demonstration model (it scores about 0)")
     k.set_defaults(func=cmd_kernel_build)
 
 

@@ -385,6 +385,12 @@ def test_the_builder_refuses_to_guess_the_prompt_format_and_says_what_it_ships(t
     out = capsys.readouterr().out
     assert "DEMONSTRATION" in out and "prompt format: kit (the model folder's arc_format.json)" in out
     assert f"this builder: transformers {importlib.metadata.version('transformers')}" in out
+    monkeypatch.delenv(K.DEMO_ENV)  # and as --demo asks for it, without which the CLI refuses
+    args = ["kernel", "build", "--config", CONFIG, "--model", str(demo), "--owner", "tester", "--wheelhouse",
+            installed_wheelhouse]
+    assert main([*args, "--out", str(tmp_path / "cli2")]) == 2
+    assert "arc-ttt kernel build --demo" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "cli3"), "--demo"]) == 0
 
 
 def test_another_competition_is_attached_and_preferred(tmp_path, tiny_model_dir, installed_wheelhouse):

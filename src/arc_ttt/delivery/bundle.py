@@ -159,7 +159,7 @@ def check_demo(spec: BundleSpec, info: ModelInfo | None) -> bool:
         raise MetadataError(f"{spec.model} is the kit's demonstration model (SmolLM2-135M + the kit's small adapter): it "
                             f"would score about 0 on the competition. Ship your ARC model (make kernel "
                             f"KERNEL_MODEL=path/to/model), or, to check the pipeline end to end on Kaggle with the demo, "
-                            f"ask for it: make kernel KERNEL_DEMO=1 ({DEMO_ENV}=1 arc-ttt kernel build ...)")
+                            f"ask for it: make kernel KERNEL_DEMO=1 (arc-ttt kernel build --demo, or {DEMO_ENV}=1)")
     return True
 
 
