@@ -314,3 +314,16 @@ def tiny_task():
     rng = np.random.default_rng(3)
     g = lambda h, w: rng.integers(0, 4, (h, w)).astype(np.uint8)  # noqa: E731
     return Task("tiny", tuple(Pair(g(2, 3), g(2, 2)) for _ in range(3)), (Pair(g(3, 2), g(2, 2)),))
+
+
+def rule_with(name, **params):
+    """A generator family's rule for the first seed whose drawn parameters include `params` (tests of a family's
+    transformation on a hand-made grid)."""
+    from arc_ttt.synth.catalog import FAMILIES  # the catalogue imports every family: only for these tests
+    from arc_ttt.synth.generate import rng_for  # beside the catalogue, for the same tests
+
+    for seed in range(500):
+        rule = FAMILIES[name].make(rng_for(name, seed, 0))
+        if all(rule.params.get(k) == v for k, v in params.items()):
+            return rule
+    raise AssertionError(f"{name}: no seed draws {params}")

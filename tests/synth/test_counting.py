@@ -1,19 +1,8 @@
 import numpy as np
 import pytest
 
-from arc_ttt.synth.catalog import FAMILIES
 from arc_ttt.synth.family import Redraw
-from arc_ttt.synth.generate import rng_for
-
-
-def rule_with(name, **params):
-    """The family's rule for the first seed whose drawn parameters include `params`."""
-    for seed in range(500):
-        rule = FAMILIES[name].make(rng_for(name, seed, 0))
-        if all(rule.params.get(k) == v for k, v in params.items()):
-            return rule
-    raise AssertionError(f"{name}: no seed draws {params}")
-
+from conftest import rule_with
 
 
 def test_count_objects_bar_counts_the_target_colours_objects_only():

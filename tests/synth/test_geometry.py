@@ -4,6 +4,7 @@ import pytest
 from arc_ttt.synth.catalog import FAMILIES
 from arc_ttt.synth.family import Redraw
 from arc_ttt.synth.generate import rng_for
+from conftest import rule_with
 
 
 def test_d8_whole_applies_the_symmetry_it_names():
@@ -17,15 +18,6 @@ def test_d8_whole_applies_the_symmetry_it_names():
             assert np.array_equal(rule.apply(g), expected[name])
             seen.add(name)
     assert seen == set(expected)
-
-
-def rule_with(name, **params):
-    """The family's rule for the first seed whose drawn parameters include `params`."""
-    for seed in range(500):
-        rule = FAMILIES[name].make(rng_for(name, seed, 0))
-        if all(rule.params.get(k) == v for k, v in params.items()):
-            return rule
-    raise AssertionError(f"{name}: no seed draws {params}")
 
 
 def test_scale_up_and_scale_down_are_inverse_and_scale_down_refuses_unscaled_grids():

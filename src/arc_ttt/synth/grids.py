@@ -53,12 +53,13 @@ def free_spot(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1) -> t
     return spots[int(rng.integers(len(spots)))] if spots else None
 
 
-def scatter(rng: Rng, grid: Grid, masks: list[np.ndarray], cols: list[int], gap: int = 1) -> Grid:
-    """`grid` with each mask painted in its colour at a random free place, `gap` cells apart; Redraw if full."""
+def scatter(rng: Rng, grid: Grid, masks: list[np.ndarray], cols: list[int], gap: int = 1, find=None) -> Grid:
+    """`grid` with each mask painted in its colour at a random free place, `gap` cells apart; Redraw if full.
+    `find` picks the place (default `free_spot`, every place considered)."""
     out = grid.copy()
     occupied = np.zeros(grid.shape, bool)
     for mask, col in zip(masks, cols):
-        spot = free_spot(rng, occupied, *mask.shape, gap=gap)
+        spot = (find or free_spot)(rng, occupied, *mask.shape, gap=gap)
         if spot is None:
             raise Redraw("no room for another object")
         r, c = spot
@@ -174,16 +175,7 @@ def spot_by_tries(rng: Rng, occupied: np.ndarray, h: int, w: int, gap: int = 1,
 
 def scatter_fast(rng: Rng, grid: Grid, masks: list[np.ndarray], cols: list[int], gap: int = 1) -> Grid:
     """`scatter` placed by `spot_by_tries`: the same pictures, quicker; Redraw when one does not fit."""
-    out = grid.copy()
-    occupied = out != out  # nothing yet (the grid's own cells do not block)
-    for mask, col in zip(masks, cols):
-        spot = spot_by_tries(rng, occupied, *mask.shape, gap=gap)
-        if spot is None:
-            raise Redraw("no room for another object")
-        r, c = spot
-        out[r:r + mask.shape[0], c:c + mask.shape[1]][mask] = col
-        occupied[r:r + mask.shape[0], c:c + mask.shape[1]] |= mask
-    return out
+    return scatter(rng, grid, masks, cols, gap, find=spot_by_tries)
 
 
 def sound_pair(x: Grid, y: Grid) -> tuple[Grid, Grid]:
