@@ -127,3 +127,12 @@ def test_ttt_and_finetuning_share_one_optimizer_section():
         assert issubclass(cls, OptimizerSettings) and shared <= {f.name for f in dataclasses.fields(cls)}
     assert (FinetuneTrainConfig().lr, TTTConfig().lr) == (3e-4, 1e-4)  # each keeps its own defaults
 
+
+
+def test_full_fine_tuning_of_a_4bit_model_is_refused_naming_both_keys():
+    from arc_ttt.core.config import FinetuneConfig
+
+    with pytest.raises(ConfigError, match=r"train\.mode: full .*model\.load_in_4bit: true"):
+        load_config(None, ["train.mode=full", "model.load_in_4bit=true"], cls=FinetuneConfig)
+    qlora = load_config(None, ["model.load_in_4bit=true"], cls=FinetuneConfig)  # LoRA over 4-bit weights: QLoRA
+    assert qlora.train.mode == "lora" and qlora.model.load_in_4bit

@@ -1,5 +1,4 @@
-"""Run configuration: every section as a typed dataclass, YAML files mapped onto them, plus
-`section.key=value` overrides.
+"""Run configuration: each section a typed dataclass, YAML files mapped onto them, plus `section.key=value` overrides.
 
 This module is a leaf (no torch, nothing of the package above it), so reading a config is cheap and
 any layer may import it. An unknown key, a value of the wrong type or a choice outside its `Literal`
@@ -274,6 +273,10 @@ class FinetuneConfig:
     output: FinetuneOutputConfig = field(default_factory=FinetuneOutputConfig)
     seed: int = 0
 
+    def __post_init__(self):  # QLoRA trains adapters over frozen 4-bit weights, never the weights themselves
+        if self.train.mode == "full" and self.model.load_in_4bit:
+            raise ConfigError("train.mode: full cannot train model.load_in_4bit: true weights; use train.mode: lora")
+
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check/convert one YAML value against a dataclass field type."""
@@ -341,10 +344,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {tp}")
 
 
-def _admits_none(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
-
-
 def build(cls: type, values: dict, where: str = "config") -> Any:
     """A dataclass from a mapping, recursively; unknown keys and bad types raise ConfigError."""
     hints = typing.get_type_hints(cls)
@@ -354,7 +353,7 @@ def build(cls: type, values: dict, where: str = "config") -> Any:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     # null clears a field: None where the type admits it, else the field's default
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()
-              if v is not None or _admits_none(hints[k])}
+              if v is not None or type(None) in typing.get_args(hints[k])}  # null: None if Optional
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
