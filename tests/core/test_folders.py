@@ -1,11 +1,12 @@
-"""core.folders: a folder is replaced whole, and a write killed at any step leaves a complete folder."""
+"""core.folders: a file or a folder is replaced whole, and a write killed at any step leaves a complete one."""
+import json
 import os
 import shutil
 
 import pytest
 
 from arc_ttt.core import folders
-from arc_ttt.core.folders import atomic_folder, recover_folder
+from arc_ttt.core.folders import atomic_file, atomic_folder, recover_folder, write_files, write_json_atomic
 
 OLD = {"weights.bin": "old weights", "config.json": "old config"}
 NEW = {"weights.bin": "new weights", "tokenizer.json": "new tokenizer"}
@@ -122,3 +123,48 @@ def test_a_write_killed_while_writing_is_never_seen_and_is_cleared_next_time(dst
 def test_recover_leaves_a_folder_alone_when_nothing_was_set_aside(tmp_path):
     assert not recover_folder(tmp_path / "never-written")
     assert not os.path.exists(tmp_path / "never-written")
+
+
+def test_write_json_atomic_keeps_old_file_when_serialising_fails(tmp_path):
+    path = tmp_path / "x.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_file_is_a_new_inode_so_a_hard_linked_copy_keeps_its_contents(tmp_path):
+    path, link = tmp_path / "config.json", tmp_path / "linked.json"
+    path.write_text("source")
+    os.link(path, link)  # the bundle hard-links model files: a write through the inode would change both
+    with atomic_file(path) as f:
+        f.write("rewritten")
+        assert path.read_text() == "source"  # nothing changes until the block ends
+    assert (path.read_text(), link.read_text()) == ("rewritten", "source")
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)  # for others to read, as the folder's other files
+
+
+def test_a_binary_file_killed_while_written_leaves_the_old_one_and_no_temporary(tmp_path):
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(Killed):
+        with atomic_file(path, binary=True) as f:
+            f.write(b"half")
+            raise Killed("the process dies here")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["weights.bin"]
+
+
+def test_the_cards_written_inside_the_block_arrive_with_the_folder(dst, monkeypatch):
+    """A kill between the new weights and the rename leaves the old folder; after the rename, the card is there."""
+    with pytest.raises(Killed):
+        with atomic_folder(dst) as tmp:
+            fill(tmp, NEW)
+            write_files(tmp, {"finetune.json": {"steps": 6}, "merged_adapter.sha256": "abc\n"})
+            commit_steps(monkeypatch, kill_at=2)  # after setting the old folder aside, before renaming the new in
+    monkeypatch.undo()
+    assert recover_folder(dst) and contents(dst) == OLD
+    with atomic_folder(dst) as tmp:
+        fill(tmp, NEW)
+        write_files(tmp, {"finetune.json": {"steps": 6}, "merged_adapter.sha256": "abc\n"})
+    assert json.loads(contents(dst)["finetune.json"]) == {"steps": 6} and contents(dst)["merged_adapter.sha256"] == "abc\n"

@@ -10,8 +10,7 @@ import pytest
 from conftest import write_kaggle_files
 
 from arc_ttt.cli import main
-from arc_ttt.core.submission import (SubmissionWriter, fallback_attempts, score_submission, validate_submission,
-                                write_json_atomic)
+from arc_ttt.core.submission import SubmissionWriter, fallback_attempts, score_submission, validate_submission
 from arc_ttt.core.tasks import InvalidTask, load_challenges
 
 
@@ -132,12 +131,3 @@ def test_kill_9_mid_write_always_leaves_a_valid_file(tmp_path, files):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert validate_submission(challenges, json.loads(path.read_text())) == []
-
-
-def test_write_json_atomic_keeps_old_file_when_serialising_fails(tmp_path):
-    path = tmp_path / "x.json"
-    write_json_atomic(path, {"a": 1})
-    with pytest.raises(TypeError):
-        write_json_atomic(path, {"a": object()})
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]

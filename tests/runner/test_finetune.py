@@ -357,7 +357,7 @@ def test_the_answer_vocab_loss_is_the_nll_over_the_answer_tokens_and_the_figures
         cfg = tiny_config(tiny_folder, task_folder, tmp_path / vocab, f"train.loss_vocab={vocab}")
         s = setup(cfg, str(tmp_path / vocab / "checkpoint"), resume=False)
         n = cfg.train.grad_accum * cfg.train.batch_size
-        seqs = [sample_sequence(s.corpus.train, k, s.codec, cfg)[0] for k in range(n)]
+        seqs = [sample_sequence(s.corpus, k, s.codec, cfg)[0] for k in range(n)]
         over = tuple(s.codec.grid_token_ids) if vocab == "answer" else None
         expected = figures.mean_output_nll(s.model, seqs, batch_size=1, autocast="off", vocab=over)
         train_step(s)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .chatformat import MARC
 from .codec import Codec
+from .folders import write_text_atomic
 from .symbolformat import ARCHITECTS, KIT, NVARC
 from .tasks import Pair
 
@@ -74,9 +75,7 @@ def read_format_file(model_path: str) -> str | None:
 def write_format_file(model_path: str, name: str) -> str:
     get_format(name)  # refuses an unknown name
     path = os.path.join(model_path, FORMAT_FILE)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"format": name}, f)
-        f.write("\n")
+    write_text_atomic(path, json.dumps({"format": name}) + "\n")
     return path
 
 

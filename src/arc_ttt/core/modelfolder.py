@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from .config import DEFAULT_ADAPTER
+from .folders import write_json_atomic, write_text_atomic
 
 FORMAT_FILE = "arc_format.json"  # the prompt format the model speaks (core.formats writes it)
 CARD_FILE = "finetune.json"  # the fine-tune card `arc-ttt finetune` writes beside a merged model
@@ -88,12 +89,8 @@ def portable_tokenizer_config(config: dict) -> dict:
 
 def _rewrite_json(path: str, data: dict) -> None:
     """Replace a file with new contents, never writing through it: the bundle hard-links weights folders, and a
-    write into a shared inode would change the source folder too."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    write into a shared inode would change the source folder too (atomic_file writes a new one)."""
+    write_json_atomic(path, data, indent=2)
 
 
 def make_portable(folder: str) -> list[str]:
@@ -185,11 +182,14 @@ def is_demo(folder: str, kit_adapter: str = os.path.join(REPO_DIR, DEFAULT_ADAPT
     return stamp.split()[0] == adapter_digest(kit_adapter)  # shrunk or not
 
 
+DEMO_TEXT = ("The arc-ttt-kit demonstration model: SmolLM2-135M with the kit's small ARC adapter. It checks the "
+             "pipeline end to end and solves only a few small tasks (benchmarks/README.md), far below a "
+             "competitive ARC model.\n")
+
+
 def mark_demo(folder: str) -> None:
-    with open(os.path.join(folder, DEMO_MARKER), "w", encoding="utf-8") as f:
-        f.write("The arc-ttt-kit demonstration model: SmolLM2-135M with the kit's small ARC adapter. It checks the "
-                "pipeline end to end and solves only a few small tasks (benchmarks/README.md), far below a "
-                "competitive ARC model.\n")
+    """The marker in a folder already in place (the bundle's copy); a merge writes it inside its atomic step."""
+    write_text_atomic(os.path.join(folder, DEMO_MARKER), DEMO_TEXT)
 
 
 def describe_model(folder: str) -> ModelInfo:

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .codec import Encoded
+from .folders import atomic_file, write_json_atomic
 
 MANIFEST = "parts.json"
 
@@ -57,10 +58,9 @@ def save_packed(path: str, packed: Packed) -> int:
     256), the mask as bits. Returns the file's size in bytes."""
     alphabet, index = np.unique(packed.ids, return_inverse=True)
     dtype = np.uint8 if len(alphabet) <= 256 else np.uint16 if len(alphabet) <= 65536 else np.int64
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, alphabet=alphabet.astype(np.int64), index=index.astype(dtype),
-                        mask=np.packbits(packed.mask), n_mask=np.int64(len(packed.mask)), offsets=packed.offsets)
-    os.replace(tmp, path)
+    with atomic_file(path, binary=True) as f:
+        np.savez_compressed(f, alphabet=alphabet.astype(np.int64), index=index.astype(dtype),
+                            mask=np.packbits(packed.mask), n_mask=np.int64(len(packed.mask)), offsets=packed.offsets)
     return os.path.getsize(path)
 
 
@@ -97,8 +97,7 @@ def split_files(files: Sequence[str], dst: str, part_bytes: int) -> dict:
                 parts.append(part)
         manifest["files"].append({"name": name, "parts": parts, "bytes": os.path.getsize(path),
                                   "sha256": _sha256(path)})
-    with open(os.path.join(dst, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
+    write_json_atomic(os.path.join(dst, MANIFEST), manifest, indent=1)
     return manifest
 
 
@@ -115,14 +114,15 @@ def join_parts(src: str, dst: str) -> list[str]:
             raise FileNotFoundError(f"{entry['name']}: part(s) {missing} missing from {src} (each call carries some "
                                     "parts; an earlier call's parts stay only while the machine stays warm)")
         path = os.path.join(dst, entry["name"])
-        with open(path + ".tmp", "wb") as w:
+        digest = hashlib.sha256()
+        with atomic_file(path, binary=True) as w:  # a wrong digest raises inside: the file is never in place
             for p in entry["parts"]:
                 with open(os.path.join(src, p), "rb") as r:
-                    w.write(r.read())
-        if _sha256(path + ".tmp") != entry["sha256"]:
-            os.remove(path + ".tmp")
-            raise ValueError(f"{entry['name']}: joined parts do not match the manifest's digest (parts from "
-                             "another build?)")
-        os.replace(path + ".tmp", path)
+                    block = r.read()
+                digest.update(block)
+                w.write(block)
+            if digest.hexdigest() != entry["sha256"]:
+                raise ValueError(f"{entry['name']}: joined parts do not match the manifest's digest (parts from "
+                                 "another build?)")
         out.append(path)
     return out

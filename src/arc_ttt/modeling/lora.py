@@ -12,6 +12,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -20,7 +21,8 @@ from safetensors.torch import load_file
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
-from ..core.folders import atomic_folder
+from ..core.folders import FileContents, atomic_folder, write_files
+from ..core.modelfolder import CARD_FILE
 
 def _is_projection(module: nn.Module) -> bool:
     if isinstance(module, (nn.Linear, Conv1D)):
@@ -132,9 +134,20 @@ def restore(model: nn.Module, snap: AdapterSnapshot) -> None:
         p.grad = None
 
 
-def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def adapter_bytes(folder: str) -> int:
+    """The size of a saved adapter's weights (what its card reports)."""
+    return os.path.getsize(os.path.join(folder, ADAPTER_WEIGHTS))
+
+
+def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16, card: dict | None = None,
+                 files: Mapping[str, FileContents] | None = None) -> str:
     """The trained adapter as a peft folder (adapter_config.json + adapter_model.safetensors), its tensors cast
-    to `dtype` (half the size of fp32: the committed default adapter must stay small). Written atomically."""
+    to `dtype` (half the size of fp32: the committed default adapter must stay small). Written atomically, with
+    `card` (as finetune.json, its `adapter_bytes` filled in) and `files` inside the same step: a kill never
+    leaves an adapter without its card."""
     params = trainable_parameters(model)
     saved = {name: p.detach().clone() for name, p in params.items()}
     with atomic_folder(folder) as tmp:
@@ -143,6 +156,8 @@ def save_adapter(model, folder: str, dtype: torch.dtype = torch.float16) -> str:
                 for p in params.values():
                     p.data = p.data.to(dtype)
             model.save_pretrained(tmp)
+            extra = {} if card is None else {CARD_FILE: {**card, "adapter_bytes": adapter_bytes(tmp)}}
+            write_files(tmp, {**extra, **(files or {})})
         finally:
             with torch.no_grad():
                 for name, p in params.items():

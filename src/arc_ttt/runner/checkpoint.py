@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..core.config import FinetuneConfig, to_dict
-from ..core.folders import atomic_folder
-from ..core.submission import write_json_atomic
+from ..core.folders import atomic_folder, write_json_atomic
 from ..modeling import lora
 from ..modeling.runtime import model_device
 

@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 from ..core.clock import Deadline
 from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
-from ..core.submission import write_json_atomic
 from ..core.tasks import Task
 from ..core.codec import Codec, Encoded
 from ..core.grammar import grammar_for
 from ..core.formats import codec_for, resolve
 from ..core.devset import load_dev_tasks
-from ..core.folders import recover_folder
+from ..core.folders import recover_folder, write_json_atomic
+from ..core.modelfolder import CARD_FILE
 from ..core.views import IDENTITY, View, sample_views
 from ..modeling import figures, lora, ttt
 from ..modeling.batching import build_prompt
@@ -48,7 +48,7 @@ from .logfile import attach_log, detach_log
 log = logging.getLogger("arc_ttt.finetune")
 
 GREEDY_SECONDS = 30.0  # per held-out test output: an untrained model may ramble up to a 30x30 grid
-CARD = "finetune.json"
+CARD = CARD_FILE
 
 
 # ---------------------------------------------------------------------------- data
@@ -329,33 +329,31 @@ def finish(s: Session, stop: str | None) -> FinetuneResult:
 
 
 def keep_adapter(model, cfg: FinetuneConfig, evaluation: dict) -> str:
-    """adapters/step-N/: the adapter as it is now, and the evaluation that was just made of it."""
+    """adapters/step-N/: the adapter as it is now, with the evaluation that was just made of it (in one atomic
+    step: never an adapter without its figures)."""
     folder = os.path.join(cfg.output.dir, "adapters", f"step-{evaluation['step']}")
-    lora.save_adapter(model, folder, resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")))
-    write_json_atomic(os.path.join(folder, "evaluation.json"), evaluation)
-    return folder
+    return lora.save_adapter(model, folder, resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")),
+                             files={"evaluation.json": evaluation})
 
 
 def write_outputs(model, tok, codec: Codec, corpus: Corpus, cfg: FinetuneConfig, prog: Progress,
                   finished: bool) -> dict:
-    """The card always; the adapter and the merged model once every step is done."""
+    """The card always; the adapter and the merged model once every step is done, each with its card inside its
+    atomic step (a kill leaves no folder without one)."""
     out = cfg.output.dir
     model.eval()
     card = make_card(corpus, cfg, prog, finished, codec.name, str(runtime.weight_dtype(model)).replace("torch.", ""))
     card["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if finished:
-        if cfg.train.mode == "lora":
-            adapter = lora.save_adapter(model, os.path.join(out, "adapter"), resolve_dtype(cfg.output.adapter_dtype,
-                                                                                            torch.device("cpu")))
-            card["adapter_bytes"] = os.path.getsize(os.path.join(adapter, "adapter_model.safetensors"))
-            write_json_atomic(os.path.join(adapter, CARD), card)
-        merged_dir = os.path.join(out, "model")
-        if cfg.output.merge and cfg.model.load_in_4bit:  # a 4-bit base cannot be saved: merge into the original
-            merge_into_folder(cfg.model.path, adapter, merged_dir, dtype="float16")
-        elif cfg.output.merge:  # the folder says which format the model speaks: the one it was trained in
-            merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
-            save_model(merged, tok, merged_dir, format_name=codec.name)
-            write_json_atomic(os.path.join(merged_dir, CARD), card)
+    if finished and cfg.train.mode == "lora":
+        adapter = lora.save_adapter(model, os.path.join(out, "adapter"),
+                                    resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")), card=card)
+        card["adapter_bytes"] = lora.adapter_bytes(adapter)
+    merged_dir = os.path.join(out, "model")
+    if finished and cfg.output.merge and cfg.model.load_in_4bit:  # lora only (the config refuses full + 4-bit)
+        merge_into_folder(cfg.model.path, adapter, merged_dir, dtype="float16")  # a 4-bit base cannot be saved
+    elif finished and cfg.output.merge:  # the folder says which format the model speaks: the one it was trained in
+        merged = model.merge_and_unload() if cfg.train.mode == "lora" else model
+        save_model(merged, tok, merged_dir, format_name=codec.name, files={CARD: card})
     write_json_atomic(os.path.join(out, CARD), card)
     return card
 

@@ -31,7 +31,7 @@ from ..core.config import FinetuneConfig, build, to_dict
 from ..core.formats import codec_for, resolve
 from ..core.packed import join_parts, load_packed, pack, save_packed, split_files
 from ..core.devset import load_dev_tasks
-from ..core.submission import write_json_atomic
+from ..core.folders import write_json_atomic
 from ..modeling import figures, lora, ttt
 from ..modeling.loading import load_model, load_tokenizer
 from ..modeling.runtime import model_device, resolve_dtype
@@ -190,8 +190,7 @@ def run_packed(pack_dir: str, out: str, *, max_seconds: float, batch_tokens: int
         }
         os.makedirs(out, exist_ok=True)
         adapter = lora.save_adapter(model, os.path.join(out, "adapter"),
-                                    resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")))
-        card["adapter_bytes"] = os.path.getsize(os.path.join(adapter, "adapter_model.safetensors"))
-        write_json_atomic(os.path.join(adapter, CARD), card)
+                                    resolve_dtype(cfg.output.adapter_dtype, torch.device("cpu")), card=card)
+        card["adapter_bytes"] = lora.adapter_bytes(adapter)  # what the adapter's own card says
         write_json_atomic(os.path.join(out, CARD), card)
     return card
