@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections import Counter
 
 from .core.codec import TokenizerFormatError
 from .core.config import ConfigError, load_config
+from .core.errors import UserError
+from .core.modelfolder import ModelFolderError
+from .core.policy import PolicyFileError
 from .core.ranking import RULES, rescore
 from .core.submission import score_submission, validate_submission
 from .core.tasks import TaskFileError, parse_task, read_json_object
@@ -18,6 +22,21 @@ from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
 from .delivery.metadata import KAGGLE_LICENSES, MetadataError
 from .runner.pipeline import run
 from .synth.command import add_synth_parser
+
+# What a user's mistake raises (the kit's own error classes): `main` prints the message and exits 2. Anything else
+# is a bug and keeps its traceback.
+USER_ERRORS = (UserError, TaskFileError, ConfigError, TokenizerFormatError, ModelFolderError, PolicyFileError,
+               MetadataError, wheelhouse.WheelhouseError)
+
+
+@contextlib.contextmanager
+def user_errors_from(*types: type[BaseException]):
+    """`types` raised inside become UserError: for delivery calls that still raise a plain OSError or ValueError
+    for a user's mistake (a missing folder, a wrong pair of flags), and only around those calls."""
+    try:
+        yield
+    except types as e:
+        raise UserError(str(e)) from e
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -60,8 +79,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     rules = args.rules.split(",")
     unknown = [r for r in rules if r not in RULES]
     if unknown:
-        print(f"error: unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}", file=sys.stderr)
-        return 2
+        raise UserError(f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}")
     rows = [r.row() for r in rescore(tasks, solutions, rules)]
     print(f"{'rule':<6} {'top2':>6} {'top1':>6} {'oracle':>7} {'mean rank':>10}  ({rows[0]['outputs']} test outputs)")
     for r in rows:
@@ -94,11 +112,8 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
                       model_license=args.model_license, model_license_note=args.model_license_note,
                       format=args.format, private=not args.public, demo=args.demo)
-    try:
+    with user_errors_from(OSError, ValueError):  # delivery/bundle.py's own refusals are not all kit errors yet
         bundle = build_bundle(spec)
-    except (MetadataError, FileNotFoundError, ValueError, wheelhouse.WheelhouseError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     for line in bundle.model_lines:
         print(line)
     print(f"bundle {bundle.root} (commit {bundle.commit}, prompt format {bundle.format}), metadata valid:")
@@ -113,46 +128,42 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels(args: argparse.Namespace) -> int:
-    try:
-        if args.wheels_command == "build":
-            if not args.force and wheelhouse.is_current(args.dest, args.requirements):
-                print(f"{args.dest}: up to date with {args.requirements} (manifest matches; --force to download again)")
-                return 0
-            report = wheelhouse.build(args.requirements, args.dest, args.image)
-            for line in report.lines():
-                print(line)
-            if not report.ok:
-                print(f"error: {args.dest}: closure check failed, no manifest written", file=sys.stderr)
-                return 2
-            wheels = wheelhouse.read_wheelhouse(args.dest)
-            print(f"{args.dest}: {len(wheels)} wheels, closure ok, {wheelhouse.MANIFEST} written")
-            for w in wheels:
-                print(f"  {w.file}  {w.sha256[:12]}")
+    with user_errors_from(OSError, ValueError):  # delivery/wheelhouse.py: a missing folder, a malformed wheel
+        return wheels_command(args)
+
+
+def wheels_command(args: argparse.Namespace) -> int:
+    if args.wheels_command == "build":
+        if not args.force and wheelhouse.is_current(args.dest, args.requirements):
+            print(f"{args.dest}: up to date with {args.requirements} (manifest matches; --force to download again)")
             return 0
-        if args.wheels_command == "check":
-            reqs = wheelhouse.read_requirements(os.path.join(args.folder, wheelhouse.REQUIREMENTS))
-            report = wheelhouse.check_closure(wheelhouse.read_wheelhouse(args.folder),
-                                              wheelhouse.read_image_packages(args.image), reqs)
-            problems = report.lines() + wheelhouse.verify_manifest(args.folder)
-            for line in problems:
-                print(line)
-            print(f"{args.folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
-            return 2 if problems else 0
-        wheelhouse.verify(args.requirements, args.dest, args.pins)
+        report = wheelhouse.build(args.requirements, args.dest, args.image)
+        for line in report.lines():
+            print(line)
+        if not report.ok:
+            raise UserError(f"{args.dest}: closure check failed, no manifest written")
+        wheels = wheelhouse.read_wheelhouse(args.dest)
+        print(f"{args.dest}: {len(wheels)} wheels, closure ok, {wheelhouse.MANIFEST} written")
+        for w in wheels:
+            print(f"  {w.file}  {w.sha256[:12]}")
         return 0
-    except (wheelhouse.WheelhouseError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.wheels_command == "check":
+        reqs = wheelhouse.read_requirements(os.path.join(args.folder, wheelhouse.REQUIREMENTS))
+        report = wheelhouse.check_closure(wheelhouse.read_wheelhouse(args.folder),
+                                          wheelhouse.read_image_packages(args.image), reqs)
+        problems = report.lines() + wheelhouse.verify_manifest(args.folder)
+        for line in problems:
+            print(line)
+        print(f"{args.folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        return 2 if problems else 0
+    wheelhouse.verify(args.requirements, args.dest, args.pins)
+    return 0
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> int:
     from .modeling.export import prepare_model  # loads torch: only for this sub-command
 
-    try:
-        dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype, fmt=args.format)
-    except TokenizerFormatError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    dst = prepare_model(args.src, args.dst, shrink_vocab=args.shrink_vocab, dtype=args.dtype, fmt=args.format)
     print(f"model folder ready: {dst} (prompt format: {formats.read_format_file(dst)})")
     return 0
 
@@ -161,27 +172,20 @@ def cmd_show_prompt(args: argparse.Namespace) -> int:
     """The exact text the model is given for one test input, special tokens written out, BOS left out."""
     challenges = read_json_object(args.challenges, "challenges")
     if args.task_id not in challenges:
-        print(f"error: no task {args.task_id!r} in {args.challenges}", file=sys.stderr)
-        return 2
+        raise UserError(f"no task {args.task_id!r} in {args.challenges}")
     task = parse_task(args.task_id, challenges[args.task_id])
     if not hasattr(task, "train"):
-        print(f"error: task {args.task_id}: {task.reason}", file=sys.stderr)
-        return 2
+        raise UserError(f"task {args.task_id}: {task.reason}")
     if not 0 <= args.test_index < task.n_test:
-        print(f"error: task {args.task_id} has {task.n_test} test input(s); --test-index {args.test_index} is out of "
-              f"range", file=sys.stderr)
-        return 2
+        raise UserError(f"task {args.task_id} has {task.n_test} test input(s); --test-index {args.test_index} is out "
+                        "of range")
     name = formats.resolve(args.format, args.model)
     query = task.test[args.test_index].input
     if args.model:
         from transformers import AutoTokenizer  # only with --model: a tokenizer resolves the special tokens
 
         tokenizer = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
-        try:
-            text = formats.codec_for(name, tokenizer).prompt_text(task.train, query)
-        except TokenizerFormatError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        text = formats.codec_for(name, tokenizer).prompt_text(task.train, query)
     else:
         text = formats.get_format(name).prompt_text(task.train, query)
     sys.stdout.write(text)
@@ -195,11 +199,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .runner.finetune import finetune  # loads torch: only for this sub-command
 
     cfg = load_config(args.config, args.set or (), cls=FinetuneConfig)
-    try:
-        result = finetune(cfg, resume=args.resume, progress_bar=not args.quiet)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = finetune(cfg, resume=args.resume, progress_bar=not args.quiet)
     card = result.card
     print(f"{'finished' if result.finished else 'stopped (run again with --resume)'}: step {card['steps']} of "
           f"{cfg.train.steps}, {card['tokens']} tokens in {card['train_seconds']:.0f} s; {held_out_line(card)}; "
@@ -222,12 +222,8 @@ def cmd_gpu_pack(args: argparse.Namespace) -> int:
 def cmd_gpu_run(args: argparse.Namespace) -> int:
     from .runner.gpu_run import run_packed  # loads torch: only for this sub-command
 
-    try:
-        card = run_packed(args.pack, args.out, max_seconds=args.max_seconds, batch_tokens=args.batch_tokens,
-                          accum=args.accum, device=args.device, eval_every=args.eval_every)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    card = run_packed(args.pack, args.out, max_seconds=args.max_seconds, batch_tokens=args.batch_tokens,
+                      accum=args.accum, device=args.device, eval_every=args.eval_every)
     print(f"{card['stop_reason']}: {card['steps']} of {card['planned_steps']} steps, {card['tokens']} tokens in "
           f"{card['train_seconds']:.0f} s ({card['tokens_per_second']:.0f} tokens/s on {card['device']}); "
           f"{held_out_line(card)}; adapter and card in {args.out}")
@@ -391,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TaskFileError, ConfigError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .chatformat import MARC
 from .codec import Codec
+from .errors import UserError
 from .folders import write_text_atomic
 from .symbolformat import ARCHITECTS, KIT, NVARC
 from .tasks import Pair
@@ -56,7 +57,7 @@ def names() -> tuple[str, ...]:
 def get_format(name: str) -> Format:
     """A registered format by name."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown prompt format {name!r}: choose one of {', '.join(names())}")
+        raise UserError(f"unknown prompt format {name!r}: choose one of {', '.join(names())}")
     return _REGISTRY[name]
 
 
@@ -68,7 +69,7 @@ def read_format_file(model_path: str) -> str | None:
     with open(path, encoding="utf-8") as f:
         name = json.load(f).get("format")
     if name not in _REGISTRY:
-        raise ValueError(f"{path}: unknown prompt format {name!r}: choose one of {', '.join(names())}")
+        raise UserError(f"{path}: unknown prompt format {name!r}: choose one of {', '.join(names())}")
     return name
 
 

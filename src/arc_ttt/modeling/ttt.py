@@ -336,7 +336,7 @@ def train(model, data: TTTData | list[Encoded], cfg: TTTConfig = TTTConfig(), *,
     start = clock()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("nothing to train: attach LoRA adapters first (arc_ttt.lora.attach)")
+        raise ValueError("nothing to train: attach LoRA adapters first (arc_ttt.modeling.lora.attach)")
     if not seqs:
         return TrainResult(0, 0, [], 0.0, "done")
     pad = pad_id(model)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..core.config import FinetuneConfig, to_dict
+from ..core.errors import UserError
 from ..core.folders import atomic_folder, write_json_atomic
 from ..modeling import lora
 from ..modeling.runtime import model_device
@@ -60,7 +61,7 @@ def load_checkpoint(folder: str, model, opt, sched, scaler, cfg: FinetuneConfig)
                       for k, d in defaults.items()}
     if meta["config"] != fingerprint(cfg):
         diff = sorted(k for k in fingerprint(cfg) if fingerprint(cfg)[k] != meta["config"].get(k))
-        raise ValueError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "
+        raise UserError(f"{folder}: the checkpoint was made with a different config ({', '.join(diff)} differ); "
                          "resume with the same config, or start a new output.dir")
     state = torch.load(os.path.join(folder, "state.pt"), map_location=model_device(model), weights_only=True)
     with torch.no_grad():

@@ -32,6 +32,7 @@ from ..core.codec import Codec, Encoded
 from ..core.grammar import grammar_for
 from ..core.formats import codec_for, resolve
 from ..core.devset import load_dev_tasks
+from ..core.errors import MissingInputError, UserError
 from ..core.folders import recover_folder, write_json_atomic
 from ..core.modelfolder import CARD_FILE
 from ..core.views import IDENTITY, View, sample_views
@@ -174,7 +175,7 @@ def prepare_trainable(model, cfg: FinetuneConfig):
             lora.load_adapter_weights(model, cfg.train.init_adapter)
         return model
     if cfg.train.init_adapter:
-        raise ValueError("train.init_adapter continues a LoRA adapter: it needs train.mode: lora")
+        raise UserError("train.init_adapter continues a LoRA adapter: it needs train.mode: lora")
     for p in model.parameters():
         p.requires_grad_(True)
     return model
@@ -188,10 +189,10 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, clock: Callable[[], f
     ckpt = os.path.join(out, CHECKPOINT)
     recover_folder(ckpt)  # a save killed between its two renames left the checkpoint beside its place
     if not resume and os.path.exists(ckpt):
-        raise ValueError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another "
+        raise UserError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another "
                          "output.dir")
     if resume and not os.path.exists(ckpt):
-        raise ValueError(f"--resume: no checkpoint in {out}")
+        raise MissingInputError(f"--resume: no checkpoint in {out}")
     os.makedirs(out, exist_ok=True)
     handler = attach_log(log, os.path.join(out, "train.log"), append=True)  # a resumed run adds to it
     try:

@@ -31,6 +31,7 @@ from ..core.config import FinetuneConfig, build, to_dict
 from ..core.formats import codec_for, resolve
 from ..core.packed import join_parts, load_packed, pack, save_packed, split_files
 from ..core.devset import load_dev_tasks
+from ..core.errors import MissingInputError, UserError
 from ..core.folders import write_json_atomic
 from ..modeling import figures, lora, ttt
 from ..modeling.loading import load_model, load_tokenizer
@@ -123,12 +124,12 @@ def run_packed(pack_dir: str, out: str, *, max_seconds: float, batch_tokens: int
     """Train as the module docstring says; returns the card (also written to out/finetune.json and out/adapter/)."""
     start = clock()
     if not os.path.isfile(os.path.join(pack_dir, RUN_FILE)):
-        raise FileNotFoundError(f"{pack_dir}: no {RUN_FILE}; make the folder with `arc-ttt gpu-pack` and carry it whole")
+        raise MissingInputError(f"{pack_dir}: no {RUN_FILE}; make the folder with `arc-ttt gpu-pack` and carry it whole")
     with open(os.path.join(pack_dir, RUN_FILE), encoding="utf-8") as f:
         spec = json.load(f)
     cfg: FinetuneConfig = build(FinetuneConfig, spec["config"])
     if cfg.train.mode != "lora":
-        raise ValueError("the GPU run trains a LoRA adapter (train.mode: lora): a full model would not come back "
+        raise UserError("the GPU run trains a LoRA adapter (train.mode: lora): a full model would not come back "
                          "through the 64 MiB the call returns")
     if cfg.train.init_adapter:
         cfg = replace(cfg, train=replace(cfg.train, init_adapter=os.path.join(pack_dir, INIT_ADAPTER)))
