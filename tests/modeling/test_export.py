@@ -14,6 +14,8 @@ from arc_ttt.core.folders import recover_folder
 from arc_ttt.core.modelfolder import CARD_FILE, DEMO_MARKER, FORMAT_FILE, SHRUNK_TAG, read_merge_stamp
 from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
+from arc_ttt.modeling import lora
+from arc_ttt.modeling.embedded import ensure_arc_model
 from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
 from arc_ttt.modeling.loading import load_model
 
@@ -139,46 +141,44 @@ def kill_the_commit_of(dst: str, monkeypatch, kill_at: int) -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_src, tmp_path_factory):
     """A LoRA adapter of the tiny model with its fine-tune card, as `arc-ttt finetune` leaves it."""
-    from arc_ttt.modeling import lora
-
     model, _ = load_model(ModelConfig(path=tiny_src, dtype="float32", device="cpu"))
     folder = str(tmp_path_factory.mktemp("adapter") / "adapter")
-    return lora.save_adapter(lora.attach(model, LoraSettings(r=2)), folder, card={"format": "kit", "steps": 6})
+    lora.save_adapter(lora.attach(model, LoraSettings(r=2)), folder, card={"format": "kit", "steps": 6})
+    assert read_card(folder) == {"format": "kit", "steps": 6, "adapter_bytes": lora.adapter_bytes(folder)}
+    return folder
 
 
-def stamped_and_whole(folder: str) -> bool:
-    """What a reader may take as current (weights under a stamp) has its card, format, demo marker and the
-    vocabulary its stamp says."""
+def read_card(folder: str) -> dict:
+    with open(os.path.join(folder, CARD_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def stamped_and_whole(folder: str, adapter: str) -> bool:
+    """What a reader may take as current (weights under a stamp) has the adapter's card, its format, the demo
+    marker and the vocabulary its stamp says."""
     stamp = read_merge_stamp(folder)
     if stamp is None:
         return not os.path.exists(os.path.join(folder, "model.safetensors"))
-    vocab = json.load(open(os.path.join(folder, "config.json")))["vocab_size"]
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        vocab = json.load(f)["vocab_size"]
     return (all(os.path.exists(os.path.join(folder, f)) for f in (CARD_FILE, FORMAT_FILE, DEMO_MARKER))
-            and (vocab < 32) == stamp.endswith(SHRUNK_TAG)
-            and json.load(open(os.path.join(folder, CARD_FILE))) == {"format": "kit", "steps": 6,
-                                                                     "adapter_bytes": adapter_bytes_of(folder)})
-
-
-def adapter_bytes_of(folder: str) -> int:
-    return json.load(open(os.path.join(folder, CARD_FILE)))["adapter_bytes"]
+            and (vocab < 32) == stamp.endswith(SHRUNK_TAG) and read_card(folder) == read_card(adapter))
 
 
 @pytest.mark.parametrize("kill_at", [1, 2, 3])
 def test_a_merge_killed_at_any_step_of_its_rename_leaves_no_stamped_folder_without_its_card(
         tiny_src, tiny_adapter, tmp_path, monkeypatch, kill_at):
-    from arc_ttt.modeling.embedded import ensure_arc_model
-
     dst = str(tmp_path / "arc")
     ensure_arc_model(dst, tiny_adapter, base=tiny_src, shrink=False)  # the old folder: the whole vocabulary
-    assert stamped_and_whole(dst) and not read_merge_stamp(dst).endswith(SHRUNK_TAG)
+    assert stamped_and_whole(dst, tiny_adapter) and not read_merge_stamp(dst).endswith(SHRUNK_TAG)
     steps = kill_the_commit_of(dst, monkeypatch, kill_at)
     with pytest.raises(Killed):  # the new folder (its vocabulary cut) dies while it replaces the old one
         ensure_arc_model(dst, tiny_adapter, base=tiny_src, shrink=True)
     monkeypatch.undo()
     assert steps[-1] == ["rename arc", "rename arc.tmp", "remove the old folder"][kill_at - 1]
     recover_folder(dst)  # what a reader does first
-    assert stamped_and_whole(dst)  # the old folder or the new one, each with its stamp, card and marker
+    assert stamped_and_whole(dst, tiny_adapter)  # the old folder or the new one, each with its stamp, card and marker
     assert read_merge_stamp(dst).endswith(SHRUNK_TAG) == (kill_at == 3)
     ensure_arc_model(dst, tiny_adapter, base=tiny_src, shrink=True)  # the next call finishes the job
-    assert stamped_and_whole(dst) and read_merge_stamp(dst).endswith(SHRUNK_TAG)
+    assert stamped_and_whole(dst, tiny_adapter) and read_merge_stamp(dst).endswith(SHRUNK_TAG)
     assert sorted(os.listdir(tmp_path)) == ["arc"]
