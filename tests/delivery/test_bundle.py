@@ -21,6 +21,9 @@ from conftest import execute, fake_wheel, stream_text
 from conftest import ROOT
 
 CONFIG = os.path.join(ROOT, "configs", "kaggle.yaml")
+# The tests' random model reads known answers at about log(vocabulary) nats per token (the character tokenizer's 20:
+# about 3), far above formatcheck.NLL_LIMIT: a run that must get past the commit run's format check raises the limit.
+RANDOM_READS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -471,9 +474,12 @@ def test_vendored_bundle_runs_two_tasks_on_a_fake_kaggle(tmp_path, monkeypatch, 
     kaggle_batch_env(monkeypatch, rerun)
     notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
     nb = execute(notebook, str(tmp_path / "out.ipynb"), {
-        "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "BUDGET_SECONDS": 600,
+        "INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "BUDGET_SECONDS": 600, "FORMAT_NLL_LIMIT": RANDOM_READS,
         "OVERRIDES": [*FAST, "budget.decode_seconds_per_token=2e-3", "kaggle.quick_tasks=1"]}, working)
     text = stream_text(nb)
+    # the commit run reads known answers first (the random model passes only the limit raised for it); the rerun never
+    assert bool(re.search(r"^format check \(kit\): NLL [\d.]+ per answer token over \d+ known answers .*limit 10: passed",
+                          text, re.M)) is not rerun, text
     if rerun:
         vendored = os.path.join(inputs, "datasets", "tester", "arc-ttt-code", "src", "arc_ttt")
         assert f"from {vendored}\n" in text, text  # not the repo's src/arc_ttt
@@ -664,7 +670,7 @@ def test_the_demonstration_model_fails_the_commit_run_unless_allowed(tmp_path, m
     notebook = os.path.join(b.folders["kernel"], "arc_ttt_submission.ipynb")
     out = str(tmp_path / "out.ipynb")
     params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": [*FAST, "kaggle.quick_tasks=1"],
-              **({} if allow else {"ALLOW_DEMO": False})}
+              "FORMAT_NLL_LIMIT": RANDOM_READS, **({} if allow else {"ALLOW_DEMO": False})}
     if allow:
         text = stream_text(execute(notebook, out, params, working))
         assert "WARNING: this is the kit's demonstration model" in text and "submission.json valid: " in text
@@ -750,6 +756,7 @@ def test_every_task_in_error_fails_the_commit_run_without_evaluation_files(tmp_p
     nb = nbformat.read(out, as_version=4)
     assert [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))] == ["check"]
     assert "Kaggle commit run: KAGGLE_IS_COMPETITION_RERUN not set" in stream_text(nb)
+    assert "WARNING: format check skipped, the model did not load" in stream_text(nb)  # left to the run, which says it
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []
 
@@ -826,5 +833,44 @@ def test_a_stale_code_wheels_or_model_dataset_fails_the_commit_run(tmp_path, mon
     nb = nbformat.read(out, as_version=4)
     failed = [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
     assert failed == ["configure" if stale == "model" else "environment"]
+    with open(working / "submission.json") as f:
+        assert validate_submission(challenges, json.load(f)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rerun", [True, False], ids=["scoring-rerun", "commit-run"])
+@pytest.mark.e2e
+def test_a_model_that_reads_known_answers_badly_fails_the_commit_run_and_never_the_rerun(tmp_path, monkeypatch,
+                                                                                         bundle, two_tasks,
+                                                                                         venv_kernel, rerun):
+    """The random model reads the quick tasks' solutions and the demonstrations as a model in a wrong format does
+    (tests/delivery/test_formatcheck.py: a model that learned the kit's layout, read in ARChitects'): the commit run
+    stops in the format cell, before the run, after the fallback file, saying what to check; the scoring rerun never
+    reads them and answers every task."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _, _, challenges = two_tasks
+    inputs = fake_kaggle_inputs(tmp_path, bundle, two_tasks)
+    working = _mkdir(tmp_path / "working")
+    kaggle_batch_env(monkeypatch, rerun)
+    notebook = os.path.join(bundle.folders["kernel"], "arc_ttt_submission.ipynb")
+    out = str(tmp_path / "out.ipynb")
+    params = {"INPUT_ROOT": str(inputs), "OUTPUT_DIR": str(working), "OVERRIDES": [*FAST, "kaggle.quick_tasks=1"]}
+    if rerun:
+        text = stream_text(execute(notebook, out, params, working))
+        assert "format check" not in text and "submission.json valid: " in text and "ERROR in" not in text
+        with open(working / "log.json") as f:
+            assert len([t for t in json.load(f)["tasks"] if t.get("steps", 0) > 0]) == 2
+    else:
+        with pytest.raises(PapermillExecutionError) as e:
+            papermill.execute_notebook(notebook, out, kernel_name="python3", cwd=str(working), progress_bar=False,
+                                       execution_timeout=600, parameters=params)
+        assert e.value.ename == "FormatCheckFailed" and "in prompt format 'kit', above the limit" in e.value.evalue
+        assert "FORMAT_NLL_LIMIT" in e.value.evalue and "arc_format.json" in e.value.evalue
+        nb = nbformat.read(out, as_version=4)
+        assert [c.id for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))] == ["format"]
+        assert re.search(r"^format check \(kit\): NLL [\d.]+ .*: FAILED$", stream_text(nb), re.M)
+        assert not os.path.exists(working / "log.json")  # the run never started
     with open(working / "submission.json") as f:
         assert validate_submission(challenges, json.load(f)) == []

@@ -42,7 +42,7 @@ def test_committed_notebook_is_the_generators_output():
     assert code[0].metadata.tags == ["parameters"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert [c.id for c in nb.cells] == ["title", "parameters", "fallback", "bootstrap", "environment", "configure",
-                                        "accelerator", "run", "report", "check", "finalize"]
+                                        "accelerator", "format", "run", "report", "check", "finalize"]
     assert nb.metadata.kernelspec.name == "python3" and nb.metadata.language_info.name == "python"
     assert nb.metadata.accelerator == "GPU"  # Colab opens it on a GPU runtime, not the CPU one
 
@@ -90,7 +90,7 @@ def test_after_the_fallback_every_kaggle_cell_is_guarded_for_the_scoring_run():
     cell after the fallback file runs inside rerun_guard (its behaviour is tested in test_environment)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cells = {c.id: c.source for c in nb.cells}
-    for cell in ("configure", "accelerator", "run", "report", "check", "finalize"):
+    for cell in ("configure", "accelerator", "format", "run", "report", "check", "finalize"):
         assert "with scoringrun.rerun_guard(env, " in cells[cell], cell
     assert "if command and env.scoring_run:" in cells["run"] and "launch.supervise_workers(" in cells["run"]
     assert "finalize_submission(CHALLENGES, output_dir)" in cells["finalize"]

@@ -47,6 +47,8 @@ PARAMETERS = [
     ("FORMAT", None, "the model's prompt format (kit, architects, nvarc, marc); None: as the config says"),
     ("BUILD_COMMIT", None, "set by make kernel: the commit the code dataset's BUILD.json must name"),
     ("BUILD_FINGERPRINTS", None, "set by make kernel: the code, wheels and model datasets' fingerprints (BUILD.json)"),
+    ("FORMAT_NLL_LIMIT", None, "the commit run stops when the model reads known answers above this NLL per token; "
+                               "None: formatcheck.NLL_LIMIT (calibrated on the kit's models)"),
     ("ALLOW_DEMO", False, "True: the commit run accepts the kit's demonstration model (scores ~0); set by make kernel KERNEL_DEMO"),
     ("REPO", None, "Colab only: the kit's git URL to clone, e.g. https://github.com/<owner>/arc-ttt-kit"),
     ("KIT_DIR", None, "Colab only: where to clone it; None: /content/arc-ttt-kit"),
@@ -103,6 +105,7 @@ def build(parameters: dict | None = None, note: str | None = None) -> nbformat.N
         new_code_cell(cell("environment"), id="environment"),
         new_code_cell(cell("configure"), id="configure"),
         new_code_cell(cell("accelerator"), id="accelerator"),
+        new_code_cell(cell("format"), id="format"),
         new_code_cell(cell("run"), id="run"),
         new_code_cell(cell("report"), id="report"),
         new_code_cell(cell("check"), id="check"),
