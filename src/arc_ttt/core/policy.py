@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .folders import write_json_atomic
+
 ACTIONS = (0, 2, 4, 8, 16, 32)
 PLAN_FEATURES = ("difficulty", "log_prompt_tokens", "demos", "log_output_area")  # known before any training
 # ... and after the gate's 2 steps: the TTT loss then, and its share of the difficulty (the demo loss before)
@@ -173,9 +175,7 @@ class LearnedPolicy:
 
 
 def save_policy(policy: LearnedPolicy, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(policy.to_dict(), f, indent=1)
+    write_json_atomic(path, policy.to_dict(), indent=1)  # makes the folder too
     return path
 
 
