@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
+from ..core.errors import UserError
 from .catalog import FAMILIES, by_prior
 from .gallery import write_gallery
 from .generate import generate, write
@@ -20,8 +20,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"{len(FAMILIES)} families, {len(by_prior())} priors")
         return 0
     if not args.out and not args.show:
-        print("error: give --out DIR (tasks for fine-tuning), --show [PAGE] (pictures), or --list", file=sys.stderr)
-        return 2
+        raise UserError("arc-ttt synth: give --out DIR (tasks for fine-tuning), --show [PAGE] (pictures), or --list")
     names = args.families.split(",") if args.families else None
     start = time.perf_counter()
     batch = generate(args.n, names, args.seed)
