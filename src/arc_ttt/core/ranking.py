@@ -1,9 +1,9 @@
 """Candidates and the rules that rank them into two attempts, without a model.
 
-A candidate keeps its evidence: which views decoded it and with what probability, how many of
-those paths were likely enough to count as a vote, and its NLL under each scoring view. Ranking
-is a pure function of that evidence, so a log can be re-ranked offline under another rule
-(`arc-ttt rescore`), as ARChitects did with their evaluation tool.
+A candidate keeps its evidence: which sources proposed it (the LLM's decoding, another model), which views
+decoded it and with what probability, how many of those paths were likely enough to count as a vote, and its
+NLL under each scoring view. Ranking is a pure function of that evidence, so a log can be re-ranked offline
+under another rule (`arc-ttt rescore`), as ARChitects did with their evaluation tool.
 
 Rules (higher score is better):
     vote:  votes (greedy: views that produced it; DFS: paths whose probability reached the threshold)
@@ -30,6 +30,7 @@ class Candidate:
     votes: int = 0  # producing views whose path probability reached the threshold
     view_nlls: list[float] | None = None  # NLL under each scoring view (None: not re-scored)
     score: float | None = None  # filled by `rank`
+    sources: list[str] = field(default_factory=list)  # names of the sources that proposed it, first seen first
 
     @property
     def mean_nll(self) -> float | None:
@@ -39,12 +40,13 @@ class Candidate:
         return {"grid": np.asarray(self.grid).tolist(), "views": list(self.views),
                 "logprobs": [round(x, 5) for x in self.logprobs], "votes": self.votes,
                 "view_nlls": None if self.view_nlls is None else [round(x, 5) for x in self.view_nlls],
-                "score": self.score}
+                "score": self.score, "sources": list(self.sources)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Candidate":
+        """From a log's candidate; a log written before sources were recorded names none."""
         return cls(np.asarray(d["grid"], dtype=np.uint8), list(d.get("views", [])), list(d.get("logprobs", [])),
-                   int(d.get("votes", 0)), d.get("view_nlls"))
+                   int(d.get("votes", 0)), d.get("view_nlls"), sources=list(d.get("sources", [])))
 
 
 def grid_key(grid: np.ndarray) -> tuple:
@@ -52,7 +54,7 @@ def grid_key(grid: np.ndarray) -> tuple:
 
 
 def merge(raw: Sequence[Candidate], threshold: float | None) -> list[Candidate]:
-    """One Candidate per distinct grid (first-seen order), collecting every copy's views and log-probs.
+    """One Candidate per distinct grid (first-seen order), collecting every copy's views, log-probs and sources.
     Under DFS a copy is a vote only when its path probability reaches `threshold`, the search's own cut;
     under greedy decoding (`threshold` None) each view's answer is its vote, however unsure the path."""
     min_logprob = -math.inf if threshold is None else math.log(threshold)
@@ -62,6 +64,7 @@ def merge(raw: Sequence[Candidate], threshold: float | None) -> list[Candidate]:
         m.views += c.views
         m.logprobs += c.logprobs
         m.votes += sum(lp >= min_logprob for lp in c.logprobs)
+        m.sources += [s for s in c.sources if s not in m.sources]
     return list(merged.values())
 
 
