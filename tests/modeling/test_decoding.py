@@ -264,7 +264,7 @@ def test_time_cap_returns_what_it_has(tiny_model, codec, small_tasks, decoding):
     assert len(capped.attempts) == task.n_test
     found = sum(len(c.views) for c in capped.candidates[0])
     assert 0 < found < sum(len(c.views) for c in full.candidates[0])
-    assert full.views_done == 8 and 0 < capped.views_done < 8
+    assert full.views == 8 and 0 < capped.views < 8
     nothing = predict(0.0)
     assert nothing.attempts == [(None, None)] * task.n_test and nothing.stopped_by == "time_cap"
     assert nothing.seconds == 0.0  # not one forward

@@ -1,4 +1,5 @@
-"""The run's loop on a simulated engine and clock: deadline, isolation, OOM retry, resume, report."""
+"""The run's loop on a simulated engine and clock: deadline, isolation, OOM retry, resume, report; what the records
+keep of a real engine's candidates."""
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from arc_ttt.core.config import load_config
 from arc_ttt.core.journal import read_journal
 from arc_ttt.core.clock import FakeClock
+from arc_ttt.core.ranking import Candidate
 from arc_ttt.runner.isolation import _complete
 from arc_ttt.runner.pipeline import run
 from arc_ttt.runner.simulate import SimEngine
@@ -370,3 +372,37 @@ def test_an_unknown_model_format_is_a_config_error_before_any_file(tmp_path, cha
     with pytest.raises(ConfigError, match="model.format: unknown prompt format 'nvrac': choose one of .*nvarc"):
         run(cfg, engine=object(), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+class EchoSource:
+    """A second candidate source that answers each test input with the input itself (as decoded in the first view)."""
+
+    name = "echo"
+
+    def propose(self, task, test_index, views, cfg, deadline, times):
+        return [Candidate(task.test[test_index].input, [views[0].key], [-1.0])]
+
+
+def test_the_log_and_the_journal_name_the_source_of_each_candidate(tmp_path, tiny_model_dir):
+    """The model-backed engine with a second source beside the LLM: the records' candidates (log.json, journal)
+    say which source proposed each, the echoed input among them, ranked with the LLM's."""
+    from arc_ttt.modeling.engine import ModelEngine  # torch: this test runs the real model
+    from arc_ttt.modeling.sources import LLMSource
+
+    task = {"train": [{"input": [[1, 0], [0, 1]], "output": [[0, 1], [1, 0]]}], "test": [{"input": [[1, 1], [0, 0]]}]}
+    c = tmp_path / "challenges.json"
+    c.write_text(json.dumps({"0000echo": task}))
+    cfg = load_config(None, [f"data.challenges={c}", f"output.dir={tmp_path / 'out'}", f"model.path={tiny_model_dir}",
+                             "budget.seconds=120", "budget.min_margin_seconds=10", "budget.max_steps=0",
+                             "budget.min_steps=0", "inference.decoding=greedy", "inference.n_views=1",
+                             "inference.n_score_views=1", "ttt.autocast=\"off\""])
+    engine = ModelEngine.load(cfg)
+    engine.sources = [LLMSource(engine.model, engine.codec), EchoSource()]
+    result = run(cfg, engine=engine, progress=False)
+    assert result.records[0].status == "ok"
+    logged = json.loads(open(result.log_path).read())["tasks"][0]["candidates"][0]
+    journaled = read_journal(str(tmp_path / "out" / "journal.jsonl"))["0000echo"]["candidates"][0]
+    for cands in (logged, journaled):
+        assert {s for d in cands for s in d["sources"]} == {"llm", "echo"}
+        echoed = next(d for d in cands if d["grid"] == [[1, 1], [0, 0]])
+        assert "echo" in echoed["sources"] and len(echoed["view_nlls"]) == 1  # re-scored like the LLM's

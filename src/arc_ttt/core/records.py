@@ -9,6 +9,7 @@ import numpy as np
 
 from .clock import TrainCap
 from .planner import TaskCost
+from .ranking import Candidate
 from .tasks import Task
 
 
@@ -24,13 +25,17 @@ class TrainOutcome:
 
 @dataclass
 class PredictOutcome:
-    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]
-    candidates: list[list[dict]]  # per test input: {"grid", "votes", "score", ...} best first
-    views: int = 0
+    """One task's prediction, from the decoder to the record: the candidates stay objects until the record
+    writes them (`TaskRecord.candidates` holds their dicts)."""
+
+    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]  # per test input; None where nothing was found
+    candidates: list[list[Candidate]]  # per test input, ranked best first, each naming the sources that proposed it
+    views: int = 0  # fewest views, over the test inputs, that produced a candidate (throughput for planning)
     seconds: float = 0.0
     prefill_seconds: float = 0.0  # the views' prompts through the model (decoding only)
     decode_seconds: float = 0.0  # generating candidates, prefill excluded
     rescore_seconds: float = 0.0  # merging, re-scoring under the scoring views, ranking
+    stopped_by: str = "done"  # "done" | "time_cap"
 
 
 @dataclass
@@ -62,7 +67,7 @@ class TaskRecord:
     retried: bool = False
     peak_memory_mb: float = 0.0
     worker: int = 0
-    candidates: list[list[dict]] = field(default_factory=list)
+    candidates: list[list[dict]] = field(default_factory=list)  # per test input: Candidate.to_dict, best first
     attempts: list[list[Any]] = field(default_factory=list)  # per test input: [attempt_1, attempt_2]
     correct: list[bool] | None = None
     error: str = ""

@@ -12,14 +12,15 @@ candidate parses.
   advances the live paths of several views together, one row of a stacked KV cache each; `dfs` (one
   path of one view at a time, cropping the cache back on each backtrack) is its reference.
 
-`predict_task` then merges identical grids and ranks them (selection module) into two attempts.
+This is the first candidate source (`sources.LLMSource`); `predict_task` pools every source's candidates,
+merges identical grids and ranks them (selection module) into two attempts.
 Everything runs under inference mode; CUDA out-of-memory errors propagate unchanged so the caller
 can retry with a smaller batch.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -35,16 +36,6 @@ from ..core.views import View
 from .batching import (UnsupportedCache, build_prompt, grid_ids_tensor, grid_logprobs, left_padded, merge_rows,
                        select_rows)
 from .runtime import model_device
-
-
-@dataclass
-class TaskPrediction:
-    attempts: list[tuple[np.ndarray | None, np.ndarray | None]]  # per test input; None where nothing was found
-    candidates: list[list[Candidate]]  # per test input, ranked best first
-    seconds: float
-    stopped_by: str  # "done" | "time_cap"
-    views_done: int = 0  # fewest views, over the test inputs, that produced a candidate (throughput for planning)
-    times: "PhaseTimes" = field(default_factory=lambda: PhaseTimes())
 
 
 @dataclass

@@ -5,6 +5,7 @@ import dataclasses
 import gc
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -18,6 +19,7 @@ from ..core import formats
 from . import figures, lora, ttt
 from .loading import load_model
 from .predict import inference_views, predict_task
+from .sources import CandidateSource
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ModelEngine:
     cfg: RunConfig
     initial: lora.AdapterSnapshot
     clock: Clock = time.monotonic
+    sources: Sequence[CandidateSource] | None = None  # who proposes candidates (None: the LLM's decoding alone)
 
     @classmethod
     def load(cls, cfg: RunConfig) -> "ModelEngine":
@@ -74,12 +77,8 @@ class ModelEngine:
         c = self.cfg.inference
         if shrink:
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75))
-        p = predict_task(self.model, self.codec, task, c, n_views=views, time_cap=time_cap, clock=self.clock,
-                         seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
-        candidates = [[cand.to_dict() for cand in per_test] for per_test in p.candidates]
-        return PredictOutcome(p.attempts, candidates, views=p.views_done, seconds=p.seconds,
-                              prefill_seconds=p.times.prefill, decode_seconds=p.times.decode,
-                              rescore_seconds=p.times.rescore)
+        return predict_task(self.model, self.codec, task, c, sources=self.sources, n_views=views, time_cap=time_cap,
+                            clock=self.clock, seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
 
     def free_memory(self) -> None:
         gc.collect()

@@ -1,18 +1,21 @@
-"""One task's prediction: candidates from augmented views (decoding), ranked into two attempts (selection)."""
+"""One task's prediction: candidates from augmented views (the sources: the LLM's decoding first), pooled and
+ranked into two attempts (selection)."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..core.clock import Deadline
 from ..core.codec import Codec
 from ..core.config import InferenceConfig
+from ..core.records import PredictOutcome
 from ..core.tasks import Task
 from ..core.views import View, sample_views
-from .decoding import PhaseTimes, TaskPrediction, generate_candidates
+from .decoding import PhaseTimes
 from .selection import SCORING_SEED, select
+from .sources import CandidateSource, LLMSource, pool
 
 
 def inference_views(task: Task, cfg: InferenceConfig, seed: int = 0, keep_background: bool = True) -> list[View]:
@@ -21,14 +24,17 @@ def inference_views(task: Task, cfg: InferenceConfig, seed: int = 0, keep_backgr
             *sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)]
 
 
-def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *, n_views: int | None = None,
+def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
+                 sources: Sequence[CandidateSource] | None = None, n_views: int | None = None,
                  time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 seed: int = 0, keep_background: bool = True) -> TaskPrediction:
+                 seed: int = 0, keep_background: bool = True) -> PredictOutcome:
     """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
 
-    The time left is shared equally among the test inputs still to answer. When it runs out, the
+    Every source (default: the LLM's decoding) proposes into one pool per test input; `model` re-scores the
+    pool. The time left is shared equally among the test inputs still to answer. When it runs out, the
     candidates found so far are ranked (by vote alone if there is no time to re-score them).
     """
+    sources = [LLMSource(model, codec)] if sources is None else sources
     start = clock()
     deadline = Deadline(clock, None if time_cap is None else start + time_cap)
     views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=keep_background)
@@ -38,7 +44,7 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *, n_vie
         for ti in range(task.n_test):
             share = deadline.share(task.n_test - ti)
             t0, prefill = clock(), times.prefill
-            raw = generate_candidates(model, codec, task, ti, views, cfg, share, times)
+            raw = pool(sources, task, ti, views, cfg, share, times)
             t1 = clock()
             ranked = select(model, codec, task, ti, raw, cfg, share, seed=seed, keep_background=keep_background)
             now = clock()
@@ -49,4 +55,6 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *, n_vie
             attempts.append(tuple(ranked[i].grid if i < len(ranked) else None for i in range(2)))
     views_done = min(len({k for c in ranked for k in c.views}) for ranked in ranked_all) if ranked_all else 0
     now = now if task.n_test else clock()
-    return TaskPrediction(attempts, ranked_all, now - start, "time_cap" if deadline.hit else "done", views_done, times)
+    return PredictOutcome(attempts, ranked_all, views_done, now - start, prefill_seconds=times.prefill,
+                          decode_seconds=times.decode, rescore_seconds=times.rescore,
+                          stopped_by="time_cap" if deadline.hit else "done")

@@ -86,7 +86,8 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
                 rec.loss_first, rec.loss_last = tr.losses[0], tr.losses[-1]
             # Inference gets the rest of the task's time, including what training did not use.
             pred = engine.predict(task, plan.views, max(0.0, task_deadline - clock()), shrink)
-            rec.views, rec.infer_seconds, rec.candidates = pred.views, pred.seconds, pred.candidates
+            rec.views, rec.infer_seconds = pred.views, pred.seconds
+            rec.candidates = [[c.to_dict() for c in per_test] for per_test in pred.candidates]
             rec.prefill_seconds, rec.decode_seconds = pred.prefill_seconds, pred.decode_seconds
             rec.rescore_seconds = pred.rescore_seconds
             attempts = _complete(task, pred.attempts)

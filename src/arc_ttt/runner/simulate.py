@@ -95,7 +95,8 @@ class SimEngine:
             attempts = [(p.input, None) for p in task.test]
         seconds = self.clock() - start
         return PredictOutcome(attempts, [[] for _ in task.test], done, seconds, prefill_seconds=prefill,
-                              decode_seconds=seconds - prefill)  # no re-scoring simulated
+                              decode_seconds=seconds - prefill,  # no re-scoring simulated
+                              stopped_by="done" if done == views else "time_cap")
 
     def free_memory(self) -> None:
         self.calls.append(("free",))

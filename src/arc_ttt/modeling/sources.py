@@ -1,0 +1,60 @@
+"""Where candidates come from: each source proposes answers to one test input, all of them go into one pool,
+and one selection (merge, product-of-experts re-scoring, ranking) turns the pool into two attempts.
+
+A source sees the task through the inference views and returns its candidates in the original frame, one per
+(view, answer), unmerged: the views and log-probabilities are the evidence the selection counts votes from.
+The pool writes the source's name into each candidate, so after merging a candidate says which sources found
+it, and the log does too. The LLM's greedy or DFS decoding (`decoding.generate_candidates`) is the first
+source; another model that writes grids (issue 37's grid model) is another, with no change to the selection.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from ..core.clock import Deadline
+from ..core.codec import Codec
+from ..core.config import InferenceConfig
+from ..core.ranking import Candidate
+from ..core.tasks import Task
+from ..core.views import View
+from .decoding import PhaseTimes, generate_candidates
+
+
+class CandidateSource(Protocol):
+    """Proposes candidates for one test input within a deadline."""
+
+    name: str  # what the log calls it (a candidate's `sources`)
+
+    def propose(self, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
+                deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
+        """Candidates in the original frame, unmerged, each with the views that produced it and their
+        log-probabilities; what was found by the deadline when it passes. `cfg` is the prediction's (smaller on
+        an out-of-memory retry); `times.prefill` takes the seconds spent on prompts, if any (the rest of the
+        source's time counts as decoding)."""
+        ...
+
+
+@dataclass
+class LLMSource:
+    """The causal LM's candidates: greedy or DFS decoding under each view, as `cfg.decoding` says."""
+
+    model: Any
+    codec: Codec
+    name: str = "llm"
+
+    def propose(self, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
+                deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
+        return generate_candidates(self.model, self.codec, task, test_index, views, cfg, deadline, times)
+
+
+def pool(sources: Sequence[CandidateSource], task: Task, test_index: int, views: Sequence[View],
+         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
+    """Every source's candidates for one test input, in the sources' order, each naming its source. The sources
+    share the deadline in turn (each checks it): one that uses it all leaves the next nothing."""
+    out: list[Candidate] = []
+    for source in sources:
+        for c in source.propose(task, test_index, views, cfg, deadline, times):
+            c.sources = [source.name]
+            out.append(c)
+    return out
