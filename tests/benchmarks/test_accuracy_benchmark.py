@@ -1,9 +1,15 @@
 """benchmarks/accuracy.py's arithmetic: a row is the mean over seeds per task, then over tasks with an interval;
-two rows are compared task by task."""
+two rows are compared task by task. Its replay: decoding memoised by a candidate source."""
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from conftest import load_benchmark
+
+from arc_ttt.core.clock import Deadline, FakeClock
+from arc_ttt.core.config import InferenceConfig
+from arc_ttt.core.ranking import Candidate
 
 
 
@@ -149,3 +155,48 @@ def test_a_truth_only_row_has_the_truth_nll_alone_and_pairs_on_it(accuracy, tmp_
     assert set(c) == {"a", "b", "truth_nll", "tasks", "seeds"}
     assert c["truth_nll"]["mean"] == pytest.approx(0.25) and c["truth_nll"]["lo"] == pytest.approx(0.25)
     assert accuracy.seed_on(seeds[0], ["a", "b"])["score"] is None
+
+
+class CountingSource:
+    """A source whose every proposal takes 5 s on the fake clock: one candidate per view."""
+
+    name = "llm"
+
+    def __init__(self, clock):
+        self.clock, self.calls = clock, 0
+
+    def propose(self, task, test_index, views, cfg, deadline, times):
+        self.calls += 1
+        self.clock.advance(5.0)
+        return [Candidate(np.full((1, 1), test_index, dtype=np.uint8), [v.key], [-1.0]) for v in views]
+
+
+def test_the_memo_source_decodes_once_per_adapter_and_settings(accuracy):
+    """Rows that differ in selection alone replay the decoding (and count its seconds); another adapter, other
+    decoding settings or a decoding cut short by its deadline decode again."""
+    clock = FakeClock()
+    inner, adapter = CountingSource(clock), [("t", 8, 0)]
+    memo = accuracy.MemoSource(inner, lambda: adapter[0], clock)
+    view = SimpleNamespace(key="v1")
+    task = SimpleNamespace(id="t")
+    cfg = InferenceConfig()
+    first = memo.propose(task, 0, [view], cfg, Deadline(clock), None)
+    first[0].votes = 99  # selection works on what it is given: the memo keeps its own copy
+    again = memo.propose(task, 0, [view], cfg, Deadline(clock), None)
+    assert inner.calls == 1 and memo.replayed == 5.0 and memo.name == "llm"
+    assert again[0].votes == 0 and again[0].views == ["v1"]
+    memo.propose(task, 0, [view], InferenceConfig(decoding="greedy"), Deadline(clock), None)
+    adapter[0] = ("initial", 0)
+    memo.propose(task, 0, [view], cfg, Deadline(clock), None)
+    assert inner.calls == 3
+    memo.propose(task, 1, [view], cfg, Deadline(clock, clock() + 1.0), None)  # cut short: never replayed
+    memo.propose(task, 1, [view], cfg, Deadline(clock), None)
+    assert inner.calls == 5 and memo.replayed == 5.0
+
+
+def test_the_replay_engine_gives_its_model_engine_the_memo_source(accuracy):
+    inner = SimpleNamespace(model=None, codec=None, sources=None)
+    engine = accuracy.ReplayEngine(inner, {})
+    assert inner.sources == [engine.memo] and engine.memo.adapter() == ("initial",)
+    engine.adapter = ("t", 8, 0)
+    assert engine.memo.adapter() == ("t", 8, 0) and engine.replayed_generation == 0.0
