@@ -190,3 +190,33 @@ def test_long_tasks_get_their_own_step_cap():
     spent = sum(p.train_seconds(t, plan.steps) + p.infer_seconds(t, plan.views)
                 for t, plan in zip(tasks, (short, long)))
     assert spent <= 60 and 0 < short.steps <= 16 and long.steps >= short.steps
+
+
+def run_as_planned(p, clock, ids):
+    """Each task takes exactly what its plan predicts (the priors are right); the plans, in order."""
+    plans = []
+    for task_id in ids:
+        plan = p.plan(task_id)
+        t = next(x for x in p.tasks if x.id == task_id)
+        train = p.train_seconds(t, plan.steps)
+        infer = p.infer_seconds(t, plan.views) if plan.views else 0.0
+        clock.advance(train + infer)
+        p.record(task_id, plan, train_seconds=train, steps_done=plan.steps, infer_seconds=infer, views_done=plan.views)
+        plans.append(plan)
+    return plans
+
+
+@pytest.mark.parametrize("seconds", [1e6, 45, 35, 25])
+def test_min_steps_equal_to_max_steps_trains_exactly_that_many_or_none(seconds):
+    """budget.min_steps = max_steps (NVARC's fixed 128, 64 for the PoE recipe): whatever the time, a task trains that
+    many steps or none (views are cut first, then TTT), never a fraction; with time to spare every task trains it."""
+    cfg = BudgetConfig(seconds=seconds, safety_margin=0, min_margin_seconds=0, adaptive=False, policy="uniform",
+                       task_overhead_seconds=0, min_steps=16, max_steps=16)
+    clock = FakeClock()
+    plans = run_as_planned(planner(cfg, costs(10), clock), clock, [f"t{i}" for i in range(10)])
+    assert {p.steps for p in plans} <= {0, 16}
+    assert all((p.steps == 0) == (p.mode in ("no_ttt", "fallback")) for p in plans)
+    if seconds == 1e6:
+        assert [(p.mode, p.steps, p.views) for p in plans] == [("full", 16, 8)] * 10
+    if seconds == 25:  # per task 16 steps cost 3.2 s and 8 views 1.8 s: not every task can train
+        assert {p.steps for p in plans} == {0, 16}

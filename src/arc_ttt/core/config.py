@@ -127,7 +127,7 @@ class BudgetConfig:
     max_steps: int = 64  # TTT steps at most per task ...
     max_steps_long: int | None = None  # ... for a task whose prompt and answer reach long_tokens (None: max_steps)
     long_tokens: int = 1000  # the dev set's long stratum starts here (benchmarks/dev_tasks.json)
-    min_steps: int = 4  # fewer than this is not worth training: go without TTT
+    min_steps: int = 4  # fewer is not worth training: no TTT. = max_steps: exactly that many or none (NVARC: 128)
     min_views: int = 2  # fewest views before dropping TTT
     adaptive: bool = True  # weight steps by the base model's difficulty on the task's demos (policy heuristic)
     # How TTT steps are shared out (core.policy): uniform, one step scale; heuristic, scale x difficulty weight;
