@@ -30,7 +30,8 @@ from ..core.modelfolder import describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.policy import LearnedPolicy, load_policy
 from ..core.records import Engine, TaskRecord
-from ..core.submission import SubmissionWriter, score_submission, write_json_atomic
+from ..core.folders import write_json_atomic
+from ..core.submission import SubmissionWriter, score_submission
 from ..core.tasks import Task, select_tasks
 from . import workers
 from .isolation import fallback_record, solve_task

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.config import RunConfig
+from ..core.folders import write_text_atomic
 from ..core.pictures import CSS, cell_size, figure
 from ..core.tasks import Task, TaskSet
 
@@ -63,8 +64,7 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
                     parts.append(figure("truth", truth, cell))
                 parts.append("</div>")
             parts.append("</div>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+    write_text_atomic(path, "\n".join(parts))  # a kill mid-write leaves the last whole report
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 
+from ..core.folders import write_text_atomic
 from ..core.pictures import CSS, cell_size, figure
 from .catalog import FAMILIES
 from .generate import Batch
@@ -35,6 +36,5 @@ def write_gallery(path: str, batch: Batch, per_family: int = 2) -> str:
             parts.append(f"<div class='row'>{figure(f'{label} input', p.input, cell)}"
                          f"{figure(f'{label} output', p.output, cell)}</div>")
         parts.append("</div>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+    write_text_atomic(path, "\n".join(parts))
     return path

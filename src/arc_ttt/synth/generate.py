@@ -5,7 +5,6 @@ it came from, `synth-<family>-<seed>-<index>`, so the corpus guard and a reader 
 """
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from collections import Counter
@@ -14,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.config import ConfigError
-from ..core.tasks import Pair, Task
+from ..core.folders import write_json_atomic
+from ..core.tasks import Pair, Task, to_kaggle
 from .catalog import FAMILIES
 from .family import Family, Redraw
 from .verify import problems
@@ -115,16 +115,11 @@ def write(out: str, batch: Batch, seed: int) -> list[str]:
         by_family.setdefault(t.id.split("-")[1], []).append(t)
     written = []
     for name, tasks in sorted(by_family.items()):
-        challenges = {t.id: {"train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
-                             "test": [{"input": p.input.tolist()} for p in t.test]} for t in tasks}
-        solutions = {t.id: [p.output.tolist() for p in t.test] for t in tasks}
-        for kind, obj in (("challenges", challenges), ("solutions", solutions)):
+        for kind, obj in zip(("challenges", "solutions"), to_kaggle(tasks)):
             path = os.path.join(out, f"synth-{name}_{kind}.json")
-            with open(path, "w") as f:
-                json.dump(obj, f, separators=(",", ":"))
+            write_json_atomic(path, obj)
             written.append(path)
     manifest = {"seed": seed, "tasks": len(batch.tasks), "families": batch.per_family(),
                 "refusals": [r.__dict__ for r in batch.refusals[:200]]}
-    with open(os.path.join(out, "manifest.txt"), "w") as f:
-        json.dump(manifest, f, indent=1)
+    write_json_atomic(os.path.join(out, "manifest.txt"), manifest, indent=1)
     return written
