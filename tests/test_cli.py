@@ -43,8 +43,20 @@ USER_MISTAKES = {
                                                "--test-index 9 is out of range"),
     "run, a missing config file": (["run", "--config", "{missing}.yaml"], "config file {missing}.yaml: cannot read"),
     "kernel build, a missing model": (["kernel", "build", "--model", "{missing}", "--owner", "someone", "--out",
-                                       "{tmp}/bundle"], "No such file or directory: '{missing}'"),
-    "wheels check, a missing folder": (["wheels", "check", "{missing}"], "{missing}/requirements"),
+                                       "{tmp}/bundle"], "{missing} is not a model folder: it does not exist"),
+    "kernel build, a folder that holds no model": (["kernel", "build", "--model", "{tmp}", "--owner", "someone",
+                                                    "--out", "{tmp}/bundle"],
+                                                   "{tmp} is not a model folder: it holds neither"),
+    "kernel build, both a model folder and a Kaggle model": (["kernel", "build", "--model", "{tmp}", "--model-source",
+                                                              "o/m/f/v/1", "--owner", "someone"], "give exactly one"),
+    "kernel build, an unknown accelerator": (["kernel", "build", "--model-source", "o/m/f/v/1", "--owner", "someone",
+                                              "--machine-shape", "NvidiaP100"], "machine_shape 'NvidiaP100' is not one"),
+    "kernel build, a missing wheelhouse": (["kernel", "build", "--model-source", "o/m/f/v/1", "--owner", "someone",
+                                            "--format", "kit", "--wheelhouse", "{missing}", "--out", "{tmp}/bundle"],
+                                           "{missing}/arc-ttt-wheels-manifest.json missing: run `make wheels`"),
+    "wheels check, a missing folder": (["wheels", "check", "{missing}"], "{missing}: no such wheelhouse folder"),
+    "wheels build, a missing requirements file": (["wheels", "build", "--requirements", "{missing}.txt", "--dest",
+                                                   "{tmp}/house"], "{missing}.txt: no such requirements file"),
     "finetune, full training of a 4-bit model": (["finetune", "--config", "configs/finetune-local.yaml", "--set",
                                                   "train.mode=full", "--set", "model.load_in_4bit=true"],
                                                  "train.mode: full cannot train model.load_in_4bit: true weights"),
@@ -63,7 +75,7 @@ def test_a_user_mistake_exits_2_with_one_error_line(case, files, capsys, monkeyp
     assert main([a.format(**files) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says.format(**files) in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "Errno" not in err  # the kit's own message, not the OS's
 
 
 def test_a_bug_keeps_its_traceback(files, monkeypatch):
@@ -74,6 +86,27 @@ def test_a_bug_keeps_its_traceback(files, monkeypatch):
     monkeypatch.setattr(cli, "validate_submission", broken)
     with pytest.raises(ValueError, match="a bug in the validator"):
         main(["validate", files["challenges"], files["solutions"]])
+
+
+@pytest.mark.parametrize("bug", [ValueError, RuntimeError, FileNotFoundError])
+def test_a_bug_inside_the_delivery_commands_keeps_its_traceback(bug, files, monkeypatch):
+    """kernel build and wheels check turn no plain ValueError or OSError into an error line: only the kit's own types."""
+    from arc_ttt.delivery import bundle, wheelhouse
+
+    def broken(*args, **kwargs):
+        raise bug("a bug in the builder")
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(bundle, "describe_model", broken)  # called inside build_bundle, after the user's input checks
+    model = os.path.join(files["tmp"], "model")
+    os.makedirs(model)
+    open(os.path.join(model, "model.gguf"), "wb").close()
+    with pytest.raises(bug, match="a bug in the builder"):
+        main(["kernel", "build", "--model", model, "--owner", "someone", "--out", os.path.join(files["tmp"], "out")])
+    monkeypatch.setattr(wheelhouse, "read_wheel", broken)
+    open(os.path.join(files["tmp"], "a-1.0-py3-none-any.whl"), "wb").close()
+    with pytest.raises(bug, match="a bug in the builder"):
+        main(["wheels", "check", files["tmp"]])
 
 
 def test_the_commands_report_through_main_alone():

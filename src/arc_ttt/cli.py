@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections import Counter
@@ -27,16 +26,6 @@ from .synth.command import add_synth_parser
 # is a bug and keeps its traceback.
 USER_ERRORS = (UserError, TaskFileError, ConfigError, TokenizerFormatError, ModelFolderError, PolicyFileError,
                MetadataError, wheelhouse.WheelhouseError)
-
-
-@contextlib.contextmanager
-def user_errors_from(*types: type[BaseException]):
-    """`types` raised inside become UserError: for delivery calls that still raise a plain OSError or ValueError
-    for a user's mistake (a missing folder, a wrong pair of flags), and only around those calls."""
-    try:
-        yield
-    except types as e:
-        raise UserError(str(e)) from e
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -112,8 +101,7 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
                       prepare=args.prepare, shrink_vocab=args.shrink_vocab, machine_shape=args.machine_shape,
                       model_license=args.model_license, model_license_note=args.model_license_note,
                       format=args.format, private=not args.public, demo=args.demo)
-    with user_errors_from(OSError, ValueError):  # delivery/bundle.py's own refusals are not all kit errors yet
-        bundle = build_bundle(spec)
+    bundle = build_bundle(spec)
     for line in bundle.model_lines:
         print(line)
     print(f"bundle {bundle.root} (commit {bundle.commit}, prompt format {bundle.format}), metadata valid:")
@@ -128,11 +116,6 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels(args: argparse.Namespace) -> int:
-    with user_errors_from(OSError, ValueError):  # delivery/wheelhouse.py: a missing folder, a malformed wheel
-        return wheels_command(args)
-
-
-def wheels_command(args: argparse.Namespace) -> int:
     if args.wheels_command == "build":
         if not args.force and wheelhouse.is_current(args.dest, args.requirements):
             print(f"{args.dest}: up to date with {args.requirements} (manifest matches; --force to download again)")
@@ -148,9 +131,9 @@ def wheels_command(args: argparse.Namespace) -> int:
             print(f"  {w.file}  {w.sha256[:12]}")
         return 0
     if args.wheels_command == "check":
+        wheels = wheelhouse.read_wheelhouse(args.folder)  # a missing folder said first, as a folder
         reqs = wheelhouse.read_requirements(os.path.join(args.folder, wheelhouse.REQUIREMENTS))
-        report = wheelhouse.check_closure(wheelhouse.read_wheelhouse(args.folder),
-                                          wheelhouse.read_image_packages(args.image), reqs)
+        report = wheelhouse.check_closure(wheels, wheelhouse.read_image_packages(args.image), reqs)
         problems = report.lines() + wheelhouse.verify_manifest(args.folder)
         for line in problems:
             print(line)

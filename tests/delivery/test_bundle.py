@@ -11,6 +11,7 @@ import tarfile
 import nbformat
 import pytest
 
+from arc_ttt.core.errors import MissingInputError, UserError
 from arc_ttt.delivery import bundle as K
 from arc_ttt.delivery import metadata as M
 from arc_ttt.delivery import wheelhouse as W
@@ -194,18 +195,39 @@ def test_bundle_refuses_a_tampered_wheelhouse(tmp_path, tiny_model_dir, installe
     house = tmp_path / "house"
     shutil.copytree(installed_wheelhouse, house)
     fake_wheel(str(house), "intruder", "1.0")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "older.txt").write_text("the bundle built before")
     spec = K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), wheelhouse=str(house),
                         owner="tester", format="kit")
     with pytest.raises(M.MetadataError, match="intruder"):
         K.build_bundle(spec)
-    with pytest.raises(FileNotFoundError, match="make wheels"):
+    assert (tmp_path / "out" / "older.txt").exists()  # refused before the older bundle is removed
+    with pytest.raises(MissingInputError, match="make wheels"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
                                     wheelhouse=str(tmp_path / "none"), format="kit"))
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(UserError, match="exactly one"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=None, out=str(tmp_path / "out")))
-    with pytest.raises(ValueError, match="NvidiaP100"):
+    with pytest.raises(UserError, match="NvidiaP100"):
         K.build_bundle(K.BundleSpec(config=CONFIG, model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
                                     wheelhouse=installed_wheelhouse, machine_shape="NvidiaP100", format="kit"))
+
+
+def test_bundle_refuses_what_the_user_named_wrongly(tmp_path, tiny_model_dir, installed_wheelhouse):
+    """Each a kit error the CLI prints in one line: a missing config or model folder, a folder without a model, an --out
+    that cannot be written."""
+    def spec(**kw):
+        return K.BundleSpec(**{"config": CONFIG, "model": tiny_model_dir, "out": str(tmp_path / "out"),
+                               "owner": "tester", "wheelhouse": installed_wheelhouse, "format": "kit", **kw})
+
+    with pytest.raises(MissingInputError, match="config .*nope.yaml not found"):
+        K.build_bundle(spec(config=str(tmp_path / "nope.yaml")))
+    with pytest.raises(MissingInputError, match="missing is not a model folder: it does not exist"):
+        K.build_bundle(spec(model=str(tmp_path / "missing")))
+    with pytest.raises(UserError, match="is not a model folder: it holds neither config.json"):
+        K.build_bundle(spec(model=str(tmp_path)))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="a-file: cannot write the bundle there.*another --out"):
+        K.build_bundle(spec(out=str(tmp_path / "a-file")))
 
 
 def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,

@@ -622,4 +622,5 @@ def test_no_gpu_names_the_reasons_outside_the_notebook(tmp_path):
         accelerator.require_usable_gpu(commit_env(tmp_path), "auto", gpu(None))
     with pytest.raises(ValueError, match="retired"):
         accelerator.check_machine_shape("NvidiaTeslaP100")
-    assert {"NvidiaTeslaA100", "NvidiaTeslaT4Highmem", "NvidiaRtxPro6000"} <= set(accelerator.MACHINE_SHAPES)  # KAGGLE.md's list
+    # kaggle_kernel/README.md's list
+    assert {"NvidiaTeslaA100", "NvidiaTeslaT4Highmem", "NvidiaRtxPro6000"} <= set(accelerator.MACHINE_SHAPES)

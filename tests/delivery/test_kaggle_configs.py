@@ -1,4 +1,5 @@
-"""The Kaggle configs against the limits they are written for (KAGGLE.md): budgets, accelerators, memory settings."""
+"""The Kaggle configs against the limits they are written for (kaggle_kernel/README.md): budgets, accelerators,
+memory settings."""
 import glob
 import importlib.util
 import os

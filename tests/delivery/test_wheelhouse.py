@@ -1,6 +1,7 @@
 """Wheelhouse closure check and manifest, on fake wheels built here (no network)."""
 import json
 import os
+import zipfile
 
 import pytest
 
@@ -33,8 +34,34 @@ def test_read_wheel_rejects_a_misnamed_file(tmp_path):
     path = fake_wheel(tmp_path, "gguf", "0.19.0")
     bad = os.path.join(tmp_path, "gguf-0.20.0-py3-none-any.whl")
     os.rename(path, bad)
-    with pytest.raises(ValueError, match="METADATA says"):
+    with pytest.raises(W.WheelhouseError, match="METADATA says gguf 0.19.0, file name says gguf 0.20.0"):
         W.read_wheel(bad)
+
+
+def test_unusable_wheels_and_files_are_wheelhouse_errors(tmp_path):
+    """What a user's folder or file gets wrong is a WheelhouseError naming it (the CLI prints it), never a raw
+    OSError or ValueError."""
+    with pytest.raises(W.WheelhouseError, match="nowhere: no such wheelhouse folder"):
+        W.read_wheelhouse(str(tmp_path / "nowhere"))
+    (tmp_path / "gguf-0.19.0-py3-none-any.whl").write_text("not a zip")
+    with pytest.raises(W.WheelhouseError, match="gguf-0.19.0-py3-none-any.whl: not a readable wheel"):
+        W.read_wheelhouse(str(tmp_path))
+    (tmp_path / "gguf-0.19.0-py3-none-any.whl").unlink()
+    (tmp_path / "no-version.whl").write_text("")
+    with pytest.raises(W.WheelhouseError, match="no-version.whl: not a readable wheel"):
+        W.read_wheelhouse(str(tmp_path))
+    (tmp_path / "no-version.whl").unlink()
+    with zipfile.ZipFile(tmp_path / "empty-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("empty/__init__.py", "")
+    with pytest.raises(W.WheelhouseError, match="expected one .dist-info/METADATA, found 0"):
+        W.read_wheelhouse(str(tmp_path))
+    with pytest.raises(W.WheelhouseError, match="req.txt: no such requirements file"):
+        W.read_requirements(str(tmp_path / "req.txt"))
+    (tmp_path / "req.txt").write_text("gguf==0.19.0\nnot a == requirement\n")
+    with pytest.raises(W.WheelhouseError, match="req.txt, line 2: not a requirement"):
+        W.read_requirements(str(tmp_path / "req.txt"))
+    with pytest.raises(W.WheelhouseError, match="no such requirements file"):  # before pip runs
+        W.download(str(tmp_path / "missing.txt"), str(tmp_path / "dest"))
 
 
 def test_closure_ok_with_image_packages_and_markers(house, tmp_path):
@@ -133,6 +160,12 @@ def test_read_manifest_errors_name_the_file(tmp_path):
     (tmp_path / W.MANIFEST).write_text("{not json")
     with pytest.raises(W.WheelhouseError, match="not valid JSON"):
         W.read_manifest(str(tmp_path))
+    (tmp_path / W.MANIFEST).write_text("[]")
+    with pytest.raises(W.WheelhouseError, match="expected a JSON object"):
+        W.read_manifest(str(tmp_path))
+    (tmp_path / W.MANIFEST).write_text('{"wheels": [{"file": "a-1.0-py3-none-any.whl"}]}')
+    with pytest.raises(W.WheelhouseError, match="no `wheels` list of file and sha256"):
+        W.verify_manifest(str(tmp_path))
 
 
 def test_cli_wheels_check_and_build_skip(house, tmp_path, capsys):
@@ -149,5 +182,9 @@ def test_cli_wheels_check_and_build_skip(house, tmp_path, capsys):
     assert main(["wheels", "check", house]) == 2
     assert "intruder" in capsys.readouterr().out
     assert main(["wheels", "check", str(tmp_path / "nowhere")]) == 2
-    assert "error:" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'}: no such wheelhouse folder: build it with `make " \
+                                      f"wheels` (arc-ttt wheels build) or name the folder that holds the wheels\n"
+    (tmp_path / "broken-1.0-py3-none-any.whl").write_text("not a zip")
+    assert main(["wheels", "check", str(tmp_path)]) == 2
+    assert "broken-1.0-py3-none-any.whl: not a readable wheel" in capsys.readouterr().err
     assert not hasattr(W, "main")  # one CLI: arc-ttt wheels

@@ -10,10 +10,12 @@ import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..core.errors import UserError
 from .environment import Environment
 
-# Accepted by kernel-metadata.json's `machine_shape` (the documented names; see KAGGLE.md). Some are limited to
-# certain competitions; the kaggle CLI 2.2.5 marks NvidiaTeslaP100 retired (today's torch has no sm_60 kernels).
+# Accepted by kernel-metadata.json's `machine_shape` (the documented names; see kaggle_kernel/README.md). Some are
+# limited to certain competitions; the kaggle CLI 2.2.5 marks NvidiaTeslaP100 retired (today's torch has no sm_60
+# kernels).
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100",
                   "NvidiaRtxPro6000")
 RETIRED_SHAPES = ("NvidiaTeslaP100",)
@@ -29,10 +31,10 @@ class AcceleratorUnusable(RuntimeError):
 def check_machine_shape(name: str | None) -> str | None:
     """The name itself when Kaggle documents it (None stays None: no accelerator requested)."""
     if name in RETIRED_SHAPES:
-        raise ValueError(f"machine_shape {name!r} is retired (kaggle CLI 2.2.5) and today's torch cannot use it; "
-                         f"use one of {', '.join(MACHINE_SHAPES)}")
+        raise UserError(f"machine_shape {name!r} is retired (kaggle CLI 2.2.5) and today's torch cannot use it; "
+                        f"use one of {', '.join(MACHINE_SHAPES)}")
     if name is not None and name not in MACHINE_SHAPES:
-        raise ValueError(f"machine_shape {name!r} is not one Kaggle documents; use one of {', '.join(MACHINE_SHAPES)}")
+        raise UserError(f"machine_shape {name!r} is not one Kaggle documents; use one of {', '.join(MACHINE_SHAPES)}")
     return name
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..core.config import load_config
+from ..core.errors import MissingInputError, UserError
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.codec import TokenizerFormatError
 from ..core.formats import codec_for, names as format_names, write_format_file
@@ -57,7 +58,7 @@ class BundleSpec:
     competition: str | None = None  # None: the config's kaggle.competition
     wheelhouse: str = "wheels/wheelhouse"
     model_source: str | None = None  # a Kaggle model instead: owner/model/framework/variation/version
-    prepare: bool = False  # run arc_ttt.model.prepare_model on the weights
+    prepare: bool = False  # run arc_ttt.modeling.export.prepare_model on the weights
     shrink_vocab: bool = False
     machine_shape: str | None = None  # overrides the config's kaggle.machine_shape
     model_license: str = "apache-2.0"  # the weights' own licence (SmolLM2: Apache-2.0), one of KAGGLE_LICENSES
@@ -196,14 +197,18 @@ def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
     write_json(os.path.join(dst, BUILD_FILE), {**record, "fingerprints": fingerprints})
 
 
-def write_wheels(spec: BundleSpec, dst: str) -> None:
-    """The wheelhouse, flat, after checking it still matches its manifest."""
+def check_wheelhouse(spec: BundleSpec) -> None:
+    """The wheelhouse has its manifest and still matches it (no wheel missing, added or altered)."""
     manifest = os.path.join(spec.wheelhouse, wheelhouse.MANIFEST)
     if not os.path.exists(manifest):
-        raise FileNotFoundError(f"{manifest} missing: run `make wheels` (arc-ttt wheels build) first")
+        raise MissingInputError(f"{manifest} missing: run `make wheels` (arc-ttt wheels build) first")
     problems = wheelhouse.verify_manifest(spec.wheelhouse)
     if problems:
         raise MetadataError(f"{spec.wheelhouse}: " + "; ".join(problems))
+
+
+def write_wheels(spec: BundleSpec, dst: str) -> None:
+    """The wheelhouse, flat (check_wheelhouse has checked it against its manifest)."""
     os.makedirs(dst)
     for name in sorted(os.listdir(spec.wheelhouse)):
         if name.endswith(".whl") or name in (wheelhouse.MANIFEST, wheelhouse.REQUIREMENTS):
@@ -292,16 +297,20 @@ def _make_readable(root: str) -> None:
 def check_spec(spec: BundleSpec) -> tuple[str, ModelInfo | None, str]:
     """(owner, what the model folder is, machine shape), or the error that stops the build before anything is written."""
     if (spec.model is None) == (spec.model_source is None):
-        raise ValueError("give exactly one of a model folder (--model) or a Kaggle model (--model-source)")
+        raise UserError("give exactly one of a model folder (--model) or a Kaggle model (--model-source)")
     if not os.path.isfile(spec.config):
-        raise FileNotFoundError(f"config {spec.config} not found")
+        raise MissingInputError(f"config {spec.config} not found")
     owner = spec.owner or kaggle_owner()
     if not owner or owner == PLACEHOLDER_OWNER:
         raise MetadataError("no Kaggle owner: pass --owner (make kernel KERNEL_ARGS=\"--owner you\") or set "
                             "KAGGLE_USERNAME. The kaggle CLI's newer sign-ins (kaggle auth login, KAGGLE_API_TOKEN, "
                             "~/.kaggle/access_token) carry no username; only a legacy kaggle.json does")
     if spec.model is not None and not is_model_dir(spec.model):
-        raise FileNotFoundError(f"{spec.model} is not a model folder (config.json + weights, or a .gguf file)")
+        missing = not os.path.exists(spec.model)
+        why = "it does not exist" if missing else "it holds neither config.json + weights nor a .gguf file"
+        raise (MissingInputError if missing else UserError)(
+            f"{spec.model} is not a model folder: {why}. Pass the model's folder with --model (make kernel "
+            f"KERNEL_MODEL=path/to/model)")
     info = describe_model(spec.model) if spec.model is not None else None
     machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
     if machine_shape is None:
@@ -330,10 +339,14 @@ def build_bundle(spec: BundleSpec) -> Bundle:
     fmt, fmt_source = resolve_format(spec, info)
     check_tokenizer(spec, fmt)
     demo = check_demo(spec, info)
+    check_wheelhouse(spec)  # before the older bundle is removed
     commit = git_commit()
     root = os.path.abspath(spec.out)
     shutil.rmtree(root, ignore_errors=True)
-    os.makedirs(root)
+    try:
+        os.makedirs(root)
+    except OSError as e:
+        raise UserError(f"{root}: cannot write the bundle there ({e.strerror or e}): pass another --out") from None
     bundle = Bundle(root=root, commit=commit, machine_shape=machine_shape, format=fmt, format_source=fmt_source,
                     model_lines=model_lines(spec, info, fmt, fmt_source))
     record = build_record(spec, commit, fmt, fmt_source, info)

@@ -116,7 +116,11 @@ def competition_mounts(root: str, name: str = CHALLENGES_FILE) -> dict[str, str]
 
 
 def is_model_dir(folder: str, files: list[str] | None = None) -> bool:
-    files = os.listdir(folder) if files is None else files
+    """Whether `folder` holds a model: config.json + weights, or a .gguf file (False for a path that is no folder)."""
+    if files is None:
+        if not os.path.isdir(folder):
+            return False
+        files = os.listdir(folder)
     if any(f.endswith(".gguf") for f in files):
         return True
     return "config.json" in files and any(f.endswith(MODEL_WEIGHTS) for f in files)

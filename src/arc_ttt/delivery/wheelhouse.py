@@ -26,9 +26,9 @@ import sysconfig
 import zipfile
 from dataclasses import asdict, dataclass, field
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 # A distinctive name: the notebook finds the wheels dataset by it, so another dataset's manifest.json
 # cannot be mistaken for it.
@@ -108,30 +108,44 @@ def sha256_file(path: str) -> str:
 
 def read_wheel(path: str) -> Wheel:
     """Name, version and Requires-Dist from the wheel's own METADATA (not from its file name alone)."""
-    name, version, _, _ = parse_wheel_filename(os.path.basename(path))
-    with zipfile.ZipFile(path) as z:
-        meta = [n for n in z.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
-        if len(meta) != 1:
-            raise ValueError(f"{path}: expected one .dist-info/METADATA, found {len(meta)}")
-        msg = email.parser.Parser().parsestr(z.read(meta[0]).decode("utf-8"), headersonly=True)
-    if canonicalize_name(msg["Name"]) != name or Version(msg["Version"]) != version:
-        raise ValueError(f"{path}: METADATA says {msg['Name']} {msg['Version']}, file name says {name} {version}")
+    try:
+        name, version, _, _ = parse_wheel_filename(os.path.basename(path))
+        with zipfile.ZipFile(path) as z:
+            meta = [n for n in z.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            if len(meta) != 1:
+                raise WheelhouseError(f"{path}: expected one .dist-info/METADATA, found {len(meta)}: not a wheel pip "
+                                      f"builds; download it again (arc-ttt wheels build --force)")
+            msg = email.parser.Parser().parsestr(z.read(meta[0]).decode("utf-8"), headersonly=True)
+        said = canonicalize_name(msg["Name"] or ""), Version(msg["Version"] or "")
+    except (InvalidWheelFilename, InvalidVersion, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise WheelhouseError(f"{path}: not a readable wheel ({e}); download it again (arc-ttt wheels build --force)"
+                              ) from None
+    if said != (name, version):
+        raise WheelhouseError(f"{path}: METADATA says {msg['Name']} {msg['Version']}, file name says {name} {version}: "
+                              f"a renamed or altered wheel; download it again (arc-ttt wheels build --force)")
     return Wheel(os.path.basename(path), name, str(version), tuple(msg.get_all("Requires-Dist") or ()),
                  sha256_file(path))
 
 
 def read_wheelhouse(folder: str) -> list[Wheel]:
+    if not os.path.isdir(folder):
+        raise WheelhouseError(f"{folder}: no such wheelhouse folder: build it with `make wheels` (arc-ttt wheels build)"
+                              f" or name the folder that holds the wheels")
     return [read_wheel(os.path.join(folder, f)) for f in sorted(os.listdir(folder)) if f.endswith(".whl")]
 
 
 def read_requirements(path: str) -> list[Requirement]:
     """Requirement lines of a pip requirements file (comments and blank lines skipped)."""
+    if not os.path.isfile(path):
+        raise WheelhouseError(f"{path}: no such requirements file")
     reqs = []
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             line = line.split("#", 1)[0].strip()
-            if line:
-                reqs.append(Requirement(line))
+            try:
+                reqs += [Requirement(line)] if line else []
+            except InvalidRequirement as e:
+                raise WheelhouseError(f"{path}, line {number}: not a requirement ({e})") from None
     return reqs
 
 
@@ -200,18 +214,31 @@ def read_manifest(folder: str) -> dict:
     path = os.path.join(folder, MANIFEST)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            manifest = json.load(f)
     except FileNotFoundError:
         raise WheelhouseError(f"{path} missing: run `make wheels` (arc-ttt wheels build) first") from None
     except json.JSONDecodeError as e:
         raise WheelhouseError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(manifest, dict):
+        raise WheelhouseError(f"{path}: expected a JSON object: not written by `arc-ttt wheels build`; build again")
+    return manifest
+
+
+def _listed_wheels(folder: str) -> dict[str, str]:
+    """file -> sha256 of each wheel the manifest lists."""
+    wheels = read_manifest(folder).get("wheels")
+    if not isinstance(wheels, list) or not all(isinstance(w, dict) and isinstance(w.get("file"), str)
+                                               and isinstance(w.get("sha256"), str) for w in wheels):
+        raise WheelhouseError(f"{os.path.join(folder, MANIFEST)}: no `wheels` list of file and sha256: not written by "
+                              f"`arc-ttt wheels build`; build the wheelhouse again")
+    return {w["file"]: w["sha256"] for w in wheels}
 
 
 def is_current(folder: str, requirements_path: str, target: Target = KAGGLE) -> bool:
     """True when the wheelhouse was built from these exact requirements for this target and still matches
     its manifest: `make kernel` then skips the download."""
-    if not os.path.exists(os.path.join(folder, MANIFEST)):
-        return False
+    if not os.path.exists(os.path.join(folder, MANIFEST)) or not os.path.isfile(requirements_path):
+        return False  # build says what is missing
     manifest = read_manifest(folder)
     return (manifest.get("requirements_sha256") == sha256_file(requirements_path)
             and manifest.get("target") == json.loads(json.dumps(asdict(target)))
@@ -220,8 +247,7 @@ def is_current(folder: str, requirements_path: str, target: Target = KAGGLE) -> 
 
 def verify_manifest(folder: str) -> list[str]:
     """Problems with a wheelhouse folder against its manifest: missing, extra or altered wheels."""
-    manifest = read_manifest(folder)
-    listed = {w["file"]: w["sha256"] for w in manifest["wheels"]}
+    listed = _listed_wheels(folder)
     present = {f for f in os.listdir(folder) if f.endswith(".whl")}
     problems = [f"{f}: listed in the manifest but missing" for f in sorted(set(listed) - present)]
     problems += [f"{f}: present but not in the manifest" for f in sorted(present - set(listed))]
@@ -232,9 +258,14 @@ def verify_manifest(folder: str) -> list[str]:
 
 def download(requirements_path: str, dest: str, target: Target = KAGGLE, python: str = sys.executable) -> None:
     """pip download the pinned requirements for `target`, without their dependencies (see the module doc)."""
+    read_requirements(requirements_path)  # a missing or malformed file said by the kit, before pip runs
     os.makedirs(dest, exist_ok=True)
-    subprocess.run([python, "-m", "pip", "download", "--no-deps", *target.pip_flags(),
-                    "-r", requirements_path, "-d", dest], check=True)
+    done = subprocess.run([python, "-m", "pip", "download", "--no-deps", *target.pip_flags(),
+                           "-r", requirements_path, "-d", dest])
+    if done.returncode:
+        raise WheelhouseError(f"pip download of {requirements_path} failed (exit {done.returncode}; pip's message is "
+                              f"above): a pin with no wheel for Python {target.python_version} on the target "
+                              f"platform, or no network")
 
 
 def build(requirements_path: str, dest: str, image_path: str = IMAGE_PACKAGES, target: Target = KAGGLE) -> ClosureReport:
