@@ -25,7 +25,8 @@ ALLOWED = {
 }
 # Recipes that need the model from their first line may import it (the run may not: it writes its fallback
 # submission before torch loads).
-RECIPES = {"runner.finetune": {"modeling"}, "runner.checkpoint": {"modeling"}, "runner.gpu_run": {"modeling"}}
+RECIPES = {"runner.finetune": {"modeling"}, "runner.checkpoint": {"modeling"}, "runner.gpu_run": {"modeling"},
+           "runner.gridtrain": {"modeling"}}
 
 
 def modules() -> dict[str, str]:

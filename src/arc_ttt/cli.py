@@ -19,6 +19,7 @@ from .delivery import wheelhouse
 from .delivery.accelerator import MACHINE_SHAPES
 from .delivery.bundle import DEFAULT_OUT, BundleSpec, build_bundle
 from .delivery.metadata import KAGGLE_LICENSES, MetadataError
+from .runner.gridcommand import add_grid_parser
 from .runner.pipeline import run
 from .synth.command import add_synth_parser
 
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gpu_parsers(sub)
     add_synth_parser(sub)
+    add_grid_parser(sub)
 
     p = sub.add_parser("prepare-model", help="write a local model folder ready to upload (optionally vocabulary-shrunk)")
     p.add_argument("src", help="a Hugging Face model folder or a .gguf file")

@@ -1,0 +1,50 @@
+"""The grid model's config: TRM's defaults, the shipped configs, the checks that name the key, the schedule."""
+import math
+
+import pytest
+
+from arc_ttt.core.config import ConfigError
+from arc_ttt.core.gridconfig import GridConfig, GridTrainConfig, load_grid_config
+
+
+def test_defaults_and_overrides():
+    cfg = load_grid_config(None, ["model.hidden=64", "train.betas=[0.9, 0.99]", "data.holdout=2"])
+    assert isinstance(cfg, GridConfig) and cfg.model.hidden == 64 and cfg.train.betas == (0.9, 0.99)
+    assert (cfg.model.T, cfg.model.n_sup, cfg.model.layers, cfg.model.condition) == (3, 16, 2, "none")  # TRM's
+    assert cfg.data.exclude == ["arc-agi-1:eval", "arc-agi-2:eval"] and cfg.data.holdout == 2  # finetune's corpus
+
+
+@pytest.mark.parametrize("path", ["configs/grid-local.yaml", "configs/grid-l4.yaml"])
+def test_the_shipped_configs_load_and_never_train_on_what_is_measured(path):
+    cfg = load_grid_config(path)
+    assert {"arc-agi-1:eval", "arc-agi-2:eval", "benchmarks/dev_tasks.json"} <= set(cfg.data.exclude)
+    assert cfg.eval.dev == "benchmarks/dev_tasks.json" and cfg.model.canvas == 30
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.heads=3", "model"),  # 128 / 3: no whole head size
+    ("model.hidden=24", "model"),  # head size 6: not a multiple of 4 for 2-D RoPE
+    ("model.canvas=31", "model"),
+    ("model.condition=llm", "model"),  # the hybrid is not built yet
+    ("model.prefix=40", "model"),
+    ("train.autocast=fp16", "train.autocast"),
+    ("train.nonsense=1", "train"),
+])
+def test_a_bad_value_is_refused_naming_its_section(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_grid_config(None, [override])
+
+
+def test_at_least_one_view_per_task():
+    with pytest.raises(ConfigError, match="views_per_task"):
+        load_grid_config(None, ["train.views_per_task=0"])
+
+
+def test_the_schedule_warms_up_then_holds_or_falls_to_its_floor():
+    held = GridTrainConfig(steps=100, warmup_steps=10)
+    assert [held.lr_factor(k) for k in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert held.lr_factor(10) == held.lr_factor(99) == 1.0  # TRM's lr_min_ratio 1: constant
+    cosine = GridTrainConfig(steps=110, warmup_steps=10, lr_min_ratio=0.1)
+    assert cosine.lr_factor(10) == 1.0 and cosine.lr_factor(60) == pytest.approx(0.55)
+    assert cosine.lr_factor(110) == pytest.approx(0.1) and cosine.lr_factor(500) == pytest.approx(0.1)
+    assert not math.isnan(GridTrainConfig(steps=5, warmup_steps=0).lr_factor(0))
