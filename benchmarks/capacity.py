@@ -13,6 +13,9 @@ benchmarks/dev_eval_tasks.json: held-out evaluation tasks), task i under D8 elem
     full       every weight trains, fp32 weights (bf16 weights would round lr-sized updates away), lr 1e-4: a
                reference ceiling, not shippable (the committed artefact stays at most 40 MB)
     r16-cont   the committed adapter's run continued (its r16 adapter as the start, not a fresh one)
+    synth25    r16 with 25% of the samples drawn from the kit's generated tasks (`arc-ttt synth --out runs/synth-s0
+    synth50    --n 20000 --seed 0`), 50% for synth50; generated tasks are smaller, so these run the steps at which
+               their samples hold as many tokens as r16's (equal tokens, not equal steps); r16 is the 0% arm
 Each run lives in runs/capacity/<variant> and resumes where it stopped (a session may end mid-run). The table: per
 variant and dev set, the NLL per output token and the share of tasks whose teacher-forced argmax writes the last
 output whole; each variant minus r16, paired by task (NLL: per-task means), with 90% bootstrap intervals.
@@ -28,7 +31,9 @@ import time
 
 from arc_ttt.core.config import FinetuneConfig, load_config
 from arc_ttt.core.stats import bootstrap_mean, paired_difference
-from arc_ttt.runner.finetune import CARD, finetune
+from arc_ttt.core.formats import codec_for, resolve
+from arc_ttt.modeling.loading import load_tokenizer
+from arc_ttt.runner.finetune import CARD, finetune, run_corpus, sample_sequence
 
 from provenance import provenance, write_result
 
@@ -44,14 +49,46 @@ VARIANTS = {
     "r64": ["lora.r=64", "train.lr=1e-3", "eval.at_start=false"],  # before training: r16's figure (zero-init B)
     "full": ["train.mode=full", "model.dtype=float32", "train.lr=1e-4", "eval.at_start=false"],
     "r16-cont": ["lora.r=16", "train.lr=1e-3", "train.init_adapter=configs/adapters/smollm2-135m-arc"],
+    "synth25": ["lora.r=16", "train.lr=1e-3", "eval.at_start=false", "data.generated=[runs/synth-s0]",
+                "data.generated_share=0.25"],
+    "synth50": ["lora.r=16", "train.lr=1e-3", "eval.at_start=false", "data.generated=[runs/synth-s0]",
+                "data.generated_share=0.5"],
 }
+EQUAL_TOKENS = {"synth25", "synth50"}  # steps chosen so the samples hold r16's tokens
 SETS = ("dev", "dev_eval")
 
 
 def variant_config(name: str, steps: int, runs: str) -> tuple[FinetuneConfig, list[str]]:
+    if name in EQUAL_TOKENS:
+        steps = matched_steps(load_config(CONFIG, [*COMMON, *VARIANTS[name]], cls=FinetuneConfig),
+                              sample_tokens(variant_config("r16", steps, runs)[0], steps))
     sets = [*COMMON, *VARIANTS[name], f"train.steps={steps}", f"eval.every_steps={steps}",
             f"output.dir={os.path.join(runs, name)}"]
     return load_config(CONFIG, sets, cls=FinetuneConfig), sets
+
+
+def _samples(cfg: FinetuneConfig):
+    """The run's samples in order, tokenised (deterministic: the seed and the index fix each one)."""
+    codec = codec_for(resolve(cfg.model.format, cfg.model.path), load_tokenizer(cfg.model))
+    corpus = run_corpus(cfg, codec)
+    k = 0
+    while True:
+        yield len(sample_sequence(corpus, k, codec, cfg)[0].ids)
+        k += 1
+
+
+def sample_tokens(cfg: FinetuneConfig, steps: int) -> int:
+    per_step = cfg.train.grad_accum * cfg.train.batch_size
+    return sum(t for t, _ in zip(_samples(cfg), range(steps * per_step)))
+
+
+def matched_steps(cfg: FinetuneConfig, tokens: int) -> int:
+    """The fewest steps whose samples hold at least `tokens` tokens."""
+    per_step, total, n = cfg.train.grad_accum * cfg.train.batch_size, 0, 0
+    for t in _samples(cfg):
+        total, n = total + t, n + 1
+        if total >= tokens and n % per_step == 0:
+            return n // per_step
 
 
 def run_variant(name: str, steps: int, runs: str) -> dict:
