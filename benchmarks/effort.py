@@ -46,11 +46,11 @@ from arc_ttt.core.devset import read_devset, load_dev_tasks
 from arc_ttt.core.ranking import Candidate
 from arc_ttt.core.tasks import Task
 from arc_ttt.core.codec import LossOn
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.modeling.engine import ModelEngine
 from arc_ttt.modeling.runtime import autocast_context, model_device
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+from arc_ttt.modeling.selection import poe_nll
 
 from provenance import provenance
 
@@ -119,8 +119,7 @@ def demo_entropy(engine: ModelEngine, task: Task) -> float:
 def truth_nll(engine: ModelEngine, task: Task) -> float:
     """The truth's NLL per answer token under the scoring views, mean over views and test outputs."""
     cfg = engine.cfg
-    views = sample_views(task, cfg.inference.n_score_views, cfg.seed + SCORING_SEED,
-                         keep_background=cfg.views.keep_background)
+    views = ViewPlan.of(cfg.views, cfg.seed).scoring(task, cfg.inference.n_score_views)
     per_output = []
     for ti, pair in enumerate(task.test):
         nll = poe_nll(engine.model, engine.codec, task, ti, [pair.output], views, max_len=cfg.inference.max_len,

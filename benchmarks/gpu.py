@@ -37,7 +37,7 @@ import transformers
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.symbolformat import GridCodec
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
 from arc_ttt.modeling.decoding import PhaseTimes, generate_candidates
@@ -176,10 +176,10 @@ def measure(shape: Shape, dtype: str, device: torch.device, *, side: int, steps:
     # the half precision under test for weights and autocast alike (fp16: loss scaling, as on a T4)
     cfg = TTTConfig(max_len=16384, warmup=0.0, grad_checkpointing=True,
                     autocast="bf16" if dtype == "bfloat16" else "fp16")
-    data = ttt.build_sequences(task, codec, cfg, n=steps + 1, seed=0)
+    data = ttt.build_sequences(task, codec, cfg, n=steps + 1, plan=ViewPlan(seed=0))
     ttt.train(model, data.sequences[:1], cfg, max_steps=1)  # warm-up: kernels, allocator, autocast caches
     result, train_s = _timed(device, lambda: ttt.train(model, data.sequences[1:], cfg, max_steps=steps))
-    view_list = sample_views(task, views, 0, keep_background=False)
+    view_list = ViewPlan(keep_background=False).generation(task, views)
     times = PhaseTimes()
     icfg = InferenceConfig(decoding="dfs", dfs_threshold=0.1, max_candidates=4, batch_size=8, max_len=16384)
     # random weights may write a 30x30 grid on every path: the search is capped, and decoding counted per token

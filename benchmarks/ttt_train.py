@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from arc_ttt.modeling import figures, lora, runtime, ttt
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.core.config import ModelConfig
 from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.export import shrink_vocab
@@ -268,7 +268,7 @@ def learning(model, codec, tasks, cfg: ttt.TTTConfig, n_sequences: int, eval_vie
     for task in tasks:
         held = task.train[-1]
         rest = replace(task, train=task.train[:-1])
-        views = sample_views(task, eval_views, seed=7, shuffle_examples=False)
+        views = ViewPlan(seed=7, shuffle_examples=False).generation(task, eval_views)
         evals = [codec.encode_pairs(v.apply(task).train, loss_on="last") for v in views]
         lora.restore(model, snap)
         before = figures.mean_output_nll(model, evals)

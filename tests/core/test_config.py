@@ -60,7 +60,12 @@ def test_missing_config_file(tmp_path):
 def test_every_shipped_config_loads(path):
     from arc_ttt.core.config import FinetuneConfig
 
-    if os.path.basename(path).startswith("finetune-"):  # recipes of `arc-ttt finetune`
+    from arc_ttt.core.gridconfig import load_grid_config
+
+    if os.path.basename(path).startswith("grid-"):  # recipes of `arc-ttt train-grid`
+        cfg = load_grid_config(path)
+        assert cfg.train.steps > 0 and cfg.data.exclude
+    elif os.path.basename(path).startswith("finetune-"):  # recipes of `arc-ttt finetune`
         cfg = load_config(path, cls=FinetuneConfig)
         assert cfg.train.steps > 0 and cfg.data.exclude
     else:

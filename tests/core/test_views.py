@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from arc_ttt.core.views import IDENTITY, View, d8, d8_inverse, sample_views
+from arc_ttt.core.views import IDENTITY, View, ViewPlan, d8, d8_inverse, sample_views
 from arc_ttt.core.tasks import Pair, Task
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
@@ -89,3 +89,30 @@ def test_sample_views_keep_background_and_options(small_tasks):
     assert all(v.colors == tuple(range(10)) and v.order is None for v in vs)
     assert len(vs) == 8
     assert len(sample_views(task, 20, seed=0, colors=False, shuffle_examples=False)) == 8  # only 8 exist
+
+
+def test_the_plan_gives_each_use_its_own_stream(small_tasks):
+    """One plan, four uses: generation starts at the identity, scoring and TTT draw other views, fine-tuning
+    sample k one view of its own; all fixed by (task, seed), and the augmentation options reach every use."""
+    task = small_tasks[0]
+    plan = ViewPlan(seed=3)
+    gen, score, ttt = plan.generation(task, 8), plan.scoring(task, 8), plan.ttt(task, 8)
+    assert gen[0] == IDENTITY and IDENTITY not in ttt
+    assert [v.key for v in gen] != [v.key for v in score] != [v.key for v in ttt]
+    assert plan.generation(task, 8) == gen and ViewPlan(seed=4).generation(task, 8) != gen
+    assert plan.inference(task, 8, 8) == [*gen, *score]
+    avoided = plan.ttt(task, 8, avoid=gen + score)
+    assert not {v.effect(task) for v in avoided} & {v.effect(task) for v in gen + score}
+    samples = [plan.sample(task, k) for k in range(16)]
+    assert len({v.d8 for v in samples}) > 1 and samples == [plan.sample(task, k) for k in range(16)]
+    assert plan.fixed(task, 8) == gen
+    fixed_order = ViewPlan(seed=3, shuffle_examples=False, keep_background=False)
+    assert all(v.order is None for v in fixed_order.generation(task, 8) + fixed_order.ttt(task, 8))
+    assert any(v.colors[0] != 0 for v in fixed_order.scoring(task, 8))  # background free to move
+
+
+def test_a_config_names_its_plan():
+    from arc_ttt.core.config import RunConfig, ViewsConfig  # the config module is not what this file tests
+
+    assert ViewPlan.of(ViewsConfig(keep_background=False), 7) == ViewPlan(seed=7, keep_background=False)
+    assert ViewPlan.of(RunConfig().views, RunConfig().seed) == ViewPlan(seed=RunConfig().seed)

@@ -4,6 +4,7 @@ import torch
 from conftest import tiny_llama
 from torch import nn
 
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.symbolformat import GridCodec
 
@@ -145,7 +146,7 @@ def test_embedding_and_lm_head_adapters_train_at_their_own_lr(tokenizer, small_t
 
 def _train_on(model, task, tokenizer, seed=0):
     codec = GridCodec.from_tokenizer(tokenizer)
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=4, seed=seed)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=4, plan=ViewPlan(seed=seed))
     return ttt.train(model, data, ttt.TTTConfig(lr=1e-2, warmup=0.0, autocast="off"))
 
 
@@ -212,7 +213,7 @@ def test_bf16_adapters_keep_their_optimizer_states_in_bf16_and_train(tokenizer, 
     assert state_bytes(bf16) * 2 == state_bytes(fp32)  # params + 2 moments: 6 bytes per value instead of 12
     codec = GridCodec.from_tokenizer(tokenizer)
     model = lora.attach(tiny_llama(tokenizer).to(torch.bfloat16), LoraSettings(r=8, dtype="bfloat16"))
-    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=8, seed=0)
+    data = ttt.build_sequences(small_tasks[0], codec, ttt.TTTConfig(), n=8, plan=ViewPlan(seed=0))
     result = ttt.train(model, data, ttt.TTTConfig(lr=5e-3, warmup=0.0, autocast="off"), max_steps=8)
     assert result.steps == 8 and np.isfinite(result.losses).all() and result.losses[-1] < result.losses[0]
     with pytest.raises(ValueError, match="float16 weights"):

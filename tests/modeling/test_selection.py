@@ -7,13 +7,13 @@ from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
 from arc_ttt.core.codec import grid_symbols
 from arc_ttt.core.symbolformat import GridCodec
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan, sample_views
 from arc_ttt.core.grammar import GridGrammar
 from arc_ttt.modeling.batching import build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock
-from arc_ttt.modeling.selection import SCORING_SEED, poe_nll
+from arc_ttt.modeling.selection import poe_nll
 
 poe_reference = load_benchmark("poe_reference")  # the former per-view path: the reference
 view_nll, poe_nll_per_view = poe_reference.view_nll, poe_reference.poe_nll_per_view
@@ -172,10 +172,10 @@ def test_true_answer_wins_when_most_views_agree(codec, tokenizer, mode):
     oracle = OracleLM(codec, len(tokenizer))
     for i, v in enumerate(views):  # 5 views see the truth, 3 a distractor
         oracle.teach(v, task.test[0].input, truth if i % 3 else distractor)
-    for v in sample_views(task, 8, seed=SCORING_SEED):  # the scoring experts know the truth where not taught yet
+    for v in ViewPlan().scoring(task, 8):  # the scoring experts know the truth where not taught yet
         if not any(v.key == g.key for g in views):
             oracle.teach(v, task.test[0].input, truth)
-    pred = predict_task(oracle, codec, task, cfg, seed=0)
+    pred = predict_task(oracle, codec, task, cfg, plan=ViewPlan(seed=0))
     first, second = pred.attempts[0]
     np.testing.assert_array_equal(first, truth)
     np.testing.assert_array_equal(second, distractor)
@@ -232,7 +232,7 @@ def test_probabilities_come_from_the_whole_vocabulary(codec, tokenizer):
         oracle.teach(v, task.test[0].input, truth)
     n_tokens = len(grid_symbols(truth))  # 2 rows of 3 cells, 2 newlines, the end marker (a transposing view: 10)
     cfg = InferenceConfig(n_views=2, n_score_views=2, selection="both", decoding="greedy", dfs_threshold=0.1)
-    pred = predict_task(oracle, codec, task, cfg, seed=0)
+    pred = predict_task(oracle, codec, task, cfg, plan=ViewPlan(seed=0))
     best = pred.candidates[0][0]
     np.testing.assert_array_equal(best.grid, truth)
     # p = (1/2)^9 or (1/2)^10 per path: far below dfs_threshold, but under greedy decoding each view's answer is

@@ -12,10 +12,10 @@ from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate
 from arc_ttt.core.symbolformat import GridCodec
 from arc_ttt.core.tasks import Task
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling.decoding import generate_candidates
 from arc_ttt.modeling.predict import predict_task
-from arc_ttt.modeling.selection import SCORING_SEED, select
+from arc_ttt.modeling.selection import select
 from arc_ttt.modeling.sources import LLMSource
 
 CFG = InferenceConfig(n_views=8, n_score_views=4, decoding="dfs", selection="both", batch_size=4)
@@ -34,11 +34,11 @@ def setup(codec, tokenizer):
     (first, truth0), (second, truth1) = random_task(rng), random_task(rng)
     task = Task("two", first.train, (first.test[0], second.test[0]))
     oracle = OracleLM(codec, len(tokenizer))
-    views = sample_views(task, CFG.n_views, 0)
+    views = ViewPlan().generation(task, CFG.n_views)
     for pair, truth in zip(task.test, (truth0, truth1)):
         for i, v in enumerate(views):
             oracle.teach(v, pair.input, truth if i % 3 else (truth + 1) % 10)
-        for v in sample_views(task, CFG.n_score_views, SCORING_SEED):
+        for v in ViewPlan().scoring(task, CFG.n_score_views):
             if not any(v.key == g.key for g in views):
                 oracle.teach(v, pair.input, truth)
     return oracle, task, (truth0, truth1)
@@ -64,12 +64,12 @@ def test_the_llm_source_is_the_default_and_changes_nothing(setup, codec):
     """predict_task alone, with the LLM source named, and decoding + selection called directly: the same
     candidates, votes, NLLs, scores and attempts (the same calls on the same inputs: exactly equal)."""
     oracle, task, truths = setup
-    default = predict_task(oracle, codec, task, CFG, seed=0)
-    named = predict_task(oracle, codec, task, CFG, sources=[LLMSource(oracle, codec)], seed=0)
-    views = sample_views(task, CFG.n_views, 0)
+    default = predict_task(oracle, codec, task, CFG, plan=ViewPlan(seed=0))
+    named = predict_task(oracle, codec, task, CFG, sources=[LLMSource(oracle, codec)], plan=ViewPlan(seed=0))
+    views = ViewPlan().generation(task, CFG.n_views)
     with torch.inference_mode():
         direct = [select(oracle, codec, task, ti, generate_candidates(oracle, codec, task, ti, views, CFG, Deadline()),
-                         CFG, Deadline(), seed=0) for ti in range(task.n_test)]
+                         CFG, Deadline(), plan=ViewPlan(seed=0)) for ti in range(task.n_test)]
     for ranked, truth in zip(direct, truths):  # the truth first (5 votes, likelier), the distractor second
         assert [c.votes for c in ranked] == [5, 3] and ranked[0].score > ranked[1].score
         np.testing.assert_array_equal(ranked[0].grid, truth)
@@ -86,13 +86,13 @@ def test_a_second_source_joins_the_pool_and_is_ranked_with_the_llms(setup, codec
     """A grid the LLM also found gains the other source's vote and names both; a grid only the other source
     found is re-scored by the LLM under the scoring views and ranked among the rest by the same rule."""
     oracle, task, _ = setup
-    alone = predict_task(oracle, codec, task, CFG, seed=0)
+    alone = predict_task(oracle, codec, task, CFG, plan=ViewPlan(seed=0))
     shared = alone.candidates[0][-1]  # the LLM's second choice, which the extra vote does not lift
     novel = np.full((3, 3), 7, dtype=np.uint8)
     assert all(c.grid.shape != novel.shape for ranked in alone.candidates for c in ranked)
     other = FixedSource("grid", {0: [shared.grid.copy(), novel], 1: [novel]}, math.log(0.5))
-    pooled = predict_task(oracle, codec, task, CFG, sources=[LLMSource(oracle, codec), other], seed=0)
-    keys = [v.key for v in sample_views(task, CFG.n_views, 0)]
+    pooled = predict_task(oracle, codec, task, CFG, sources=[LLMSource(oracle, codec), other], plan=ViewPlan(seed=0))
+    keys = [v.key for v in ViewPlan().generation(task, CFG.n_views)]
     assert other.calls == [(0, keys), (1, keys)]  # once per test input, under the prediction's views
     for ti, ranked in enumerate(pooled.candidates):
         by_grid = {(c.grid.shape, c.grid.tobytes()): c for c in ranked}

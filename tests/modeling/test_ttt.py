@@ -9,7 +9,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.modeling import figures, lora, runtime, ttt
-from arc_ttt.core.views import sample_views
+from arc_ttt.core.views import ViewPlan
 from arc_ttt.core.tasks import Pair
 from arc_ttt.core.codec import Encoded
 from arc_ttt.core.codec import pair_tokens
@@ -44,7 +44,7 @@ def loss_grads(model, seqs: list[Encoded], pad_id: int) -> tuple[float, dict[str
 
 def test_whole_task_sequences_cover_views(small_tasks, codec):
     task = small_tasks[0]
-    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, seed=3)
+    data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, plan=ViewPlan(seed=3))
     assert not data.inference_only and "dropped" not in data.note
     assert len(data.sequences) == 8
     assert len({s.ids.tobytes() for s in data.sequences}) > 1  # views differ
@@ -57,7 +57,7 @@ def test_whole_task_sequences_cover_views(small_tasks, codec):
         targets = s.ids[s.loss_mask]
         assert set(targets.tolist()) <= set(codec.grid_token_ids)
         assert (targets == codec.end_id).sum() == len(task.train)
-    assert ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, seed=3).sequences[5].ids.tolist() == \
+    assert ttt.build_sequences(task, codec, ttt.TTTConfig(), n=8, plan=ViewPlan(seed=3)).sequences[5].ids.tolist() == \
         data.sequences[5].ids.tolist()  # deterministic
 
 
@@ -72,7 +72,7 @@ def test_leave_one_out_sequences(small_tasks, codec):
         assert s.ids[targets[-1]] == codec.end_id and targets[-1] == len(s) - 1
         assert (s.ids[s.loss_mask] == codec.end_id).sum() == 1
     # the query of sequence j is original demo j % k, seen through view j
-    views = sample_views(task, 6, seed=ttt.TTT_SEED, include_identity=False)  # TTT's own stream
+    views = ViewPlan().ttt(replace(task, test=()), 6)  # TTT's own stream, drawn on the demos
     for j, (s, v) in enumerate(zip(data.sequences, views)):
         want = codec.encode_grid(v.apply_grid(task.train[j % len(task.train)].output)) + [codec.end_id]
         assert s.ids[-len(want):].tolist() == want
@@ -461,20 +461,19 @@ def test_no_ttt_sequence_is_an_inference_prompt(small_tasks, codec):
     for a two-colour task whose views are few."""
     from arc_ttt.core.config import InferenceConfig
     from arc_ttt.core.tasks import Pair, Task
-    from arc_ttt.modeling.predict import inference_views
 
     two = Task("two-colours", tuple(Pair(np.array([[0, 1], [1, 0]]) * k, np.array([[1, 1]]) * k) for k in (1, 1)),
                (Pair(np.array([[1, 0]]), np.array([[1]])),))
     icfg = InferenceConfig(n_views=8, n_score_views=8)
     for task in [two, *small_tasks[:6]]:
-        seen = inference_views(task, icfg, seed=0)
+        seen = ViewPlan().inference(task, icfg.n_views, icfg.n_score_views)
         prompts = {tuple(codec.encode_pairs(v.apply(task).train).ids.tolist()) for v in seen}
-        data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=32, seed=0, avoid=seen)
+        data = ttt.build_sequences(task, codec, ttt.TTTConfig(), n=32, plan=ViewPlan(seed=0), avoid=seen)
         assert data.sequences
         assert not prompts & {tuple(s.ids.tolist()) for s in data.sequences}, task.id
         # without `avoid` the two-colour task's first TTT views do repeat inference views: the test can fail
-    plain = ttt.build_sequences(two, codec, ttt.TTTConfig(), n=32, seed=0)
-    assert {tuple(codec.encode_pairs(v.apply(two).train).ids.tolist()) for v in inference_views(two, icfg, seed=0)} & \
+    plain = ttt.build_sequences(two, codec, ttt.TTTConfig(), n=32, plan=ViewPlan(seed=0))
+    assert {tuple(codec.encode_pairs(v.apply(two).train).ids.tolist()) for v in ViewPlan().inference(two, icfg.n_views, icfg.n_score_views)} & \
         {tuple(s.ids.tolist()) for s in plain.sequences}
 
 

@@ -90,7 +90,7 @@ class TTTConfig(OptimizerSettings):
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    n_views: int = 8  # augmented views per test input (core.views.sample_views)
+    n_views: int = 8  # augmented views per test input (core.views.ViewPlan.generation)
     decoding: Literal["greedy", "dfs"] = "dfs"
     dfs_threshold: float = 0.1  # DFS keeps paths with probability >= this; only such paths count as votes
     max_candidates: int = 8  # per view (DFS): its greedy path and the likeliest others

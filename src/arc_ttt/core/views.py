@@ -3,6 +3,11 @@
 A `View` is a small frozen value. `apply` maps a whole task into the view, `invert` maps a
 grid produced in the view back to the original frame exactly. Its `key` is a short string
 for logs and journals (`View.from_key` reads it back).
+
+A `ViewPlan` is the one owner of which views a task is seen through: the augmentation (declared once, as
+the ARChitects hand one options object to training, inference and scoring) and one seed stream per use
+(generation, scoring, TTT, fine-tuning samples). Everything that draws views asks a plan; to change the
+augmentation, change the plan.
 """
 from __future__ import annotations
 
@@ -144,3 +149,52 @@ def sample_views(
             seen.add(effect)
             views.append(v)
     return views
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """The views of a task for each use, fixed by (task id, seed, use). Each use draws from its own stream, so
+    the scoring views are not the generation views and TTT is never trained verbatim on a view inference asks."""
+
+    seed: int = 0
+    keep_background: bool = True  # colour 0 stays 0 under colour permutations (config: views.keep_background)
+    shuffle_examples: bool = True  # the demonstrations' order is part of a view
+
+    SCORING = 1_000_003  # stream offsets from `seed`; generation is the seed itself
+    TTT = 2_000_003
+    SAMPLE = 1_000_003  # fine-tuning sample k: seed * SAMPLE + k (a stream per sample)
+
+    @classmethod
+    def of(cls, views_config, seed: int) -> ViewPlan:
+        """The plan of a run or fine-tuning config: its `views` section and its seed."""
+        return cls(seed=seed, keep_background=views_config.keep_background)
+
+    def _draw(self, task: Task, n: int, seed: int, **kw) -> list[View]:
+        return sample_views(task, n, seed, keep_background=self.keep_background,
+                            shuffle_examples=self.shuffle_examples, **kw)
+
+    def generation(self, task: Task, n: int) -> list[View]:
+        """The views candidates are generated under, the identity first."""
+        return self._draw(task, n, self.seed)
+
+    def scoring(self, task: Task, n: int) -> list[View]:
+        """The views the product of experts re-scores candidates under."""
+        return self._draw(task, n, self.seed + self.SCORING)
+
+    def inference(self, task: Task, n_views: int, n_score_views: int) -> list[View]:
+        """Every view inference may show the model: the generation views, then the scoring views."""
+        return [*self.generation(task, n_views), *self.scoring(task, n_score_views)]
+
+    def ttt(self, task: Task, n: int, avoid: Sequence[View] = ()) -> list[View]:
+        """n views to train on at test time, none the identity, none with the effect of a view in `avoid`."""
+        return self._draw(task, n, self.seed + self.TTT, include_identity=False, avoid=avoid)
+
+    def sample(self, task: Task, k: int) -> View:
+        """Fine-tuning sample k's one view: any D8 element (the walk starts at a random one), colours, order."""
+        views = self._draw(task, 1, self.seed * self.SAMPLE + k, include_identity=False)
+        return views[0] if views else IDENTITY
+
+    def fixed(self, task: Task, n: int) -> list[View]:
+        """A task's n fixed training views, the identity first (the grid model gives each its own embedding row);
+        the generation stream's."""
+        return self.generation(task, n)

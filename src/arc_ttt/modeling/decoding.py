@@ -1,6 +1,6 @@
 """Candidates for each test input: augmented views, grid-restricted decoding, greedy or DFS.
 
-For every test input the task is seen through N augmented views (core.views.sample_views). Each view
+For every test input the task is seen through N augmented views (core.views.ViewPlan). Each view
 is encoded as a prompt (its demonstrations, then its test input), the model continues with an
 output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
 grid tokens that keep the text a legal grid (the codec's grammar, `core.grammar`), so every finished

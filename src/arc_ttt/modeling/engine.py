@@ -15,10 +15,11 @@ from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
 from ..core.codec import Codec, LossOn
+from ..core.views import ViewPlan
 from ..core import formats
 from . import figures, lora, ttt
 from .loading import load_model
-from .predict import inference_views, predict_task
+from .predict import predict_task
 from .sources import CandidateSource
 
 
@@ -42,6 +43,11 @@ class ModelEngine:
     def reset(self) -> None:
         lora.restore(self.model, self.initial)
 
+    @property
+    def plan(self) -> ViewPlan:
+        """The run's views (its `views` section and seed): TTT, generation and scoring all draw from it."""
+        return ViewPlan.of(self.cfg.views, self.cfg.seed)
+
     def cost(self, task: Task) -> TaskCost:
         demos = ttt.fit_demos(task.train, self.cfg.ttt.max_len, self.codec.overhead, self.codec.pair_cost)
         seq = min(self.cfg.ttt.max_len, sum(self.codec.pair_cost(p) for p in demos) + self.codec.overhead)
@@ -64,10 +70,9 @@ class ModelEngine:
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75),
                                     grad_checkpointing=True)
         # The planner decides the steps; as many fresh views as those steps consume, one pass over them.
-        keep = self.cfg.views.keep_background
+        asked = self.plan.inference(task, self.cfg.inference.n_views, self.cfg.inference.n_score_views)
         data = ttt.build_sequences(task, self.codec, c, n=max(1, steps * c.batch_size * c.grad_accum),
-                                   seed=self.cfg.seed, keep_background=keep,
-                                   avoid=inference_views(task, self.cfg.inference, self.cfg.seed, keep))
+                                   plan=self.plan, avoid=asked)
         if data.inference_only:
             return TrainOutcome(stopped_by="inference_only", note=data.note)
         r = ttt.train(self.model, data, c, max_steps=steps, time_cap=time_cap, clock=self.clock)
@@ -78,7 +83,7 @@ class ModelEngine:
         if shrink:
             c = dataclasses.replace(c, batch_size=max(1, c.batch_size // 2), max_len=int(c.max_len * 0.75))
         return predict_task(self.model, self.codec, task, c, sources=self.sources, n_views=views, time_cap=time_cap,
-                            clock=self.clock, seed=self.cfg.seed, keep_background=self.cfg.views.keep_background)
+                            clock=self.clock, plan=self.plan)
 
     def free_memory(self) -> None:
         gc.collect()

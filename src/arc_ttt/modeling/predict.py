@@ -12,22 +12,16 @@ from ..core.codec import Codec
 from ..core.config import InferenceConfig
 from ..core.records import PredictOutcome
 from ..core.tasks import Task
-from ..core.views import View, sample_views
+from ..core.views import ViewPlan
 from .decoding import PhaseTimes
-from .selection import SCORING_SEED, select
+from .selection import select
 from .sources import CandidateSource, LLMSource, pool
-
-
-def inference_views(task: Task, cfg: InferenceConfig, seed: int = 0, keep_background: bool = True) -> list[View]:
-    """Every view inference may show the model: the generation views, then the scoring views."""
-    return [*sample_views(task, cfg.n_views, seed, keep_background=keep_background),
-            *sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)]
 
 
 def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
                  sources: Sequence[CandidateSource] | None = None, n_views: int | None = None,
                  time_cap: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 seed: int = 0, keep_background: bool = True) -> PredictOutcome:
+                 plan: ViewPlan = ViewPlan()) -> PredictOutcome:
     """Two attempts per test input, plus every candidate ranked best first, within `time_cap` seconds.
 
     Every source (default: the LLM's decoding) proposes into one pool per test input; `model` re-scores the
@@ -37,7 +31,7 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
     sources = [LLMSource(model, codec)] if sources is None else sources
     start = clock()
     deadline = Deadline(clock, None if time_cap is None else start + time_cap)
-    views = sample_views(task, cfg.n_views if n_views is None else n_views, seed, keep_background=keep_background)
+    views = plan.generation(task, cfg.n_views if n_views is None else n_views)
     model.eval()
     attempts, ranked_all, times = [], [], PhaseTimes()
     with torch.inference_mode():
@@ -46,7 +40,7 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
             t0, prefill = clock(), times.prefill
             raw = pool(sources, task, ti, views, cfg, share, times)
             t1 = clock()
-            ranked = select(model, codec, task, ti, raw, cfg, share, seed=seed, keep_background=keep_background)
+            ranked = select(model, codec, task, ti, raw, cfg, share, plan=plan)
             now = clock()
             times.decode += t1 - t0 - (times.prefill - prefill)
             times.rescore += now - t1

@@ -23,12 +23,11 @@ from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
 from ..core.codec import END, Codec
-from ..core.views import View, sample_views
+from ..core.views import View, ViewPlan
 from .batching import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .runtime import model_device
 
 LOGIT_BUDGET = 1 << 27  # vocabulary logits materialised per scoring forward (bounds memory for big vocabularies)
-SCORING_SEED = 1_000_003  # scoring views come from another stream than the generation views
 
 
 @torch.inference_mode()
@@ -140,11 +139,11 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
 
 
 def select(model, codec: Codec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
-           deadline: Deadline | None = None, *, seed: int = 0, keep_background: bool = True) -> list[Candidate]:
+           deadline: Deadline | None = None, *, plan: ViewPlan = ViewPlan()) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
     candidates = merge(raw, cfg.dfs_threshold if cfg.decoding == "dfs" else None)
     if cfg.selection != "vote" and candidates and not (deadline is not None and deadline.passed()):
-        views = sample_views(task, cfg.n_score_views, seed + SCORING_SEED, keep_background=keep_background)
+        views = plan.scoring(task, cfg.n_score_views)
         nll = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,
                       max_len=cfg.max_len, batch_size=cfg.batch_size, deadline=deadline)
         if nll.shape[1]:

@@ -23,7 +23,7 @@ from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
 from ..core.codec import Codec, Encoded, pair_tokens
-from ..core.views import View, sample_views
+from ..core.views import View, ViewPlan
 from .runtime import autocast_context, model_device, needs_loss_scaling, weight_dtype
 
 IGNORE = -100
@@ -61,14 +61,10 @@ def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pai
     return tuple(demos[i] for i in keep) if total <= max_len else ()
 
 
-TTT_SEED = 2_000_003  # TTT views come from their own stream, not the generation or scoring views
-
-
-def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n: int, seed: int = 0,
-                    keep_background: bool = True, avoid: Sequence[View] = ()) -> TTTData:
-    """Training sequences from the task's train pairs over sampled augmented views (the same kind of
-    views as inference: `keep_background` is one setting for both). The views come from their own seed
-    stream and never equal, in their effect on the task, a view in `avoid` (the inference views): the
+def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n: int, plan: ViewPlan = ViewPlan(),
+                    avoid: Sequence[View] = ()) -> TTTData:
+    """Training sequences from the task's train pairs over augmented views (the same kind of views as
+    inference: one `plan` for both). The views come from the plan's TTT stream and never equal, in their effect on the task, a view in `avoid` (the inference views): the
     adapter is then asked at inference through views it has not been trained on verbatim, as the
     ARChitects and NVARC drew them."""
     demos = fit_demos(task.train, cfg.max_len, codec.overhead, codec.pair_cost)
@@ -77,8 +73,7 @@ def build_sequences(task: Task, codec: Codec, cfg: TTTConfig = TTTConfig(), *, n
         return TTTData([], True, f"no train pair fits in {cfg.max_len} tokens: inference only")
     sub = replace(task, train=demos)
     # drawn on the demos alone (what a TTT sequence shows), so a view differing only on the test input is no new view
-    views = sample_views(replace(sub, test=()), n, seed + TTT_SEED, keep_background=keep_background,
-                         include_identity=False, avoid=avoid) if n > 0 else []
+    views = plan.ttt(replace(sub, test=()), n, avoid) if n > 0 else []
     views = [views[i % len(views)] for i in range(n)] if views else []  # a tiny task has few distinct views
     sequences: list[Encoded] = []
     if cfg.whole_task:

@@ -35,7 +35,7 @@ from ..core.devset import load_dev_tasks
 from ..core.errors import MissingInputError, UserError
 from ..core.folders import recover_folder, write_json_atomic
 from ..core.modelfolder import CARD_FILE
-from ..core.views import IDENTITY, View, sample_views
+from ..core.views import IDENTITY, View, ViewPlan
 from ..modeling import figures, lora, ttt
 from ..modeling.batching import build_prompt
 from ..modeling.decoding import greedy_batch, path_to_grid
@@ -81,9 +81,7 @@ def sample_view(corpus: Corpus, k: int, codec: Codec, cfg: FinetuneConfig) -> tu
     and example order."""
     task = corpus.draw(k, cfg.seed)
     sub = replace(task, train=fit(task.train, cfg.train.max_len, codec))
-    views = sample_views(sub, 1, seed=cfg.seed * 1_000_003 + k, include_identity=False,
-                         keep_background=cfg.views.keep_background)
-    return sub, views[0] if views else IDENTITY
+    return sub, ViewPlan.of(cfg.views, cfg.seed).sample(sub, k)
 
 
 def sample_sequence(corpus: Corpus, k: int, codec: Codec, cfg: FinetuneConfig) -> tuple[Encoded, View]:

@@ -34,7 +34,7 @@ from ..core.devset import load_dev_tasks
 from ..core.folders import atomic_folder, recover_folder, write_json_atomic
 from ..core.gridconfig import GridConfig
 from ..core.tasks import Pair, Task
-from ..core.views import IDENTITY, View, sample_views
+from ..core.views import IDENTITY, View, ViewPlan
 from ..modeling import gridmodel as gm
 from ..modeling.runtime import autocast_context, model_device, resolve_device
 from .logfile import attach_log, detach_log
@@ -89,8 +89,8 @@ class Pool:
         """Task i's views: the identity first, then distinct ones (D8 walked in order, colours drawn); fixed by
         (task, seed), made once."""
         if i not in self._views:
-            self._views[i] = tuple(sample_views(self.tasks[i], self.cfg.train.views_per_task, seed=self.cfg.seed,
-                                                include_identity=True, keep_background=self.cfg.views.keep_background))
+            plan = ViewPlan.of(self.cfg.views, self.cfg.seed)
+            self._views[i] = tuple(plan.fixed(self.tasks[i], self.cfg.train.views_per_task))
         return self._views[i]
 
     def sample(self, k: int) -> tuple[int, View, Pair]:
