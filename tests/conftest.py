@@ -327,3 +327,31 @@ def rule_with(name, **params):
         if all(rule.params.get(k) == v for k, v in params.items()):
             return rule
     raise AssertionError(f"{name}: no seed draws {params}")
+
+
+def tiny_grid_model(canvas: int = 2, seed: int = 0, inside: bool = True):
+    """A random tiny grid model (modeling/gridmodel.py). With `inside` its head never writes the outside class: a
+    cell's logits are (0, -v.y, v.y, 0, ...), so each cell is colour 0 or 1 and every canvas decodes to a grid of the
+    canvas's size (a source that always answers: the wiring's tests)."""
+    from arc_ttt.core.gridconfig import GridModelConfig
+    from arc_ttt.modeling import gridmodel as gm
+
+    torch.manual_seed(seed)
+    model = gm.GridModel(GridModelConfig(canvas=canvas, hidden=16, heads=2, layers=1, n=1, T=2, n_sup=2, prefix=2,
+                                         mlp_multiple=16), rows=3)
+    if inside:
+        with torch.no_grad():
+            v = model.head.weight[1].clone()
+            model.head.weight.zero_()
+            model.head.weight[1], model.head.weight[2] = -v, v
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def grid_model_dir(tmp_path_factory):
+    """tiny_grid_model() saved as `arc-ttt train-grid` saves one: inference.grid.path for 2x2 tasks."""
+    from arc_ttt.modeling import gridmodel as gm
+
+    path = str(tmp_path_factory.mktemp("grid") / "model")
+    gm.save_grid_model(tiny_grid_model(), path, {})
+    return path

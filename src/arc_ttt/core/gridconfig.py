@@ -15,6 +15,7 @@ from typing import Literal
 from .config import ConfigError, CorpusConfig, ViewsConfig, load_config
 
 MAX_SIDE = 30  # ARC's largest grid
+MODEL_CARD = "grid_model.json"  # a saved grid model's sizes, beside its weights (modeling/gridmodel.py)
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,12 @@ def load_grid_config(path: str | os.PathLike | None = None, overrides=()) -> Gri
     if cfg.train.views_per_task < 1:
         raise ConfigError("train.views_per_task: at least 1 (the identity)")
     return cfg
+
+
+def require_grid_model(folder: str | None, key: str = "inference.grid.path") -> None:
+    """A ConfigError naming `key` unless `folder` holds a saved grid model: checked before a run touches any file."""
+    if not folder:
+        raise ConfigError(f"{key}: not set; give a grid model folder (`arc-ttt train-grid` writes <output.dir>/model)")
+    if not os.path.isfile(os.path.join(folder, MODEL_CARD)):
+        raise ConfigError(f"{key}: {folder} holds no grid model (no {MODEL_CARD}); `arc-ttt train-grid` writes one "
+                          "to <output.dir>/model")

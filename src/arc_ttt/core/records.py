@@ -85,6 +85,23 @@ class TaskRecord:
         return (f"difficulty {self.difficulty_seconds:.1f} train {self.train_seconds:.1f} "
                 f"prefill {self.prefill_seconds:.1f} decode {self.decode_seconds:.1f} rescore {self.rescore_seconds:.1f}")
 
+    def sources_found(self) -> str:
+        """How many candidates each source proposed, over the test inputs (one that several sources found counts for
+        each), e.g. "llm 5, grid 3": the run's log line and the report."""
+        counts: dict[str, int] = {}
+        for per_test in self.candidates:
+            for c in per_test:
+                for name in c.get("sources", []):
+                    counts[name] = counts.get(name, 0) + 1
+        return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+    def proposed_by(self, test_index: int, grid: Any) -> str:
+        """The sources of the candidate that is `grid` for test input `test_index` ("+" between them), or
+        "fallback" when no candidate is (the writer's answer filled the attempt)."""
+        want = np.asarray(grid).tolist()
+        per_test = self.candidates[test_index] if test_index < len(self.candidates) else []
+        return next(("+".join(c.get("sources", [])) or "?" for c in per_test if c["grid"] == want), "fallback")
+
 
 class Engine(Protocol):
     """What the run needs from a model; `modeling.engine.ModelEngine` is the real one,

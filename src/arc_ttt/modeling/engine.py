@@ -20,7 +20,7 @@ from ..core import formats
 from . import figures, lora, ttt
 from .loading import load_model
 from .predict import predict_task
-from .sources import CandidateSource
+from .sources import CandidateSource, build_sources
 
 
 @dataclass
@@ -38,7 +38,8 @@ class ModelEngine:
         # the prompt format the model was trained on; a tokenizer that cannot speak it is refused here
         codec = formats.codec_for(formats.resolve(cfg.model.format, cfg.model.path), tokenizer)
         model = lora.attach(model, cfg.lora)
-        return cls(model, codec, cfg, lora.snapshot(model))
+        # who proposes candidates (inference.sources): the LLM's decoding, the grid model loaded here, or both
+        return cls(model, codec, cfg, lora.snapshot(model), sources=build_sources(cfg.inference, model, codec))
 
     def reset(self) -> None:
         lora.restore(self.model, self.initial)

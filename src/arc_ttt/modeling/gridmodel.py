@@ -30,14 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.folders import atomic_folder
-from ..core.gridconfig import GridModelConfig
+from ..core.gridconfig import MODEL_CARD, GridModelConfig
 from ..core.tasks import GRID_DTYPE, Task
 from ..core.views import View
 
 OUTSIDE = 0  # the class of a canvas cell outside the grid; colour c is class c + 1
 CLASSES = 11
 HALT_LOSS_WEIGHT = 0.5  # TRM's weight of the halting BCE beside the cells' cross-entropy
-WEIGHTS, MODEL_CARD = "weights.pt", "grid_model.json"
+WEIGHTS = "weights.pt"  # beside MODEL_CARD (grid_model.json: the sizes)
 
 
 # ---------------------------------------------------------------------------- canvas
@@ -234,16 +234,23 @@ def deep_supervision(model: GridModel, cells: torch.Tensor, targets: torch.Tenso
 
 
 @torch.no_grad()
-def predict_cells(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
-                  amp: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[np.ndarray, np.ndarray]:
-    """(classes (batch, cells), confidence (batch,): the halt head's probability) after n_sup steps (TRM evaluates
-    every step), or once every halt logit is positive with `halt`."""
+def final_logits(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
+                 amp: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(canvas logits (batch, cells, classes), halt logits (batch,)), fp32, after n_sup steps (TRM evaluates every
+    step), or once every halt logit is positive with `halt`."""
     y, z = model.initial_state(len(cells))
     for _ in range(model.cfg.n_sup):
         with amp():
             y, z, logits, q = model.step(model.embed_input(cells, vectors), y, z)
         if halt and bool((q > 0).all()):
             break
+    return logits, q
+
+
+def predict_cells(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
+                  amp: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[np.ndarray, np.ndarray]:
+    """(classes (batch, cells), confidence (batch,): the halt head's probability), as `final_logits` runs."""
+    logits, q = final_logits(model, cells, vectors, halt, amp)
     return logits.argmax(-1).cpu().numpy(), torch.sigmoid(q).cpu().numpy()
 
 

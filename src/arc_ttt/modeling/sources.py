@@ -5,7 +5,8 @@ A source sees the task through the inference views and returns its candidates in
 (view, answer), unmerged: the views and log-probabilities are the evidence the selection counts votes from.
 The pool writes the source's name into each candidate, so after merging a candidate says which sources found
 it, and the log does too. The LLM's greedy or DFS decoding (`decoding.generate_candidates`) is the first
-source; another model that writes grids (issue 37's grid model) is another, with no change to the selection.
+source; the grid model (`gridsource.GridSource`, issue 37) is another, with no change to the selection.
+`build_sources` makes the ones `inference.sources` names.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from ..core.ranking import Candidate
 from ..core.tasks import Task
 from ..core.views import View
 from .decoding import PhaseTimes, generate_candidates
+from .gridsource import GridSource
+from .runtime import model_device
 
 
 class CandidateSource(Protocol):
@@ -58,3 +61,10 @@ def pool(sources: Sequence[CandidateSource], task: Task, test_index: int, views:
             c.sources = [source.name]
             out.append(c)
     return out
+
+
+def build_sources(cfg: InferenceConfig, model: Any, codec: Codec) -> list[CandidateSource]:
+    """The sources `cfg.sources` names, in its order: llm, the LLM's decoding; grid, the grid model loaded from
+    `cfg.grid.path` onto the LLM's device. Without llm the LLM proposes nothing (it still re-scores)."""
+    made = {"llm": lambda: LLMSource(model, codec), "grid": lambda: GridSource.load(cfg.grid, model_device(model))}
+    return [made[name]() for name in cfg.sources]

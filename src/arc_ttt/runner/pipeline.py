@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..core import journal
 from ..core.config import ConfigError, RunConfig, to_dict
 from ..core.formats import get_format
+from ..core.gridconfig import require_grid_model
 from ..core.modelfolder import describe_model
 from ..core.planner import Planner, TaskCost
 from ..core.policy import LearnedPolicy, load_policy
@@ -63,6 +64,8 @@ def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], flo
             get_format(cfg.model.format)
         except ValueError as e:
             raise ConfigError(f"model.format: {e}") from None
+    if "grid" in cfg.inference.sources:  # and a grid source whose folder holds no grid model
+        require_grid_model(cfg.inference.grid.path)
     worker = worker or workers.from_env()
     os.makedirs(cfg.output.dir, exist_ok=True)
     name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
@@ -188,6 +191,9 @@ def log_model(cfg: RunConfig, format_used: str) -> None:
     info = describe_model(cfg.model.path)
     log.info("model %s: %s; prompt format used: %s (model.format: %s); transformers %s", cfg.model.path,
              info.summary(), format_used, cfg.model.format, transformers.__version__)
+    grid = cfg.inference.grid
+    log.info("candidate sources: %s%s", ", ".join(cfg.inference.sources),
+             f" (grid model {grid.path}, {grid.adapt} adaptation)" if "grid" in cfg.inference.sources else "")
     if info.kind == "demo":
         log.warning("this is the kit's demonstration model: it checks the pipeline and solves only a few small tasks")
 
@@ -246,8 +252,10 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
                        infer_seconds=rec.infer_seconds, views_done=rec.views, prefill_seconds=rec.prefill_seconds,
                        decode_seconds=rec.decode_seconds, rescore_seconds=rec.rescore_seconds)
+        found = rec.sources_found()  # candidates by source, e.g. "llm 5, grid 3"
         line = (f"{t.id} {rec.status:<8} {rec.mode:<11} steps {rec.steps:>3}/{plan.steps:<3} views "
-                f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s | {rec.time_split()}")
+                f"{rec.views}/{plan.views} {rec.seconds:6.1f}s left {planner.time_left():7.0f}s | {rec.time_split()}"
+                + (f" | candidates {found}" if found else ""))
         log.info(line)
         bar.n = worker.add("tasks-done", 1)
         bar.set_postfix_str(f"budget left {max(0, planner.time_left()):.0f}s")

@@ -1,5 +1,8 @@
 """The end-of-run report: a summary, a table of tasks, and each task's grids as pictures.
 
+Which source proposed what (the LLM's decoding, the grid model): the table counts each task's candidates by source,
+and each attempt's picture names the sources of its candidate ("fallback": the writer's answer).
+
 Pictures are drawn straight from the grids (ARC palette, one cell = a square of pixels, a grey
 grid line) and embedded in one self-contained HTML file, so a Kaggle notebook can show it inline.
 """
@@ -30,7 +33,7 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
     parts.append("</table><h2>Tasks</h2><table><tr><th>#</th><th>task</th><th>status</th><th>mode</th>"
                  "<th>steps</th><th>loss first → last</th><th>views</th><th>seconds</th>"
                  "<th>difficulty s</th><th>train s</th><th>prefill s</th><th>decode s</th><th>rescore s</th>"
-                 "<th>correct</th><th>note</th></tr>")
+                 "<th>correct</th><th>candidates</th><th>note</th></tr>")
     for i, r in enumerate(records):
         loss = (f"{r.loss_first:.3f} → {r.loss_last:.3f}" if r.loss_first is not None else "")
         correct = "" if r.correct is None else f"{sum(r.correct)}/{len(r.correct)}"
@@ -40,7 +43,7 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
                      f"<td>{e(r.mode)}</td><td>{r.steps}</td><td>{loss}</td><td>{r.views}</td>"
                      f"<td>{r.seconds:.1f}</td>"
                      + "".join(f"<td>{getattr(r, k, 0.0) or 0.0:.1f}</td>" for k in TIME_SPLIT)
-                     + f"<td{cls}>{correct}</td>"
+                     + f"<td{cls}>{correct}</td><td class='l'>{e(r.sources_found())}</td>"
                      f"<td class='l'>{e(note[:120])}</td></tr>")
     parts.append("</table>")
     parts += policy_table(records)
@@ -58,8 +61,8 @@ def write_report(path: str, taskset: TaskSet, records: Sequence, summary: dict, 
                 parts.append("<div class='row'>")
                 if inp is not None:
                     parts.append(figure(f"test {j} input", inp, cell))
-                parts.append(figure("attempt 1", a1, cell, ok(a1)))
-                parts.append(figure("attempt 2", a2, cell, ok(a2)))
+                parts.append(figure(f"attempt 1 · {r.proposed_by(j, a1)}", a1, cell, ok(a1)))
+                parts.append(figure(f"attempt 2 · {r.proposed_by(j, a2)}", a2, cell, ok(a2)))
                 if truth is not None:
                     parts.append(figure("truth", truth, cell))
                 parts.append("</div>")
