@@ -355,3 +355,13 @@ def grid_model_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("grid") / "model")
     gm.save_grid_model(tiny_grid_model(), path, {})
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: beside another job, two OpenMP threads spin against it and one is several
+    times faster here (the grid model's tests ask for it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

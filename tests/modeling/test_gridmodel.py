@@ -12,13 +12,7 @@ from arc_ttt.modeling import gridmodel as gm
 TINY = GridModelConfig(canvas=4, hidden=16, heads=2, layers=2, n=2, T=3, n_sup=3, prefix=2, mlp_multiple=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Beside another job, two OpenMP threads spin against it: one is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread here
 
 
 def tiny(seed=0, cfg=TINY, rows=3) -> gm.GridModel:

@@ -23,13 +23,7 @@ TURN = View(d8=1, colors=(0, 3, 1, 2, 4, 5, 6, 7, 8, 9))  # a quarter turn and a
 VIEWS = [IDENTITY, TURN, View(d8=5, colors=(0, 2, 3, 1, 4, 5, 6, 7, 8, 9))]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Beside another job, two OpenMP threads spin against it: one is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread here
 
 
 def task(seed=0, shape=(2, 3), n_test=1, task_id="t") -> Task:

@@ -20,13 +20,7 @@ from arc_ttt.runner import gridtrain as gt
 FLIPS = {"hflip": lambda g: g[:, ::-1], "vflip": lambda g: g[::-1]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Beside another job, two OpenMP threads spin against it: one is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread here
 
 
 @pytest.fixture(scope="module")
