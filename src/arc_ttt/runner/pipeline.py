@@ -1,8 +1,9 @@
 """The run: challenge file + model + config -> submission.json, always valid, before the deadline.
 
-    tasks -> writer (fallback for all) -> engine (model, LoRA snapshot) -> difficulty -> planner
-          -> for each task: plan, reset adapter, TTT, augmented inference, select -> writer + journal
-          -> log.json + report.html
+    setup:  tasks -> writer (fallback for all) -> journals, policy -> engine (model, LoRA snapshot)
+    solve:  difficulty -> planner -> for each task: plan, reset adapter, TTT, augmented inference, select
+            -> writer + journal
+    finish: the workers' journals merged -> score -> log.json + report.html
 
 Each task is isolated (runner/isolation.py): an exception is logged and answered by fallback; an
 out-of-memory error frees memory and retries once with half the batch and a shorter context.
@@ -33,7 +34,7 @@ from ..core.policy import LearnedPolicy, load_policy
 from ..core.records import Engine, TaskRecord
 from ..core.folders import write_json_atomic
 from ..core.submission import SubmissionWriter, score_submission
-from ..core.tasks import Task, select_tasks
+from ..core.tasks import Task, TaskSet, select_tasks
 from . import workers
 from .isolation import fallback_record, solve_task
 from .logfile import attach_log, detach_log
@@ -56,9 +57,26 @@ class RunResult:
 
 def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], float] = time.monotonic,
         solve_limit: int | None = None, progress: bool = True, worker: Worker | None = None) -> RunResult:
-    """The whole job. `engine`, `clock` and `worker` are injectable for tests; by default the model
-    in cfg is loaded and, under torchrun, this process is one of several workers."""
+    """The whole job, a recipe: setup (tasks, a valid file, the model) -> solve (each task) -> finish (score, log,
+    report). `engine`, `clock` and `worker` are injectable for tests; by default the model in cfg is loaded and,
+    under torchrun, this process is one of several workers."""
     start = clock()
+    check_config(cfg)
+    worker = worker or workers.from_env()
+    os.makedirs(cfg.output.dir, exist_ok=True)
+    name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
+    handler = attach_log(log, os.path.join(cfg.output.dir, name), append=cfg.output.resume)
+    try:
+        s = setup(cfg, engine, clock, start, solve_limit, worker)
+        if s.todo:
+            solve_all(s, progress)
+        return finish(s)
+    finally:
+        detach_log(log, handler)
+
+
+def check_config(cfg: RunConfig) -> None:
+    """What a config names that the loader cannot check, refused before anything is written."""
     if cfg.model.format != "auto":  # a misspelt format is a config error here, not every task's fallback later
         try:
             get_format(cfg.model.format)
@@ -66,14 +84,6 @@ def run(cfg: RunConfig, *, engine: Engine | None = None, clock: Callable[[], flo
             raise ConfigError(f"model.format: {e}") from None
     if "grid" in cfg.inference.sources:  # and a grid source whose folder holds no grid model
         require_grid_model(cfg.inference.grid.path)
-    worker = worker or workers.from_env()
-    os.makedirs(cfg.output.dir, exist_ok=True)
-    name = "run.log" if worker.rank == 0 else f"run.rank{worker.rank}.log"
-    handler = attach_log(log, os.path.join(cfg.output.dir, name), append=cfg.output.resume)
-    try:
-        return _run(cfg, engine, clock, start, solve_limit, progress, worker)
-    finally:
-        detach_log(log, handler)
 
 
 @dataclass(frozen=True)
@@ -96,9 +106,28 @@ class Outputs:
                    at("report.html"), at(".submission.lock"))
 
 
-def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit: int | None, progress: bool,
-         worker: Worker) -> RunResult:
-    """The recipe: tasks -> a valid file -> the model -> each task -> log and report."""
+@dataclass
+class RunSession:
+    """What the run holds from setup to finish."""
+
+    cfg: RunConfig
+    files: Outputs
+    worker: Worker
+    clock: Callable[[], float]
+    start: float
+    taskset: TaskSet
+    writer: SubmissionWriter
+    merge: Callable[..., None]  # finished tasks into submission.json (`_merger`)
+    done: dict[str, TaskRecord]  # finished by an earlier run (output.resume)
+    fixed: dict[str, TaskRecord]  # answered without the model: invalid, skipped by solve_limit, no model
+    todo: list[Task]
+    policy: LearnedPolicy | None
+    engine: Engine | None
+
+
+def setup(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit: int | None,
+          worker: Worker) -> RunSession:
+    """The tasks, a valid file answering every one of them by fallback, the journals, the policy and the model."""
     files = Outputs.of(cfg.output.dir, worker)
     taskset = select_tasks(cfg.data)  # file-level problems stop here, with the file named
     log.info("run: %d tasks (%d invalid), budget %.0f s, output %s, worker %d of %d", len(taskset),
@@ -125,20 +154,7 @@ def _run(cfg: RunConfig, engine: Engine | None, clock, start: float, solve_limit
         if engine is None:
             fixed.update({t.id: fallback_record(t, "error", error=f"model load: {error}") for t in todo})
             todo = []
-    if todo:
-        solve_all(engine, todo, cfg, clock, start, worker, files.journal, merge, progress, policy)
-
-    worker.barrier("finished", timeout=max(60.0, cfg.budget.seconds - (clock() - start)))
-    if worker.rank != 0:  # worker 0 writes the log and the report for everyone
-        return RunResult(files.submission, files.log, None, [], clock() - start)
-    journaled = journal.read_records(files.dir)  # every worker has finished: read the journals once
-    merge(journaled=journaled)
-    records = {**fixed, **journaled}
-    for tid in done:
-        if records[tid].status == "ok":
-            records[tid].status = "resumed"
-    ordered = [records[t.id] for t in taskset.tasks if t.id in records]
-    return finish(cfg, files, taskset, ordered, writer, clock() - start)
+    return RunSession(cfg, files, worker, clock, start, taskset, writer, merge, done, fixed, todo, policy, engine)
 
 
 def open_journals(cfg: RunConfig, files: Outputs, worker: Worker) -> dict[str, TaskRecord]:
@@ -198,13 +214,25 @@ def log_model(cfg: RunConfig, format_used: str) -> None:
         log.warning("this is the kit's demonstration model: it checks the pipeline and solves only a few small tasks")
 
 
-def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], writer: SubmissionWriter,
-           seconds: float) -> RunResult:
-    """Score (when solutions are known), log.json and the report."""
+def finish(s: RunSession) -> RunResult:
+    """Once every worker is done, worker 0 merges the journals and writes, scored when solutions are known, log.json
+    and the report."""
+    cfg, files = s.cfg, s.files
+    s.worker.barrier("finished", timeout=max(60.0, cfg.budget.seconds - (s.clock() - s.start)))
+    if s.worker.rank != 0:  # worker 0 writes the log and the report for everyone
+        return RunResult(files.submission, files.log, None, [], s.clock() - s.start)
+    journaled = journal.read_records(files.dir)  # every worker has finished: read the journals once
+    s.merge(journaled=journaled)
+    by_id = {**s.fixed, **journaled}
+    for tid in s.done:
+        if by_id[tid].status == "ok":
+            by_id[tid].status = "resumed"
+    records = [by_id[t.id] for t in s.taskset.tasks if t.id in by_id]
+    seconds = s.clock() - s.start
     result = RunResult(files.submission, files.log, None, records, seconds)
-    known = {t.id: [p.output for p in t.test] for t in taskset.valid if t.has_solutions}
+    known = {t.id: [p.output for p in t.test] for t in s.taskset.valid if t.has_solutions}
     if known:
-        score = score_submission(known, writer.as_dict())
+        score = score_submission(known, s.writer.as_dict())
         for r in records:
             r.correct = score.per_task.get(r.id)
         result.score, result.task_score = score.output_mean, score.task_mean
@@ -212,7 +240,7 @@ def finish(cfg: RunConfig, files: Outputs, taskset, records: list[TaskRecord], w
     write_json_atomic(files.log, {"summary": summary, "config": to_dict(cfg),
                                   "tasks": [dataclasses.asdict(r) for r in records]})
     try:
-        result.report_path = write_report(files.report, taskset, records, summary, pictures=cfg.output.pictures)
+        result.report_path = write_report(files.report, s.taskset, records, summary, pictures=cfg.output.pictures)
     except Exception as e:  # noqa: BLE001 - the report must never cost the submission
         log.error("report failed: %s", e)
     log.info("done: %s", json.dumps(summary))
@@ -226,15 +254,14 @@ def task_cost(engine: Engine, task: Task) -> TaskCost:
                                output_area=c.output_area or max(p.output.size for p in task.train))
 
 
-def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: float, worker: Worker,
-              journal_path: str, merge: Callable[[TaskRecord], None], progress: bool,
-              policy: LearnedPolicy | None = None) -> None:
+def solve_all(s: RunSession, progress: bool) -> None:
     """This worker's share of the tasks: take the next one from the shared counter until none is left."""
-    todo = [t.blind() for t in todo]  # the engine never sees test solutions, even when they were loaded
-    costs, todo = task_costs(engine, todo, journal_path, merge)
-    planner = Planner(cfg.budget, costs, start=start, clock=clock,
+    cfg, engine, worker, clock, merge = s.cfg, s.engine, s.worker, s.clock, s.merge
+    todo = [t.blind() for t in s.todo]  # the engine never sees test solutions, even when they were loaded
+    costs, todo = task_costs(engine, todo, s.files.journal, merge)
+    planner = Planner(cfg.budget, costs, start=s.start, clock=clock,
                       default_views=cfg.inference.n_views, infer_batch=cfg.inference.batch_size,
-                      workers=worker.world_size, score_views=cfg.inference.n_score_views, policy=policy)
+                      workers=worker.world_size, score_views=cfg.inference.n_score_views, policy=s.policy)
     difficulty_seconds: dict[str, float] = {}
     difficulties = (measure_difficulty(engine, todo, planner, cfg, difficulty_seconds)
                     if cfg.budget.measures_difficulty else {})
@@ -247,7 +274,7 @@ def solve_all(engine: Engine, todo: list[Task], cfg: RunConfig, clock, start: fl
         rec = solve_task(engine, t, plan, clock, planner.gate_for(t.id, plan))
         rec.difficulty, rec.worker = difficulties.get(t.id), worker.rank
         rec.difficulty_seconds = difficulty_seconds.get(t.id, 0.0)
-        journal.append_journal(journal_path, rec)
+        journal.append_journal(s.files.journal, rec)
         merge(rec)
         planner.record(t.id, plan, train_seconds=rec.train_seconds, steps_done=rec.steps,
                        infer_seconds=rec.infer_seconds, views_done=rec.views, prefill_seconds=rec.prefill_seconds,
