@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/long_run.py                      (runs/finetune-long -> results/long_run.json)
     .venv/bin/python benchmarks/long_run.py --run DIR --out F
 
-`make finetune-long` keeps an adapter with its evaluation every eval.every_steps (runs/finetune-long/adapters/step-N,
-step 0 being the adapter the leg continues). For both dev sets (benchmarks/dev_tasks.json: held-out training tasks;
+`make finetune-long` evaluates before its first step (step 0: the adapter the leg continues) and every
+eval.every_steps, keeping each later step's adapter (runs/finetune-long/adapters/step-N); the evaluations are read
+from the leg's card, or its checkpoint while it runs. For both dev sets (benchmarks/dev_tasks.json: held-out training tasks;
 benchmarks/dev_eval_tasks.json: held-out evaluation tasks): the NLL per output token, the share of tasks whose
 teacher-forced argmax writes the answer whole, and each step minus step 0, paired by task, with 90% bootstrap
 intervals. The verdict: a step **ships** when its NLL interval lies below zero on both sets and its exact share is
@@ -14,10 +15,8 @@ run: a relay of legs").
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import re
 import sys
 
 from arc_ttt.core.stats import bootstrap_mean, paired_difference
@@ -27,20 +26,25 @@ from provenance import provenance, write_result
 SETS = ("dev", "dev_eval")
 
 
-def kept(run: str) -> dict[int, dict]:
-    """step -> the evaluation kept beside that step's adapter."""
-    out = {}
-    for path in glob.glob(os.path.join(run, "adapters", "step-*", "evaluation.json")):
-        step = int(re.search(r"step-(\d+)", path).group(1))
-        with open(path, encoding="utf-8") as f:
-            out[step] = json.load(f)
-    return dict(sorted(out.items()))
+def evaluations(run: str) -> dict[int, dict]:
+    """step -> the leg's evaluation at that step: from its card (finetune.json, written when the leg stops or
+    ends), else from its checkpoint (a leg still running)."""
+    card, ckpt = os.path.join(run, "finetune.json"), os.path.join(run, "checkpoint", "progress.json")
+    if os.path.exists(card):
+        with open(card, encoding="utf-8") as f:
+            history = json.load(f)["holdout"]["history"]
+    elif os.path.exists(ckpt):
+        with open(ckpt, encoding="utf-8") as f:
+            history = json.load(f)["progress"]["evals"]
+    else:
+        raise SystemExit(f"{run}: neither finetune.json nor a checkpoint: no leg there")
+    return {e["step"]: e for e in history}
 
 
 def judge(evals: dict[int, dict]) -> dict:
     """Per step and set: NLL, exact share (with its interval) and the paired difference from step 0; the verdict."""
     if 0 not in evals:
-        raise SystemExit("no step-0 adapter: the leg's start was not evaluated (eval.at_start)")
+        raise SystemExit("no step-0 evaluation: the leg's start was not evaluated (eval.at_start)")
     rows = {}
     for step, e in evals.items():
         row: dict = {}
@@ -75,7 +79,7 @@ def main() -> int:
     ap.add_argument("--run", default="runs/finetune-long")
     ap.add_argument("--out", default="benchmarks/results/long_run.json")
     args = ap.parse_args()
-    rows = judge(kept(args.run))
+    rows = judge(evaluations(args.run))
     print_table(rows)
     card_path = os.path.join(args.run, "finetune.json")
     card = json.load(open(card_path, encoding="utf-8")) if os.path.exists(card_path) else {}

@@ -21,19 +21,16 @@ def evaluation(step, dev, dev_eval):
     return out
 
 
-def keep(folder, e):
-    path = folder / "adapters" / f"step-{e['step']}"
-    path.mkdir(parents=True)
-    (path / "evaluation.json").write_text(json.dumps(e))
+def card(folder, *evals):
+    (folder / "finetune.json").write_text(json.dumps({"holdout": {"history": list(evals)}}))
 
 
 def test_a_step_ships_only_when_better_on_both_sets(long_run, tmp_path):
     start = {f"t{i}": (0.5, 0) for i in range(8)}
     better = {k: (v[0] - 0.05 - 0.01 * i, v[1]) for i, (k, v) in enumerate(start.items())}
     worse = {k: (v[0] + 0.02, v[1]) for k, v in start.items()}
-    for e in (evaluation(0, start, start), evaluation(200, better, worse), evaluation(400, better, better)):
-        keep(tmp_path, e)
-    rows = long_run.judge(long_run.kept(str(tmp_path)))
+    card(tmp_path, evaluation(0, start, start), evaluation(200, better, worse), evaluation(400, better, better))
+    rows = long_run.judge(long_run.evaluations(str(tmp_path)))
     assert list(rows) == [0, 200, 400]
     assert [rows[s]["ships"] for s in rows] == [False, False, True]
     d = rows[400]["dev"]["minus_start"]["nll"]
@@ -41,7 +38,12 @@ def test_a_step_ships_only_when_better_on_both_sets(long_run, tmp_path):
     assert rows[200]["dev_eval"]["minus_start"]["nll"]["lo"] == pytest.approx(0.02)
 
 
-def test_a_leg_without_its_start_is_refused(long_run, tmp_path):
-    keep(tmp_path, evaluation(200, {"t": (0.4, 0)}, {"t": (0.4, 0)}))
-    with pytest.raises(SystemExit, match="no step-0 adapter"):
-        long_run.judge(long_run.kept(str(tmp_path)))
+def test_a_running_leg_is_read_from_its_checkpoint_and_one_without_its_start_refused(long_run, tmp_path):
+    with pytest.raises(SystemExit, match="no leg there"):
+        long_run.evaluations(str(tmp_path))
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "progress.json").write_text(json.dumps(
+        {"progress": {"evals": [evaluation(200, {"t": (0.4, 0)}, {"t": (0.4, 0)})]}}))
+    assert list(long_run.evaluations(str(tmp_path))) == [200]
+    with pytest.raises(SystemExit, match="no step-0"):
+        long_run.judge(long_run.evaluations(str(tmp_path)))
