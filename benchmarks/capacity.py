@@ -130,7 +130,8 @@ def table(cards: dict[str, dict]) -> dict:
             nll = {k: v[0] for k, v in after["per_task"].items()}
             exact = {k: v[1] for k, v in after["per_task"].items()}
             row[which] = {"nll": after["nll"], "nll_before": before["nll"], "exact": after["exact"],
-                          "exact_ci": bootstrap_mean(list(exact.values())).to_dict()}
+                          "exact_ci": bootstrap_mean(list(exact.values())).to_dict(),
+                          "per_task": after["per_task"]}  # so a later variant pairs with this one without a rerun
             if base is not None and name != "r16":
                 b = figures(base, which, "after")["per_task"]
                 row[which]["minus_r16"] = {
