@@ -230,6 +230,46 @@ def test_bundle_refuses_what_the_user_named_wrongly(tmp_path, tiny_model_dir, in
         K.build_bundle(spec(out=str(tmp_path / "a-file")))
 
 
+def test_a_grid_source_travels_in_the_code_dataset_and_the_notebook_finds_it(tmp_path, tiny_model_dir,
+                                                                              installed_wheelhouse, grid_model_dir):
+    """A config whose candidate sources name grid: its grid model is checked before anything is written, copied into
+    the code dataset as grid_model/, and found there on Kaggle (the run's inference.grid.path override)."""
+    import yaml  # only this test writes a config
+
+    from arc_ttt.core.config import ConfigError
+    from arc_ttt.delivery import environment as E
+    from arc_ttt.delivery.inputs import GRID_CARD, find_grid_model
+    from arc_ttt.core.gridconfig import MODEL_CARD
+
+    assert GRID_CARD == MODEL_CARD
+    (tmp_path / "configs").mkdir()
+    tree = yaml.safe_load(open(CONFIG, encoding="utf-8"))
+    tree.setdefault("inference", {}).update({"sources": ["llm", "grid"], "grid": {"path": str(tmp_path / "none")}})
+    config = tmp_path / "configs" / "kaggle-grid.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    spec = K.BundleSpec(config=str(config), model=tiny_model_dir, out=str(tmp_path / "out"), owner="tester",
+                        wheelhouse=installed_wheelhouse, format="kit")
+    with pytest.raises(ConfigError, match="inference.grid.path: .*none holds no grid model"):
+        K.build_bundle(spec)
+    assert not (tmp_path / "out").exists()
+    tree["inference"]["grid"]["path"] = grid_model_dir
+    config.write_text(yaml.safe_dump(tree))
+    bundle = K.build_bundle(spec)
+    carried = os.path.join(bundle.folders["code"], "grid_model")
+    assert sorted(os.listdir(carried)) == sorted(os.listdir(grid_model_dir))
+    assert find_grid_model(bundle.folders["code"]) == carried
+    shutil.copytree(bundle.folders["code"], tmp_path / "input" / "datasets" / "tester" / "arc-ttt-code")
+    shutil.copytree(tiny_model_dir, tmp_path / "input" / "datasets" / "tester" / "arc-ttt-model")
+    challenges = tmp_path / "input" / "competitions" / "arc" / "arc-agi_test_challenges.json"
+    challenges.parent.mkdir(parents=True)
+    challenges.write_text("{}")
+    kaggle = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, input_root=str(tmp_path / "input"))
+    grid = str(tmp_path / "input" / "datasets" / "tester" / "arc-ttt-code" / "grid_model")
+    assert f"inference.grid.path={grid}" in E.run_overrides(kaggle)
+    plain = K.build_bundle(K.BundleSpec(**{**spec.__dict__, "config": CONFIG, "out": str(tmp_path / "plain")}))
+    assert find_grid_model(plain.folders["code"]) is None  # a config without grid carries none
+
+
 def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_path, monkeypatch, tiny_model_dir,
                                                                          installed_wheelhouse):
     for var in ("KAGGLE_USERNAME", "KAGGLE_CONFIG_DIR"):

