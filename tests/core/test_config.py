@@ -98,6 +98,7 @@ LOCAL_DIFFERS = {
     "inference.dfs_threshold": "measured for the 135M model",
     "inference.max_candidates": "the CPU's size",
     "inference.max_len": "the CPU's size, as ttt.max_len",
+    "inference.grid": "the committed grid model (configs/grid/local), used only when inference.sources names grid",
     "budget.seconds": "minutes, not hours",
     "budget.max_steps_long": "decided on the 135M model's dev-set truth NLL (long stratum); the GPU configs keep one cap",
     "budget.min_margin_seconds": "minutes, not hours",

@@ -172,3 +172,20 @@ def test_the_sources_the_config_names_are_built_in_its_order(tmp_path, tokenizer
         build_sources(InferenceConfig(sources=["grid"], grid=GridSourceConfig(path=str(tmp_path))), llm, codec=None)
     with pytest.raises(ConfigError, match=r"inference.grid.path: not set"):
         gs.GridSource.load(GridSourceConfig())
+
+
+def test_the_committed_grid_model_is_what_the_local_config_names(monkeypatch):
+    """configs/grid/local (a 500-step configs/grid-local.yaml run) loads as the local config's grid source, so
+    `--set 'inference.sources=["llm","grid"]'` works from a fresh clone; its card says how little it trained."""
+    import json
+    import os
+
+    from conftest import ROOT
+    from arc_ttt.core.config import load_config
+
+    monkeypatch.chdir(ROOT)
+    settings = load_config("configs/local.yaml").inference.grid
+    source = gs.GridSource.load(settings)
+    card = json.load(open(os.path.join(settings.path, "grid.json"), encoding="utf-8"))
+    assert source.name == "grid" and source.model.cfg.canvas == 30 and card["finished"] and card["steps"] == 500
+    assert sum(os.path.getsize(os.path.join(settings.path, f)) for f in os.listdir(settings.path)) < 20 * 2 ** 20
