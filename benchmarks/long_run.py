@@ -8,8 +8,8 @@ eval.every_steps, keeping each later step's adapter (runs/finetune-long/adapters
 from the leg's card, or its checkpoint while it runs. For both dev sets (benchmarks/dev_tasks.json: held-out training tasks;
 benchmarks/dev_eval_tasks.json: held-out evaluation tasks): the NLL per output token, the share of tasks whose
 teacher-forced argmax writes the answer whole, and each step minus step 0, paired by task, with 90% bootstrap
-intervals. The verdict: a step **ships** when its NLL interval lies below zero on both sets and its exact share is
-not lower on either; then its adapter replaces configs/adapters/smollm2-135m-arc (docs/finetuning.md, "The long
+intervals. The verdict: a step **ships** when its NLL interval lies below zero on both sets and its exact share's
+interval reaches zero or above on both (not worse beyond the noise); then its adapter replaces configs/adapters/smollm2-135m-arc (docs/finetuning.md, "The long
 run: a relay of legs").
 """
 from __future__ import annotations
@@ -57,8 +57,9 @@ def judge(evals: dict[int, dict]) -> dict:
                                                        {k: v[0] for k, v in start.items()}).to_dict(),
                               "exact": paired_difference({k: v[1] for k, v in now.items()},
                                                          {k: v[1] for k, v in start.items()}).to_dict()}}
+        # better NLL on both sets beyond the noise; exact match not worse beyond it (one task of 48 is noise)
         row["ships"] = step > 0 and all(row[w]["minus_start"]["nll"]["hi"] < 0 and
-                                        row[w]["minus_start"]["exact"]["mean"] >= 0 for w in SETS)
+                                        row[w]["minus_start"]["exact"]["hi"] >= 0 for w in SETS)
         rows[step] = row
     return rows
 

@@ -36,6 +36,9 @@ def test_a_step_ships_only_when_better_on_both_sets(long_run, tmp_path):
     d = rows[400]["dev"]["minus_start"]["nll"]
     assert d["mean"] == pytest.approx(-0.085) and d["hi"] < 0 and d["n"] == 8
     assert rows[200]["dev_eval"]["minus_start"]["nll"]["lo"] == pytest.approx(0.02)
+    lost = {k: (v[0], 0) for k, v in better.items()}  # better NLL, but every task's exact answer lost
+    card(tmp_path, evaluation(0, {k: (v[0], 1) for k, v in start.items()}, start), evaluation(400, lost, better))
+    assert not long_run.judge(long_run.evaluations(str(tmp_path)))[400]["ships"]
 
 
 def test_a_running_leg_is_read_from_its_checkpoint_and_one_without_its_start_refused(long_run, tmp_path):
