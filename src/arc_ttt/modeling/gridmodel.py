@@ -70,6 +70,16 @@ def fits(grid: np.ndarray, canvas: int) -> bool:
     return grid.shape[0] <= canvas and grid.shape[1] <= canvas
 
 
+def pairs_that_fit(pairs, canvas: int) -> tuple:
+    """The solved pairs whose grids fit the canvas (under any view too: the canvas is square)."""
+    return tuple(p for p in pairs if p.output is not None and fits(p.input, canvas) and fits(p.output, canvas))
+
+
+def canvases(grids, canvas: int, device) -> torch.Tensor:
+    """Grids as a batch of canvases of classes (batch, canvas^2)."""
+    return torch.tensor(np.stack([encode_grid(g, canvas) for g in grids]), device=device)
+
+
 # ---------------------------------------------------------------------------- the network
 
 def swiglu_width(cfg: GridModelConfig) -> int:

@@ -46,12 +46,11 @@ def task_key(task: Task) -> tuple[str, str]:
 
 def demo_canvases(task: Task, view: View, canvas: int, device) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The demonstrations under `view` that fit the canvas, as (input canvases, output canvases); None if none fit."""
-    pairs = [(view.apply_grid(p.input), view.apply_grid(p.output)) for p in task.train]
-    pairs = [(x, y) for x, y in pairs if gm.fits(x, canvas) and gm.fits(y, canvas)]
+    pairs = gm.pairs_that_fit(task.train, canvas)
     if not pairs:
         return None
-    return tuple(torch.tensor(np.stack([gm.encode_grid(g, canvas) for g in grids]), device=device)
-                 for grids in zip(*pairs))
+    return (gm.canvases([view.apply_grid(p.input) for p in pairs], canvas, device),
+            gm.canvases([view.apply_grid(p.output) for p in pairs], canvas, device))
 
 
 def predict_view(net: gm.GridModel, query: np.ndarray, vector: torch.Tensor) -> tuple[np.ndarray | None, float]:

@@ -46,14 +46,6 @@ UNFINGERPRINTED = {"eval", "output"}  # sections that may change on resume; and 
 
 # ---------------------------------------------------------------------------- data
 
-def pairs_that_fit(pairs, canvas: int) -> tuple[Pair, ...]:
-    return tuple(p for p in pairs if p.output is not None and gm.fits(p.input, canvas) and gm.fits(p.output, canvas))
-
-
-def canvases(grids, canvas: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor(np.stack([gm.encode_grid(g, canvas) for g in grids]), device=device)
-
-
 def grid_corpus(cfg: GridConfig) -> Corpus:
     """finetune's corpus with the grid model's "usable": a task with a pair that fits the canvas; a held-out task
     also needs a demonstration and every solved test pair on it."""
@@ -61,9 +53,9 @@ def grid_corpus(cfg: GridConfig) -> Corpus:
 
     def holdout_fits(t: Task) -> bool:
         tests = [p for p in t.test if p.output is not None]
-        return bool(tests) and bool(pairs_that_fit(t.train, canvas)) and len(pairs_that_fit(tests, canvas)) == len(tests)
+        return bool(tests) and bool(gm.pairs_that_fit(t.train, canvas)) and len(gm.pairs_that_fit(tests, canvas)) == len(tests)
 
-    return build_corpus(cfg.data, lambda t: bool(pairs_that_fit(t.train, canvas)), seed=cfg.seed,
+    return build_corpus(cfg.data, lambda t: bool(gm.pairs_that_fit(t.train, canvas)), seed=cfg.seed,
                         holdout_fits=holdout_fits)
 
 
@@ -97,7 +89,7 @@ class Pool:
         task = self.corpus.draw(k, self.cfg.seed)
         i = self.index[task.id]
         rng = np.random.default_rng([self.cfg.seed, k])
-        pairs = pairs_that_fit(task.train, self.cfg.model.canvas)
+        pairs = gm.pairs_that_fit(task.train, self.cfg.model.canvas)
         pair = pairs[int(rng.integers(len(pairs)))]
         v = int(rng.integers(len(self.views(i))))
         return i * self.cfg.train.views_per_task + v, self.views(i)[v], pair
@@ -105,8 +97,8 @@ class Pool:
     def batch(self, b: int, device: torch.device) -> Batch:
         size, canvas = self.cfg.train.batch_size, self.cfg.model.canvas
         drawn = [self.sample(b * size + j) for j in range(size)]
-        return Batch(canvases([view.apply_grid(p.input) for _, view, p in drawn], canvas, device),
-                     canvases([view.apply_grid(p.output) for _, view, p in drawn], canvas, device),
+        return Batch(gm.canvases([view.apply_grid(p.input) for _, view, p in drawn], canvas, device),
+                     gm.canvases([view.apply_grid(p.output) for _, view, p in drawn], canvas, device),
                      torch.tensor([r for r, _, _ in drawn], device=device), [view.d8 for _, view, _ in drawn])
 
     def min_halt(self, b: int, device: torch.device) -> torch.Tensor:
@@ -129,11 +121,11 @@ def trained_vectors(model: gm.GridModel, pool: Pool, task_id: str) -> list[tuple
 def unseen_vector(model: gm.GridModel, task: Task, cfg: GridConfig, amp) -> torch.Tensor:
     """A task never trained on: the mean embedding row, fitted on its demonstrations when eval.fit_steps > 0."""
     start = model.task.weight.detach().mean(0)
-    demos = pairs_that_fit(task.train, cfg.model.canvas)
+    demos = gm.pairs_that_fit(task.train, cfg.model.canvas)
     if cfg.eval.fit_steps == 0 or not demos:
         return start
-    cells = canvases([p.input for p in demos], cfg.model.canvas, start.device)
-    targets = canvases([p.output for p in demos], cfg.model.canvas, start.device)
+    cells = gm.canvases([p.input for p in demos], cfg.model.canvas, start.device)
+    targets = gm.canvases([p.output for p in demos], cfg.model.canvas, start.device)
     return gm.fit_vector(model, cells, targets, start, cfg.eval.fit_steps, cfg.eval.fit_lr, amp=amp)
 
 
