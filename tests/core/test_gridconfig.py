@@ -4,7 +4,7 @@ import math
 import pytest
 
 from arc_ttt.core.config import ConfigError
-from arc_ttt.core.gridconfig import GridConfig, GridTrainConfig, load_grid_config
+from arc_ttt.core.gridconfig import GridConfig, GridTrainConfig, describe_llm, llm_record, load_grid_config, same_llm
 
 
 def test_defaults_and_overrides():
@@ -25,7 +25,9 @@ def test_the_shipped_configs_load_and_never_train_on_what_is_measured(path):
     ("model.heads=3", "model"),  # 128 / 3: no whole head size
     ("model.hidden=24", "model"),  # head size 6: not a multiple of 4 for 2-D RoPE
     ("model.canvas=31", "model"),
-    ("model.condition=llm", "model"),  # the hybrid is not built yet
+    ("model.condition=llm", "model.condition: llm needs model.llm.path"),  # which LLM, said
+    ("model.llm.max_len=0", "model.llm"),
+    ("model.llm.dtype=int8", "model.llm.dtype"),
     ("model.prefix=40", "model"),
     ("train.autocast=fp16", "train.autocast"),
     ("train.nonsense=1", "train"),
@@ -48,3 +50,17 @@ def test_the_schedule_warms_up_then_holds_or_falls_to_its_floor():
     assert cosine.lr_factor(10) == 1.0 and cosine.lr_factor(60) == pytest.approx(0.55)
     assert cosine.lr_factor(110) == pytest.approx(0.1) and cosine.lr_factor(500) == pytest.approx(0.1)
     assert not math.isnan(GridTrainConfig(steps=5, warmup_steps=0).lr_factor(0))
+
+
+def test_condition_llm_names_its_llm_and_the_record_compares_them():
+    """model.llm: the LLM's folder, adapter and format (auto by default, resolved when it loads); two records name
+    the same LLM when folder (as written or resolved), adapter, format and width agree."""
+    cfg = load_grid_config("configs/grid-local.yaml", ["model.condition=llm", "model.llm.path=models/smollm2-135m",
+                                                       "model.llm.adapter=configs/adapters/smollm2-135m-arc"])
+    assert cfg.model.llm.path == "models/smollm2-135m" and cfg.model.llm.format == "auto"
+    assert cfg.model.llm.max_len == 2048 and cfg.model.llm.cache_mb == 512
+    a = llm_record("models/smollm2-135m/", "configs/adapters/smollm2-135m-arc", "kit", 576)
+    assert a["path"] == "models/smollm2-135m" and same_llm(a, dict(a))
+    assert not same_llm(a, {**a, "adapter": None}) and not same_llm(a, {**a, "format": "architects"})
+    assert not same_llm(a, {**a, "path": "models/smollm2-135m-arc"}) and not same_llm(a, {**a, "hidden": 960})
+    assert describe_llm(a) == "models/smollm2-135m + adapter configs/adapters/smollm2-135m-arc (format kit, hidden 576)"

@@ -1,20 +1,28 @@
 """The grid model as a candidate source: per view a task vector fitted on the demonstrations under that view, the
 test input predicted under each view and mapped back by the view's exact inverse, one candidate per view with its
 canvas's log-probability; the adaptation made once per task; the deadline kept; `full` adaptation trains a copy and
-leaves the loaded model alone; the sources `inference.sources` names, built from the config."""
+leaves the loaded model alone; the sources `inference.sources` names, built from the config; a grid model trained on
+an LLM's features proposing with the run's LLM, and refused with another."""
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 from conftest import ticking, tiny_grid_model, tiny_llama
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from arc_ttt.core import formats
 from arc_ttt.core.clock import Deadline, FakeClock
-from arc_ttt.core.config import ConfigError, GridSourceConfig, InferenceConfig
+from arc_ttt.core.config import ConfigError, GridSourceConfig, InferenceConfig, LoraSettings
+from arc_ttt.core.errors import UserError
+from arc_ttt.core.gridconfig import GridModelConfig
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.views import IDENTITY, View
+from arc_ttt.modeling import gridcondition as gc
 from arc_ttt.modeling import gridmodel as gm
 from arc_ttt.modeling import gridsource as gs
+from arc_ttt.modeling import lora
 from arc_ttt.modeling.decoding import PhaseTimes
 from arc_ttt.modeling.sources import LLMSource, build_sources
 
@@ -49,7 +57,7 @@ def test_each_view_answers_in_the_original_frame_by_its_exact_inverse(monkeypatc
     permuted among them, the answer mapped back is the test input itself (a missing or wrong inverse would turn or
     recolour it). Its log-probability is the canvas's: 16 cells, each logit 2 against ten of 0 (fp32 log-softmax of
     values near 3, spacing 2.4e-7, summed over 16 cells: within 1e-5)."""
-    def echo(net, cells, vectors, halt=False, amp=None):
+    def echo(net, cells, vectors, halt=False, amp=None, features=None):
         return 2.0 * torch.nn.functional.one_hot(cells, gm.CLASSES).float(), torch.zeros(len(cells))
 
     monkeypatch.setattr(gm, "final_logits", echo)
@@ -189,3 +197,39 @@ def test_the_committed_grid_model_is_what_the_local_config_names(monkeypatch):
     card = json.load(open(os.path.join(settings.path, "grid.json"), encoding="utf-8"))
     assert source.name == "grid" and source.model.cfg.canvas == 30 and card["finished"] and card["steps"] == 500
     assert sum(os.path.getsize(os.path.join(settings.path, f)) for f in os.listdir(settings.path)) < 20 * 2 ** 20
+
+
+@pytest.mark.parametrize("adapt", ["embedding", "full"])
+def test_a_grid_model_on_an_llms_features_proposes_with_the_runs_llm(tmp_path, tokenizer, tiny_model_dir, adapt):
+    """condition llm in a run, end to end: a grid model saved with the record of the LLM in tiny_model_dir is built
+    by build_sources beside that LLM (its LoRA attached, as the engine does) and proposes, under inference mode as
+    a run predicts, a candidate per view in the original frame. Each view's demonstrations (each left out of its
+    own prompt) and test input are encoded once; the next test input adds its own prompts only, and a retried
+    prediction finds them all in the cache. Another LLM is refused, naming both."""
+    llm = lora.attach(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=4))
+    codec = formats.codec_for(formats.resolve("auto", tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir))
+    torch.manual_seed(0)
+    model = gm.GridModel(GridModelConfig(canvas=4, hidden=16, heads=2, layers=1, n=1, T=2, n_sup=2, prefix=2,
+                                         mlp_multiple=16, condition="llm"), rows=3, llm_hidden=64)
+    with torch.no_grad():  # conftest.tiny_grid_model's head: every canvas decodes to a 4x4 grid
+        v = model.head.weight[1].clone()
+        model.head.weight.zero_()
+        model.head.weight[1], model.head.weight[2] = -v, v
+    folder = str(tmp_path / "grid")
+    gm.save_grid_model(model, folder, {}, gc.run_record(llm, codec))
+    settings = GridSourceConfig(path=folder, fit_steps=2, adapt=adapt, full_steps=1)
+    grid, _ = build_sources(InferenceConfig(sources=["grid", "llm"], grid=settings), llm, codec)
+    assert grid.encoder.model is llm and grid.encoder.record["path"] == os.path.normpath(tiny_model_dir)
+    t = task(shape=(4, 4), n_test=2)
+    with torch.inference_mode():
+        first = propose(grid, t)
+        enc = grid.encoder
+        assert [c.views for c in first] == [[v.key] for v in VIEWS] and all(c.grid.shape == (4, 4) for c in first)
+        assert enc.misses == len(VIEWS) * (3 + 1) and enc.hits == 0
+        assert len(propose(grid, t, test_index=1)) == len(VIEWS) and enc.misses == len(VIEWS) * 5
+        again = propose(grid, t)
+    assert enc.hits == len(VIEWS) and [c.grid.tobytes() for c in again] == [c.grid.tobytes() for c in first]
+    assert all(math.isfinite(c.logprobs[0]) for c in first)
+    with pytest.raises(UserError, match=f"trained on the features of LLM {os.path.normpath(tiny_model_dir)}.*"
+                                        "this config's LLM is"):
+        build_sources(InferenceConfig(sources=["grid"], grid=settings), tiny_llama(tokenizer), codec)

@@ -61,6 +61,11 @@ def tensors(model) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def llm_config(model_dir: str) -> list[str]:
+    """condition llm on the tiny random LLM saved in `model_dir` (conftest.tiny_model_dir), fp32, short prompts."""
+    return ["model.condition=llm", f"model.llm.path={model_dir}", "model.llm.dtype=float32", "model.llm.max_len=160"]
+
+
 def kill_at(step: int, kill=RuntimeError):
     """An on_step hook that dies at `step`, as a kill would (the exception is not caught by the recipe)."""
     def hook(now: int) -> None:
@@ -97,19 +102,22 @@ def test_the_corpus_keeps_the_pairs_that_fit_the_canvas(toy, tmp_path):
 
 # ---------------------------------------------------------------------------- resume
 
-@pytest.mark.parametrize("kill", [RuntimeError, KeyboardInterrupt])
-def test_a_killed_run_resumes_bit_for_bit(toy, tmp_path, kill):
+@pytest.mark.parametrize("condition,kill", [("none", RuntimeError), ("none", KeyboardInterrupt),
+                                            ("llm", RuntimeError)])
+def test_a_killed_run_resumes_bit_for_bit(toy, tmp_path, tiny_model_dir, condition, kill):
     """Killed in the middle of a batch (step 7 of batches of n_sup = 2 steps, or fewer once a sample halts): the
     batch is redone from the last checkpoint, and the model, the losses and the card's counts equal an unbroken
-    run's. A hard kill leaves only the checkpoint; Ctrl-C writes a card but no checkpoint of the half batch."""
-    whole = gt.train_grid(toy_config(toy[0], tmp_path / "whole"), progress_bar=False)
-    cfg = toy_config(toy[0], tmp_path / "cut")
+    run's. A hard kill leaves only the checkpoint; Ctrl-C writes a card but no checkpoint of the half batch. With
+    condition llm the resumed run starts with an empty feature cache and recomputes the same features."""
+    extra = llm_config(tiny_model_dir) if condition == "llm" else []
+    whole = gt.train_grid(toy_config(toy[0], tmp_path / "whole", *extra), progress_bar=False)
+    cfg = toy_config(toy[0], tmp_path / "cut", *extra)
     if kill is KeyboardInterrupt:
         assert not gt.train_grid(cfg, progress_bar=False, on_step=kill_at(7, kill)).finished
     else:
         with pytest.raises(RuntimeError, match="killed"):
             gt.train_grid(cfg, progress_bar=False, on_step=kill_at(7))
-    resumed = gt.train_grid(toy_config(toy[0], tmp_path / "cut", "eval.every_steps=5"), resume=True,
+    resumed = gt.train_grid(toy_config(toy[0], tmp_path / "cut", "eval.every_steps=5", *extra), resume=True,
                             progress_bar=False)
     assert resumed.finished and resumed.progress.sessions == 2
     assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in tensors(whole.model).items())
@@ -170,7 +178,33 @@ def test_the_command_trains_and_reports(toy, tmp_path, capsys):
     assert main(argv) == 0
     assert "finished: step 2 of 2" in capsys.readouterr().out and (tmp_path / gt.CARD).exists()
     assert main(argv) == 2 and "already holds a checkpoint" in capsys.readouterr().err
-    assert main([*argv, "--set", "model.condition=llm"]) == 2 and "not built yet" in capsys.readouterr().err
+    assert main([*argv, "--set", "model.condition=llm"]) == 2
+    assert "model.condition: llm needs model.llm.path" in capsys.readouterr().err
+
+
+def test_a_run_conditioned_on_an_llm_trains_and_records_it(toy, tmp_path, tiny_model_dir):
+    """condition llm end to end on the tiny random LLM: finite losses that fall, features computed once per prompt
+    and reused from the cache, the held-out task evaluated with its own prompts, and the saved model naming the LLM
+    (its weights the grid model's alone), loadable with that LLM and refused without it."""
+    cfg = toy_config(toy[2], tmp_path, "data.holdout=1", "eval.at_start=true", "eval.fit_steps=1",
+                     "train.steps=40", *llm_config(tiny_model_dir))
+    result = gt.train_grid(cfg, progress_bar=False)
+    card = result.card
+    assert card["nonfinite_steps"] == 0 and np.isfinite(result.progress.losses).all()
+    assert np.mean(result.progress.losses[-8:]) < np.mean(result.progress.losses[:8])
+    assert card["llm"]["path"] == tiny_model_dir and card["llm"]["format"] == "kit" and card["llm"]["hidden"] == 64
+    feats = card["llm"]["features"]
+    assert feats["computed"] > 0 and feats["reused"] > 0  # 1 trained task x 8 views x 30 demos: prompts come back
+    assert card["parameters"]["conditioning"] > 0
+    assert card["evaluations"]["after"]["holdout"]["of"] == 4
+    folder = str(tmp_path / gt.MODEL)
+    meta = json.loads((tmp_path / gt.MODEL / "grid_model.json").read_text())
+    assert meta["llm"] == {k: v for k, v in card["llm"].items() if k != "features"}
+    loaded = gm.load_grid_model(folder, llm=meta["llm"])
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in result.model.state_dict().items())
+    assert set(torch.load(tmp_path / gt.MODEL / gm.WEIGHTS, weights_only=True)) == set(result.model.state_dict())
+    with pytest.raises(UserError, match="trained on the features of LLM"):
+        gm.load_grid_model(folder)
 
 
 def test_the_command_module_loads_without_torch():

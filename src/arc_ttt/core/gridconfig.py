@@ -19,6 +19,24 @@ MODEL_CARD = "grid_model.json"  # a saved grid model's sizes, beside its weights
 
 
 @dataclass(frozen=True)
+class GridLLMConfig:
+    """`condition: llm`: the causal LM whose last hidden states the grid network attends to, frozen (never trained
+    here). Its path, adapter and format are the grid model's record of which LLM it was trained on (its card); a run
+    whose LLM is another is refused when it loads the grid model."""
+
+    path: str | None = None  # a model folder, e.g. models/smollm2-135m (the same kind `model.path` names in a run)
+    adapter: str | None = None  # a LoRA adapter folder merged into it first, e.g. configs/adapters/smollm2-135m-arc
+    format: str = "auto"  # the prompt format, resolved as the LLM path resolves `model.format` (core.formats)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # its weights (modeling.runtime.resolve_dtype)
+    max_len: int = 2048  # prompt tokens at most: demonstrations dropped from the end until it fits, as decoding does
+    cache_mb: float = 512.0  # features kept in memory, least recently used dropped past this (0: none kept)
+
+    def __post_init__(self):
+        if self.max_len < 1 or self.cache_mb < 0:
+            raise ValueError("llm.max_len: at least 1; llm.cache_mb: at least 0")
+
+
+@dataclass(frozen=True)
 class GridModelConfig:
     """The recursive network. TRM on ARC: hidden 512, 8 heads, expansion 4, 2 layers, n 4 (L_cycles, README's ARC
     runs; 6 in trm.yaml), T 3 (H_cycles), 16 supervision steps, 16 prefix positions (puzzle_emb_len)."""
@@ -33,8 +51,10 @@ class GridModelConfig:
     T: int = 3  # cycles per supervision step; all but the last without gradient
     n_sup: int = 16  # deep-supervision steps (an optimizer step each while training), fewer once the head halts
     prefix: int = 16  # positions before the canvas: the task embedding on the first, the others free registers
-    # none: TRM alone (the task embedding is all it knows of the task). llm (a frozen LLM's features) is not built.
+    # none: TRM alone (the task embedding is all it knows of the task). llm: besides, the grid network attends to a
+    # frozen LLM's last hidden states over the task's prompt (`llm` names it; modeling/gridcondition.py)
     condition: Literal["none", "llm"] = "none"
+    llm: GridLLMConfig = field(default_factory=GridLLMConfig)
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
 
@@ -47,8 +67,6 @@ class GridModelConfig:
             raise ValueError(f"prefix {self.prefix}: between 1 and canvas + 1 (it is the row above the canvas)")
         if min(self.layers, self.n, self.T, self.n_sup) < 1:
             raise ValueError("layers, n, T and n_sup are at least 1")
-        if self.condition == "llm":
-            raise ValueError("condition: llm (the frozen LLM's features) is not built yet; use none")
 
 
 @dataclass(frozen=True)
@@ -118,7 +136,35 @@ def load_grid_config(path: str | os.PathLike | None = None, overrides=()) -> Gri
     cfg = load_config(path, overrides, cls=GridConfig)
     if cfg.train.views_per_task < 1:
         raise ConfigError("train.views_per_task: at least 1 (the identity)")
+    if cfg.model.condition == "llm" and not cfg.model.llm.path:
+        raise ConfigError("model.condition: llm needs model.llm.path (the causal LM's folder, e.g. "
+                          "models/smollm2-135m)")
     return cfg
+
+
+def llm_record(path: str, adapter: str | None, fmt: str, hidden: int) -> dict:
+    """Which LLM a grid model's features came from, as its card keeps it: the folder, the adapter merged into it,
+    the prompt format (the codec's name) and the width of its hidden states."""
+    return {"path": os.path.normpath(path), "adapter": adapter and os.path.normpath(adapter), "format": fmt,
+            "hidden": hidden}
+
+
+def _same_folder(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return os.path.normpath(a) == os.path.normpath(b) or os.path.realpath(a) == os.path.realpath(b)
+
+
+def same_llm(a: dict, b: dict) -> bool:
+    """Two `llm_record`s name the same LLM: the same folder (as written, or where it resolves to), adapter, format
+    and width."""
+    return (_same_folder(a["path"], b["path"]) and _same_folder(a.get("adapter"), b.get("adapter"))
+            and a["format"] == b["format"] and a["hidden"] == b["hidden"])
+
+
+def describe_llm(record: dict) -> str:
+    adapter = f" + adapter {record['adapter']}" if record.get("adapter") else ""
+    return f"{record['path']}{adapter} (format {record['format']}, hidden {record['hidden']})"
 
 
 def require_grid_model(folder: str | None, key: str = "inference.grid.path") -> None:

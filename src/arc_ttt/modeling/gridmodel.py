@@ -13,7 +13,9 @@ The facts are TRM's (SamsungSAILMontreal/TinyRecursiveModels, models/recursive_r
 the q head on the first prefix position initialised to bias -5, zero-initialised task embeddings, inputs scaled
 by sqrt(hidden); models/layers.py: post-norm blocks, RMSNorm without weights, SwiGLU width rounded to 256;
 models/losses.py: the halt head's BCE on "the whole answer is right", weighted 0.5). Ours: RoPE in 2-D (rows on
-half of each head's pairs, columns on the other) and the outside class instead of TRM's PAD/EOS tokens.
+half of each head's pairs, columns on the other) and the outside class instead of TRM's PAD/EOS tokens. With
+`condition: llm`, a cross-attention sub-layer after each block reads a frozen LLM's features over the task's prompt
+(modeling/gridcondition.py); every function that runs the network then takes them as `features`.
 """
 from __future__ import annotations
 
@@ -29,10 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.configfile import build
+from ..core.errors import UserError
 from ..core.folders import atomic_folder
-from ..core.gridconfig import MODEL_CARD, GridModelConfig
+from ..core.gridconfig import MODEL_CARD, GridModelConfig, describe_llm, same_llm
 from ..core.tasks import GRID_DTYPE, Task
 from ..core.views import View
+from .gridcondition import Conditioning, Features
 
 OUTSIDE = 0  # the class of a canvas cell outside the grid; colour c is class c + 1
 CLASSES = 11
@@ -142,11 +147,15 @@ class Block(nn.Module):
 
 
 class GridModel(nn.Module):
-    """The network and its task embedding table (`rows`: one per task and view trained on)."""
+    """The network and its task embedding table (`rows`: one per task and view trained on); with `condition: llm`
+    the projection and cross-attention of `llm_hidden`-wide LLM features too (`condition`; None without)."""
 
-    def __init__(self, cfg: GridModelConfig, rows: int):
+    def __init__(self, cfg: GridModelConfig, rows: int, llm_hidden: int | None = None):
         super().__init__()
         self.cfg = cfg
+        if (cfg.condition == "llm") != (llm_hidden is not None):
+            raise ValueError(f"condition {cfg.condition}: llm_hidden {llm_hidden} (the LLM's width with llm alone)")
+        self.condition = Conditioning(cfg, llm_hidden) if llm_hidden is not None else None
         self.embed = nn.Embedding(CLASSES, cfg.hidden)
         truncated_(self.embed.weight, 1.0 / math.sqrt(cfg.hidden))
         self.task = nn.Embedding(rows, cfg.hidden)
@@ -173,32 +182,41 @@ class GridModel(nn.Module):
         length = self.cfg.prefix + self.cfg.canvas ** 2
         return (self.y_init.expand(batch, length, -1).clone(), self.z_init.expand(batch, length, -1).clone())
 
-    def net(self, h: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+    def net(self, h: torch.Tensor, injection: torch.Tensor, context=None) -> torch.Tensor:
         h = h + injection
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             h = block(h, self.cos, self.sin)
+            if context is not None:
+                h = self.condition.cross[i](h, context[i])
         return h
 
-    def cycle(self, x, y, z):
+    def cycle(self, x, y, z, context=None):
         for _ in range(self.cfg.n):
-            z = self.net(z, x + y)
-        return self.net(y, z), z
+            z = self.net(z, x + y, context)
+        return self.net(y, z, context), z
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
+    def step(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, features: Features | None = None):
         """One supervision step: T cycles, the last with gradient. Returns (y, z) detached for the next step, the
-        canvas logits (batch, cells, classes) and the halt logit (batch,), both in fp32."""
+        canvas logits (batch, cells, classes) and the halt logit (batch,), both in fp32. `features`: the LLM's,
+        one prompt a sample, with `condition: llm` (and only then)."""
+        if (self.condition is None) != (features is None):
+            raise ValueError(f"condition {self.cfg.condition}: features {'missing' if features is None else 'given'}")
+        context = None if features is None else self.condition.context(features)
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):
-                y, z = self.cycle(x, y, z)
-        y, z = self.cycle(x, y, z)
+                y, z = self.cycle(x, y, z, context)
+        y, z = self.cycle(x, y, z, context)
         logits = self.head(y[:, self.cfg.prefix:]).float()
         return y.detach(), z.detach(), logits, self.halt(y[:, 0]).squeeze(-1).float()
 
 
 def count_parameters(model: GridModel) -> dict[str, int]:
-    """The network's parameters and the task embedding table's, apart: the first is what TRM's "7M" counts."""
+    """The network's parameters and the task embedding table's, apart: the first is what TRM's "7M" counts; with
+    `condition: llm`, the projection and cross-attention as a third (the frozen LLM is no part of the model)."""
     table = model.task.weight.numel()
-    return {"network": sum(p.numel() for p in model.parameters()) - table, "task_embedding": table}
+    extra = 0 if model.condition is None else sum(p.numel() for p in model.condition.parameters())
+    counts = {"network": sum(p.numel() for p in model.parameters()) - table - extra, "task_embedding": table}
+    return counts if model.condition is None else {**counts, "conditioning": extra}
 
 
 # ---------------------------------------------------------------------------- deep supervision
@@ -218,7 +236,8 @@ def supervision_loss(logits, q, targets, active) -> tuple[torch.Tensor, torch.Te
 def deep_supervision(model: GridModel, cells: torch.Tensor, targets: torch.Tensor,
                      vectors: Callable[[], torch.Tensor], update: Callable[[torch.Tensor], bool],
                      min_halt: torch.Tensor | None = None,
-                     amp: Callable[[], ContextManager] = contextlib.nullcontext) -> list[dict]:
+                     amp: Callable[[], ContextManager] = contextlib.nullcontext,
+                     features: Features | None = None) -> list[dict]:
     """One batch through up to n_sup supervision steps, `update(loss)` after each (an optimizer step; False stops
     the batch). `vectors()` is asked at every step, since the update may have moved the embedding. A sample halts
     when its halt logit is positive and it has had `min_halt` steps (TRM's exploration); the batch ends when all
@@ -228,7 +247,7 @@ def deep_supervision(model: GridModel, cells: torch.Tensor, targets: torch.Tenso
     stats = []
     for s in range(model.cfg.n_sup):
         with amp():
-            y, z, logits, q = model.step(model.embed_input(cells, vectors()), y, z)
+            y, z, logits, q = model.step(model.embed_input(cells, vectors()), y, z, features)
         loss, correct, cells_right = supervision_loss(logits, q, targets, active)
         stats.append({"loss": float(loss.detach()), "active": int(active.sum()), "correct": int((correct & active).sum()),
                       "cells_right": int(cells_right[active].sum())})
@@ -245,22 +264,24 @@ def deep_supervision(model: GridModel, cells: torch.Tensor, targets: torch.Tenso
 
 @torch.no_grad()
 def final_logits(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
-                 amp: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+                 amp: Callable[[], ContextManager] = contextlib.nullcontext,
+                 features: Features | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(canvas logits (batch, cells, classes), halt logits (batch,)), fp32, after n_sup steps (TRM evaluates every
     step), or once every halt logit is positive with `halt`."""
     y, z = model.initial_state(len(cells))
     for _ in range(model.cfg.n_sup):
         with amp():
-            y, z, logits, q = model.step(model.embed_input(cells, vectors), y, z)
+            y, z, logits, q = model.step(model.embed_input(cells, vectors), y, z, features)
         if halt and bool((q > 0).all()):
             break
     return logits, q
 
 
 def predict_cells(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
-                  amp: Callable[[], ContextManager] = contextlib.nullcontext) -> tuple[np.ndarray, np.ndarray]:
+                  amp: Callable[[], ContextManager] = contextlib.nullcontext,
+                  features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(classes (batch, cells), confidence (batch,): the halt head's probability), as `final_logits` runs."""
-    logits, q = final_logits(model, cells, vectors, halt, amp)
+    logits, q = final_logits(model, cells, vectors, halt, amp, features)
     return logits.argmax(-1).cpu().numpy(), torch.sigmoid(q).cpu().numpy()
 
 
@@ -272,7 +293,8 @@ def sign_sgd_(table: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, lr: f
 
 
 def fit_vector(model: GridModel, cells: torch.Tensor, targets: torch.Tensor, start: torch.Tensor, steps: int,
-               lr: float, amp: Callable[[], ContextManager] = contextlib.nullcontext) -> torch.Tensor:
+               lr: float, amp: Callable[[], ContextManager] = contextlib.nullcontext,
+               features: Features | None = None) -> torch.Tensor:
     """A fresh task vector fitted on a task's pairs with the network frozen: `steps` batches of deep supervision,
     sign-SGD on the vector alone (no weight decay: nothing pulls it back to the mean it started from)."""
     vec = start.detach().clone().requires_grad_(True)
@@ -284,27 +306,30 @@ def fit_vector(model: GridModel, cells: torch.Tensor, targets: torch.Tensor, sta
         return True
 
     for _ in range(steps):
-        deep_supervision(model, cells, targets, lambda: vec.expand(len(cells), -1), update, amp=amp)
+        deep_supervision(model, cells, targets, lambda: vec.expand(len(cells), -1), update, amp=amp,
+                         features=features)
     return vec.detach()
 
 
 # ---------------------------------------------------------------------------- a task's test outputs
 
 def predict_task(model: GridModel, task: Task, vectors: list[tuple[View, torch.Tensor]],
-                 amp: Callable[[], ContextManager] = contextlib.nullcontext
+                 amp: Callable[[], ContextManager] = contextlib.nullcontext,
+                 features: Callable[[int, View], Features] | None = None
                  ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
     """Per test input: (the grid most voted over the (view, task vector) pairs after each prediction was mapped
     back by its view's exact inverse (ties: the higher summed confidence), or None; the first view's canvas of
-    classes, for per-cell accuracy: give the identity first)."""
+    classes, for per-cell accuracy: give the identity first). `features(test index, view)`: with condition llm."""
     canvas, device = model.cfg.canvas, model.head.weight.device
     out = []
-    for pair in task.test:
+    for i, pair in enumerate(task.test):
         if not fits(pair.input, canvas):
             out.append((None, None))
             continue
         cells = np.stack([encode_grid(view.apply_grid(pair.input), canvas) for view, _ in vectors])
+        feats = None if features is None else Features.cat([features(i, view) for view, _ in vectors])
         classes, conf = predict_cells(model, torch.tensor(cells, device=device),
-                                      torch.stack([vec.to(device) for _, vec in vectors]), amp=amp)
+                                      torch.stack([vec.to(device) for _, vec in vectors]), amp=amp, features=feats)
         votes: dict[bytes, list] = {}
         for (view, _), row, c in zip(vectors, classes, conf):
             grid = decode_grid(row, canvas)
@@ -335,19 +360,29 @@ def score(task: Task, predicted, canvas: int) -> tuple[int, int, float]:
 
 # ---------------------------------------------------------------------------- saving
 
-def save_grid_model(model: GridModel, folder: str, files: dict[str, dict]) -> None:
-    """weights.pt and grid_model.json (the sizes, with `files`' extras beside them), written as one folder."""
+def save_grid_model(model: GridModel, folder: str, files: dict[str, dict], llm: dict | None = None) -> None:
+    """weights.pt and grid_model.json (the sizes; with condition llm, `llm`: which LLM it was trained on, a
+    `gridconfig.llm_record`), with `files`' extras beside them, written as one folder. The LLM is not in the model's
+    state: only the grid network, its embedding table and the conditioning are saved."""
+    if (model.condition is None) != (llm is None):
+        raise ValueError(f"condition {model.cfg.condition}: the LLM's record {'given' if llm else 'missing'}")
+    meta = {"model": asdict(model.cfg), "rows": model.task.num_embeddings, **({"llm": llm} if llm else {})}
     with atomic_folder(folder) as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, WEIGHTS))
-        for name, obj in {MODEL_CARD: {"model": asdict(model.cfg), "rows": model.task.num_embeddings},
-                          **files}.items():
+        for name, obj in {MODEL_CARD: meta, **files}.items():
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 json.dump(obj, f, indent=1)
 
 
-def load_grid_model(folder: str, device: str | torch.device = "cpu") -> GridModel:
+def load_grid_model(folder: str, device: str | torch.device = "cpu", llm: dict | None = None) -> GridModel:
+    """The saved model. One trained on an LLM's features needs `llm`, the record of the LLM the caller will encode
+    prompts with: a UserError naming both when it is not the one in the card (or when none is given)."""
     with open(os.path.join(folder, MODEL_CARD), encoding="utf-8") as f:
         meta = json.load(f)
-    model = GridModel(GridModelConfig(**meta["model"]), meta["rows"])
+    cfg = build(GridModelConfig, meta["model"], os.path.join(folder, MODEL_CARD))
+    if cfg.condition == "llm" and (llm is None or not same_llm(meta["llm"], llm)):
+        raise UserError(f"grid model {folder} was trained on the features of LLM {describe_llm(meta['llm'])}; "
+                        + (f"this config's LLM is {describe_llm(llm)}" if llm else "no LLM was given to encode with"))
+    model = GridModel(cfg, meta["rows"], meta["llm"]["hidden"] if cfg.condition == "llm" else None)
     model.load_state_dict(torch.load(os.path.join(folder, WEIGHTS), map_location="cpu", weights_only=True))
     return model.to(device).eval()

@@ -11,6 +11,12 @@ writes the test output on its canvas under that view, mapped back to the origina
         log-probability: the summed log-softmax of every canvas cell's chosen class (the outside cells say the
         size), as an LLM path's is the sum over its tokens; under DFS it votes when it reaches the threshold
 
+With `condition: llm` (modeling/gridcondition.py) every canvas comes with the run's LLM's features over its prompt
+under the same view: a test input's, the prompt the LLM source decodes from; a demonstration's, the others and its
+input (leave one out). They are computed with the LLM's TTT adapter switched off (the frozen model the grid model
+was trained on, which `load` checks): a view's demonstrations once for all its fitting batches, a test input once
+a view; the encoder's cache (bounded) serves the same prompts again, e.g. a prediction retried on the same task.
+
 The deadline is checked between views and between fitting steps; what was found by then is returned, and a vector
 whose fit the deadline cut short is neither used nor kept. The source reads no prompts: all its seconds count as
 decoding (`PhaseTimes`, as `sources.CandidateSource` says), which the run's planner measures.
@@ -31,6 +37,7 @@ from ..core.gridconfig import require_grid_model
 from ..core.ranking import Candidate
 from ..core.tasks import Task
 from ..core.views import View
+from . import gridcondition as gc
 from . import gridmodel as gm
 from .decoding import PhaseTimes
 
@@ -53,12 +60,14 @@ def demo_canvases(task: Task, view: View, canvas: int, device) -> tuple[torch.Te
             gm.canvases([view.apply_grid(p.output) for p in pairs], canvas, device))
 
 
-def predict_view(net: gm.GridModel, query: np.ndarray, vector: torch.Tensor) -> tuple[np.ndarray | None, float]:
-    """(the grid `net` writes for `query` (already under the view) with `vector`, or None when the canvas is not
-    one rectangle at the corner; the canvas's log-probability: each cell's chosen class, summed)."""
+def predict_view(net: gm.GridModel, query: np.ndarray, vector: torch.Tensor,
+                 features: gc.Features | None = None) -> tuple[np.ndarray | None, float]:
+    """(the grid `net` writes for `query` (already under the view) with `vector` (and the LLM's `features` of its
+    prompt under the view), or None when the canvas is not one rectangle at the corner; the canvas's
+    log-probability: each cell's chosen class, summed)."""
     canvas = net.cfg.canvas
     cells = torch.tensor(gm.encode_grid(query, canvas)[None], device=net.head.weight.device)
-    logits, _ = gm.final_logits(net, cells, vector[None].to(net.head.weight.device))
+    logits, _ = gm.final_logits(net, cells, vector[None].to(net.head.weight.device), features=features)
     classes = logits[0].argmax(-1)
     logprob = torch.log_softmax(logits[0], -1).gather(-1, classes[:, None]).sum()
     return gm.decode_grid(classes.cpu().numpy(), canvas), float(logprob)
@@ -82,13 +91,28 @@ class GridSource:
     model: gm.GridModel
     settings: GridSourceConfig = field(default_factory=GridSourceConfig)
     name: str = "grid"
+    encoder: gc.FeatureEncoder | None = field(default=None, repr=False)  # condition llm: the LLM's features
     adapted: Adaptation | None = field(default=None, init=False, repr=False)  # the last task's, reused while it lasts
 
     @classmethod
-    def load(cls, settings: GridSourceConfig, device: str | torch.device = "cpu") -> "GridSource":
-        """The model saved in `settings.path` on `device` (a ConfigError naming inference.grid.path if none is)."""
+    def load(cls, settings: GridSourceConfig, device: str | torch.device = "cpu", llm=None,
+             codec=None) -> "GridSource":
+        """The model saved in `settings.path` on `device` (a ConfigError naming inference.grid.path if none is).
+        One trained with `condition: llm` encodes with the run's LLM (`llm`, `codec`), refused (a UserError naming
+        both) when it is not the LLM in the grid model's card."""
         require_grid_model(settings.path)
-        return cls(gm.load_grid_model(settings.path, device), settings)
+        record = None if llm is None or codec is None else gc.run_record(llm, codec)
+        model = gm.load_grid_model(settings.path, device, record)
+        if model.condition is None:
+            return cls(model, settings)
+        llm_cfg = model.cfg.llm
+        return cls(model, settings, encoder=gc.FeatureEncoder(llm, codec, record, llm_cfg.max_len, llm_cfg.cache_mb))
+
+    def demo_features(self, task: Task, view: View) -> gc.Features | None:
+        """condition llm: the demonstrations that fit the canvas, each under `view` with the others as its prompt."""
+        device = self.model.head.weight.device
+        return self.encoder and self.encoder.demos(task, view, gm.pairs_that_fit(task.train, self.model.cfg.canvas),
+                                                   device)
 
     def propose(self, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                 deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
@@ -103,7 +127,8 @@ class GridSource:
             vector = self.vector(adapted, task, view, deadline)
             if vector is None or deadline.passed():  # a fit the deadline cut, or one that ended past it
                 break
-            grid, logprob = predict_view(adapted.net, view.apply_grid(query), vector)
+            feats = self.encoder and self.encoder.test(task, view, test_index, self.model.head.weight.device)
+            grid, logprob = predict_view(adapted.net, view.apply_grid(query), vector, feats)
             if grid is not None:
                 out.append(Candidate(view.invert(grid), [view.key], [logprob]))
         return out
@@ -127,11 +152,12 @@ class GridSource:
         with torch.inference_mode(False), torch.enable_grad():
             vec = self.model.task.weight.detach().mean(0)
             demos = demo_canvases(task, view, self.model.cfg.canvas, vec.device)
+            feats = self.demo_features(task, view) if demos is not None and self.settings.fit_steps else None
             for _ in range(self.settings.fit_steps if demos is not None else 0):
                 if deadline.passed():
                     return None
                 # one batch at a time, so the deadline is checked between them: sign-SGD keeps no state
-                vec = gm.fit_vector(adapted.net, *demos, vec, 1, self.settings.fit_lr)
+                vec = gm.fit_vector(adapted.net, *demos, vec, 1, self.settings.fit_lr, features=feats)
         adapted.vectors[view.key] = vec
         return vec
 
@@ -148,6 +174,7 @@ class GridSource:
             net = copy.deepcopy(self.model)
             net.task.weight.requires_grad_(False)  # its rows are other tasks'; the views' vectors are `table`
             cells, targets = (torch.cat([d[k] for _, d in demos]) for k in (0, 1))
+            feats = self.encoder and gc.Features.cat([self.demo_features(task, v) for v, _ in demos])
             rows = torch.cat([torch.full((len(d[0]),), i, device=device) for i, (_, d) in enumerate(demos)])
             table = net.task.weight.detach().mean(0).repeat(len(demos), 1).requires_grad_(True)
             opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=s.full_lr, weight_decay=0.0)
@@ -164,7 +191,7 @@ class GridSource:
             for _ in range(s.full_steps):
                 if deadline.passed():
                     break
-                gm.deep_supervision(net, cells, targets, lambda: table[rows], update)
+                gm.deep_supervision(net, cells, targets, lambda: table[rows], update, features=feats)
                 adapted.steps += 1
         adapted.net = net.eval()
         adapted.vectors = {v.key: table[i].detach() for i, (v, _) in enumerate(demos)}

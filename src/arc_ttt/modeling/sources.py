@@ -65,6 +65,8 @@ def pool(sources: Sequence[CandidateSource], task: Task, test_index: int, views:
 
 def build_sources(cfg: InferenceConfig, model: Any, codec: Codec) -> list[CandidateSource]:
     """The sources `cfg.sources` names, in its order: llm, the LLM's decoding; grid, the grid model loaded from
-    `cfg.grid.path` onto the LLM's device. Without llm the LLM proposes nothing (it still re-scores)."""
-    made = {"llm": lambda: LLMSource(model, codec), "grid": lambda: GridSource.load(cfg.grid, model_device(model))}
+    `cfg.grid.path` onto the LLM's device (one trained on an LLM's features encodes with this LLM and `codec`, and is
+    refused when they are not the ones it was trained on). Without llm the LLM proposes nothing (it still re-scores)."""
+    made = {"llm": lambda: LLMSource(model, codec),
+            "grid": lambda: GridSource.load(cfg.grid, model_device(model), model, codec)}
     return [made[name]() for name in cfg.sources]

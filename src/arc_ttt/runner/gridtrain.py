@@ -1,7 +1,8 @@
 """Recipe: train the recursive grid model (`arc-ttt train-grid`) on the fine-tuning corpus, TRM's way.
 
     config -> corpus (the same sources and contamination guard as `finetune`; pairs that fit the canvas)
-           -> model (network + one embedding row per task and view) -> batches:
+           -> model (network + one embedding row per task and view; with condition llm, the frozen LLM loaded once
+              and a projection + cross-attention to its features: modeling/gridcondition.py) -> batches:
         batch b -> samples b*B.. -> (task, one of its pairs, one of its views_per_task views) -> canvases
         deep supervision: up to n_sup optimizer steps on the batch (AdamW on the network, sign-SGD on its rows)
         every eval.every_steps: held-out and dev exact match and per-cell accuracy (a fresh embedding: the mean row,
@@ -10,7 +11,7 @@
     -> model/ (weights + sizes + task ids), grid.json (the card)
 
 Sample k is a pure function of (seed, k) and a batch's halting exploration of (seed, b), so a resumed run draws
-exactly what an unbroken one would.
+exactly what an unbroken one would; an LLM's features, cached or not, are computed one prompt a forward, the same.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..core.folders import atomic_folder, recover_folder, write_json_atomic
 from ..core.gridconfig import GridConfig
 from ..core.tasks import Pair, Task
 from ..core.views import IDENTITY, View, ViewPlan
+from ..modeling import gridcondition as gc
 from ..modeling import gridmodel as gm
 from ..modeling.runtime import autocast_context, model_device, resolve_device
 from .logfile import attach_log, detach_log
@@ -65,6 +67,7 @@ class Batch:
     targets: torch.Tensor  # the outputs', likewise
     rows: torch.Tensor  # each sample's embedding row: task index * views_per_task + view index
     d8: list[int]
+    features: gc.Features | None = None  # condition llm: the LLM's, over each sample's leave-one-out prompt
 
 
 class Pool:
@@ -94,12 +97,14 @@ class Pool:
         v = int(rng.integers(len(self.views(i))))
         return i * self.cfg.train.views_per_task + v, self.views(i)[v], pair
 
-    def batch(self, b: int, device: torch.device) -> Batch:
-        size, canvas = self.cfg.train.batch_size, self.cfg.model.canvas
+    def batch(self, b: int, device: torch.device, encoder: gc.FeatureEncoder | None = None) -> Batch:
+        size, canvas, per = self.cfg.train.batch_size, self.cfg.model.canvas, self.cfg.train.views_per_task
         drawn = [self.sample(b * size + j) for j in range(size)]
+        features = encoder and encoder.pairs([(self.tasks[r // per], view, p) for r, view, p in drawn], device)
         return Batch(gm.canvases([view.apply_grid(p.input) for _, view, p in drawn], canvas, device),
                      gm.canvases([view.apply_grid(p.output) for _, view, p in drawn], canvas, device),
-                     torch.tensor([r for r, _, _ in drawn], device=device), [view.d8 for _, view, _ in drawn])
+                     torch.tensor([r for r, _, _ in drawn], device=device), [view.d8 for _, view, _ in drawn],
+                     features)
 
     def min_halt(self, b: int, device: torch.device) -> torch.Tensor:
         """TRM's exploration: a share of the samples may not halt before a random step in 2..n_sup."""
@@ -118,7 +123,7 @@ def trained_vectors(model: gm.GridModel, pool: Pool, task_id: str) -> list[tuple
     return [(view, model.task.weight[i * per + v].detach()) for v, view in enumerate(pool.views(i))]
 
 
-def unseen_vector(model: gm.GridModel, task: Task, cfg: GridConfig, amp) -> torch.Tensor:
+def unseen_vector(model: gm.GridModel, task: Task, cfg: GridConfig, amp, encoder=None) -> torch.Tensor:
     """A task never trained on: the mean embedding row, fitted on its demonstrations when eval.fit_steps > 0."""
     start = model.task.weight.detach().mean(0)
     demos = gm.pairs_that_fit(task.train, cfg.model.canvas)
@@ -126,16 +131,19 @@ def unseen_vector(model: gm.GridModel, task: Task, cfg: GridConfig, amp) -> torc
         return start
     cells = gm.canvases([p.input for p in demos], cfg.model.canvas, start.device)
     targets = gm.canvases([p.output for p in demos], cfg.model.canvas, start.device)
-    return gm.fit_vector(model, cells, targets, start, cfg.eval.fit_steps, cfg.eval.fit_lr, amp=amp)
+    features = None if encoder is None else encoder.demos(task, IDENTITY, demos, start.device)
+    return gm.fit_vector(model, cells, targets, start, cfg.eval.fit_steps, cfg.eval.fit_lr, amp, features)
 
 
-def evaluate_unseen(model: gm.GridModel, tasks: list[Task], cfg: GridConfig, amp) -> dict:
+def evaluate_unseen(model: gm.GridModel, tasks: list[Task], cfg: GridConfig, amp,
+                    encoder: gc.FeatureEncoder | None = None) -> dict:
     """Exact match and per-cell accuracy on the test outputs of tasks never trained on (identity view only)."""
     solved = tried = 0
     cells = 0.0
     for t in tasks:
-        got = gm.score(t, gm.predict_task(model, t, [(IDENTITY, unseen_vector(model, t, cfg, amp))], amp),
-                    cfg.model.canvas)
+        feats = encoder and (lambda i, view, t=t: encoder.test(t, view, i, model.head.weight.device))
+        got = gm.score(t, gm.predict_task(model, t, [(IDENTITY, unseen_vector(model, t, cfg, amp, encoder))], amp,
+                                          feats), cfg.model.canvas)
         solved, tried, cells = solved + got[0], tried + got[1], cells + got[2]
     return {"exact": solved, "of": tried, "cell_accuracy": round(cells / max(tried, 1), 4)}
 
@@ -179,6 +187,7 @@ class Session:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     prog: GridProgress
+    encoder: gc.FeatureEncoder | None = None  # condition llm: the frozen LLM, its codec and its features' cache
     in_batch: bool = False  # a batch's updates are applied but not yet committed to the progress
 
     def amp(self):
@@ -213,8 +222,11 @@ def setup(cfg: GridConfig, ckpt: str, resume: bool) -> Session:
     dev = {name: load_dev_tasks(path)[:cfg.eval.dev_tasks] for name, path in
            (("dev", cfg.eval.dev), ("dev_eval", cfg.eval.dev_eval)) if path}
     device = resolve_device(cfg.train.device)
+    encoder = gc.load_encoder(cfg.model.llm, device) if cfg.model.condition == "llm" else None
+    if encoder is not None:
+        log.info("LLM features from %s", encoder.record)
     torch.manual_seed(cfg.seed)
-    model = gm.GridModel(cfg.model, pool.rows).to(device)
+    model = gm.GridModel(cfg.model, pool.rows, encoder and encoder.hidden).to(device)
     tc = cfg.train
     opt = torch.optim.AdamW([p for n, p in model.named_parameters() if n != "task.weight"], lr=tc.lr,
                             betas=tc.betas, weight_decay=tc.weight_decay)
@@ -223,7 +235,7 @@ def setup(cfg: GridConfig, ckpt: str, resume: bool) -> Session:
     prog.sessions += 1
     log.info("session %d from step %d of %d: %s parameters, %d tasks x %d views", prog.sessions, prog.step, tc.steps,
              gm.count_parameters(model), len(pool.tasks), tc.views_per_task)
-    s = Session(cfg, ckpt, device, model, pool, dev, opt, sched, prog)
+    s = Session(cfg, ckpt, device, model, pool, dev, opt, sched, prog, encoder)
     if not prog.evals and cfg.eval.at_start:
         evaluate_now(s)
     return s
@@ -264,7 +276,7 @@ def train_batch(s: Session, on_step: Callable[[int], None] | None) -> None:
     """One batch through deep supervision: each supervision step an optimizer step, until every sample has halted,
     n_sup steps, or the run's last step. Progress is only committed whole, so a checkpoint sits between batches."""
     cfg, prog, model = s.cfg, s.prog, s.model
-    batch = s.pool.batch(prog.batch, s.device)
+    batch = s.pool.batch(prog.batch, s.device, s.encoder)
     table = model.task.weight
     params = [p for group in s.opt.param_groups for p in group["params"]]
     steps, losses = prog.step, []
@@ -293,7 +305,7 @@ def train_batch(s: Session, on_step: Callable[[int], None] | None) -> None:
         return steps < cfg.train.steps
 
     stats = gm.deep_supervision(model, batch.cells, batch.targets, lambda: model.task(batch.rows), update,
-                                s.pool.min_halt(prog.batch, s.device), s.amp)
+                                s.pool.min_halt(prog.batch, s.device), s.amp, batch.features)
     prog.step, prog.batch = steps, prog.batch + 1
     s.in_batch = False
     prog.losses += losses
@@ -307,9 +319,9 @@ def evaluate_now(s: Session) -> None:
     s.model.eval()
     how = f"fitted: {s.cfg.eval.fit_steps} sign-SGD batches on the demos" if s.cfg.eval.fit_steps else "mean row"
     entry = {"step": s.prog.step, "embedding": how,
-             "holdout": evaluate_unseen(s.model, s.pool.corpus.holdout, s.cfg, s.amp)}
+             "holdout": evaluate_unseen(s.model, s.pool.corpus.holdout, s.cfg, s.amp, s.encoder)}
     for name, tasks in s.dev.items():
-        entry[name] = evaluate_unseen(s.model, tasks, s.cfg, s.amp)
+        entry[name] = evaluate_unseen(s.model, tasks, s.cfg, s.amp, s.encoder)
     s.prog.evals.append(entry)
     log.info("evaluation at step %d: %s", s.prog.step, entry)
     s.model.train()
@@ -327,7 +339,8 @@ def finish(s: Session, stop: str | None) -> GridResult:
     if finished:
         gm.save_grid_model(s.model, os.path.join(s.cfg.output.dir, MODEL),
                            {CARD: card, "tasks.json": {"views_per_task": s.cfg.train.views_per_task,
-                                                       "tasks": [t.id for t in s.pool.tasks]}})
+                                                       "tasks": [t.id for t in s.pool.tasks]}},
+                           s.encoder and s.encoder.record)
     write_json_atomic(os.path.join(s.cfg.output.dir, CARD), card)
     return GridResult(s.cfg.output.dir, s.prog, finished, card, s.model, s.pool)
 
@@ -347,6 +360,8 @@ def make_card(s: Session, finished: bool) -> dict:
         "evaluations": {"before": prog.evals[0] if prog.evals and prog.evals[0]["step"] == 0 else None,
                         "after": prog.evals[-1] if prog.evals else None, "history": prog.evals},
         "config_digest": hashlib.sha256(json.dumps(fingerprint(cfg), sort_keys=True).encode()).hexdigest()[:12],
+        # condition llm: which LLM, and its features this session: computed, reused from the cache, seconds
+        "llm": s.encoder and {**s.encoder.record, "features": s.encoder.stats()},
     }
 
 
