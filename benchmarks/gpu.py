@@ -36,7 +36,7 @@ import transformers
 
 from arc_ttt.core.config import InferenceConfig, LoraSettings, ModelConfig, TTTConfig
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
@@ -47,7 +47,9 @@ from arc_ttt.modeling.selection import poe_nll
 
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # a test loads this file by its path
     sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from tiny_models import char_tokenizer  # noqa: E402  a sibling: the random models' tokenizer, shared with the tests
+from provenance import use_fixtures  # noqa: E402  a sibling, on the path just above
+use_fixtures()
+from fixtures.tiny_models import char_tokenizer  # noqa: E402  tests/fixtures: the random models' tokenizer
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "gpu.json")
 DTYPES = ("bfloat16", "float16")

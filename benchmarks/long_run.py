@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from arc_ttt.core.stats import bootstrap_mean, paired_difference
+from arc_ttt.lab.stats import bootstrap_mean, paired_difference
 
 from provenance import provenance, write_result
 

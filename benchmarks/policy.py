@@ -7,7 +7,7 @@
 
 At budgets of 25%, 50% and 100% of full effort (every task trained to the table's last level and predicted
 there, plus the difficulty pass), each policy plans the table's tasks with the kit's planner on a simulated
-clock (runner.simulate.replay_table): a task's seconds are the table's, its outcome the one at the largest
+clock (lab.simulate.replay_table): a task's seconds are the table's, its outcome the one at the largest
 measured level not above the steps it trained. The learned policy is cross-fitted (k folds over tasks, so no
 task's own row trains the model that plans it). The oracle is the best allocation with hindsight (a
 multiple-choice knapsack on the table's outcomes and seconds, score first, then the truth's NLL), the ceiling.
@@ -30,9 +30,10 @@ import sys
 import numpy as np
 
 from arc_ttt.core.config import BudgetConfig
-from arc_ttt.core.policy import TARGETS, cross_fit, fit_policy, save_policy
-from arc_ttt.core.stats import LEVEL, bootstrap_mean, paired_difference
-from arc_ttt.runner.simulate import full_effort_seconds, replay_table, table_priors
+from arc_ttt.core.policy import TARGETS, save_policy
+from arc_ttt.lab.policyfit import cross_fit, fit_policy
+from arc_ttt.lab.stats import LEVEL, bootstrap_mean, paired_difference
+from arc_ttt.lab.simulate import full_effort_seconds, replay_table, table_priors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(ROOT, "benchmarks", "results", "effort.json")
@@ -104,13 +105,13 @@ def oracle(table: dict, budget: float, bins: int = 20000) -> np.ndarray:
 
 
 def bootstrap(x: np.ndarray, boot: int, seed: int = 0) -> list[float]:
-    """The mean's 90% bootstrap interval over tasks (core.stats, as the accuracy benchmark's)."""
+    """The mean's 90% bootstrap interval over tasks (lab.stats, as the accuracy benchmark's)."""
     ci = bootstrap_mean(list(x), resamples=boot, seed=seed)
     return [round(ci.lo, 4), round(ci.hi, 4)]
 
 
 def paired(ids: list[str], a: np.ndarray, b: np.ndarray, boot: int, seed: int = 0) -> list[float]:
-    """Mean of a - b task by task with its 90% interval: core.stats.paired_difference, as every other decision."""
+    """Mean of a - b task by task with its 90% interval: lab.stats.paired_difference, as every other decision."""
     c = paired_difference(dict(zip(ids, a)), dict(zip(ids, b)), resamples=boot, seed=seed)
     return [round(c.mean, 4), round(c.lo, 4), round(c.hi, 4)]
 

@@ -30,8 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from policy import budget_config, paired  # noqa: E402  (the replay's settings and intervals)
 
 from arc_ttt.core.config import load_config  # noqa: E402
-from arc_ttt.core.policy import fit_policy, save_policy  # noqa: E402
-from arc_ttt.runner.simulate import full_effort_seconds, replay_table  # noqa: E402
+from arc_ttt.core.policy import save_policy  # noqa: E402
+from arc_ttt.lab.policyfit import fit_policy  # noqa: E402
+from arc_ttt.lab.simulate import full_effort_seconds, replay_table  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,10 +11,19 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from dataclasses import asdict, is_dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
 SECTIONS = ("model", "ttt", "inference", "budget", "views")
+
+
+def use_fixtures() -> None:
+    """Put tests/ on the import path, so a benchmark imports the models and references the tests run on
+    (`from fixtures.tiny_models import char_tokenizer`), the one copy of each."""
+    if TESTS not in sys.path:
+        sys.path.append(TESTS)
 
 
 def git_state(root: str = ROOT) -> dict:

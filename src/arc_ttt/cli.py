@@ -6,7 +6,7 @@ import os
 import sys
 from collections import Counter
 
-from .core.codec import TokenizerFormatError
+from .core.formats.codec import TokenizerFormatError
 from .core.config import ConfigError, load_config
 from .core.errors import UserError
 from .core.modelfolder import ModelFolderError

@@ -84,7 +84,7 @@ def test_a_train_cap_asks_its_gate_once_after_the_gate_steps():
 
 
 def test_training_on_a_fake_clock_stops_at_its_cap():
-    """The loop every trainer runs (modeling.ttt.train, runner.simulate): check between steps, a step is work."""
+    """The loop every trainer runs (modeling.ttt.train, lab.simulate): check between steps, a step is work."""
     clock, cap = FakeClock(), TrainCap(10.0, infer_reserve=4.0, step_seconds=1.0)
     start, steps = clock(), 0
     while not cap.reached(clock() - start, steps):

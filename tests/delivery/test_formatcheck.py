@@ -13,7 +13,7 @@ import torch
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from arc_ttt.core.codec import LossOn
+from arc_ttt.core.formats.codec import LossOn
 from arc_ttt.core.config import ModelConfig, RunConfig
 from arc_ttt.core.formats import codec_for
 from arc_ttt.core.tasks import Pair, Task

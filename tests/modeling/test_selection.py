@@ -1,22 +1,21 @@
 import numpy as np
 import pytest
 import torch
-from conftest import OracleLM, load_benchmark, random_task, ticking
+from conftest import OracleLM, random_task, ticking
 
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate, merge, rank, rank_of, rescore
-from arc_ttt.core.codec import grid_symbols
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.codec import grid_symbols
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.views import ViewPlan, sample_views
-from arc_ttt.core.grammar import GridGrammar
+from arc_ttt.core.formats.grammar import GridGrammar
 from arc_ttt.modeling.batching import build_prompt, grid_ids_tensor, grid_logprobs
 from arc_ttt.modeling.predict import predict_task
 from arc_ttt.modeling import selection
 from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.modeling.selection import poe_nll
 
-poe_reference = load_benchmark("poe_reference")  # the former per-view path: the reference
-view_nll, poe_nll_per_view = poe_reference.view_nll, poe_reference.poe_nll_per_view
+from fixtures.poe_reference import poe_nll_per_view, view_nll  # the former per-view path: the reference
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from conftest import OracleLM, random_task
 from arc_ttt.core.clock import Deadline
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.tasks import Task
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.modeling.decoding import generate_candidates

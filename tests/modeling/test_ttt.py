@@ -11,9 +11,9 @@ from arc_ttt.core.clock import FakeClock
 from arc_ttt.modeling import figures, lora, runtime, ttt
 from arc_ttt.core.views import ViewPlan
 from arc_ttt.core.tasks import Pair
-from arc_ttt.core.codec import Encoded
-from arc_ttt.core.codec import pair_tokens
-from arc_ttt.core.symbolformat import GridCodec
+from arc_ttt.core.formats.codec import Encoded
+from arc_ttt.core.formats.codec import pair_tokens
+from arc_ttt.core.formats.symbols import GridCodec
 
 EXACT = ttt.TTTConfig(autocast="off", warmup=0.0)
 

@@ -113,7 +113,7 @@ def test_a_bad_task_file_is_named(tmp_path):
 # ---------------------------------------------------------------------------- the recipe on a tiny model
 
 def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder):
-    from arc_ttt.core.symbolformat import GridCodec
+    from arc_ttt.core.formats.symbols import GridCodec
     from arc_ttt.runner.finetune import sample_sequence
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")
@@ -128,7 +128,7 @@ def test_samples_are_a_pure_function_of_seed_and_index(tiny_folder, task_folder)
 
 def test_samples_cover_every_rotation_and_flip(tiny_folder, task_folder):
     """Every sample is under a random D8 element (an earlier version always drew element 0)."""
-    from arc_ttt.core.symbolformat import GridCodec
+    from arc_ttt.core.formats.symbols import GridCodec
     from arc_ttt.runner.finetune import sample_view
 
     cfg = tiny_config(tiny_folder, task_folder, "unused")
@@ -140,7 +140,7 @@ def test_samples_cover_every_rotation_and_flip(tiny_folder, task_folder):
 
 def test_finetune_reads_a_generated_folder_and_trains_on_it_at_the_configured_share(tmp_path, tiny_folder,
                                                                                    task_folder):
-    from arc_ttt.core.symbolformat import GridCodec
+    from arc_ttt.core.formats.symbols import GridCodec
     from arc_ttt.runner.finetune import run_corpus, sample_view
     from arc_ttt.synth.generate import generate, write
 

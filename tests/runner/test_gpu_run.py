@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 from finetune_fixtures import task_folder, tiny_config, tiny_folder  # noqa: F401
 
-from arc_ttt.core.codec import Encoded
+from arc_ttt.core.formats.codec import Encoded
 from arc_ttt.core.packed import join_parts, load_packed, pack, save_packed, split_files
 from arc_ttt.modeling import ttt
 

@@ -15,7 +15,7 @@ from arc_ttt.core.clock import FakeClock
 from arc_ttt.core.ranking import Candidate
 from arc_ttt.runner.isolation import _complete
 from arc_ttt.runner.pipeline import run
-from arc_ttt.runner.simulate import SimEngine
+from arc_ttt.lab.simulate import SimEngine
 from arc_ttt.core.submission import score_submission, validate_submission
 
 

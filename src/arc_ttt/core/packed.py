@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .codec import Encoded
+from .formats.codec import Encoded
 from .errors import MissingInputError, UserError
 from .folders import atomic_file, write_json_atomic
 

@@ -109,7 +109,7 @@ class Planner:
     decode: Calibration = field(default_factory=Calibration)
     rescore: Calibration = field(default_factory=Calibration)
     weights: dict[str, float] = field(default_factory=dict)
-    policy: LearnedPolicy | None = None  # required by budget.policy=learned (or core.policy.CrossFitted)
+    policy: LearnedPolicy | None = None  # required by budget.policy=learned (or the lab's CrossFitted, in a replay)
     difficulties: dict[str, float | None] = field(default_factory=dict)
     pid: PID | None = None
     # learned: {"start", "planned": {task: seconds}, "total"}, fixed at the first plan: the time left then (the

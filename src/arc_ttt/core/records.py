@@ -105,7 +105,7 @@ class TaskRecord:
 
 class Engine(Protocol):
     """What the run needs from a model; `modeling.engine.ModelEngine` is the real one,
-    `runner.simulate.SimEngine` a simulated one."""
+    `lab.simulate.SimEngine` a simulated one."""
 
     def reset(self) -> None: ...  # back to the initial adapter
     def cost(self, task: Task) -> TaskCost: ...

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..core.config import load_config
 from ..core.errors import MissingInputError, UserError
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
-from ..core.codec import TokenizerFormatError
+from ..core.formats.codec import TokenizerFormatError
 from ..core.formats import codec_for, names as format_names, write_format_file
 from ..core.gridconfig import require_grid_model
 from . import wheelhouse

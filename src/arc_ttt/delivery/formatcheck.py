@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..core.codec import Encoded, LossOn
+from ..core.formats.codec import Encoded, LossOn
 from ..core.formats import codec_for
 from ..core.tasks import Pair, Task
 from .environment import Environment

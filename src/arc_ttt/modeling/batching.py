@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.codec import Codec
+from ..core.formats.codec import Codec
 from ..core.tasks import Task
 
 

@@ -3,7 +3,7 @@
 For every test input the task is seen through N augmented views (core.views.ViewPlan). Each view
 is encoded as a prompt (its demonstrations, then its test input), the model continues with an
 output grid, and the grid is mapped back by the view's exact inverse. Decoding only ever picks
-grid tokens that keep the text a legal grid (the codec's grammar, `core.grammar`), so every finished
+grid tokens that keep the text a legal grid (the codec's grammar, `core.formats.grammar`), so every finished
 candidate parses.
 
 - greedy: views decoded together in batches, left padded, with the KV cache.
@@ -30,8 +30,8 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
 from ..core.tasks import Task
-from ..core.codec import END, Codec, Grammar
-from ..core.grammar import State, grammar_for, output_side_limit
+from ..core.formats.codec import END, Codec, Grammar
+from ..core.formats.grammar import State, grammar_for, output_side_limit
 from ..core.views import View
 from .batching import (UnsupportedCache, build_prompt, grid_ids_tensor, grid_logprobs, left_padded, merge_rows,
                        select_rows)

@@ -14,7 +14,7 @@ from ..core.clock import Clock, TrainCap
 from ..core.planner import TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.codec import Codec, LossOn
+from ..core.formats.codec import Codec, LossOn
 from ..core.views import ViewPlan
 from ..core import formats
 from . import figures, lora, ttt

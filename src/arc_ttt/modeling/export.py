@@ -13,13 +13,12 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from ..core.codec import TokenizerFormatError
+from ..core.formats.codec import TokenizerFormatError
 from ..core.config import ModelConfig
 from ..core.errors import UserError
 from ..core.folders import FileContents, atomic_folder, write_files
-from ..core.kitformat import GridFormat
 from ..core.modelfolder import CARD_FILE, MERGE_STAMP, make_portable, merge_stamp
-from ..core.symbolformat import PromptFormat, kit_format
+from ..core.formats.symbols import KIT
 from ..core.formats import codec_for, get_format, resolve, write_format_file
 from .loading import load_model, load_tokenizer, saved_quantization
 from .runtime import resolve_dtype
@@ -99,10 +98,8 @@ def _read_card(adapter_folder: str) -> dict | None:
 def format_keep_ids(tokenizer, fmt=None) -> list[int]:
     """Old ids of the tokens a prompt format needs: one per format symbol (its special tokens resolved as such),
     plus bos/eos/pad/unk. The kit's layout by default."""
-    fmt = get_format(fmt) if isinstance(fmt, str) else (fmt or kit_format())
-    if isinstance(fmt, GridFormat):
-        fmt = kit_format(fmt)
-    if not isinstance(fmt, PromptFormat):
+    fmt = get_format(fmt) if isinstance(fmt, str) else (fmt or KIT)
+    if not fmt.shrinkable:
         raise TokenizerFormatError(f"prompt format {fmt.name!r} is text over the model's own BPE vocabulary: its "
                                    f"answers need the multi-character tokens, so its vocabulary cannot be shrunk")
     keep = set(codec_for(fmt, tokenizer).format_token_ids)  # refuses a tokenizer that does not fit the format

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.codec import Encoded
+from ..core.formats.codec import Encoded
 from .runtime import autocast_context, model_device
 from .ttt import IGNORE, answer_head, batch_loss, collate, pad_id, target_logits
 

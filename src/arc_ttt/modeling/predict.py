@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..core.clock import Deadline
-from ..core.codec import Codec
+from ..core.formats.codec import Codec
 from ..core.config import InferenceConfig
 from ..core.records import PredictOutcome
 from ..core.tasks import Task

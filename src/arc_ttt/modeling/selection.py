@@ -8,7 +8,7 @@ lucky one only under the view that made it. The ranking rules themselves live in
 `poe_nll` scores every (candidate, view) pair of a test input in few forwards: the views' prompts are
 prefilled together (left padded, like greedy decoding), then each view's cache row is repeated for its
 candidates and all pairs are scored in batches bounded by memory. The former path, one view at a
-time, is the reference and the benchmark's baseline: benchmarks/poe_reference.py.
+time, is the reference and the benchmark's baseline: tests/fixtures/poe_reference.py.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..core.clock import Deadline
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate, merge, rank
 from ..core.tasks import Task
-from ..core.codec import END, Codec
+from ..core.formats.codec import END, Codec
 from ..core.views import View, ViewPlan
 from .batching import build_prompt, grid_ids_tensor, grid_logprobs, left_padded
 from .runtime import model_device

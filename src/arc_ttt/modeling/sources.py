@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from ..core.clock import Deadline
-from ..core.codec import Codec
+from ..core.formats.codec import Codec
 from ..core.config import InferenceConfig
 from ..core.ranking import Candidate
 from ..core.tasks import Task

@@ -22,7 +22,7 @@ import torch
 from ..core.clock import TrainCap
 from ..core.config import OptimizerSettings, TTTConfig
 from ..core.tasks import Pair, Task
-from ..core.codec import Codec, Encoded, pair_tokens
+from ..core.formats.codec import Codec, Encoded, pair_tokens
 from ..core.views import View, ViewPlan
 from .runtime import autocast_context, model_device, needs_loss_scaling, weight_dtype
 
@@ -50,7 +50,7 @@ class TrainResult:
 
 def fit_demos(demos: tuple[Pair, ...], max_len: int, overhead: int = 1, cost=pair_tokens) -> tuple[Pair, ...]:
     """The demos kept under the cap, in their order: the costliest are dropped first. `cost`: tokens of a
-    pair in the prompt format (default the kit's layout, `core.codec.pair_tokens`; a codec's `pair_cost`)."""
+    pair in the prompt format (default the kit's layout, `core.formats.codec.pair_tokens`; a codec's `pair_cost`)."""
     keep = list(range(len(demos)))
     total = overhead + sum(cost(p) for p in demos)
     for i in sorted(keep, key=lambda i: -cost(demos[i])):

@@ -28,8 +28,8 @@ from ..core.clock import Deadline
 from ..core.config import FinetuneConfig, to_dict
 from ..core.corpus import Corpus, build_corpus, training_pairs
 from ..core.tasks import Task
-from ..core.codec import Codec, Encoded
-from ..core.grammar import grammar_for
+from ..core.formats.codec import Codec, Encoded
+from ..core.formats.grammar import grammar_for
 from ..core.formats import codec_for, resolve
 from ..core.devset import load_dev_tasks
 from ..core.errors import MissingInputError, UserError

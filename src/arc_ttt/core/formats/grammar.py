@@ -3,7 +3,7 @@
 Decoding only ever picks tokens the grammar allows, so every finished candidate parses, and re-scoring
 masks with the same grammar, so a candidate never gets mass the decoder forbids. Each codec names its
 grammar (`Codec.grammar`): the symbol formats this `GridGrammar`, marc its character-level one
-(`core.chatformat.NumpyGridGrammar`).
+(`chat.NumpyGridGrammar`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from .codec import END, NEWLINE, Codec, grammar_masks
-from .tasks import MAX_SIDE, Task
+from ..tasks import MAX_SIDE, Task
 
 State = tuple[int, int, int]  # (finished rows, cells in the current row, row width; 0 = not fixed yet)
 

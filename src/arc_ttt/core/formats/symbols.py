@@ -8,10 +8,10 @@ The kit's own layout (format "kit"), one token per cell, one newline per row, th
 A row is its cells' digits followed by a newline, so an H x W grid costs H*W + H tokens. The winners'
 checkpoints were trained on other layouts, and a model shown another layout loses most of what it learned:
 `PromptFormat` also expresses ARChitects' ("architects") and NVARC's ("nvarc"); MIT's chat-template format
-("marc", numpy-printed arrays over a stock BPE vocabulary) lives in `core.chatformat`. Symbol formats are
+("marc", numpy-printed arrays over a stock BPE vocabulary) lives in `core.formats.chat`. Symbol formats are
 built from token ids symbol by symbol, never by tokenizing joined text, so BPE merges can never change the
 layout; `check_format` still refuses a tokenizer that lacks a symbol or merges symbols the model saw apart.
-`GridCodec` is a symbol format bound to one tokenizer's ids (a `core.codec.Codec`).
+`GridCodec` is a symbol format bound to one tokenizer's ids (a `core.formats.codec.Codec`).
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ import numpy as np
 from .codec import (DIGITS, Encoded, LossOn, TokenizerFormatError, answer_tokens, grid_symbols, pair_tokens,
                     rows_to_grid)
 from .grammar import GridGrammar
-from .kitformat import GridFormat, check_tokenizer
-from .tasks import GRID_DTYPE, MAX_SIDE, Pair
+from ..tasks import GRID_DTYPE, MAX_SIDE, Pair
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class PromptFormat:
     newline: str = "\n"
     specials: tuple[tuple[str, str], ...] = ()  # (symbol, role)
     merge_hint: str = "Run `arc-ttt prepare-model --shrink-vocab`."
+    shrinkable: bool = True  # one token per symbol: the vocabulary can be cut to the format's symbols
 
     @property
     def special_roles(self) -> dict[str, str]:
@@ -111,9 +111,10 @@ class PromptFormat:
         return GridCodec.from_tokenizer(tokenizer, self)
 
 
-def kit_format(fmt: GridFormat = GridFormat()) -> PromptFormat:
+def kit_format(input_marker: str = "I", output_marker: str = "O", end_marker: str = "E",
+               newline: str = "\n") -> PromptFormat:
     """The kit's own layout: `I` rows `O` rows `E`, rows newline-terminated, the tokenizer's BOS if it has one."""
-    return PromptFormat("kit", (fmt.input_marker,), (fmt.output_marker,), fmt.end_marker, newline=fmt.newline)
+    return PromptFormat("kit", (input_marker,), (output_marker,), end_marker, newline=newline)
 
 
 KIT = kit_format()
@@ -134,18 +135,25 @@ NVARC = PromptFormat(
     merge_hint="NVARC's checkpoint ships a 16-token vocabulary; use that tokenizer.")
 
 
+def _shared_roles(fmt: PromptFormat) -> list[str]:
+    """A symbol playing two parts the decoder must tell apart: the answer's alphabet (digits, newline, end) and
+    the input marker that opens every pair. (Prefixes may reuse them: NVARC's output prefix ends in a newline.)"""
+    parts = {"digit " + d: d for d in DIGITS}
+    parts.update({"newline": fmt.newline, "end of answer": fmt.end, "input marker": fmt.input_prefix[0]})
+    seen: dict[str, str] = {}
+    problems = []
+    for part, sym in parts.items():
+        if sym in seen:
+            problems.append(f"the {seen[sym]} and the {part} are the same symbol {sym!r}")
+        seen.setdefault(sym, part)
+    return problems
+
+
 def check_format(tokenizer, fmt: PromptFormat) -> tuple[dict[str, int], dict[str, str]]:
     """(symbol -> id, special symbol -> the tokenizer's text for it) for a format; raises TokenizerFormatError
     naming the format and every missing, split or merged symbol."""
-    if fmt.name == "kit":  # the kit's own layout keeps its established check and messages
-        grid_format = GridFormat(fmt.input_prefix[0], fmt.output_prefix[0], fmt.end, fmt.newline)
-        try:
-            named = check_tokenizer(tokenizer, grid_format)
-        except TokenizerFormatError as e:
-            raise TokenizerFormatError(f"prompt format 'kit': {e}") from None
-        return {sym: named[name] for name, sym in grid_format.symbols().items()}, {}
     roles = fmt.special_roles
-    problems: list[str] = []
+    problems = _shared_roles(fmt)
     ids: dict[str, int] = {}
     names: dict[str, str] = {}
     unk = getattr(tokenizer, "unk_token_id", None)

@@ -15,7 +15,7 @@ from ..core.clock import FakeClock, TrainCap
 from ..core.planner import Planner, TaskCost
 from ..core.records import PredictOutcome, TrainOutcome
 from ..core.tasks import Task
-from ..core.codec import answer_tokens, pair_tokens
+from ..core.formats.codec import answer_tokens, pair_tokens
 
 
 @dataclass

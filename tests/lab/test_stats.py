@@ -1,8 +1,8 @@
-"""core.stats: bootstrap intervals over tasks and paired differences, the figures decisions are made on."""
+"""lab.stats: bootstrap intervals over tasks and paired differences, the figures decisions are made on."""
 import numpy as np
 import pytest
 
-from arc_ttt.core.stats import bootstrap_mean, paired_difference
+from arc_ttt.lab.stats import bootstrap_mean, paired_difference
 
 
 def test_constant_values_have_a_zero_width_interval():

@@ -5,9 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from arc_ttt.core.tasks import Pair
-from arc_ttt.core.codec import LossOn, TokenizerFormatError
-from arc_ttt.core.kitformat import GridFormat, check_tokenizer
-from arc_ttt.core.symbolformat import KIT, GridCodec
+from arc_ttt.core.formats.codec import LossOn, TokenizerFormatError
+from arc_ttt.core.formats.symbols import KIT, GridCodec, check_format, kit_format
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda hw: arrays(np.uint8, hw, elements=st.integers(0, 9)))
@@ -71,7 +70,7 @@ def test_prompt_ends_with_output_marker(codec):
 
 
 def test_smollm2_tokenizer_passes_the_check(smollm2_tokenizer):
-    ids = check_tokenizer(smollm2_tokenizer)
+    ids, _ = check_format(smollm2_tokenizer, KIT)
     assert len(set(ids.values())) == 14
     codec = GridCodec.from_tokenizer(smollm2_tokenizer)
     grid = np.arange(12, dtype=np.uint8).reshape(3, 4) % 10
@@ -80,8 +79,8 @@ def test_smollm2_tokenizer_passes_the_check(smollm2_tokenizer):
 
 
 def test_check_names_a_symbol_that_is_not_one_token(smollm2_tokenizer):
-    with pytest.raises(TokenizerFormatError, match="input marker '<input>' encodes to 3 tokens"):
-        check_tokenizer(smollm2_tokenizer, GridFormat(input_marker="<input>"))
+    with pytest.raises(TokenizerFormatError, match=r"'kit'.*'<input>' is missing \(encodes to 3 tokens"):
+        check_format(smollm2_tokenizer, kit_format(input_marker="<input>"))
 
 
 def test_check_catches_digit_merges():
@@ -92,10 +91,12 @@ def test_check_catches_digit_merges():
     tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(symbols)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"00|[\s\S]"), behavior="isolated")  # merges "00"
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
-    with pytest.raises(TokenizerFormatError, match="merges digits or newlines"):
-        check_tokenizer(fast)
+    with pytest.raises(TokenizerFormatError, match="merged symbols.*'00'"):
+        check_format(fast, KIT)
 
 
 def test_check_catches_shared_ids(tokenizer):
-    with pytest.raises(TokenizerFormatError, match="share token id"):
-        check_tokenizer(tokenizer, GridFormat(end_marker="O"))
+    with pytest.raises(TokenizerFormatError, match="the digit 5 and the end of answer are the same symbol '5'"):
+        check_format(tokenizer, kit_format(end_marker="5"))
+    with pytest.raises(TokenizerFormatError, match="the newline and the input marker are the same symbol"):
+        check_format(tokenizer, kit_format(input_marker="\n"))

@@ -1,10 +1,15 @@
 """A new prompt format is one file plus one `register` line: this file is that file.
 
 The toy format writes rows joined by `x` (no newline anywhere) between the markers `I`, `O` and `E`, on the
-tests' character tokenizer, with a codec written from scratch against `core.codec.Codec`. Registered, it
+tests' character tokenizer, with a codec written from scratch against `core.formats.codec.Codec`. Registered, it
 resolves like the shipped formats ("auto" included) and runs end to end on a tiny random model: TTT, DFS
 decoding under its own grammar, and selection (votes plus product of experts).
 """
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -13,9 +18,10 @@ import pytest
 from conftest import char_tokenizer
 
 from arc_ttt.core import formats
-from arc_ttt.core.codec import (DIGITS, NEWLINE, Codec, Encoded, LossOn, answer_tokens, grid_symbols, pair_tokens,
+from arc_ttt.core.errors import UserError
+from arc_ttt.core.formats.codec import (DIGITS, NEWLINE, Codec, Encoded, LossOn, answer_tokens, grid_symbols, pair_tokens,
                                 rows_to_grid)
-from arc_ttt.core.grammar import GridGrammar
+from arc_ttt.core.formats.grammar import GridGrammar
 from arc_ttt.core.tasks import MAX_SIDE, Pair, Task
 from conftest import ttt_then_predict
 
@@ -23,6 +29,7 @@ from conftest import ttt_then_predict
 @dataclass(frozen=True)
 class ToyFormat:
     name: str = "toy"
+    shrinkable: bool = False  # its codec is written by hand: no vocabulary cutting asked of it
 
     def prompt_text(self, demos: Sequence[Pair], query: np.ndarray) -> str:
         rows = lambda g: "x".join("".join(DIGITS[v] for v in r) for r in g)  # noqa: E731
@@ -124,3 +131,48 @@ def test_a_toy_format_runs_end_to_end(toy, tiny_task):
         symbols = codec.answer_symbols(p.output)
         assert codec.grammar().masks(symbols)[np.arange(len(symbols)), symbols].all()
     ttt_then_predict(codec, tok, tiny_task)  # trains, decodes and ranks in the toy layout
+
+
+REFERENCED = """
+from arc_ttt.core.formats.symbols import PromptFormat
+MINE = PromptFormat("mine", input_prefix=("I",), output_prefix=("O",), end="E", rows_terminated=False)
+"""
+
+
+@pytest.fixture
+def referenced(tmp_path, monkeypatch):
+    """A user's format in a module of its own, importable, never registered by a line of the kit."""
+    (tmp_path / "my_formats.py").write_text(textwrap.dedent(REFERENCED))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(formats, "_REGISTRY", dict(formats._REGISTRY))
+    monkeypatch.setattr(formats, "_REFERENCES", dict(formats._REFERENCES))
+    monkeypatch.delitem(sys.modules, "my_formats", raising=False)
+    return tmp_path
+
+
+def test_a_format_named_by_reference_reaches_another_process(referenced, tmp_path):
+    assert "mine" not in formats.names()
+    assert formats.resolve("my_formats:MINE", None) == "my_formats:MINE"  # portable: any process can load it
+    assert formats.get_format("my_formats:MINE").name == "mine" and "mine" in formats.names()
+    folder = tmp_path / "model"
+    folder.mkdir()
+    formats.write_format_file(str(folder), "mine")  # by name, written as the reference it was loaded by
+    assert json.loads((folder / formats.FORMAT_FILE).read_text()) == {"format": "my_formats:MINE"}
+    probe = ("from arc_ttt.core import formats; import sys; "
+             "name = formats.resolve('auto', sys.argv[1]); print(name, formats.get_format(name).name)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(referenced), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", probe, str(folder)], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["my_formats:MINE", "mine"]  # a fresh process, no register line run: the folder's file sufficed
+
+
+def test_a_bad_reference_names_itself(referenced, tmp_path):
+    with pytest.raises(UserError, match="'my_formats:NOPE': cannot load it"):
+        formats.get_format("my_formats:NOPE")
+    with pytest.raises(UserError, match="'no_such_module:X': cannot load it"):
+        formats.resolve("no_such_module:X", None)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / formats.FORMAT_FILE).write_text('{"format": "my_formats:REFERENCED_NOT"}')
+    with pytest.raises(UserError, match="REFERENCED_NOT"):
+        formats.resolve("auto", str(folder))

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from arc_ttt.cli import main as cli_main
-from arc_ttt.core.chatformat import NumpyGridGrammar, char_step, numpy_text, parse_numpy_text
+from arc_ttt.core.formats.chat import NumpyGridGrammar, char_step, numpy_text, parse_numpy_text
 from arc_ttt.core.config import ModelConfig
 from arc_ttt.core.tasks import Pair, Task
-from arc_ttt.core.codec import Codec, Grammar, TokenizerFormatError
+from arc_ttt.core.formats.codec import Codec, Grammar, TokenizerFormatError
 from arc_ttt.core.formats import FORMAT_FILE, codec_for, get_format, resolve, write_format_file
 from arc_ttt.core.views import View
 from arc_ttt.modeling import lora, ttt
 from arc_ttt.core.clock import Deadline
-from arc_ttt.core.grammar import GridGrammar
+from arc_ttt.core.formats.grammar import GridGrammar
 from arc_ttt.modeling.decoding import dfs
 from arc_ttt.modeling.export import format_keep_ids, prepare_model, shrink_vocab
 from arc_ttt.modeling.loading import load_kwargs
@@ -260,7 +260,7 @@ def test_a_tokenizer_without_the_symbols_is_refused_naming_format_and_symbols(to
         codec_for("nvarc", anchor_tokenizers["architects"])
     with pytest.raises(TokenizerFormatError, match=r"'marc'.*'\[' is missing"):
         codec_for("marc", anchor_tokenizers["nvarc"])
-    with pytest.raises(TokenizerFormatError, match=r"prompt format 'kit': input marker 'I' is not in this tokenizer's vocabulary"):
+    with pytest.raises(TokenizerFormatError, match=r"prompt format 'kit': 'I' is missing \(unknown token\)"):
         codec_for("kit", anchor_tokenizers["nvarc"])
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .tasks import GRID_DTYPE, MAX_SIDE, Pair
+from ..tasks import GRID_DTYPE, MAX_SIDE, Pair
 from .codec import DIGITS, END, NEWLINE, Encoded, LossOn, TokenizerFormatError, grammar_masks
 
 MARC_SYSTEM = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
@@ -96,7 +96,7 @@ def char_step(state: CharState | None, ch: str, max_side: int = MAX_SIDE) -> Cha
 
 
 class NumpyGridGrammar:
-    """Which of the codec's answer tokens may come next (a `core.codec.Grammar`, as `core.grammar.GridGrammar`).
+    """Which of the codec's answer tokens may come next (a `codec.Grammar`, as `grammar.GridGrammar`).
 
     `texts[k]` is the text of answer token k (None for END, allowed only once `#` is written). Masks are
     cached per automaton state: answers revisit few distinct states."""
@@ -145,6 +145,7 @@ class ChatFormat:
     io_sep: str = " -> "
     answer_end: str = "#"
     demo_end: str = "#\n"
+    shrinkable: bool = False  # text over the model's BPE vocabulary: answers need its multi-character tokens
 
     def messages(self, demos: Sequence[Pair], query: np.ndarray) -> list[dict]:
         body = "".join(f"{numpy_text(p.input)}{self.io_sep}{numpy_text(p.output)}{self.demo_end}" for p in demos)

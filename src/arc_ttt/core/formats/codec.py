@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .tasks import GRID_DTYPE, MAX_SIDE, Pair
+from ..tasks import GRID_DTYPE, MAX_SIDE, Pair
 
 DIGITS = "0123456789"
 # A generated answer as indices into `GridCodec.grid_token_ids`: digits 0-9, then newline, then end.
