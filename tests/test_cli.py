@@ -41,6 +41,8 @@ USER_MISTAKES = {
     "show-prompt, an unknown task": (["show-prompt", "{challenges}", "no-such-task"], "no task 'no-such-task' in"),
     "show-prompt, a test index out of range": (["show-prompt", "{challenges}", "{task}", "--test-index", "9"],
                                                "--test-index 9 is out of range"),
+    "show-prompt, a format reference that does not load": (["show-prompt", "{challenges}", "{task}", "--format",
+                                                             "no_such_module:X"], "'no_such_module:X': cannot load it"),
     "run, a missing config file": (["run", "--config", "{missing}.yaml"], "config file {missing}.yaml: cannot read"),
     "kernel build, a missing model": (["kernel", "build", "--model", "{missing}", "--owner", "someone", "--out",
                                        "{tmp}/bundle"], "{missing} is not a model folder: it does not exist"),
@@ -159,3 +161,17 @@ def test_every_document_a_message_names_exists():
     named = {(where, d) for where, text in strings_in_src() for d in DOCUMENT.findall(text)}
     assert any(d == "benchmarks/README.md" for _, d in named)
     assert sorted((where, d) for where, d in named if not os.path.exists(os.path.join(ROOT, d))) == []
+
+
+def test_a_format_of_ones_own_reaches_the_cli_by_reference(files, tmp_path, monkeypatch, capsys):
+    (tmp_path / "cli_formats.py").write_text("from arc_ttt.core.formats.symbols import PromptFormat\n"
+                                             "MINE = PromptFormat('cli-mine', ('<',), ('>',), '.')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli.formats, "_REGISTRY", dict(cli.formats._REGISTRY))
+    monkeypatch.setattr(cli.formats, "_REFERENCES", dict(cli.formats._REFERENCES))
+    assert main(["show-prompt", files["challenges"], files["task"], "--format", "cli_formats:MINE"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<") and ">" in out and out.rstrip("\n").endswith(">")  # its markers, not the kit's
+    with pytest.raises(SystemExit) as stop:
+        main(["show-prompt", files["challenges"], files["task"], "--format", "nope"])
+    assert stop.value.code == 2 and "unknown prompt format 'nope'" in capsys.readouterr().err

@@ -254,6 +254,14 @@ def add_gpu_parsers(sub) -> None:
     p.set_defaults(func=cmd_gpu_run)
 
 
+def format_arg(value: str) -> str:
+    """--format: auto, a registered name or a reference `module:attr` (loaded when the format is resolved)."""
+    if value == "auto" or formats.is_reference(value) or value in formats.names():
+        return value
+    raise argparse.ArgumentTypeError(f"unknown prompt format {value!r}: choose one of auto, "
+                                     f"{', '.join(formats.names())}, or name your own as module:attr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arc-ttt", description="ARC Prize test-time-training kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,16 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--shrink-vocab", action="store_true", help="keep only the grid format's tokens (digits, newline, markers, specials)")
     p.add_argument("--dtype", default="bfloat16", choices=["auto", "bfloat16", "float16", "float32"])
-    p.add_argument("--format", default="auto", choices=["auto", *formats.names()],
-                   help="the prompt format the model was trained on, written to DST/arc_format.json "
-                        "(auto: the source's arc_format.json, else kit)")
+    p.add_argument("--format", default="auto", type=format_arg, metavar="FORMAT",
+                   help="the prompt format the model was trained on, written to DST/arc_format.json: "
+                        f"{', '.join(formats.names())} or module:attr (auto: the source's arc_format.json, else kit)")
     p.set_defaults(func=cmd_prepare_model)
 
     p = sub.add_parser("show-prompt", help="print exactly the text a model is given for one test input")
     p.add_argument("challenges")
     p.add_argument("task_id")
-    p.add_argument("--format", default="auto", choices=["auto", *formats.names()],
-                   help="auto: the --model folder's arc_format.json, else kit")
+    p.add_argument("--format", default="auto", type=format_arg, metavar="FORMAT",
+                   help=f"{', '.join(formats.names())} or module:attr; auto: the --model folder's arc_format.json, "
+                        "else kit")
     p.add_argument("--test-index", type=int, default=0)
     p.add_argument("--model", help="a model folder: its tokenizer writes the special tokens (and is checked)")
     p.set_defaults(func=cmd_show_prompt)
@@ -337,7 +346,7 @@ def add_kernel_commands(sub) -> None:
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
     k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
                    + ", ".join(MACHINE_SHAPES))
-    k.add_argument("--format", choices=formats.names(), help="the model's prompt format, when neither the config's "
+    k.add_argument("--format", type=format_arg, metavar="FORMAT", help="the model's prompt format, when neither the config's "
                    "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
     k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",
                    help="licence of the weights dataset (the model's own), a name Kaggle accepts: "
