@@ -33,12 +33,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def benchmark_path(name: str) -> str:
+    """benchmarks/<name>.py (the shared provenance.py) or benchmarks/<concern>/<name>.py: the one script so named."""
+    bench = os.path.join(ROOT, "benchmarks")
+    found = [p for p in [os.path.join(bench, f"{name}.py")] + [os.path.join(bench, d, f"{name}.py")
+             for d in sorted(os.listdir(bench))] if os.path.isfile(p)]
+    assert len(found) == 1, f"benchmark {name}: {found or 'no such script'}"
+    return found[0]
+
+
 def load_benchmark(name: str):
-    """benchmarks/<name>.py by its path: benchmarks/ holds scripts, not a package (on the path, as when a script is
-    run, so that one script's import of a shared one such as `provenance` resolves)."""
+    """A benchmark script by its path: benchmarks/ holds scripts in folders by concern, not a package (benchmarks/
+    on the path, as each script puts it, so that an import of the shared `provenance` resolves)."""
     if os.path.join(ROOT, "benchmarks") not in sys.path:
         sys.path.append(os.path.join(ROOT, "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(name, benchmark_path(name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,4 @@
-"""benchmarks/long_run.py: each kept adapter against the leg's start, paired by task on both dev sets, and the
+"""benchmarks/training/long_run.py: each kept adapter against the leg's start, paired by task on both dev sets, and the
 verdict that ships one only when it is better on both."""
 import json
 

@@ -1,7 +1,7 @@
 """A leg of the long run judged: each kept adapter against the leg's start (the committed adapter), paired by task.
 
-    .venv/bin/python benchmarks/long_run.py                      (runs/finetune-long -> results/long_run.json)
-    .venv/bin/python benchmarks/long_run.py --run DIR --out F
+    .venv/bin/python benchmarks/training/long_run.py    (runs/finetune-long -> benchmarks/training/results/long_run.json)
+    .venv/bin/python benchmarks/training/long_run.py --run DIR --out F
 
 `make finetune-long` evaluates before its first step (step 0: the adapter the leg continues) and every
 eval.every_steps, keeping each later step's adapter (runs/finetune-long/adapters/step-N); the evaluations are read
@@ -21,7 +21,8 @@ import sys
 
 from arc_ttt.lab.stats import bootstrap_mean, paired_difference
 
-from provenance import provenance, write_result
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
+from provenance import provenance, write_result  # noqa: E402
 
 SETS = ("dev", "dev_eval")
 
@@ -78,7 +79,7 @@ def print_table(rows: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default="runs/finetune-long")
-    ap.add_argument("--out", default="benchmarks/results/long_run.json")
+    ap.add_argument("--out", default="benchmarks/training/results/long_run.json")
     args = ap.parse_args()
     rows = judge(evaluations(args.run))
     print_table(rows)
