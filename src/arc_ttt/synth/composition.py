@@ -8,7 +8,7 @@ from .colour import recolour, scene
 from .cropping import crop_content, inside_frame
 from .family import Grid, Redraw, Rng, Rule, family
 from .grids import colours, side, sound_pair
-from .movement import TURNS, _fall
+from .movement import TURNS, fall
 from .patterns import tile
 
 
@@ -20,7 +20,7 @@ def scale(g: Grid, s: int) -> Grid:
 def fallen(g: Grid, direction: str, bg: int) -> Grid:
     """movement's gravity: every non-background cell falls towards `direction` (turned to fall down)."""
     turned = np.rot90(g, TURNS[direction])
-    out = np.stack([_fall(turned[:, c], bg) for c in range(turned.shape[1])], axis=1)
+    out = np.stack([fall(turned[:, c], bg) for c in range(turned.shape[1])], axis=1)
     return np.ascontiguousarray(np.rot90(out, -TURNS[direction]))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .colour import majority, some
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import colours, objects_fast, polyomino, scatter_fast, side
+from .grids import colours, objects, polyomino, scatter_fast, side
 
 
 def _bg(rng: Rng) -> int:
@@ -15,7 +15,7 @@ def _bg(rng: Rng) -> int:
 def count_objects(g: Grid, bg: int) -> dict[int, int]:
     """colour -> how many (4-connected, single-colour) objects of it."""
     out: dict[int, int] = {}
-    for o in objects_fast(g, bg):
+    for o in objects(g, bg):
         out[o.colour] = out.get(o.colour, 0) + 1
     return out
 

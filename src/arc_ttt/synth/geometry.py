@@ -5,7 +5,7 @@ import numpy as np
 
 from ..core.views import D8_NAMES, d8
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import background, colours, objects_fast, place, polyomino, scene, side
+from .grids import background, colours, objects, place, polyomino, scene, side
 
 
 def _random_grid(r: Rng, lo: int, hi: int, cols: list[int], bg: int, density: float) -> Grid:
@@ -147,7 +147,7 @@ def flip_objects_in_place(rng: Rng) -> Rule:
 
     def apply(g: Grid) -> Grid:
         out = np.full_like(g, bg)
-        objs = objects_fast(g, bg, diagonal=True, single_colour=False)
+        objs = objects(g, bg, diagonal=True, single_colour=False)
         for o in objs:
             box = out[o.top:o.top + o.shape[0], o.left:o.left + o.shape[1]]
             f = flip(o.grid)

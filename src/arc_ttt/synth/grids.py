@@ -13,7 +13,6 @@ from .family import Grid, Redraw, Rng
 
 MAX_SIDE = 30
 _N4 = ((1, 0), (-1, 0), (0, 1), (0, -1))
-_N8 = _N4 + ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 def colours(rng: Rng, k: int, exclude=()) -> list[int]:
@@ -103,41 +102,6 @@ class Object:
     background: int = 0
 
 
-def objects(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> list[Object]:
-    """Connected groups of non-`bg` cells (4- or 8-connected; of one colour, or of any non-bg colours), in
-    reading order of their first cell."""
-    H, W = grid.shape
-    seen = np.zeros((H, W), bool)
-    steps = _N8 if diagonal else _N4
-    out = []
-    for r0 in range(H):
-        for c0 in range(W):
-            if seen[r0, c0] or grid[r0, c0] == bg:
-                continue
-            stack, cells = [(r0, c0)], []
-            seen[r0, c0] = True
-            while stack:
-                r, c = stack.pop()
-                cells.append((r, c))
-                for dr, dc in steps:
-                    rr, cc = r + dr, c + dc
-                    if 0 <= rr < H and 0 <= cc < W and not seen[rr, cc] and grid[rr, cc] != bg and \
-                            (not single_colour or grid[rr, cc] == grid[r0, c0]):
-                        seen[rr, cc] = True
-                        stack.append((rr, cc))
-            out.append(_object(grid, np.array(cells), bg))
-    return out
-
-
-def _object(grid: Grid, cells: np.ndarray, bg: int) -> Object:
-    top, left = cells.min(axis=0)
-    bottom, right = cells.max(axis=0)
-    box = np.full((bottom - top + 1, right - left + 1), bg, dtype=grid.dtype)
-    box[cells[:, 0] - top, cells[:, 1] - left] = grid[cells[:, 0], cells[:, 1]]
-    vals, counts = np.unique(grid[cells[:, 0], cells[:, 1]], return_counts=True)
-    return Object(cells, int(vals[np.argmax(counts)]), box, int(top), int(left), int(bg))
-
-
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) inclusive of a non-empty mask; Redraw when it is empty."""
     rows, cols = np.nonzero(mask)
@@ -190,7 +154,7 @@ def sound_pair(x: Grid, y: Grid) -> tuple[Grid, Grid]:
 # times per task; a Python flood fill per call would cost most of the generation time).
 
 def labels(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> np.ndarray:
-    """Connected components as `objects` groups cells: each non-`bg` cell gets the flat index of its component's
+    """Connected components, as `objects` groups cells: each non-`bg` cell gets the flat index of its component's
     first cell in reading order, background cells -1 (minimum labels spread along links, with pointer jumping)."""
     H, W = grid.shape
     n = H * W
@@ -218,8 +182,10 @@ def labels(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bo
             return np.where(fg, lab, -1)
 
 
-def objects_fast(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> list[Object]:
-    """The same objects as `objects` (same order, boxes and colours; cells in reading order), vectorised."""
+def objects(grid: Grid, bg: int = 0, *, diagonal: bool = False, single_colour: bool = True) -> list[Object]:
+    """Connected groups of non-`bg` cells (4- or 8-connected; of one colour, or of any non-bg colours), in
+    reading order of their first cell, cells in reading order; vectorised over `labels` (a flood fill is the
+    tests' reference)."""
     flat = labels(grid, bg, diagonal=diagonal, single_colour=single_colour).ravel()
     idx = np.flatnonzero(flat >= 0)
     if len(idx) == 0:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import background, colours, objects_fast, polyomino, scene, side
+from .grids import background, colours, objects, polyomino, scene, side
 
 # direction -> the quarter turns that bring it to "down" (rules work downwards on a turned grid, then turn back)
 TURNS = {"down": 0, "left": 1, "up": 2, "right": 3}  # np.rot90 turns anticlockwise
 
 
-def _fall(col: np.ndarray, bg: int) -> np.ndarray:
+def fall(col: np.ndarray, bg: int) -> np.ndarray:
     """One column's cells dropped to its bottom, their order kept."""
     kept = col[col != bg]
     return np.concatenate([np.full(len(col) - len(kept), bg, col.dtype), kept])
@@ -26,7 +26,7 @@ def gravity(rng: Rng) -> Rule:
 
     def apply(g: Grid) -> Grid:
         turned = np.rot90(g, TURNS[direction])
-        fallen = np.stack([_fall(turned[:, c], bg) for c in range(turned.shape[1])], axis=1)
+        fallen = np.stack([fall(turned[:, c], bg) for c in range(turned.shape[1])], axis=1)
         return np.ascontiguousarray(np.rot90(fallen, -TURNS[direction]))
 
     def draw(r: Rng) -> Grid:
@@ -54,7 +54,7 @@ def settle(g: Grid, bg: int, moves=lambda colour: True) -> Grid:
     """Objects (4-connected, one colour each) whose colour `moves` fall down as rigid bodies, the lowest first and
     again until none can fall further; the others stay where they are, as obstacles."""
     out = g.copy()
-    bodies = [o.cells for o in objects_fast(g, bg) if moves(o.colour)]
+    bodies = [o.cells for o in objects(g, bg) if moves(o.colour)]
     bodies.sort(key=lambda c: -int(c[:, 0].max()))
     moved = True
     while moved:
@@ -120,7 +120,7 @@ def move_to_wall(rng: Rng) -> Rule:
 
     def down(t: Grid) -> Grid:
         out = np.full_like(t, bg)
-        for o in objects_fast(t, bg):
+        for o in objects(t, bg):
             box = out[t.shape[0] - o.shape[0]:, o.left:o.left + o.shape[1]]
             if (box[o.mask] != bg).any():
                 raise Redraw("two objects meet at the wall")

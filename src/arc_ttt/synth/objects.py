@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import Object, background, colours, objects_fast, polyomino, scene, unique_extreme
+from .grids import Object, background, colours, objects, polyomino, scene, unique_extreme
 
 
 def _shapes(r: Rng, n: int, lo: int, hi: int, side: int = 5) -> list[np.ndarray]:
@@ -58,7 +58,7 @@ def _by_size(rng: Rng, pick) -> Rule:
         return scene(r, masks, [int(r.choice(cols)) for _ in masks], bg, 6, 18)[0]
 
     def apply(g: Grid) -> Grid:
-        objs = objects_fast(g, bg)
+        objs = objects(g, bg)
         if len(objs) < 2:
             raise Redraw("one object")
         return _recoloured(g, [objs[unique_extreme([o.size for o in objs], pick)]], target)
@@ -84,7 +84,7 @@ def keep_largest(rng: Rng) -> Rule:
     bg, _, draw = _many_objects(rng)
 
     def apply(g: Grid) -> Grid:
-        objs = objects_fast(g, bg)
+        objs = objects(g, bg)
         if len(objs) < 2:
             raise Redraw("one object")
         keep = objs[unique_extreme([o.size for o in objs])]
@@ -101,7 +101,7 @@ def extract_largest(rng: Rng) -> Rule:
     bg, _, draw = _many_objects(rng, 2, 14)
 
     def apply(g: Grid) -> Grid:
-        objs = objects_fast(g, bg)
+        objs = objects(g, bg)
         if len(objs) < 2:
             raise Redraw("one object")
         return objs[unique_extreme([o.size for o in objs])].grid.copy()
@@ -122,7 +122,7 @@ def remove_small(rng: Rng) -> Rule:
         return scene(r, masks, [int(r.choice(cols)) for _ in masks], bg, 6, 18)[0]
 
     def apply(g: Grid) -> Grid:
-        small = [o for o in objects_fast(g, bg) if o.size < k]
+        small = [o for o in objects(g, bg) if o.size < k]
         return _recoloured(g, small, bg)
 
     return Rule(draw, apply, {"background": bg, "min_size": k})
@@ -143,7 +143,7 @@ def recolour_by_size(rng: Rng) -> Rule:
 
     def apply(g: Grid) -> Grid:
         out = g.copy()
-        for o in objects_fast(g, bg):
+        for o in objects(g, bg):
             if o.size not in table:
                 raise Redraw(f"no colour for size {o.size}")
             out[o.cells[:, 0], o.cells[:, 1]] = table[o.size]
@@ -173,7 +173,7 @@ def recolour_by_shape(rng: Rng) -> Rule:
         return scene(r, masks, [int(r.choice(cols)) for _ in masks], bg, 6, 16)[0]
 
     def apply(g: Grid) -> Grid:
-        return _recoloured(g, [o for o in objects_fast(g, bg) if _key(o.mask) in keys], target)
+        return _recoloured(g, [o for o in objects(g, bg) if _key(o.mask) in keys], target)
 
     return Rule(draw, apply, {"background": bg, "colour": target, "template": template.astype(int).tolist(),
                               "turned": turned})
@@ -202,7 +202,7 @@ def _odd_one_rule(rng: Rng):
         return scene(r, [masks[i] for i in order], [cols[i] for i in order], bg, 6, 16)[0]
 
     def odd(g: Grid) -> Object:
-        objs = objects_fast(g, bg)
+        objs = objects(g, bg)
         groups = Counter(o.colour if by == "colour" else _key(o.mask) for o in objs)
         if len(groups) != 2 or sorted(groups.values())[0] != 1 or len(objs) < 3:
             raise Redraw("no single odd object")

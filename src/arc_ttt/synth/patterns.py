@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import bbox, colours, crop, objects_fast, scatter_fast, side, sound_pair
+from .grids import bbox, colours, crop, objects, scatter_fast, side, sound_pair
 
 # direction of continuation -> quarter turns (np.rot90, anticlockwise) that make it "down", as in movement
 TURNS = {"down": 0, "left": 1, "up": 2, "right": 3}
@@ -249,7 +249,7 @@ def symmetry_complete(rng: Rng) -> Rule:
 def checker(g: Grid, bg: int, target: int, first: int, second: int) -> Grid:
     """Every object of colour `target` painted as a checkerboard, `first` on its top-left cell's parity."""
     out = g.copy()
-    for o in objects_fast(g, bg):
+    for o in objects(g, bg):
         if o.colour == target:
             parity = (o.cells[:, 0] - o.top + o.cells[:, 1] - o.left) % 2
             out[o.cells[:, 0], o.cells[:, 1]] = np.where(parity == 0, first, second)

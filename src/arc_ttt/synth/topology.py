@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .family import Grid, Redraw, Rng, Rule, family
-from .grids import background, colours, enclosed, holes, objects_fast, place, polyomino, scene, side
+from .grids import background, colours, enclosed, holes, objects, place, polyomino, scene, side
 
 
 def _ring(mask: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def recolour_by_holes(rng: Rng) -> Rule:
 
     def apply(g: Grid) -> Grid:
         lab, out = holes(g, bg), g.copy()
-        for o in objects_fast(g, bg):
+        for o in objects(g, bg):
             inside = lab[o.top:o.top + o.shape[0], o.left:o.left + o.shape[1]]
             k = len(np.unique(inside[inside >= 0]))
             if k not in table:
@@ -220,7 +220,7 @@ def box_objects(rng: Rng) -> Rule:
 
     def apply(g: Grid) -> Grid:
         out = g.copy()
-        for o in objects_fast(g, bg, diagonal=True):
+        for o in objects(g, bg, diagonal=True):
             t, left, b, right = o.top - 1, o.left - 1, o.top + o.shape[0], o.left + o.shape[1]
             if t < 0 or left < 0 or b >= g.shape[0] or right >= g.shape[1]:
                 raise Redraw("an object on the edge")
