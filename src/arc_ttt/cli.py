@@ -346,7 +346,7 @@ def add_kernel_commands(sub) -> None:
     k.add_argument("--shrink-vocab", action="store_true", help="prepare_model with the vocabulary cut to the grid tokens")
     k.add_argument("--machine-shape", help="the accelerator (overrides the config's kaggle.machine_shape), one of "
                    + ", ".join(MACHINE_SHAPES))
-    k.add_argument("--format", type=format_arg, metavar="FORMAT", help="the model's prompt format, when neither the config's "
+    k.add_argument("--format", choices=formats.names(), help="the model's prompt format, when neither the config's "
                    "model.format nor the folder's arc_format.json names it (the build refuses to guess)")
     k.add_argument("--model-license", default="apache-2.0", choices=KAGGLE_LICENSES, metavar="LICENCE",
                    help="licence of the weights dataset (the model's own), a name Kaggle accepts: "

@@ -1,4 +1,5 @@
 """The Kaggle bundle: structure and metadata, then the vendored copy run as Kaggle would run it."""
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -254,7 +255,7 @@ def test_a_grid_source_travels_in_the_code_dataset_and_the_notebook_finds_it(tmp
     assert not (tmp_path / "out").exists()
     tree["inference"]["grid"]["path"] = grid_model_dir
     config.write_text(yaml.safe_dump(tree))
-    bundle = K.build_bundle(spec)
+    bundle = K.build_bundle(dataclasses.replace(spec))  # a new spec: a spec reads its config once
     carried = os.path.join(bundle.folders["code"], "grid_model")
     assert sorted(os.listdir(carried)) == sorted(os.listdir(grid_model_dir))
     assert find_grid_model(bundle.folders["code"]) == carried
@@ -266,7 +267,7 @@ def test_a_grid_source_travels_in_the_code_dataset_and_the_notebook_finds_it(tmp
     kaggle = E.detect({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, input_root=str(tmp_path / "input"))
     grid = str(tmp_path / "input" / "datasets" / "tester" / "arc-ttt-code" / "grid_model")
     assert f"inference.grid.path={grid}" in E.run_overrides(kaggle)
-    plain = K.build_bundle(K.BundleSpec(**{**spec.__dict__, "config": CONFIG, "out": str(tmp_path / "plain")}))
+    plain = K.build_bundle(dataclasses.replace(spec, config=CONFIG, out=str(tmp_path / "plain")))
     assert find_grid_model(plain.folders["code"]) is None  # a config without grid carries none
 
 
@@ -280,7 +281,7 @@ def test_bundle_refuses_the_placeholder_owner_and_finds_the_cli_username(tmp_pat
     with pytest.raises(M.MetadataError, match="no Kaggle owner.*kaggle auth login"):
         K.build_bundle(spec)
     with pytest.raises(M.MetadataError, match="no Kaggle owner"):
-        K.build_bundle(K.BundleSpec(**{**spec.__dict__, "owner": M.PLACEHOLDER_OWNER}))
+        K.build_bundle(dataclasses.replace(spec, owner=M.PLACEHOLDER_OWNER))
     os.makedirs(tmp_path / "home" / ".kaggle")
     (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "someone", "key": "x"}')
     assert M.kaggle_owner() == "someone"
@@ -481,7 +482,7 @@ def test_licences_are_checked_against_kaggles_list(tmp_path, tiny_model_dir, ins
                         wheelhouse=installed_wheelhouse, format="kit", model_license="other")
     with pytest.raises(M.MetadataError, match="needs a description"):
         K.build_bundle(spec)
-    b = K.build_bundle(K.BundleSpec(**{**spec.__dict__, "model_license_note": "Llama 3 Community Licence"}))
+    b = K.build_bundle(dataclasses.replace(spec, model_license_note="Llama 3 Community Licence"))
     with open(os.path.join(b.folders["model"], M.DATASET_META)) as f:
         assert "Llama 3 Community Licence" in json.load(f)["description"]
 

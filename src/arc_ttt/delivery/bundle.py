@@ -24,8 +24,9 @@ import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from ..core.config import load_config
+from ..core.config import RunConfig, load_config
 from ..core.errors import MissingInputError, UserError
 from ..core.modelfolder import DEMO_MARKER, ModelInfo, describe_model, make_portable, mark_demo
 from ..core.formats.codec import TokenizerFormatError
@@ -69,6 +70,11 @@ class BundleSpec:
     templates: str = TEMPLATES
     demo: bool = False  # ship the kit's demonstration model anyway (it scores about 0); also ARC_TTT_KERNEL_DEMO=1
 
+    @cached_property
+    def run_config(self) -> RunConfig:
+        """The config the kernel runs, read once (format, grid model, competition and machine come from it)."""
+        return load_config(self.config)
+
 
 @dataclass
 class Bundle:
@@ -109,7 +115,7 @@ def resolve_format(spec: BundleSpec, info: ModelInfo | None) -> tuple[str, str]:
     refused: the kit's own layout would be a silent guess, and a model trained in another layout scores ~0. So is a
     config that names another format than the folder, unless --format says which wins (the bundle's arc_format.json
     is rewritten: the notebook would never see the conflict)."""
-    configured = load_config(spec.config).model.format
+    configured = spec.run_config.model.format
     if spec.format:
         if spec.format not in format_names():
             raise MetadataError(f"--format {spec.format!r}: choose one of {', '.join(format_names())}")
@@ -204,7 +210,7 @@ def write_code(spec: BundleSpec, dst: str, record: dict) -> None:
 def grid_model(spec: BundleSpec) -> str | None:
     """The grid model folder the config's candidate sources need (inference.sources naming grid), checked; else
     None. Small (at most tens of MB), so it travels in the code dataset."""
-    inference = load_config(spec.config).inference
+    inference = spec.run_config.inference
     if "grid" not in inference.sources:
         return None
     require_grid_model(inference.grid.path)
@@ -265,7 +271,7 @@ def kernel_parameters(spec: BundleSpec, commit: str, fmt: str, demo: bool, finge
     """The notebook's parameters the builder sets: config, competition (--competition, else the config's
     kaggle.competition), prompt format, the commit BUILD.json must name, whether the demo model is allowed, and
     the fingerprints the attached datasets must have (delivery.fingerprint)."""
-    competition = spec.competition or load_config(spec.config).kaggle.competition
+    competition = spec.competition or spec.run_config.kaggle.competition
     return {"CONFIG": os.path.splitext(os.path.basename(spec.config))[0], "COMPETITION": competition, "FORMAT": fmt,
             "BUILD_COMMIT": commit, "ALLOW_DEMO": demo, "BUILD_FINGERPRINTS": dict(fingerprints)}
 
@@ -327,7 +333,7 @@ def check_spec(spec: BundleSpec) -> tuple[str, ModelInfo | None, str]:
             f"KERNEL_MODEL=path/to/model)")
     grid_model(spec)  # a grid source without its model stops the build here, the key named
     info = describe_model(spec.model) if spec.model is not None else None
-    machine_shape = spec.machine_shape or load_config(spec.config).kaggle.machine_shape
+    machine_shape = spec.machine_shape or spec.run_config.kaggle.machine_shape
     if machine_shape is None:
         raise MetadataError(f"{spec.config}: no kaggle.machine_shape and no --machine-shape; without one Kaggle gives "
                             f"its default GPU (a P100, which today's torch cannot use). Use one of "
