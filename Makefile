@@ -12,7 +12,7 @@ MODEL_DIR := models/smollm2-135m-arc
 help:
 	@echo "make run    - the embedded default: real ARC tasks + SmolLM2-135M -> submission.json and report"
 	@echo "make test   - the whole test suite (sets up .venv first)"
-	@echo "make bench  - benchmarks (tables printed, JSON in benchmarks/results/)"
+	@echo "make bench  - benchmarks (tables printed, JSON in benchmarks/<concern>/results/)"
 
 $(STAMP): requirements.txt requirements-model.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,11 +46,15 @@ finetune: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_default_model; ensure_default_model()"
 	$(PY) -m arc_ttt finetune --config configs/finetune-local.yaml $(if $(RESUME),--resume,)
 
+# The quick benchmarks (benchmarks/README.md says which and why): model-free ones first, then the two timings of the
+# embedded model, each under the CPU lock that every CPU-heavy job takes (it waits for a fine-tuning run to end).
 bench: $(STAMP)
-	$(PY) benchmarks/format_tokens.py
-	$(PY) benchmarks/ttt_train.py
-	$(PY) benchmarks/inference.py
-	$(PY) benchmarks/budget.py
+	$(PY) benchmarks/formats/format_tokens.py
+	$(PY) benchmarks/planner/budget.py
+	$(PY) benchmarks/planner/policy.py
+	$(PY) benchmarks/speed/synth_speed.py
+	flock /tmp/arc-cpu.lock $(PY) benchmarks/speed/inference.py
+	flock /tmp/arc-cpu.lock $(PY) benchmarks/speed/ttt_train.py --only step --no-compile
 
 # The long fine-tuning run (configs/finetune-long.yaml), resumable, serialised with every CPU-heavy job by one lock.
 LONG_DIR := runs/finetune-long
@@ -58,9 +62,9 @@ finetune-long: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_default_model; ensure_default_model()"
 	flock /tmp/arc-cpu.lock $(PY) -m arc_ttt finetune --config configs/finetune-long.yaml --quiet $(if $(wildcard $(LONG_DIR)/checkpoint),--resume,)
 
-# On a GPU: the kit's CUDA paths on random models shaped like the winners', projected to an L4 (benchmarks/results/gpu.json).
+# On a GPU: the kit's CUDA paths on random models shaped like the winners', projected to an L4 (benchmarks/speed/results/gpu.json).
 bench-gpu: $(STAMP)
-	$(PY) benchmarks/gpu.py
+	$(PY) benchmarks/speed/gpu.py
 
 # --- Kaggle delivery: notebook, offline wheelhouse, submission bundle (see kaggle_kernel/README.md) ---
 .PHONY: notebook wheels wheels-verify kernel kernel-model-check kernel-push

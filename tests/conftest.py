@@ -53,7 +53,7 @@ def load_benchmark(name: str):
     return module
 
 
-# The random models every model test runs on, shared with benchmarks/gpu.py (the product never uses them):
+# The random models every model test runs on, shared with benchmarks/speed/gpu.py (the product never uses them):
 # char_tokenizer() speaks the kit's grid format one character a token, tiny_llama(tokenizer) is a 2-layer Llama.
 from fixtures.tiny_models import char_tokenizer, tiny_llama  # noqa: E402  tests/fixtures, shared with benchmarks
 

@@ -1,4 +1,4 @@
-"""benchmarks/accuracy.py's arithmetic: a row is the mean over seeds per task, then over tasks with an interval;
+"""benchmarks/accuracy/accuracy.py's arithmetic: a row is the mean over seeds per task, then over tasks with an interval;
 two rows are compared task by task. Its replay: decoding memoised by a candidate source."""
 import json
 from types import SimpleNamespace

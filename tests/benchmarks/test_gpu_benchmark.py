@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py: its CPU run on tiny models of the winners' architectures, and the L4 projection's arithmetic."""
+"""benchmarks/speed/gpu.py: its CPU run on tiny models of the winners' architectures, and the L4 projection's arithmetic."""
 import importlib.util
 import json
 import os
@@ -11,7 +11,7 @@ from conftest import ROOT
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "benchmarks", "gpu.py"))
+    spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "benchmarks", "speed", "gpu.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)

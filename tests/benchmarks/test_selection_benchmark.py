@@ -1,4 +1,4 @@
-"""benchmarks/selection.py: the rules re-rank the same logged candidates, per task, averaged over seeds, and are
+"""benchmarks/accuracy/selection.py: the rules re-rank the same logged candidates, per task, averaged over seeds, and are
 paired by task against the configured rule."""
 import pytest
 from conftest import load_benchmark

@@ -1,5 +1,5 @@
 """budget.policy: the learned policy (core.policy), its plan under the budget, the PID on the pace, the gate, and
-the replay of an effort table (benchmarks/policy.py). Everything on a simulated clock and synthetic tables."""
+the replay of an effort table (benchmarks/planner/policy.py). Everything on a simulated clock and synthetic tables."""
 import json
 import math
 import os
@@ -494,9 +494,9 @@ def test_the_shipped_policy_loads_and_its_card_names_its_table():
     """configs/policies/: the learned policy fitted on the committed effort table, an option (budget.policy=learned)."""
     path = os.path.join(ROOT, "configs", "policies", "smollm2-135m-arc-cpu.json")
     policy = load_policy(path)
-    effort = json.load(open(os.path.join(ROOT, "benchmarks", "results", "effort.json")))
+    effort = json.load(open(os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")))
     card = policy.card["trained_on"]
-    assert card["table"] == "benchmarks/results/effort.json" and card["model"] == effort["model"]
+    assert card["table"] == "benchmarks/planner/results/effort_table.json" and card["model"] == effort["model"]
     assert set(card["tasks"]) <= {t["id"] for t in effort["tasks"]} and card["views"] == effort["views"]
     assert list(policy.actions) == effort["levels"] and policy.gate is not None
     cfg = load_config(os.path.join(ROOT, "configs", "local.yaml"),

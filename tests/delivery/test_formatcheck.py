@@ -82,11 +82,11 @@ def test_the_verdict_passes_up_to_the_limit_and_fails_above_naming_the_way_out()
 
 
 def test_the_limit_separates_the_readings_it_was_calibrated_on():
-    """NLL_LIMIT against benchmarks/results/format_check.json (benchmarks/format_check.py): the kit's demonstration
+    """NLL_LIMIT against benchmarks/formats/results/format_check_nll_limit.json (benchmarks/formats/format_check.py): the kit's demonstration
     model in its format passes, the same weights in a wrong format and SmolLM2-135M that never saw ARC fail."""
-    with open(os.path.join(ROOT, "benchmarks", "results", "format_check.json")) as f:
+    with open(os.path.join(ROOT, "benchmarks", "formats", "results", "format_check_nll_limit.json")) as f:
         result = json.load(f)
-    assert result["limit"] == F.NLL_LIMIT, "NLL_LIMIT changed: run benchmarks/format_check.py (or --recheck)"
+    assert result["limit"] == F.NLL_LIMIT, "NLL_LIMIT changed: run benchmarks/formats/format_check.py (or --recheck)"
     kinds = {r["format_is"] for r in result["runs"].values()}
     assert {"right", "wrong"} <= kinds
     for name, run in result["runs"].items():

@@ -82,8 +82,8 @@ def test_each_winners_12_hour_config_is_one_published_recipe(name, recipe):
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    """benchmarks/gpu.py by its path, registered while in use (its dataclasses look their module up there)."""
-    spec = importlib.util.spec_from_file_location("gpu_bench_configs", os.path.join(ROOT, "benchmarks", "gpu.py"))
+    """benchmarks/speed/gpu.py by its path, registered while in use (its dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location("gpu_bench_configs", os.path.join(ROOT, "benchmarks", "speed", "gpu.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -106,7 +106,7 @@ def adapter_parameters(shape, r: int) -> int:
 
 
 def test_the_winners_gpu_priors_are_the_l4_projection_of_their_model(gpu_bench):
-    """No GPU has run benchmarks/gpu.py for this repository (no benchmarks/results/gpu.json): the L4 priors are derived
+    """No GPU has run benchmarks/speed/gpu.py for this repository (no benchmarks/speed/results/gpu.json): the L4 priors are derived
     from its datasheet peaks instead, as the configs say: a trained token 6 (N + A) FLOPs at 30% of the bf16 peak, a
     prefill token 2 N at 50%, a decoding step the weights' bytes (bf16: 2 N; nf4 dequantised by bitsandbytes: 4.5 N)
     at 70% of the bandwidth. Rounded to two significant figures in the configs (5%). Once gpu.json is measured, its

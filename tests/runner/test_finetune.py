@@ -191,8 +191,8 @@ def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus
 def test_the_evaluation_like_dev_set_is_48_evaluation_tasks_outside_the_24_smallest_and_apart_from_the_dev_set(
         arc1_eval, smollm2_tokenizer):
     """benchmarks/dev_eval_tasks.json: 24 medium and 24 long ARC-AGI-1 evaluation tasks, their token counts those of
-    the kit's format (prompt and answer, as benchmarks/dev_tasks.py counts), none among the 24 smallest (the
-    milestone, ranked as benchmarks/accuracy.py ranks them), none in the training-task dev set."""
+    the kit's format (prompt and answer, as benchmarks/accuracy/dev_tasks.py counts), none among the 24 smallest (the
+    milestone, ranked as benchmarks/accuracy/accuracy.py ranks them), none in the training-task dev set."""
     from arc_ttt.core import devset
     from arc_ttt.core.formats import codec_for
 

@@ -216,7 +216,7 @@ def test_the_command_module_loads_without_torch():
 # ---------------------------------------------------------------------------- the criterion, at toy scale
 
 def test_a_tiny_model_learns_both_flips_from_their_demonstrations(toy, tmp_path):
-    """The design's criterion in small (benchmarks/grid_ten.py at full size): trained on the demonstrations alone,
+    """The design's criterion in small (benchmarks/training/grid_ten.py at full size): trained on the demonstrations alone,
     judged on the 8 test inputs, each predicted under the task's 8 views with their own rows and voted. Seed 0
     solves 8 of 8 here (the identity view alone 6); an untrained model none."""
     cfg = toy_config(toy[0], tmp_path, "train.steps=1200", "train.batch_size=16", "train.views_per_task=8",

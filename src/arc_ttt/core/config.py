@@ -159,7 +159,7 @@ class BudgetConfig:
     # How TTT steps are shared out (core.policy): uniform, one step scale; heuristic, scale x difficulty weight;
     # learned, the action (0-32 steps) of most gain - lambda x cost, lambda fitted to the time left, PID on the pace.
     policy: Literal["uniform", "heuristic", "learned"] = "heuristic"
-    policy_file: str | None = None  # the learned policy's JSON (benchmarks/policy.py --fit writes one); required
+    policy_file: str | None = None  # the learned policy's JSON (benchmarks/planner/policy.py --fit writes one); required
     pid: tuple[float, float, float] = (3.0, 0.3, 0.0)  # Kp, Ki, Kd on the pace error (fraction of the planned time)
     gate: bool = False  # learned: stop after 2 steps when no gain is predicted; off: it cost score (docs/planner.md)
     gate_min_gain: float = 0.0  # ... no further gain = at most this much more (in the policy's gain units)
@@ -190,7 +190,7 @@ class BudgetConfig:
         if self.policy == "learned" and not self.policy_file:
             raise ValueError("budget.policy=learned needs budget.policy_file, the learned policy's JSON; none is "
                              "configured (configs/policies/smollm2-135m-arc-cpu.json is the one fitted for the "
-                             "embedded default on a CPU; benchmarks/policy.py --fit writes one from an effort table)")
+                             "embedded default on a CPU; benchmarks/planner/policy.py --fit writes one from an effort table)")
         if self.seconds <= self.margin:
             raise ValueError(
                 f"seconds={self.seconds:g} leaves no time after the safety margin of {self.margin:g} s "

@@ -209,7 +209,7 @@ class Planner:
         The remaining tasks' estimated total is off by about sigma / sqrt(n) when each task is off by sigma
         independently, so that is the slack the plan needs; what a task leaves unused goes to the steps of the
         tasks after it anyway. A fixed share of all the time left held back a fifth of the budget at every task
-        and handed it out only near the end: in benchmarks/budget.py's budget-bound runs the last tenth of the
+        and handed it out only near the end: in benchmarks/planner/budget.py's budget-bound runs the last tenth of the
         tasks got 2 to 10 times the steps of the first (`mean_steps_by_run_tenth`)."""
         return self.cfg.headroom / math.sqrt(max(1.0, n_remaining / max(1, self.workers)))
 

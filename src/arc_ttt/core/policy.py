@@ -9,7 +9,7 @@ steps, predicts what the remaining steps add; when that is no more than a margin
 
 Everything here is numpy on arrays; the planner (core.planner) calls it and the files are read at the edges
 (`load_policy`). The model is fitted offline, by ridge regression of the gain per action on an effort table
-(benchmarks/effort.py's JSON), in the lab (`arc_ttt.lab.policyfit.fit_policy`); its card says what it was
+(benchmarks/planner/effort.py's JSON), in the lab (`arc_ttt.lab.policyfit.fit_policy`); its card says what it was
 trained on. The product only reads a fitted policy.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ def load_policy(path: str | None) -> LearnedPolicy:
         raise PolicyFileError("budget.policy=learned needs budget.policy_file: no policy file is configured")
     if not os.path.isfile(path):
         raise PolicyFileError(f"budget.policy=learned: the policy file {path} does not exist (fit one with "
-                              "benchmarks/policy.py --fit EFFORT_JSON --policy-out FILE)")
+                              "benchmarks/planner/policy.py --fit EFFORT_JSON --policy-out FILE)")
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)

@@ -3,8 +3,8 @@ can pass every other check (a full-vocabulary tokenizer speaks several formats) 
 the run the model reads known answers in the run's format, teacher-forced, one forward pass per sequence: the quick
 tasks' test inputs with their evaluation solutions, and a few tasks' last demonstration with the others before it.
 The NLL per answer token (normalised over the model's whole vocabulary) above NLL_LIMIT stops the commit run; the
-scoring rerun never runs it (no time spent, nothing raised). NLL_LIMIT is calibrated by benchmarks/format_check.py
-on the kit's own models in their format and in a wrong one (benchmarks/results/format_check.json).
+scoring rerun never runs it (no time spent, nothing raised). NLL_LIMIT is calibrated by benchmarks/formats/format_check.py
+on the kit's own models in their format and in a wrong one (benchmarks/formats/results/format_check_nll_limit.json).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .environment import Environment
 
 # Nats per answer token, pooled over the probes, the tokens counted as the symbol formats write an answer (one per
 # cell, one newline per row, the end marker) whatever the format's own tokens: marc's BPE text writes about twice as
-# many, mostly easy spaces and brackets, which would halve its figure. benchmarks/results/format_check.json (8
+# many, mostly easy spaces and brackets, which would halve its figure. benchmarks/formats/results/format_check_nll_limit.json (8
 # ARC-AGI-1 evaluation tasks, over all 16 probes / the check's own 12): the demonstration model (SmolLM2-135M + the
 # kit's adapter) reads them at 0.45 / 0.42 in its format (kit); the same weights in a wrong format (marc, the whole
 # vocabulary) at 1.02 / 0.98; SmolLM2-135M, which never saw ARC, at 0.82 / 0.79 (kit) and 0.92 / 0.88 (marc). The

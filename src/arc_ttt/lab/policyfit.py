@@ -1,4 +1,4 @@
-"""Fitting the learned TTT policy offline, from an effort table (benchmarks/effort.py's JSON): the lab's side of
+"""Fitting the learned TTT policy offline, from an effort table (benchmarks/planner/effort.py's JSON): the lab's side of
 `core.policy`, which the run only reads.
 
 The plan model is a ridge regression of each action's gain over 0 steps on standardised features; the gate

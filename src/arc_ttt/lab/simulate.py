@@ -1,6 +1,6 @@
 """Simulated engines on a fake clock (core.clock.FakeClock): the run's real loop without a model.
 
-Used by the tests (deadline, isolation, resume) and by benchmarks/budget.py. Costs follow the
+Used by the tests (deadline, isolation, resume) and by benchmarks/planner/budget.py. Costs follow the
 planner's own cost model times a per-task "true" factor the planner does not know, so the
 planner has to learn throughput from what it measures, as on real hardware.
 """
@@ -102,7 +102,7 @@ class SimEngine:
         self.calls.append(("free",))
 
 
-# ---- replaying an effort table (benchmarks/effort.py's JSON) through the planner ------------------------------
+# ---- replaying an effort table (benchmarks/planner/effort.py's JSON) through the planner ------------------------------
 @dataclass
 class TableEngine:
     """A task's training and inference as an effort table measured them: each step takes the table's seconds
