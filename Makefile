@@ -37,7 +37,7 @@ run: $(STAMP) model
 
 # SmolLM2-135M converted from its GGUF (models/smollm2-135m), then the kit's committed ARC adapter
 # (configs/adapters/smollm2-135m-arc, made by `arc-ttt finetune --config configs/finetune-local.yaml`) merged in,
-# the vocabulary cut to the kit format's 17 tokens (decided on the dev set: benchmarks/README.md, "Decisions").
+# the vocabulary cut to the kit format's 17 tokens (decided on the dev set: docs/decisions.md).
 model: $(STAMP)
 	$(PY) -c "from arc_ttt.modeling.embedded import ensure_arc_model; print(ensure_arc_model('$(MODEL_DIR)'))"
 

@@ -1,6 +1,6 @@
 """Replay an effort table through the planner: uniform, heuristic and learned effort against the oracle (issue 24).
 
-    .venv/bin/python benchmarks/planner/policy.py                                 (reads benchmarks/results/effort.json)
+    .venv/bin/python benchmarks/planner/policy.py                                 (reads benchmarks/planner/results/effort_table.json)
     .venv/bin/python benchmarks/planner/policy.py --table T.json --out P.json     (any table, e.g. a smoke one)
     .venv/bin/python benchmarks/planner/policy.py --fit T.json --policy-out F.json  (the learned policy from all of a table)
     .venv/bin/python benchmarks/planner/policy.py --strata short,medium --out P.json  (the tasks of some size strata only)

@@ -148,7 +148,7 @@ class Planner:
 
     def step_cap(self, t: TaskCost) -> int:
         """budget.max_steps, or max_steps_long for a long task: long prompts still gain from more steps where
-        short ones have stopped (benchmarks/README.md, "TTT steps")."""
+        short ones have stopped (docs/decisions.md, the TTT steps rows)."""
         long = self.cfg.max_steps_long is not None and t.prompt_tokens + t.answer_tokens >= self.cfg.long_tokens
         return self.cfg.max_steps_long if long else self.cfg.max_steps
 

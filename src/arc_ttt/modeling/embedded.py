@@ -38,7 +38,7 @@ def ensure_arc_model(dst: str = DEFAULT_ARC_MODEL_DIR, adapter_folder: str = DEF
                      base: str = DEFAULT_MODEL_DIR, shrink: bool = True) -> str:
     """The embedded default: SmolLM2-135M with the kit's committed ARC adapter merged in (in fp32, saved in bf16),
     its vocabulary cut to the kit format's 17 tokens: 203 MB to upload against 269 MB whole (538 MB in fp32), the
-    same score on every dev task at 8% fewer seconds (benchmarks/README.md, "Decisions"). Rebuilt when the adapter
+    same score on every dev task at 8% fewer seconds (docs/decisions.md). Rebuilt when the adapter
     or `shrink` changes. The demo marker comes with the stamp, inside the merge's atomic step: a stamped folder
     (never rebuilt) is always marked as the demonstration model."""
     recover_folder(dst)  # a merge killed during its rename: the old folder back, or a superseded one removed
