@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import time
 from collections import OrderedDict
@@ -47,6 +46,7 @@ from ..core.gridconfig import GridLLMConfig, GridModelConfig, llm_record
 from ..core.tasks import Pair, Task
 from ..core.views import View
 from .batching import build_prompt
+from .gridlayers import lecun, rms_norm
 from .loading import load_kwargs, load_tokenizer
 from .lora import merge_adapter
 from .runtime import model_device, resolve_dtype
@@ -82,19 +82,6 @@ class Features:
 
 
 # ---------------------------------------------------------------------------- the trainable part
-
-def lecun(layer: nn.Linear) -> nn.Linear:
-    """TRM's initialisation (as gridmodel.lecun: a truncated normal of std 1/sqrt(fan in)), here too so that this
-    module needs nothing of gridmodel, which imports it."""
-    std = 1.0 / math.sqrt(layer.in_features)
-    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
-    return layer
-
-
-def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm without a weight, in fp32 (gridmodel.rms_norm's formula)."""
-    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
-
 
 class CrossAttention(nn.Module):
     """Grid positions reading the projected LLM features: attention, added and RMS-normed after (post-norm)."""

@@ -38,6 +38,7 @@ from ..core.gridconfig import MODEL_CARD, GridModelConfig, describe_llm, same_ll
 from ..core.tasks import GRID_DTYPE, Task
 from ..core.views import View
 from .gridcondition import Conditioning, Features
+from .gridlayers import lecun, rms_norm, truncated_
 
 OUTSIDE = 0  # the class of a canvas cell outside the grid; colour c is class c + 1
 CLASSES = 11
@@ -89,21 +90,6 @@ def canvases(grids, canvas: int, device) -> torch.Tensor:
 
 def swiglu_width(cfg: GridModelConfig) -> int:
     return -(-round(cfg.expansion * cfg.hidden * 2 / 3) // cfg.mlp_multiple) * cfg.mlp_multiple
-
-
-def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    x32 = x.float()
-    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-
-
-def truncated_(weight: torch.Tensor, std: float) -> torch.Tensor:
-    return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
-
-
-def lecun(layer: nn.Linear) -> nn.Linear:
-    """Truncated normal of std 1/sqrt(fan in): TRM's initialisation of every linear layer (models/layers.py)."""
-    truncated_(layer.weight, 1.0 / math.sqrt(layer.in_features))
-    return layer
 
 
 def rope_2d(cfg: GridModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
