@@ -102,11 +102,9 @@ def read_format_file(model_path: str) -> str | None:
         return None
     with open(path, encoding="utf-8") as f:
         name = json.load(f).get("format")
-    if isinstance(name, str) and is_reference(name):
-        return load_reference(name)
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or not (is_reference(name) or name in _REGISTRY):
         raise UserError(f"{path}: unknown prompt format {name!r}: choose one of {', '.join(names())}")
-    return name
+    return get_format(name).name
 
 
 def write_format_file(model_path: str, name: str) -> str:
