@@ -1,10 +1,13 @@
 """The grid model's config: TRM's defaults, the shipped configs, the checks that name the key, the schedule."""
 import math
 
+import numpy as np
+
 import pytest
 
 from arc_ttt.core.config import ConfigError
-from arc_ttt.core.gridconfig import GridConfig, GridTrainConfig, describe_llm, llm_record, load_grid_config, same_llm
+from arc_ttt.core.gridconfig import (SAME_FEATURES, GridConfig, GridTrainConfig, describe_llm, llm_record,
+                                    load_grid_config, probe_distance, same_llm)
 
 
 def test_defaults_and_overrides():
@@ -64,3 +67,19 @@ def test_condition_llm_names_its_llm_and_the_record_compares_them():
     assert not same_llm(a, {**a, "adapter": None}) and not same_llm(a, {**a, "format": "architects"})
     assert not same_llm(a, {**a, "path": "models/smollm2-135m-arc"}) and not same_llm(a, {**a, "hidden": 960})
     assert describe_llm(a) == "models/smollm2-135m + adapter configs/adapters/smollm2-135m-arc (format kit, hidden 576)"
+
+
+def test_records_with_probes_are_compared_by_what_the_llm_computes():
+    """With probes on both sides the folder does not decide (moved, merged, rebuilt): the probe does, within a
+    dtype's rounding (SAME_FEATURES, relative L2); format and width must still agree."""
+    probe = list(np.random.default_rng(0).standard_normal(40))
+    a = llm_record("models/smollm2-135m", "configs/adapters/smollm2-135m-arc", "kit", 576, probe)
+    near = [x * (1 + SAME_FEATURES / 2) for x in probe]  # relative distance SAME_FEATURES / 2
+    far = [x * (1 + 2 * SAME_FEATURES) for x in probe]
+    assert probe_distance(a, {**a, "probe": near}) == pytest.approx(SAME_FEATURES / 2)
+    assert same_llm(a, llm_record("/kaggle/input/arc/model", None, "kit", 576, near))
+    assert not same_llm(a, {**a, "probe": far})  # the same folder and adapter, other weights: another LLM
+    assert not same_llm(a, {**a, "probe": probe[:32]}) and probe_distance(a, {**a, "probe": probe[:32]}) == math.inf
+    assert not same_llm(a, {**a, "format": "architects"}) and not same_llm(a, {**a, "hidden": 960})
+    old = llm_record("models/smollm2-135m", "configs/adapters/smollm2-135m-arc", "kit", 576)  # a card before probes
+    assert same_llm(a, old) and not same_llm({**a, "path": "models/other"}, old)

@@ -4,6 +4,7 @@ LLM gets no gradient and is not saved; its features are cached by prompt, bounde
 on is kept in its card and another is refused. Tiny random models only (conftest.tiny_llama)."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -11,15 +12,17 @@ import torch
 from conftest import tiny_llama
 
 from arc_ttt.core import formats
-from arc_ttt.core.config import LoraSettings
+from arc_ttt.core.config import LoraSettings, ModelConfig
 from arc_ttt.core.errors import MissingInputError, UserError
-from arc_ttt.core.gridconfig import GridLLMConfig, GridModelConfig, llm_record
+from arc_ttt.core.gridconfig import SAME_FEATURES, GridLLMConfig, GridModelConfig, llm_record, probe_distance
 from arc_ttt.core.tasks import Pair, Task
 from arc_ttt.core.views import IDENTITY, View
 from arc_ttt.modeling import gridcondition as gc
 from arc_ttt.modeling import gridmodel as gm
 from arc_ttt.modeling import lora
 from arc_ttt.modeling.batching import build_prompt
+from arc_ttt.modeling.embedded import ensure_arc_model
+from arc_ttt.modeling.loading import load_model
 
 LLM_HIDDEN = 32
 TINY = GridModelConfig(canvas=4, hidden=16, heads=2, layers=2, n=2, T=2, n_sup=2, prefix=2, mlp_multiple=16,
@@ -184,7 +187,9 @@ def test_a_run_llm_gives_its_base_models_features(tokenizer):
     _, _, logits, _ = model.step(model.embed_input(torch.zeros(1, 16, dtype=torch.long), model.task(torch.tensor([0]))),
                                  *model.initial_state(1), gc.Features.pad([feats]))
     logits.sum().backward()  # an inference tensor here would refuse to be saved for backward
-    assert gc.run_record(wrapped, codec)["adapter"] is None and gc.run_record(wrapped, codec)["format"] == "kit"
+    record = gc.run_record(wrapped, codec)
+    assert record["adapter"] is None and record["format"] == "kit"
+    assert record["probe"] == gc.probe(base.model, codec)  # the base model's, its TTT adapter off
 
 
 # ---------------------------------------------------------------------------- loading and the card
@@ -209,18 +214,50 @@ def test_a_grid_model_trained_on_one_llm_is_refused_with_another(encoder, tmp_pa
         gm.load_grid_model(folder)
 
 
-def test_the_trainer_loads_the_named_llm_frozen_with_its_adapter(tokenizer, tiny_model_dir, tmp_path):
-    """model.llm: the folder, an adapter merged into it, the format resolved as the LLM path does (auto: the
-    folder names none, so the kit's); the model frozen in eval mode; a missing folder named."""
-    wrapped = lora.attach(tiny_llama(tokenizer), LoraSettings(r=4))
+def random_adapter(model, folder: str) -> str:
+    """A LoRA adapter that changes `model` (B starts at zero), saved with a card naming the kit's format."""
+    wrapped = lora.attach(model, LoraSettings(r=4))
     with torch.no_grad():
         for name, p in wrapped.named_parameters():
             if "lora_B" in name:
-                p.normal_()
-    wrapped.save_pretrained(str(tmp_path / "adapter"))
+                p.normal_(0, 0.02)  # std 1 makes a tiny random model so ill-conditioned that bf16 moves it 10%
+    lora.save_adapter(wrapped, folder, card={"format": "kit"})
+    return folder
+
+
+def test_an_llm_is_known_by_what_it_computes_wherever_its_folder_lies(tiny_src, tmp_path):
+    """Trained on base + adapter; run on that adapter merged into a vocabulary-shrunk bf16 folder, moved (as under
+    /kaggle/input), loaded in float32 or bfloat16: the same LLM. The base alone, or a folder rebuilt at the trained
+    path with other weights: refused, the gap named."""
+    adapter = random_adapter(load_model(ModelConfig(path=tiny_src, dtype="float32", device="cpu"))[0],
+                             str(tmp_path / "adapter"))
+    trained = gc.load_encoder(GridLLMConfig(path=tiny_src, adapter=adapter, dtype="float32"), torch.device("cpu"))
+    folder = str(tmp_path / "grid")
+    gm.save_grid_model(gm.GridModel(TINY, rows=3, llm_hidden=trained.hidden), folder, {}, trained.record)
+    merged = ensure_arc_model(str(tmp_path / "merged"), adapter, base=tiny_src, shrink=True)
+    moved = shutil.copytree(merged, str(tmp_path / "kaggle" / "input" / "arc-model"))
+    for dtype in ("float32", "bfloat16"):
+        run = gc.load_encoder(GridLLMConfig(path=moved, dtype=dtype), torch.device("cpu")).record
+        assert run["path"] != trained.record["path"] and run["adapter"] is None
+        assert probe_distance(trained.record, run) < SAME_FEATURES / 2
+        gm.load_grid_model(folder, llm=run)
+    base = gc.load_encoder(GridLLMConfig(path=tiny_src, dtype="float32"), torch.device("cpu")).record
+    rebuilt = {**trained.record, "probe": base["probe"]}  # the trained path and adapter, the base's weights
+    for other in (base, rebuilt):
+        with pytest.raises(UserError, match="differ by .* at most 0.07") as err:
+            gm.load_grid_model(folder, llm=other)
+        assert probe_distance(trained.record, other) > 2 * SAME_FEATURES and folder in str(err.value)
+
+
+def test_the_trainer_loads_the_named_llm_frozen_with_its_adapter(tokenizer, tiny_model_dir, tmp_path):
+    """model.llm: the folder, an adapter merged into it, the format resolved as the LLM path does (auto: the
+    folder names none, so the kit's); the model frozen in eval mode; a missing folder named."""
+    random_adapter(tiny_llama(tokenizer), str(tmp_path / "adapter"))
     cfg = GridLLMConfig(path=tiny_model_dir, adapter=str(tmp_path / "adapter"), dtype="float32", max_len=64)
     enc = gc.load_encoder(cfg, torch.device("cpu"))
-    assert enc.record == llm_record(tiny_model_dir, str(tmp_path / "adapter"), "kit", 64) and enc.max_len == 64
+    probe = gc.probe(enc.model, enc.codec)
+    assert enc.record == llm_record(tiny_model_dir, str(tmp_path / "adapter"), "kit", 64, probe)
+    assert enc.max_len == 64 and len(probe) == gc.PROBE_DIMS * len(enc.test_prompt(gc.PROBE_TASK, IDENTITY, 0))
     assert not enc.model.training and not any(p.requires_grad for p in enc.model.parameters())
     plain = gc.load_encoder(GridLLMConfig(path=tiny_model_dir, dtype="float32"), torch.device("cpu"))
     ids = enc.test_prompt(task(), IDENTITY, 0)

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from .config import ConfigError, CorpusConfig, ViewsConfig, load_config
 
 MAX_SIDE = 30  # ARC's largest grid
@@ -142,11 +144,26 @@ def load_grid_config(path: str | os.PathLike | None = None, overrides=()) -> Gri
     return cfg
 
 
-def llm_record(path: str, adapter: str | None, fmt: str, hidden: int) -> dict:
+def llm_record(path: str, adapter: str | None, fmt: str, hidden: int, probe: list[float] | None = None) -> dict:
     """Which LLM a grid model's features came from, as its card keeps it: the folder, the adapter merged into it,
-    the prompt format (the codec's name) and the width of its hidden states."""
+    the prompt format (the codec's name), the width of its hidden states, and `probe`: what it computes on a fixed
+    prompt (`gridcondition.probe`), which names it by content wherever its folder lies."""
     return {"path": os.path.normpath(path), "adapter": adapter and os.path.normpath(adapter), "format": fmt,
-            "hidden": hidden}
+            "hidden": hidden, **({"probe": probe} if probe is not None else {})}
+
+
+# Probes of one LLM further apart than this (relative L2) are another LLM's. On SmolLM2-135M
+# (benchmarks/training/llm_probe.py): one LLM in float32 against bfloat16 0.011-0.048; base + adapter against its
+# merged, vocabulary-shrunk folder 0.003; the long run's last two adapters 0.086; the base against the ARC model 0.39.
+SAME_FEATURES = 0.07
+
+
+def probe_distance(a: dict, b: dict) -> float:
+    """Relative L2 distance between two records' probes; infinite when their lengths differ (another prompt)."""
+    x, y = np.asarray(a["probe"], dtype=np.float64), np.asarray(b["probe"], dtype=np.float64)
+    if x.shape != y.shape:
+        return math.inf
+    return float(np.linalg.norm(x - y) / max(np.linalg.norm(x), 1e-12))
 
 
 def _same_folder(a: str | None, b: str | None) -> bool:
@@ -156,10 +173,14 @@ def _same_folder(a: str | None, b: str | None) -> bool:
 
 
 def same_llm(a: dict, b: dict) -> bool:
-    """Two `llm_record`s name the same LLM: the same folder (as written, or where it resolves to), adapter, format
-    and width."""
-    return (_same_folder(a["path"], b["path"]) and _same_folder(a.get("adapter"), b.get("adapter"))
-            and a["format"] == b["format"] and a["hidden"] == b["hidden"])
+    """Two `llm_record`s name the same LLM: the same format and width, and the same features on the probe prompt
+    (up to a dtype's rounding: a moved folder, a merged one, a GPU's bf16 are the same LLM; a folder rebuilt with
+    another adapter is not). A record without a probe (written before probes) is matched by folder and adapter."""
+    if a["format"] != b["format"] or a["hidden"] != b["hidden"]:
+        return False
+    if "probe" in a and "probe" in b:
+        return probe_distance(a, b) <= SAME_FEATURES
+    return _same_folder(a["path"], b["path"]) and _same_folder(a.get("adapter"), b.get("adapter"))
 
 
 def describe_llm(record: dict) -> str:

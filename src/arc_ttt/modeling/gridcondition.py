@@ -138,6 +138,41 @@ def index_of(task: Task, pair: Pair) -> int:
     raise ValueError(f"task {task.id}: the pair is none of its demonstrations")
 
 
+def base(model):
+    """The LLM without its LoRA adapter (a run's TTT adapter, a peft model's); nothing for a plain model."""
+    off = getattr(model, "disable_adapter", None)
+    return off() if off is not None else contextlib.nullcontext()
+
+
+def last_states(model, ids: np.ndarray) -> torch.Tensor:
+    """(length, width): the LLM's last hidden states over `ids`, one prompt a forward, its adapter off."""
+    # a run predicts under inference mode; these features are read by steps that need gradients elsewhere
+    with torch.inference_mode(False), torch.no_grad(), base(model):
+        tokens = torch.tensor(np.asarray(ids, dtype=np.int64)[None], device=model_device(model))
+        out = model(input_ids=tokens, output_hidden_states=True, logits_to_keep=1)
+        return out.hidden_states[-1][0].detach()
+
+
+def _grid(rows) -> np.ndarray:
+    return np.array(rows, dtype=np.uint8)
+
+
+# A fixed small task whose prompt every LLM record is probed on: what the LLM computes names it by content
+# (core.gridconfig.same_llm), so a moved or merged folder is the same LLM and a rebuilt one is not.
+PROBE_TASK = Task("probe", (Pair(_grid([[0, 1], [2, 3]]), _grid([[3, 2], [1, 0]])),
+                            Pair(_grid([[4, 5, 6]]), _grid([[6, 5, 4]]))), (Pair(_grid([[7, 8], [9, 0]]), None),))
+PROBE_DIMS = 8  # fixed random directions each token's state is projected on: a card holds tokens x 8 numbers
+
+
+def probe(model, codec) -> list[float]:
+    """The LLM's last hidden states over PROBE_TASK's prompt in `codec`'s format, projected on PROBE_DIMS fixed
+    random directions (seed 0), in float32, six significant digits: what `same_llm` compares."""
+    states = last_states(model, build_prompt(codec, PROBE_TASK, 0, 2048)).float().cpu()
+    directions = np.random.default_rng(0).standard_normal((states.shape[-1], PROBE_DIMS)) / states.shape[-1] ** 0.5
+    projected = states.numpy() @ directions.astype(np.float32)
+    return [float(f"{x:.6g}") for x in projected.ravel()]
+
+
 class FeatureEncoder:
     """A frozen causal LM and its codec: a prompt's last hidden states, cached by the prompt's ids."""
 
@@ -157,11 +192,6 @@ class FeatureEncoder:
         return {"computed": self.misses, "reused": self.hits, "seconds": round(self.seconds, 2),
                 "cached_mb": round(self.held / 2 ** 20, 1)}
 
-    def base(self):
-        """The LLM without its LoRA adapter (a run's TTT adapter, a peft model's); nothing for a plain model."""
-        off = getattr(self.model, "disable_adapter", None)
-        return off() if off is not None else contextlib.nullcontext()
-
     def features(self, ids: np.ndarray) -> torch.Tensor:
         """(length, width): the LLM's last hidden states over `ids`, from the cache when it holds them."""
         key = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).digest()
@@ -171,11 +201,7 @@ class FeatureEncoder:
             return self.cache[key]
         self.misses += 1
         start = time.perf_counter()
-        # a run predicts under inference mode; these features are read by steps that need gradients elsewhere
-        with torch.inference_mode(False), torch.no_grad(), self.base():
-            tokens = torch.tensor(np.asarray(ids, dtype=np.int64)[None], device=model_device(self.model))
-            out = self.model(input_ids=tokens, output_hidden_states=True, logits_to_keep=1)
-            states = out.hidden_states[-1][0].detach()
+        states = last_states(self.model, ids)
         self.seconds += time.perf_counter() - start
         size = states.numel() * states.element_size()
         if size <= self.limit:
@@ -228,11 +254,15 @@ def load_encoder(cfg: GridLLMConfig, device: torch.device) -> FeatureEncoder:
     if "device_map" not in kw:
         model.to(device)
     codec = formats.codec_for(formats.resolve(cfg.format, cfg.path), load_tokenizer(mcfg))
-    record = llm_record(cfg.path, cfg.adapter, codec.name, model.get_input_embeddings().embedding_dim)
-    return FeatureEncoder(freeze(model), codec, record, cfg.max_len, cfg.cache_mb)
+    model = freeze(model)
+    record = llm_record(cfg.path, cfg.adapter, codec.name, model.get_input_embeddings().embedding_dim,
+                        probe(model, codec))
+    return FeatureEncoder(model, codec, record, cfg.max_len, cfg.cache_mb)
 
 
 def run_record(model, codec) -> dict:
     """A run's LLM as `llm_record` writes it: the folder it was loaded from (`model.path`, kept by transformers as
-    the config's name_or_path), no adapter of its own (its TTT adapter is switched off for features), its codec."""
-    return llm_record(model.config.name_or_path, None, codec.name, model.get_input_embeddings().embedding_dim)
+    the config's name_or_path), no adapter of its own (its TTT adapter is switched off for features), its codec,
+    its probe."""
+    return llm_record(model.config.name_or_path, None, codec.name, model.get_input_embeddings().embedding_dim,
+                      probe(model, codec))

@@ -34,7 +34,8 @@ from torch import nn
 from ..core.configfile import build
 from ..core.errors import UserError
 from ..core.folders import atomic_folder
-from ..core.gridconfig import MODEL_CARD, GridModelConfig, describe_llm, same_llm
+from ..core.gridconfig import (MODEL_CARD, SAME_FEATURES, GridModelConfig, describe_llm, probe_distance,
+                               same_llm)
 from ..core.tasks import GRID_DTYPE, Task
 from ..core.views import View
 from .gridcondition import Conditioning, Features
@@ -360,6 +361,13 @@ def save_grid_model(model: GridModel, folder: str, files: dict[str, dict], llm: 
                 json.dump(obj, f, indent=1)
 
 
+def _probe_gap(trained: dict, given: dict) -> str:
+    if "probe" not in trained or "probe" not in given:
+        return ""
+    return (f"; their features on the probe prompt differ by {probe_distance(trained, given):.3g} (relative; the "
+            f"same LLM differs by at most {SAME_FEATURES}, a dtype's rounding)")
+
+
 def load_grid_model(folder: str, device: str | torch.device = "cpu", llm: dict | None = None) -> GridModel:
     """The saved model. One trained on an LLM's features needs `llm`, the record of the LLM the caller will encode
     prompts with: a UserError naming both when it is not the one in the card (or when none is given)."""
@@ -368,7 +376,8 @@ def load_grid_model(folder: str, device: str | torch.device = "cpu", llm: dict |
     cfg = build(GridModelConfig, meta["model"], os.path.join(folder, MODEL_CARD))
     if cfg.condition == "llm" and (llm is None or not same_llm(meta["llm"], llm)):
         raise UserError(f"grid model {folder} was trained on the features of LLM {describe_llm(meta['llm'])}; "
-                        + (f"this config's LLM is {describe_llm(llm)}" if llm else "no LLM was given to encode with"))
+                        + (f"this config's LLM is {describe_llm(llm)}{_probe_gap(meta['llm'], llm)}" if llm
+                           else "no LLM was given to encode with"))
     model = GridModel(cfg, meta["rows"], meta["llm"]["hidden"] if cfg.condition == "llm" else None)
     model.load_state_dict(torch.load(os.path.join(folder, WEIGHTS), map_location="cpu", weights_only=True))
     return model.to(device).eval()

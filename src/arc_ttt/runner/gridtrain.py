@@ -33,7 +33,7 @@ from ..core.corpus import Corpus, build_corpus
 from ..core.errors import UserError
 from ..core.devset import load_dev_tasks
 from ..core.folders import atomic_folder, recover_folder, write_json_atomic
-from ..core.gridconfig import GridConfig
+from ..core.gridconfig import GridConfig, describe_llm
 from ..core.tasks import Pair, Task
 from ..core.views import IDENTITY, View, ViewPlan
 from ..modeling import gridcondition as gc
@@ -224,7 +224,7 @@ def setup(cfg: GridConfig, ckpt: str, resume: bool) -> Session:
     device = resolve_device(cfg.train.device)
     encoder = gc.load_encoder(cfg.model.llm, device) if cfg.model.condition == "llm" else None
     if encoder is not None:
-        log.info("LLM features from %s", encoder.record)
+        log.info("LLM features from %s", describe_llm(encoder.record))
     torch.manual_seed(cfg.seed)
     model = gm.GridModel(cfg.model, pool.rows, encoder and encoder.hidden).to(device)
     tc = cfg.train
