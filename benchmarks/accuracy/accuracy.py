@@ -98,6 +98,9 @@ COLUMNS = {
     "score": "Kaggle/ARC Prize metric, 2 attempts: per task the fraction of its test outputs solved, mean over "
              "seeds, then over tasks",
     "score_per_output": "the same counted over test outputs",
+    "score_eval_mix": "score with each stratum's tasks weighted as the ARC-AGI-1 evaluation tasks that fit 2048 "
+                      "tokens fall into the strata (core.devset.EVAL_MIX), over the strata the tasks cover, with a "
+                      "stratified 90% bootstrap interval; null off the dev sets",
     "found": "fraction of test outputs whose truth is among the candidates (the run's log keeps every candidate)",
     "truth_rank": "mean rank of the truth among the ranked candidates, where found",
     "truth_nll": "mean teacher-forced NLL per answer token of the true output under the n_score_views PoE scoring "
@@ -337,13 +340,14 @@ def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: li
     outputs = sum(len(t["truth_nll"] or t["truth_rank"] or []) for t in seeds[0]["per_task"].values())
     measured = (("score", score), ("found", found), ("truth_nll", nll)) if scored else (("truth_nll", nll),)
     ci = {k: stats.bootstrap_mean(list(v.values())).to_dict() for k, v in measured}
+    eval_mix = stats.stratified_mean(score, devset.strata_by_id([DEV, DEV_EVAL]), devset.EVAL_MIX) if scored else None
 
     def mean(v: dict[str, float]) -> float | None:
         x = [a for a in v.values() if not np.isnan(a)]
         return round(float(np.mean(x)), 5) if x else None
     return {"name": name, "score": mean(score),
             "score_per_output": round(float(np.mean([s["score_per_output"] for s in seeds])), 5) if scored else None,
-            "found": mean(found), "truth_nll": mean(nll),
+            "score_eval_mix": eval_mix and eval_mix.to_dict(), "found": mean(found), "truth_nll": mean(nll),
             "truth_rank": round(float(np.mean(ranks)), 3) if ranks else None,
             "top2": mean(top2),
             "seconds": (None if any(s["seconds"] is None for s in seeds)
@@ -374,6 +378,9 @@ def describe(row: dict) -> str:
              for k in ("score", "truth_nll") if row[k] is not None]
     if row["found"] is not None:
         parts.insert(1, f"found {row['found']:.3f}")
+    mix = row.get("score_eval_mix")  # absent from rows written before it
+    if mix:
+        parts.insert(1, f"(evaluation's length mix {mix['mean']:.3f} [{mix['lo']:.3f}, {mix['hi']:.3f}])")
     return "  ".join(parts)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import load_benchmark
 
+from arc_ttt.core import devset
 from arc_ttt.core.clock import Deadline, FakeClock
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.ranking import Candidate
@@ -200,3 +201,20 @@ def test_the_replay_engine_gives_its_model_engine_the_memo_source(accuracy):
     assert inner.sources == [engine.memo] and engine.memo.adapter() == ("initial",)
     engine.adapter = ("t", 8, 0)
     assert engine.memo.adapter() == ("t", 8, 0) and engine.replayed_generation == 0.0
+
+
+def test_a_dev_row_is_also_weighted_to_the_evaluation_sets_length_mix(accuracy):
+    """On dev-set tasks the row carries the score weighted by core.devset.EVAL_MIX; on others (here toy ids) none."""
+    strata = devset.strata_by_id([accuracy.DEV])
+    ids = {s: [i for i, t in strata.items() if t == s][:2] for s in ("short", "medium", "long")}
+    chosen = [*ids["short"], *ids["medium"], *ids["long"]]
+    solved = [1, 1, 0, 1, 0, 0]  # short 1, medium 0.5, long 0
+    per_task = {i: {"score": s, "truth_rank": [1 if s else None], "truth_nll": [0.1]} for i, s in zip(chosen, solved)}
+    row = accuracy.summarise("r", 8, 8, [], [{"seed": 0, "score": 0.5, "score_per_output": 0.5, "seconds": 1.0,
+                                              "per_task": per_task}])
+    mix = devset.EVAL_MIX
+    want = (mix["short"] * 1 + mix["medium"] * 0.5) / sum(mix.values())
+    assert row["score_eval_mix"]["mean"] == pytest.approx(want, abs=1e-5) and row["score"] == pytest.approx(0.5)
+    assert f"length mix {want:.3f}" in accuracy.describe(row)
+    toy = accuracy.summarise("t", 8, 8, [], [seed_result(0, [1, 0, 0, 0], [[1], [3], [None], [None]], [[0.1]] * 4)])
+    assert toy["score_eval_mix"] is None and "length mix" not in accuracy.describe(toy)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from arc_ttt.lab.stats import bootstrap_mean, paired_difference
+from arc_ttt.lab.stats import bootstrap_mean, paired_difference, stratified_mean
 
 
 def test_constant_values_have_a_zero_width_interval():
@@ -34,3 +34,16 @@ def test_paired_difference_sees_a_consistent_gain_that_unpaired_noise_hides():
     assert d.mean == pytest.approx(0.25) and d.lo > 0
     assert paired_difference(base, base).to_dict()["mean"] == 0.0
     assert paired_difference({"a": 1.0, "b": 0.0}, {"b": 1.0}).n == 1  # only tasks both have
+
+
+def test_a_stratified_mean_weights_each_stratum_and_resamples_within_it():
+    """Two strata, weighted 1:3: the point is the weighted mean of the stratum means, whatever their task counts;
+    constant strata leave no spread; a task outside the weighted strata gives no figure at all."""
+    values = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 0.0, "f": 0.0}
+    strata = {"a": "short", "b": "short", "c": "long", "d": "long", "e": "long", "f": "long"}
+    ci = stratified_mean(values, strata, {"short": 1, "long": 3, "medium": 100})  # medium: no task, renormalised
+    assert ci.mean == ci.lo == ci.hi == pytest.approx(0.25) and ci.n == 6
+    noisy = stratified_mean({**values, "c": 1.0}, strata, {"short": 1, "long": 3})
+    assert noisy.mean == pytest.approx(0.25 + 0.75 / 4) and noisy.lo < noisy.mean < noisy.hi
+    assert noisy.lo >= 0.25  # the short stratum is all ones in every resample: only the long one moves
+    assert stratified_mean({**values, "g": 1.0}, strata, {"short": 1, "long": 3}) is None

@@ -48,3 +48,28 @@ def paired_difference(a: dict[str, float], b: dict[str, float], **kw) -> Interva
     """Mean of a[k] - b[k] over the keys (tasks) both have, with its bootstrap interval."""
     keys = sorted(set(a) & set(b))
     return bootstrap_mean([a[k] - b[k] for k in keys], **kw)
+
+
+def stratified_mean(values: dict[str, float], strata: dict[str, str], weights: dict[str, float], *,
+                    level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0) -> Interval | None:
+    """The mean of each stratum's tasks, weighted by `weights` (renormalised over the strata the tasks cover), with
+    a stratified bootstrap interval (tasks resampled within their stratum). None when a task has no weighted
+    stratum: a figure over part of the tasks would pass for all of them."""
+    groups: dict[str, list[float]] = {}
+    for k, v in values.items():
+        if strata.get(k) not in weights:
+            return None
+        if v is not None and not np.isnan(v):
+            groups.setdefault(strata[k], []).append(v)
+    if not groups:
+        return None
+    total = sum(weights[g] for g in groups)
+    rng = np.random.default_rng(seed)
+    point, boots = 0.0, np.zeros(resamples)
+    for g, vals in groups.items():
+        x, w = np.asarray(vals, dtype=float), weights[g] / total
+        point += w * x.mean()
+        boots += w * x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return Interval(float(point), float(np.percentile(boots, tail)), float(np.percentile(boots, 100 - tail)),
+                    sum(len(v) for v in groups.values()), level)
