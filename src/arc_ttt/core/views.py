@@ -162,7 +162,8 @@ class ViewPlan:
 
     SCORING = 1_000_003  # stream offsets from `seed`; generation is the seed itself
     TTT = 2_000_003
-    SAMPLE = 1_000_003  # fine-tuning sample k: seed * SAMPLE + k (a stream per sample)
+    SAMPLE_STRIDE = 1_000_003  # fine-tuning sample k: seed * SAMPLE_STRIDE + k, a stream per sample: a stride, not
+    # an offset like the two above; equal to SCORING by value, harmless (fine-tuning and inference never share a run)
 
     @classmethod
     def of(cls, views_config, seed: int) -> ViewPlan:
@@ -191,7 +192,7 @@ class ViewPlan:
 
     def sample(self, task: Task, k: int) -> View:
         """Fine-tuning sample k's one view: any D8 element (the walk starts at a random one), colours, order."""
-        views = self._draw(task, 1, self.seed * self.SAMPLE + k, include_identity=False)
+        views = self._draw(task, 1, self.seed * self.SAMPLE_STRIDE + k, include_identity=False)
         return views[0] if views else IDENTITY
 
     def fixed(self, task: Task, n: int) -> list[View]:
