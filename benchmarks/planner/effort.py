@@ -53,7 +53,7 @@ from arc_ttt.modeling.runtime import autocast_context, model_device
 from arc_ttt.modeling.selection import poe_nll
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_result  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 OUT = os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
@@ -196,14 +196,6 @@ def uptime() -> str:
         return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def write_json(path: str, obj: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def plot(table: dict, path: str) -> str | None:
     """Score and truth NLL against steps, mean per size stratum; None (and why, printed) without matplotlib."""
     try:
@@ -302,12 +294,12 @@ def main() -> int:
         row = measure_task(engine, task, levels, views)
         row.update(stratum=e.stratum, tokens=e.tokens, seconds=round(time.monotonic() - t0, 1))
         done[task.id] = row
-        write_json(args.out, table(complete=False))
+        write_result(args.out, table(complete=False))
         print(f"  {task.id} ({e.stratum}, {e.tokens} tok) {row['seconds']:.0f} s: " + "  ".join(
             f"{lv['steps']}: s={lv['score']:.2f} f={lv['found']:.2f} nll={lv['truth_nll']:.3f} "
             f"t={lv['train_seconds']:.0f}+{lv['infer_seconds']:.0f}" for lv in row["levels"]), flush=True)
     result = table(complete=len(done) >= len(entries))
-    write_json(args.out, result)
+    write_result(args.out, result)
     png = plot(result, os.path.splitext(args.out)[0] + ".png")
     print(f"wrote {args.out}" + (f" and {png}" if png else "") + f"; {time.monotonic() - t_start:.0f} s; "
           f"load before: {load_before}; now: {uptime()}")

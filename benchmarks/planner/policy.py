@@ -35,6 +35,9 @@ from arc_ttt.lab.policyfit import cross_fit, fit_policy
 from arc_ttt.lab.stats import LEVEL, bootstrap_mean, paired_difference
 from arc_ttt.lab.simulate import full_effort_seconds, replay_table, table_priors
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
+from provenance import write_result  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 TABLE = os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")
 OUT = os.path.join(ROOT, "benchmarks", "planner", "results", "policy_heuristic_vs_learned.json")
@@ -203,9 +206,7 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
               "ci_level": LEVEL, "rows": rows, "paired_learned_minus_heuristic": versus,
               "steps": level_summary(table, boot, seed)}
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_result(out, result)
         plot(result, os.path.splitext(out)[0] + ".png")
     return result
 
