@@ -206,7 +206,12 @@ def execute(notebook, out, parameters, cwd):
 
 
 def stream_text(nb) -> str:
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    """What an executed notebook printed: all of stdout, then everything else. Each stream is kept whole: joined in
+    arrival order, a progress bar's unfinished line on stderr ("Loading weights: 100%|...") can run into the next
+    stdout line, and a line anchored at ^ is then not found (it happened on a busy machine)."""
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    return stdout + "\n" + "".join(o.get("text", "") for o in outputs if o.get("name") != "stdout")
 
 
 def fake_wheel(folder, name, version, requires=(), tag="py3-none-any"):
