@@ -43,7 +43,7 @@ from ..core import formats
 from ..core.config import ModelConfig
 from ..core.errors import MissingInputError
 from ..core.gridconfig import GridLLMConfig, GridModelConfig, llm_record
-from ..core.tasks import Pair, Task
+from ..core.tasks import Pair, Task, to_grid
 from ..core.views import View
 from .batching import build_prompt
 from .gridlayers import lecun, rms_norm
@@ -153,14 +153,10 @@ def last_states(model, ids: np.ndarray) -> torch.Tensor:
         return out.hidden_states[-1][0].detach()
 
 
-def _grid(rows) -> np.ndarray:
-    return np.array(rows, dtype=np.uint8)
-
-
 # A fixed small task whose prompt every LLM record is probed on: what the LLM computes names it by content
 # (core.gridconfig.same_llm), so a moved or merged folder is the same LLM and a rebuilt one is not.
-PROBE_TASK = Task("probe", (Pair(_grid([[0, 1], [2, 3]]), _grid([[3, 2], [1, 0]])),
-                            Pair(_grid([[4, 5, 6]]), _grid([[6, 5, 4]]))), (Pair(_grid([[7, 8], [9, 0]]), None),))
+PROBE_TASK = Task("probe", (Pair(to_grid([[0, 1], [2, 3]]), to_grid([[3, 2], [1, 0]])),
+                            Pair(to_grid([[4, 5, 6]]), to_grid([[6, 5, 4]]))), (Pair(to_grid([[7, 8], [9, 0]]), None),))
 PROBE_DIMS = 8  # fixed random directions each token's state is projected on: a card holds tokens x 8 numbers
 
 
