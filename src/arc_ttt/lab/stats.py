@@ -38,10 +38,14 @@ def bootstrap_mean(values: Sequence[float], *, level: float = LEVEL, resamples: 
     if not len(x):
         return Interval(float("nan"), float("nan"), float("nan"), 0, level)
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    return _percentile_interval(float(x.mean()), x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1),
+                                len(x), level)
+
+
+def _percentile_interval(point: float, resampled: np.ndarray, n: int, level: float) -> Interval:
+    """The point estimate with the central `level` of its bootstrap replicates."""
     tail = (1 - level) / 2 * 100
-    return Interval(float(x.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)),
-                    len(x), level)
+    return Interval(point, float(np.percentile(resampled, tail)), float(np.percentile(resampled, 100 - tail)), n, level)
 
 
 def paired_difference(a: dict[str, float], b: dict[str, float], **kw) -> Interval:
@@ -70,6 +74,4 @@ def stratified_mean(values: dict[str, float], strata: dict[str, str], weights: d
         x, w = np.asarray(vals, dtype=float), weights[g] / total
         point += w * x.mean()
         boots += w * x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return Interval(float(point), float(np.percentile(boots, tail)), float(np.percentile(boots, 100 - tail)),
-                    sum(len(v) for v in groups.values()), level)
+    return _percentile_interval(float(point), boots, sum(len(v) for v in groups.values()), level)
