@@ -113,6 +113,9 @@ COLUMNS = {
 
 
 def task_tokens(codec: GridCodec, t: Task) -> int:
+    """Every pair of the task, test outputs included, in the kit's format: the measure the 24 smallest evaluation
+    tasks (the eval24 milestone) are ranked by since they were named. The dev sets' strata count one test output at
+    a time (`core.devset.task_tokens`); the two differ on tasks with several test outputs."""
     return len(codec.encode_pairs([*t.train, *t.test]))
 
 

