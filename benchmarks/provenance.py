@@ -64,6 +64,29 @@ def model_identity(folder: str) -> dict:
     return out
 
 
+def uptime() -> str:
+    """The machine's load as `uptime` prints it (the load averages alone where it is missing): a figure's
+    neighbours on a shared CPU."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or None (and why, printed) where matplotlib is missing: a benchmark
+    writes its JSON whether or not it can draw."""
+    try:
+        import matplotlib  # optional: the figures are extra, the JSON is the result
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # optional as above
+    except ImportError as e:
+        print(f"no plot: matplotlib is not importable ({e})")
+        return None
+    return plt
+
+
 def write_result(path: str, result: dict) -> None:
     """A benchmark's JSON, written whole or not at all (a run stopped mid-write keeps the previous file)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -62,7 +62,6 @@ import dataclasses
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,7 +83,7 @@ from arc_ttt.modeling.sources import CandidateSource, LLMSource
 from arc_ttt.runner.pipeline import run
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
-from provenance import provenance  # noqa: E402
+from provenance import provenance, uptime  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 RESULTS = os.path.join(ROOT, "benchmarks", "accuracy", "results")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
@@ -508,13 +507,6 @@ def model_name(folder: str) -> str:
         c = json.load(f)
     return (f"{rel}: {c['base_model']['path']} fine-tuned ({c['mode']}, {c['steps']} steps, {c['tokens']} tokens, "
             f"config digest {c['config_digest']})")
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def main() -> int:

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -53,7 +52,7 @@ from arc_ttt.modeling.runtime import autocast_context, model_device
 from arc_ttt.modeling.selection import poe_nll
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
-from provenance import provenance, write_result  # noqa: E402
+from provenance import provenance, pyplot, uptime, write_result  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 OUT = os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")
 CONFIG = os.path.join(ROOT, "configs", "local.yaml")
@@ -189,22 +188,10 @@ def measure_task(engine: ModelEngine, task: Task, levels, views: int, clock=time
             "difficulty_seconds": round(difficulty_seconds, 3), "levels": rows}
 
 
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return " ".join(open("/proc/loadavg").read().split()[:3])
-
-
 def plot(table: dict, path: str) -> str | None:
     """Score and truth NLL against steps, mean per size stratum; None (and why, printed) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        print(f"no plot: matplotlib is not importable ({e})")
+    plt = pyplot()
+    if plt is None:
         return None
     levels = table["levels"]
     x = np.arange(len(levels))

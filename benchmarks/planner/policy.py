@@ -36,7 +36,7 @@ from arc_ttt.lab.stats import LEVEL, bootstrap_mean, paired_difference
 from arc_ttt.lab.simulate import full_effort_seconds, replay_table, table_priors
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: the shared provenance.py
-from provenance import write_result  # noqa: E402
+from provenance import pyplot, write_result  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 TABLE = os.path.join(ROOT, "benchmarks", "planner", "results", "effort_table.json")
@@ -212,13 +212,8 @@ def evaluate(table: dict, *, target: str = "score", k: int = 5, boot: int = 10_0
 
 
 def plot(result: dict, path: str) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        print(f"no plot: matplotlib is not importable ({e})")
+    plt = pyplot()
+    if plt is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, ci in zip(axes, ("score", "truth_nll"), ("ci", "truth_nll_ci")):
