@@ -30,30 +30,58 @@ def batch(n=2, seed=0):
 
 # ---------------------------------------------------------------------------- canvas
 
+def as_logprobs(cells: np.ndarray) -> np.ndarray:
+    """A canvas of classes as a network sure of each: 0.9 on the class, 0.01 on each other (log)."""
+    return np.log(np.where(np.eye(gm.CLASSES, dtype=bool)[np.asarray(cells).reshape(-1)], 0.9, 0.01))
+
+
 def test_a_grid_goes_to_the_top_left_and_comes_back():
     g = np.array([[0, 3, 9], [5, 5, 1]], dtype=np.uint8)
     cells = gm.encode_grid(g, 4)
     assert cells.reshape(4, 4)[:2, :3].tolist() == [[1, 4, 10], [6, 6, 2]]
     assert (cells.reshape(4, 4)[2:] == gm.OUTSIDE).all() and (cells.reshape(4, 4)[:, 3] == gm.OUTSIDE).all()
-    assert np.array_equal(gm.decode_grid(cells, 4), g) and gm.decode_grid(cells, 4).dtype == g.dtype
+    grid, logprob = gm.likeliest_grid(as_logprobs(cells), 4)
+    assert np.array_equal(grid, g) and grid.dtype == g.dtype
+    assert logprob == pytest.approx(16 * np.log(0.9))  # every cell at its likeliest class: 16 terms in float64
     full = np.arange(16).reshape(4, 4) % 10
-    assert np.array_equal(gm.decode_grid(gm.encode_grid(full, 4), 4), full)  # no outside cell at all: a full canvas
+    assert np.array_equal(gm.likeliest_grid(as_logprobs(gm.encode_grid(full, 4)), 4)[0], full)  # no outside cell
     with pytest.raises(ValueError, match="does not fit"):
         gm.encode_grid(np.zeros((5, 2), dtype=np.uint8), 4)
 
 
-@pytest.mark.parametrize("broken", ["hole", "stray", "corner", "ragged"])
-def test_a_prediction_that_is_not_one_rectangle_at_the_corner_is_none(broken):
+@pytest.mark.parametrize("broken", ["hole", "stray", "corner", "ragged", "empty"])
+def test_a_canvas_that_is_not_one_rectangle_at_the_corner_gives_the_grid_nearest_to_it(broken):
+    """The 2x3 grid of ones with one cell broken: the likeliest grid is still 2x3 (a broken cell inside it takes
+    its likeliest colour, here 0: the colours tie and the first wins); a canvas all outside gives the likeliest
+    single cell. Its log-probability is that of the canvas the grid makes, cell by cell."""
     cells = gm.encode_grid(np.ones((2, 3), dtype=np.uint8), 4).reshape(4, 4)
+    want = np.ones((2, 3), dtype=np.uint8)
     if broken == "hole":
-        cells[1, 1] = gm.OUTSIDE
+        cells[1, 1], want[1, 1] = gm.OUTSIDE, 0
     elif broken == "stray":
         cells[3, 3] = 5
     elif broken == "corner":
-        cells[0, 0] = gm.OUTSIDE
-    else:
+        cells[0, 0], want[0, 0] = gm.OUTSIDE, 0
+    elif broken == "ragged":
         cells[2, 0] = 3  # a third row one cell long
-    assert gm.decode_grid(cells.reshape(-1), 4) is None
+    else:
+        cells[:], want = gm.OUTSIDE, np.zeros((1, 1), dtype=np.uint8)
+    lp = as_logprobs(cells)
+    grid, logprob = gm.likeliest_grid(lp, 4)
+    assert np.array_equal(grid, want)
+    chosen = gm.encode_grid(grid, 4)
+    assert logprob == pytest.approx(lp[np.arange(16), chosen].sum())
+
+
+def test_the_likeliest_grid_is_the_best_of_every_size():
+    """Against a brute force over the 16 sizes of a 4x4 canvas, on random log-probabilities."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lp = np.log(rng.dirichlet(np.ones(gm.CLASSES), size=16))
+        best = max((lp[np.arange(16), gm.encode_grid(lp.reshape(4, 4, -1)[:h, :w, 1:].argmax(-1), 4)].sum(), h, w)
+                   for h in range(1, 5) for w in range(1, 5))
+        grid, logprob = gm.likeliest_grid(lp, 4)
+        assert grid.shape == best[1:] and logprob == pytest.approx(best[0])
 
 
 # ---------------------------------------------------------------------------- positions
@@ -156,8 +184,9 @@ def test_prediction_runs_every_step_unless_asked_to_halt():
     calls = []
     model.head.register_forward_hook(lambda *_: calls.append(1))
     cells, _ = batch(2)
-    classes, conf = gm.predict_cells(model, cells, model.task(torch.tensor([0, 1])))
-    assert classes.shape == (2, 16) and conf.shape == (2,) and len(calls) == TINY.n_sup
+    logprobs, conf = gm.predict_cells(model, cells, model.task(torch.tensor([0, 1])))
+    assert logprobs.shape == (2, 16, gm.CLASSES) and conf.shape == (2,) and len(calls) == TINY.n_sup
+    assert np.allclose(np.exp(logprobs).sum(-1), 1.0, atol=1e-5)  # fp32 softmax over 11 classes
     with torch.no_grad():
         model.halt.bias.fill_(5.0)
     calls.clear()
@@ -231,7 +260,8 @@ def test_predictions_are_mapped_back_and_voted(monkeypatch):
     answer = np.array([[2, 1]], dtype=np.uint8)
     canvases = [gm.encode_grid(answer, 4), gm.encode_grid(transpose.apply_grid(answer), 4),
                 gm.encode_grid(np.array([[7]], dtype=np.uint8), 4)]
-    monkeypatch.setattr(gm, "predict_cells", lambda *a, **k: (np.stack(canvases), np.array([0.1, 0.1, 0.9])))
+    monkeypatch.setattr(gm, "predict_cells", lambda *a, **k: (np.stack([as_logprobs(c) for c in canvases]),
+                                                              np.array([0.1, 0.1, 0.9])))
     vec = torch.zeros(TINY.hidden)
     ((grid, first),) = gm.predict_task(tiny(), task, [(IDENTITY, vec), (transpose, vec), (IDENTITY, vec)])
     assert np.array_equal(grid, answer) and np.array_equal(first, canvases[0])

@@ -86,10 +86,12 @@ def test_a_candidate_is_the_views_prediction_with_the_vector_fitted_under_that_v
     assert torch.equal(source.adapted.vectors[TURN.key], vec) and not torch.equal(vec, mean)
     logits, _ = gm.final_logits(model, torch.tensor(gm.encode_grid(TURN.apply_grid(t.test[0].input), 4)[None]),
                                 vec[None])
-    classes = logits[0].argmax(-1)
-    assert np.array_equal(turned.grid, TURN.invert(gm.decode_grid(classes.numpy(), 4)))
-    # fp32 log-softmax of 16 cells summed in another order: 1e-5 relative
-    expected = float(torch.log_softmax(logits[0].double(), -1).gather(-1, classes[:, None]).sum())
+    logprobs = torch.log_softmax(logits[0], -1)
+    assert np.array_equal(turned.grid, TURN.invert(gm.likeliest_grid(logprobs.numpy(), 4)[0]))
+    # the log-probability of the canvas the grid makes under the turn: fp32 log-softmax of 16 cells summed in
+    # another order, 1e-5 relative
+    chosen = torch.tensor(gm.encode_grid(TURN.apply_grid(turned.grid), 4))
+    expected = float(torch.log_softmax(logits[0].double(), -1).gather(-1, chosen[:, None]).sum())
     assert turned.logprobs[0] == pytest.approx(expected, rel=1e-5) and turned.logprobs[0] < 0
     assert ident.views == ["id"] and turned.views == [TURN.key]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

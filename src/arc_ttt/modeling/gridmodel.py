@@ -59,18 +59,20 @@ def encode_grid(grid: np.ndarray, canvas: int) -> np.ndarray:
     return out.reshape(-1)
 
 
-def decode_grid(cells: np.ndarray, canvas: int) -> np.ndarray | None:
-    """The predicted grid: the rectangle of non-outside cells at the top-left; None when they are not one such
-    rectangle (a hole, a stray cell, nothing at the corner)."""
-    g = np.asarray(cells).reshape(canvas, canvas)
-    inside = g != OUTSIDE
-    if not inside[0, 0]:
-        return None
-    h = int(np.argmin(np.append(inside[:, 0], False)))
-    w = int(np.argmin(np.append(inside[0, :], False)))
-    if inside.sum() != h * w or not inside[:h, :w].all():
-        return None
-    return (g[:h, :w] - 1).astype(GRID_DTYPE)
+def likeliest_grid(logprobs: np.ndarray, canvas: int) -> tuple[np.ndarray, float]:
+    """(the likeliest canvas that is one grid at the top-left, its log-probability), the cells taken apart as the
+    network predicts them: over every size h x w, the cells inside at their likeliest colour, the rest outside.
+    Where the cells' own argmax is one such rectangle it is that grid (every cell at its maximum); elsewhere (a
+    hole, a stray cell, nothing at the corner) the grid nearest to it, so every canvas proposes a grid: read as
+    the argmax alone, the committed grid model's canvases gave none. `logprobs`: (canvas^2, CLASSES) log-softmax
+    of one canvas."""
+    lp = np.asarray(logprobs, dtype=np.float64).reshape(canvas, canvas, CLASSES)
+    outside = lp[..., OUTSIDE]
+    colour = lp[..., OUTSIDE + 1:].argmax(-1)
+    inside = np.take_along_axis(lp[..., OUTSIDE + 1:], colour[..., None], -1)[..., 0]
+    gain = (inside - outside).cumsum(0).cumsum(1)  # [h-1, w-1]: what an h x w grid gains over an empty canvas
+    h, w = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    return colour[:h + 1, :w + 1].astype(GRID_DTYPE), float(outside.sum() + gain[h, w])
 
 
 def fits(grid: np.ndarray, canvas: int) -> bool:
@@ -267,9 +269,10 @@ def final_logits(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, h
 def predict_cells(model: GridModel, cells: torch.Tensor, vectors: torch.Tensor, halt: bool = False,
                   amp: Callable[[], ContextManager] = contextlib.nullcontext,
                   features: Features | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(classes (batch, cells), confidence (batch,): the halt head's probability), as `final_logits` runs."""
+    """(log-probabilities (batch, cells, classes), confidence (batch,): the halt head's probability), as
+    `final_logits` runs."""
     logits, q = final_logits(model, cells, vectors, halt, amp, features)
-    return logits.argmax(-1).cpu().numpy(), torch.sigmoid(q).cpu().numpy()
+    return torch.log_softmax(logits, -1).cpu().numpy(), torch.sigmoid(q).cpu().numpy()
 
 
 def sign_sgd_(table: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, lr: float, weight_decay: float) -> None:
@@ -304,9 +307,10 @@ def predict_task(model: GridModel, task: Task, vectors: list[tuple[View, torch.T
                  amp: Callable[[], ContextManager] = contextlib.nullcontext,
                  features: Callable[[int, View], Features] | None = None
                  ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-    """Per test input: (the grid most voted over the (view, task vector) pairs after each prediction was mapped
-    back by its view's exact inverse (ties: the higher summed confidence), or None; the first view's canvas of
-    classes, for per-cell accuracy: give the identity first). `features(test index, view)`: with condition llm."""
+    """Per test input: (the grid most voted over the (view, task vector) pairs, each view's `likeliest_grid` mapped
+    back by its view's exact inverse (ties: the higher summed confidence), or None when the input does not fit; the
+    first view's canvas of classes (each cell's argmax), for per-cell accuracy: give the identity first).
+    `features(test index, view)`: with condition llm."""
     canvas, device = model.cfg.canvas, model.head.weight.device
     out = []
     for i, pair in enumerate(task.test):
@@ -315,17 +319,15 @@ def predict_task(model: GridModel, task: Task, vectors: list[tuple[View, torch.T
             continue
         cells = np.stack([encode_grid(view.apply_grid(pair.input), canvas) for view, _ in vectors])
         feats = None if features is None else Features.cat([features(i, view) for view, _ in vectors])
-        classes, conf = predict_cells(model, torch.tensor(cells, device=device),
-                                      torch.stack([vec.to(device) for _, vec in vectors]), amp=amp, features=feats)
+        logprobs, conf = predict_cells(model, torch.tensor(cells, device=device),
+                                       torch.stack([vec.to(device) for _, vec in vectors]), amp=amp, features=feats)
         votes: dict[bytes, list] = {}
-        for (view, _), row, c in zip(vectors, classes, conf):
-            grid = decode_grid(row, canvas)
-            if grid is not None:
-                grid = view.invert(grid)
-                entry = votes.setdefault(bytes(grid.shape) + grid.tobytes(), [0, 0.0, grid])
-                entry[0], entry[1] = entry[0] + 1, entry[1] + float(c)
+        for (view, _), row, c in zip(vectors, logprobs, conf):
+            grid = view.invert(likeliest_grid(row, canvas)[0])
+            entry = votes.setdefault(bytes(grid.shape) + grid.tobytes(), [0, 0.0, grid])
+            entry[0], entry[1] = entry[0] + 1, entry[1] + float(c)
         best = max(votes.values(), key=lambda e: (e[0], e[1]), default=None)
-        out.append((None if best is None else best[2], classes[0]))
+        out.append((None if best is None else best[2], logprobs[0].argmax(-1)))
     return out
 
 

@@ -7,7 +7,8 @@ writes the test output on its canvas under that view, mapped back to the origina
         full:      a copy of the network and one vector per view trained together on the demonstrations under
                    all the views (AdamW on the copy, sign-SGD on the vectors); a view it was not trained under
                    then gets a vector fitted as above, on the copy
-    per test input and view: the canvas predicted and decoded -> one Candidate, in the original frame
+    per test input and view: the canvas predicted, read as its likeliest grid (gridmodel.likeliest_grid: a canvas
+    whose argmax is not one rectangle still proposes the grid nearest to it) -> one Candidate, in the original frame
         log-probability: the summed log-softmax of every canvas cell's chosen class (the outside cells say the
         size), as an LLM path's is the sum over its tokens; under DFS it votes when it reaches the threshold
 
@@ -61,16 +62,14 @@ def demo_canvases(task: Task, view: View, canvas: int, device) -> tuple[torch.Te
 
 
 def predict_view(net: gm.GridModel, query: np.ndarray, vector: torch.Tensor,
-                 features: gc.Features | None = None) -> tuple[np.ndarray | None, float]:
+                 features: gc.Features | None = None) -> tuple[np.ndarray, float]:
     """(the grid `net` writes for `query` (already under the view) with `vector` (and the LLM's `features` of its
-    prompt under the view), or None when the canvas is not one rectangle at the corner; the canvas's
-    log-probability: each cell's chosen class, summed)."""
+    prompt under the view): the likeliest canvas that is one grid (`gridmodel.likeliest_grid`); that canvas's
+    log-probability, each cell's class summed)."""
     canvas = net.cfg.canvas
     cells = torch.tensor(gm.encode_grid(query, canvas)[None], device=net.head.weight.device)
     logits, _ = gm.final_logits(net, cells, vector[None].to(net.head.weight.device), features=features)
-    classes = logits[0].argmax(-1)
-    logprob = torch.log_softmax(logits[0], -1).gather(-1, classes[:, None]).sum()
-    return gm.decode_grid(classes.cpu().numpy(), canvas), float(logprob)
+    return gm.likeliest_grid(torch.log_softmax(logits[0], -1).cpu().numpy(), canvas)
 
 
 @dataclass
@@ -116,7 +115,7 @@ class GridSource:
 
     def propose(self, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                 deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
-        """One candidate per view whose canvas decodes to a grid, in the original frame, in the views' order."""
+        """One candidate per view (its likeliest grid), in the original frame, in the views' order."""
         query, out = task.test[test_index].input, []
         if not gm.fits(query, self.model.cfg.canvas):  # the canvas is square: no view of the input fits either
             return out
@@ -129,8 +128,7 @@ class GridSource:
                 break
             feats = self.encoder and self.encoder.test(task, view, test_index, self.model.head.weight.device)
             grid, logprob = predict_view(adapted.net, view.apply_grid(query), vector, feats)
-            if grid is not None:
-                out.append(Candidate(view.invert(grid), [view.key], [logprob]))
+            out.append(Candidate(view.invert(grid), [view.key], [logprob]))
         return out
 
     def adaptation(self, task: Task, views: Sequence[View], deadline: Deadline) -> Adaptation:
