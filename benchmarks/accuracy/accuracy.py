@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -323,6 +324,12 @@ def data_source(tasks: list[Task]) -> list[str]:
     return ["data.split=train" if all(t.id in train_ids for t in tasks) else "data.split=eval"]
 
 
+@functools.cache
+def dev_strata() -> dict[str, str]:
+    """Each task id of the two dev sets to its stratum: read once a run, not once a row."""
+    return devset.strata_by_id([DEV, DEV_EVAL])
+
+
 def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: list[dict]) -> dict:
     """A row: per task the mean over seeds, then the mean over tasks with bootstrap intervals. A --truth-only row
     (no candidates) has truth_nll alone: its score, found, top2 and truth_rank are None."""
@@ -342,7 +349,7 @@ def summarise(name: str, steps: int, views: int, overrides: list[str], seeds: li
     outputs = sum(len(t["truth_nll"] or t["truth_rank"] or []) for t in seeds[0]["per_task"].values())
     measured = (("score", score), ("found", found), ("truth_nll", nll)) if scored else (("truth_nll", nll),)
     ci = {k: stats.bootstrap_mean(list(v.values())).to_dict() for k, v in measured}
-    eval_mix = stats.stratified_mean(score, devset.strata_by_id([DEV, DEV_EVAL]), devset.EVAL_MIX) if scored else None
+    eval_mix = stats.stratified_mean(score, dev_strata(), devset.EVAL_MIX) if scored else None
 
     def mean(v: dict[str, float]) -> float | None:
         x = [a for a in v.values() if not np.isnan(a)]
