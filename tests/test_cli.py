@@ -22,8 +22,10 @@ def files(tmp_path, small_tasks):
     (tmp_path / "log.json").write_text(json.dumps({"summary": {}}))
     (tmp_path / "run.json").write_text(json.dumps({"summary": {}, "tasks": []}))
     (tmp_path / "broken.json").write_text("{not json")
+    old = {"grid": [[1]], "views": ["a"], "logprobs": [-1.0], "votes": 1}  # no origins: written before they were
+    (tmp_path / "old.json").write_text(json.dumps({"tasks": [{"id": small_tasks[0].id, "candidates": [[old]]}]}))
     return {"challenges": str(challenges), "solutions": str(solutions), "log": str(tmp_path / "log.json"), "run": str(tmp_path / "run.json"),
-            "broken": str(tmp_path / "broken.json"), "missing": str(tmp_path / "missing"),
+            "broken": str(tmp_path / "broken.json"), "old": str(tmp_path / "old.json"), "missing": str(tmp_path / "missing"),
             "task": small_tasks[0].id, "tmp": str(tmp_path)}
 
 
@@ -38,6 +40,9 @@ USER_MISTAKES = {
     "rescore, an unknown rule": (["rescore", "{run}", "--solutions", "{solutions}", "--rules", "poe,nope"],
                                  "unknown rule(s) nope; choose from"),
     "rescore, a log without tasks": (["rescore", "{log}", "--solutions", "{solutions}"], "{log}: no `tasks` list"),
+    "rescore by source, a log before candidates named their views' sources": (
+        ["rescore", "{old}", "--solutions", "{solutions}", "--sources", "llm"],
+        "{old}: a candidate without its views' sources"),
     "show-prompt, an unknown task": (["show-prompt", "{challenges}", "no-such-task"], "no task 'no-such-task' in"),
     "show-prompt, a test index out of range": (["show-prompt", "{challenges}", "{task}", "--test-index", "9"],
                                                "--test-index 9 is out of range"),

@@ -164,8 +164,8 @@ class MemoSource:
 
 class ReplayEngine:
     """ModelEngine whose TTT is done once per (task, steps, seed) and replayed: the trained adapter is restored
-    and the first training's outcome (its seconds included) is returned. Candidate generation is memoised the
-    same way (its source is a MemoSource over the LLM's). After each prediction it measures the truth's NLL
+    and the first training's outcome (its seconds included) is returned. The LLM's candidate generation is
+    memoised the same way (its source is a MemoSource over the LLM's; another source runs as it is). After each prediction it measures the truth's NLL
     under the scoring views with the adapter in place (once per adapter). Remembers, per row, how many seconds
     were replayed."""
 
@@ -177,7 +177,8 @@ class ReplayEngine:
         self.truth_nll: dict[tuple, list[float]] = {}  # adapter key -> NLL per answer token, per test output
         self.adapter: tuple = ("initial",)
         self.memo = MemoSource(LLMSource(inner.model, inner.codec), lambda: self.adapter)
-        inner.sources = [self.memo]
+        # the LLM's decoding memoised; any other source `inference.sources` names (the grid model) as loaded
+        inner.sources = [self.memo if s.name == "llm" else s for s in inner.sources or [self.memo]]
         self.new_row()
 
     @property

@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 
 from .core.formats.codec import TokenizerFormatError
-from .core.config import ConfigError, load_config
+from .core.config import ConfigError, InferenceConfig, load_config
+from .core.configfile import build
 from .core.errors import UserError
 from .core.modelfolder import ModelFolderError
 from .core.policy import PolicyFileError
@@ -70,8 +71,15 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         raise UserError(f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}")
-    rows = [r.row() for r in rescore(tasks, solutions, rules)]
-    print(f"{'rule':<6} {'top2':>6} {'top1':>6} {'oracle':>7} {'mean rank':>10}  ({rows[0]['outputs']} test outputs)")
+    sources = args.sources.split(",") if args.sources else None  # the run that had only those, votes counted again
+    inference = logged.get("config", {}).get("inference", {})
+    threshold = sources and build(InferenceConfig, inference, args.log).vote_threshold
+    try:
+        rows = [r.row() for r in rescore(tasks, solutions, rules, sources=sources, threshold=threshold)]
+    except ValueError as e:  # a log written before its candidates' views named their sources
+        raise UserError(f"{args.log}: {e}") from None
+    print(f"{'rule':<6} {'top2':>6} {'top1':>6} {'oracle':>7} {'mean rank':>10}  ({rows[0]['outputs']} test outputs"
+          + (f", proposed by {', '.join(sources)})" if sources else ")"))
     for r in rows:
         mean_rank = "-" if r["mean_rank"] is None else f"{r['mean_rank']:.2f}"
         print(f"{r['rule']:<6} {r['top2']:>6.3f} {r['top1']:>6.3f} {r['oracle']:>7.3f} {mean_rank:>10}")
@@ -291,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", help="log.json of a run")
     p.add_argument("--solutions", required=True, help="a Kaggle solutions file")
     p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
+    p.add_argument("--sources", help="only the candidates these sources proposed (comma-separated, e.g. llm): "
+                                     "the run with fewer sources, from a run with all of them")
     p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser("finetune", help="train a model on ARC tasks (the kit's format and views) -> a model folder")

@@ -201,6 +201,10 @@ def test_the_replay_engine_gives_its_model_engine_the_memo_source(accuracy):
     assert inner.sources == [engine.memo] and engine.memo.adapter() == ("initial",)
     engine.adapter = ("t", 8, 0)
     assert engine.memo.adapter() == ("t", 8, 0) and engine.replayed_generation == 0.0
+    grid = SimpleNamespace(name="grid")  # inference.sources [llm, grid]: the grid model proposes as loaded
+    both = SimpleNamespace(model=None, codec=None, sources=[SimpleNamespace(name="llm"), grid])
+    engine = accuracy.ReplayEngine(both, {})
+    assert both.sources == [engine.memo, grid]
 
 
 def test_a_dev_row_is_also_weighted_to_the_evaluation_sets_length_mix(accuracy):

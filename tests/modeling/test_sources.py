@@ -9,7 +9,7 @@ from conftest import OracleLM, random_task
 
 from arc_ttt.core.clock import Deadline
 from arc_ttt.core.config import InferenceConfig
-from arc_ttt.core.ranking import Candidate
+from arc_ttt.core.ranking import Candidate, rank, restrict
 from arc_ttt.core.formats.symbols import GridCodec
 from arc_ttt.core.tasks import Task
 from arc_ttt.core.views import ViewPlan
@@ -111,3 +111,25 @@ def test_a_second_source_joins_the_pool_and_is_ranked_with_the_llms(setup, codec
         scores = [c.score for c in ranked]
         assert scores == sorted(scores, reverse=True) and ranked[-1] is new  # a grid nobody else knows: unlikely
         np.testing.assert_array_equal(pooled.attempts[ti][0], alone.attempts[ti][0])
+
+
+def test_a_pooled_run_restricted_to_one_source_is_that_source_alone(setup, codec):
+    """issue 37's table from one run: the pool with both sources, restricted to the LLM's copies, ranks as the LLM
+    alone did (same candidates, views, votes and order; the NLLs up to float32 batching); restricted to the other
+    source, its grids with its own votes. Each source's seconds are recorded apart."""
+    oracle, task, _ = setup
+    alone = predict_task(oracle, codec, task, CFG, plan=ViewPlan(seed=0))
+    shared = alone.candidates[0][-1]
+    novel = np.full((3, 3), 7, dtype=np.uint8)
+    other = FixedSource("grid", {0: [shared.grid.copy(), novel], 1: [novel]}, math.log(0.05))  # under the threshold
+    pooled = predict_task(oracle, codec, task, CFG, sources=[LLMSource(oracle, codec), other], plan=ViewPlan(seed=0))
+    assert set(pooled.source_seconds) == {"llm", "grid"} and all(s >= 0 for s in pooled.source_seconds.values())
+    for ti in range(task.n_test):
+        llm = rank(restrict(pooled.candidates[ti], ["llm"], CFG.vote_threshold), CFG.selection)
+        assert [(c.grid.tobytes(), c.views, c.logprobs, c.votes) for c in llm] == \
+               [(c.grid.tobytes(), c.views, c.logprobs, c.votes) for c in alone.candidates[ti]]
+        for a, b in zip(llm, alone.candidates[ti]):
+            assert a.view_nlls == pytest.approx(b.view_nlls, rel=1e-5) and a.sources == ["llm"]
+        grid = restrict(pooled.candidates[ti], ["grid"], CFG.vote_threshold)
+        assert sorted(c.grid.tobytes() for c in grid) == sorted(g.tobytes() for g in other.grids[ti])
+        assert all(c.votes == 0 and c.sources == c.origins == ["grid"] and c.view_nlls for c in grid)

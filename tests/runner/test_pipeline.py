@@ -9,6 +9,7 @@ import pytest
 from conftest import write_kaggle_files
 import torch
 
+from arc_ttt.cli import main
 from arc_ttt.core.config import load_config
 from arc_ttt.core.journal import read_journal
 from arc_ttt.core.clock import FakeClock
@@ -395,7 +396,7 @@ def test_the_log_and_the_journal_name_the_source_of_each_candidate(tmp_path, tin
     c = tmp_path / "challenges.json"
     c.write_text(json.dumps({"0000echo": task}))
     cfg = load_config(None, [f"data.challenges={c}", f"output.dir={tmp_path / 'out'}", f"model.path={tiny_model_dir}",
-                             "budget.seconds=120", "budget.min_margin_seconds=10", "budget.max_steps=0",
+                             "budget.seconds=3600", "budget.min_margin_seconds=10", "budget.max_steps=0",
                              "budget.min_steps=0", "inference.decoding=greedy", "inference.n_views=1",
                              "inference.n_score_views=1", "ttt.autocast=\"off\""])
     engine = ModelEngine.load(cfg)
@@ -411,7 +412,7 @@ def test_the_log_and_the_journal_name_the_source_of_each_candidate(tmp_path, tin
 
 
 @pytest.mark.parametrize("sources", [["llm", "grid"], ["grid"]])
-def test_the_grid_model_proposes_beside_the_llm_or_alone(tmp_path, tiny_model_dir, grid_model_dir, sources):
+def test_the_grid_model_proposes_beside_the_llm_or_alone(tmp_path, tiny_model_dir, grid_model_dir, sources, capsys):
     """`inference.sources` with grid: the engine loads the grid model from inference.grid.path beside the tiny LLM,
     which still re-scores every candidate (alone, grid's are all there is); the submission is valid, and log.json,
     the journal, run.log and the report say which source proposed each candidate."""
@@ -421,7 +422,7 @@ def test_the_grid_model_proposes_beside_the_llm_or_alone(tmp_path, tiny_model_di
     c = tmp_path / "challenges.json"
     c.write_text(json.dumps({"0000grid": task}))
     cfg = load_config(None, [f"data.challenges={c}", f"output.dir={tmp_path / 'out'}", f"model.path={tiny_model_dir}",
-                             "budget.seconds=120", "budget.min_margin_seconds=10", "budget.max_steps=0",
+                             "budget.seconds=3600", "budget.min_margin_seconds=10", "budget.max_steps=0",
                              "budget.min_steps=0", "inference.decoding=greedy", "inference.n_views=2",
                              "inference.n_score_views=1", "ttt.autocast=\"off\"", f"inference.sources={sources}",
                              f"inference.grid.path={grid_model_dir}", "inference.grid.fit_steps=1"])
@@ -434,6 +435,11 @@ def test_the_grid_model_proposes_beside_the_llm_or_alone(tmp_path, tiny_model_di
         named = {s for d in per_test for s in d["sources"]}
         assert "grid" in named and named <= set(sources)
         assert all(len(d["view_nlls"]) == 1 for d in per_test)  # the LLM re-scored them all
+    assert set(result.records[0].source_seconds) == set(sources)  # each source's proposing, timed apart
+    solutions = tmp_path / "solutions.json"
+    solutions.write_text(json.dumps({"0000grid": [[[1, 1], [0, 0]], [[0, 2], [1, 0]]]}))
+    assert main(["rescore", result.log_path, "--solutions", str(solutions), "--sources", "grid"]) == 0
+    assert "(2 test outputs, proposed by grid)" in capsys.readouterr().out  # the grid-alone run, from this one
     found = result.records[0].sources_found()  # e.g. "grid 4, llm 4"
     assert "grid " in found and f"candidate sources: {', '.join(sources)}" in (tmp_path / "out" / "run.log").read_text()
     assert f"| candidates {found}" in (tmp_path / "out" / "run.log").read_text()

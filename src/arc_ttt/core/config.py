@@ -135,6 +135,12 @@ class InferenceConfig:
         if self.batch_size < 1 or self.max_candidates < 1:
             raise ValueError("batch_size and max_candidates must be >= 1")
 
+    @property
+    def vote_threshold(self) -> float | None:
+        """The path probability a candidate's copy needs to count as a vote (`ranking.merge`): DFS's own cut; None
+        under greedy decoding, where every view's answer votes."""
+        return self.dfs_threshold if self.decoding == "dfs" else None
+
 
 @dataclass(frozen=True)
 class ViewsConfig:

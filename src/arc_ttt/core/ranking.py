@@ -31,6 +31,7 @@ class Candidate:
     view_nlls: list[float] | None = None  # NLL under each scoring view (None: not re-scored)
     score: float | None = None  # filled by `rank`
     sources: list[str] = field(default_factory=list)  # names of the sources that proposed it, first seen first
+    origins: list[str] = field(default_factory=list)  # per producing view (parallel to views): its source's name
 
     @property
     def mean_nll(self) -> float | None:
@@ -40,13 +41,14 @@ class Candidate:
         return {"grid": np.asarray(self.grid).tolist(), "views": list(self.views),
                 "logprobs": [round(x, 5) for x in self.logprobs], "votes": self.votes,
                 "view_nlls": None if self.view_nlls is None else [round(x, 5) for x in self.view_nlls],
-                "score": self.score, "sources": list(self.sources)}
+                "score": self.score, "sources": list(self.sources), "origins": list(self.origins)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Candidate":
-        """From a log's candidate; a log written before sources were recorded names none."""
+        """From a log's candidate; a log written before sources (or origins) were recorded names none."""
         return cls(np.asarray(d["grid"], dtype=np.uint8), list(d.get("views", [])), list(d.get("logprobs", [])),
-                   int(d.get("votes", 0)), d.get("view_nlls"), sources=list(d.get("sources", [])))
+                   int(d.get("votes", 0)), d.get("view_nlls"), sources=list(d.get("sources", [])),
+                   origins=list(d.get("origins", [])))
 
 
 def grid_key(grid: np.ndarray) -> tuple:
@@ -63,9 +65,29 @@ def merge(raw: Sequence[Candidate], threshold: float | None) -> list[Candidate]:
         m = merged.setdefault(grid_key(c.grid), Candidate(c.grid, [], []))
         m.views += c.views
         m.logprobs += c.logprobs
-        m.votes += sum(lp >= min_logprob for lp in c.logprobs)
+        m.votes += int(sum(lp >= min_logprob for lp in c.logprobs))
         m.sources += [s for s in c.sources if s not in m.sources]
+        m.origins += c.origins
     return list(merged.values())
+
+
+def restrict(candidates: Sequence[Candidate], sources: Sequence[str], threshold: float | None) -> list[Candidate]:
+    """The merged candidates as a run whose only sources were `sources` would have had them: each keeps the copies
+    those sources proposed (views, log-probs, and so votes, counted again by `merge` under `threshold`) and its
+    scoring NLLs, which do not depend on who proposed it; one that none of them proposed is dropped. So one run
+    with every source is also the run with fewer, paired by construction (issue 37's table)."""
+    raw = []
+    for c in candidates:
+        if len(c.origins) != len(c.views):
+            raise ValueError("a candidate without its views' sources (a log written before they were recorded): "
+                             "it cannot be restricted to some sources")
+        raw += [Candidate(c.grid, [v], [lp], sources=[o], origins=[o])
+                for v, lp, o in zip(c.views, c.logprobs, c.origins) if o in sources]
+    nlls = {grid_key(c.grid): c.view_nlls for c in candidates}
+    kept = merge(raw, threshold)
+    for c in kept:
+        c.view_nlls = nlls[grid_key(c.grid)]
+    return kept
 
 
 def rank(candidates: Sequence[Candidate], rule: str) -> list[Candidate]:
@@ -105,9 +127,11 @@ class RuleResult:
                 "mean_rank": round(float(np.mean(self.ranks)), 2) if self.ranks else None}
 
 
-def rescore(tasks: Sequence[dict], solutions: dict, rules: Sequence[str] = RULES) -> list[RuleResult]:
+def rescore(tasks: Sequence[dict], solutions: dict, rules: Sequence[str] = RULES, *,
+            sources: Sequence[str] | None = None, threshold: float | None = None) -> list[RuleResult]:
     """Re-rank the candidates a run logged (log.json `tasks`) under each rule, without the model, and
-    report where the true answer lands."""
+    report where the true answer lands; with `sources`, only what those sources proposed (`restrict`, votes
+    counted under `threshold`: the run's DFS threshold, None under greedy)."""
     results = [RuleResult(rule) for rule in rules]
     for t in tasks:
         truths = solutions.get(t["id"])
@@ -115,9 +139,11 @@ def rescore(tasks: Sequence[dict], solutions: dict, rules: Sequence[str] = RULES
             continue
         per_test = t.get("candidates") or []
         for i, truth in enumerate(truths):
-            cands = per_test[i] if i < len(per_test) else []
+            cands = [Candidate.from_dict(d) for d in (per_test[i] if i < len(per_test) else [])]
+            if sources is not None:
+                cands = restrict(cands, sources, threshold)
             for res in results:
-                ranked = rank([Candidate.from_dict(d) for d in cands], res.rule)
+                ranked = rank(cands, res.rule)
                 r = rank_of(np.asarray(truth, dtype=np.uint8), ranked)
                 res.outputs += 1
                 res.per_task.setdefault(t["id"], []).append(r is not None and r <= 2)

@@ -35,6 +35,7 @@ class PredictOutcome:
     prefill_seconds: float = 0.0  # the views' prompts through the model (decoding only)
     decode_seconds: float = 0.0  # generating candidates, prefill excluded
     rescore_seconds: float = 0.0  # merging, re-scoring under the scoring views, ranking
+    source_seconds: dict[str, float] = field(default_factory=dict)  # per candidate source, its proposing
     stopped_by: str = "done"  # "done" | "time_cap"
 
 
@@ -64,6 +65,7 @@ class TaskRecord:
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     rescore_seconds: float = 0.0
+    source_seconds: dict[str, float] = field(default_factory=dict)  # prefill + decode, split by candidate source
     retried: bool = False
     peak_memory_mb: float = 0.0
     worker: int = 0

@@ -20,7 +20,7 @@ can retry with a smaller batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -46,6 +46,7 @@ class PhaseTimes:
     prefill: float = 0.0  # the views' prompts (greedy: each batch's left-padded prompts; DFS: each view's)
     decode: float = 0.0  # candidate generation, prefill excluded
     rescore: float = 0.0  # select(): merge, product-of-experts re-scoring, ranking
+    sources: dict[str, float] = field(default_factory=dict)  # per candidate source: its proposing (prefill included)
 
 
 # --- greedy and the reference DFS -------------------------------------------------------------

@@ -38,7 +38,7 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
         for ti in range(task.n_test):
             share = deadline.share(task.n_test - ti)
             t0, prefill = clock(), times.prefill
-            raw = pool(sources, task, ti, views, cfg, share, times)
+            raw = pool(sources, task, ti, views, cfg, share, times, clock)
             t1 = clock()
             ranked = select(model, codec, task, ti, raw, cfg, share, plan=plan)
             now = clock()
@@ -51,4 +51,5 @@ def predict_task(model, codec: Codec, task: Task, cfg: InferenceConfig, *,
     now = now if task.n_test else clock()
     return PredictOutcome(attempts, ranked_all, views_done, now - start, prefill_seconds=times.prefill,
                           decode_seconds=times.decode, rescore_seconds=times.rescore,
+                          source_seconds={k: round(v, 3) for k, v in times.sources.items()},
                           stopped_by="time_cap" if deadline.hit else "done")

@@ -141,7 +141,7 @@ def _score_rows(model, grid_ids, prefix, first, mask, lengths, rows: list[int], 
 def select(model, codec: Codec, task: Task, test_index: int, raw: Sequence[Candidate], cfg: InferenceConfig,
            deadline: Deadline | None = None, *, plan: ViewPlan = ViewPlan()) -> list[Candidate]:
     """Merged, scored and ranked candidates for one test input (best first)."""
-    candidates = merge(raw, cfg.dfs_threshold if cfg.decoding == "dfs" else None)
+    candidates = merge(raw, cfg.vote_threshold)
     if cfg.selection != "vote" and candidates and not (deadline is not None and deadline.passed()):
         views = plan.scoring(task, cfg.n_score_views)
         nll = poe_nll(model, codec, task, test_index, [c.grid for c in candidates], views,

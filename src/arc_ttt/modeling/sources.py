@@ -10,8 +10,9 @@ source; the grid model (`gridsource.GridSource`, issue 37) is another, with no c
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from ..core.clock import Deadline
 from ..core.formats.codec import Codec
@@ -52,14 +53,18 @@ class LLMSource:
 
 
 def pool(sources: Sequence[CandidateSource], task: Task, test_index: int, views: Sequence[View],
-         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes) -> list[Candidate]:
-    """Every source's candidates for one test input, in the sources' order, each naming its source. The sources
-    share the deadline in turn (each checks it): one that uses it all leaves the next nothing."""
+         cfg: InferenceConfig, deadline: Deadline, times: PhaseTimes,
+         clock: Callable[[], float] = time.monotonic) -> list[Candidate]:
+    """Every source's candidates for one test input, in the sources' order, each naming its source (and each of
+    its views' too: `ranking.restrict`); `times.sources` adds up each source's seconds. The sources share the
+    deadline in turn (each checks it): one that uses it all leaves the next nothing."""
     out: list[Candidate] = []
     for source in sources:
+        t0 = clock()
         for c in source.propose(task, test_index, views, cfg, deadline, times):
-            c.sources = [source.name]
+            c.sources, c.origins = [source.name], [source.name] * len(c.views)
             out.append(c)
+        times.sources[source.name] = times.sources.get(source.name, 0.0) + clock() - t0
     return out
 
 

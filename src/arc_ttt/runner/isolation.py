@@ -89,7 +89,7 @@ def solve_task(engine: Engine, task: Task, plan: TaskPlan, clock: Callable[[], f
             rec.views, rec.infer_seconds = pred.views, pred.seconds
             rec.candidates = [[c.to_dict() for c in per_test] for per_test in pred.candidates]
             rec.prefill_seconds, rec.decode_seconds = pred.prefill_seconds, pred.decode_seconds
-            rec.rescore_seconds = pred.rescore_seconds
+            rec.rescore_seconds, rec.source_seconds = pred.rescore_seconds, dict(pred.source_seconds)
             attempts = _complete(task, pred.attempts)
             rec.status = "ok" if any(a[0] is not None for a in pred.attempts) else "fallback"
             if rec.status == "fallback":
