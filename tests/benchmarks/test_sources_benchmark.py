@@ -1,5 +1,7 @@
 """benchmarks/accuracy/sources.py: one run with both sources read as three (the LLM alone, both, the grid model
 alone), per task over seeds, each paired with the LLM alone; and two labels (conditions) paired by task."""
+import json
+
 import pytest
 from conftest import load_benchmark
 
@@ -68,3 +70,16 @@ def test_a_run_without_the_grid_source_is_refused(sources):
     only_llm = {"config": {"inference": to_dict(InferenceConfig())}, "tasks": []}
     with pytest.raises(SystemExit, match=r"sources \['llm'\]; it needs \[llm, grid\]"):
         sources.setting_scores([only_llm], {})
+
+
+def test_a_stopped_run_is_read_from_its_journal_under_a_finished_runs_config(sources, tmp_path):
+    finished, stopped = tmp_path / "finished", tmp_path / "stopped"
+    finished.mkdir(), stopped.mkdir()
+    (finished / "log.json").write_text(json.dumps(log([], selection="vote")))
+    rec = task("t1", [cand(TRUTH, 0.1, "llm")], 1.0, 1.0, 3.0)
+    (stopped / "journal.jsonl").write_text(json.dumps(rec) + "\n" + '{"id": "t2", "cut by a ki')
+    with pytest.raises(SystemExit, match="give --config-from"):
+        sources.read_run(str(stopped), None)
+    got, partial = sources.read_run(str(stopped), str(finished))
+    assert partial and got["tasks"] == [rec] and got["config"]["inference"]["selection"] == "vote"
+    assert sources.read_run(str(finished), None) == (json.loads((finished / "log.json").read_text()), False)
